@@ -1,0 +1,75 @@
+# pg_dataflow — PGXS build plus the project's entry points.
+#
+#   make            build the extension (pg_dataflow.so + pg_dataflow--VERSION.sql)
+#   make install    install it into the PostgreSQL found by $(PG_CONFIG)
+#   make test       set up everything missing, then run every test suite
+#   make demo       run the example pipeline end to end
+#   make bench      benchmarks against peers (long)
+#   make chaos      the long reliability runs
+#
+# `make test`, `make demo`, `make bench` and `make chaos` do not need PGXS to
+# be present: they install the Debian packages first (scripts/deps.sh).
+
+EXTENSION   = pg_dataflow
+EXTVERSION  = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" pg_dataflow.control)
+MODULE_big  = pg_dataflow
+
+# Extension SQL: the modules in src/sql/NN_*.sql, concatenated in order.
+SQL_MODULES = $(sort $(wildcard src/sql/[0-9][0-9]_*.sql))
+DATA_built  = $(EXTENSION)--$(EXTVERSION).sql
+DATA        = $(wildcard src/sql/$(EXTENSION)--*--*.sql)
+
+PG_CPP_SRCS = $(wildcard src/pg/*.cpp) $(wildcard src/worker/*.cpp)
+CORE_SRCS   = $(wildcard src/core/*.cpp)
+OBJS        = $(PG_CPP_SRCS:.cpp=.o) $(CORE_SRCS:.cpp=.o)
+
+PG_CONFIG  ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
+PGXS       := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
+              -fno-omit-frame-pointer -Isrc
+PG_CPPFLAGS = -Isrc
+SHLIB_LINK  = -lcurl -lstdc++
+
+# Bitcode for JIT is pointless for C++ code that calls libstdc++ and libcurl.
+override with_llvm = no
+
+EXTRA_CLEAN = $(DATA_built) build build-asan results regression.diffs regression.out tmp_check
+
+ifneq ($(PGXS),)
+include $(PGXS)
+else
+all install:
+	@echo "PGXS not found: run 'make deps' first (needs postgresql-server-dev-15)" >&2; exit 1
+endif
+
+$(DATA_built): $(SQL_MODULES) pg_dataflow.control
+	@{ echo '-- pg_dataflow $(EXTVERSION): generated from src/sql/*.sql by make; edit those files.'; \
+	   printf '%s\n' '\echo Use "CREATE EXTENSION pg_dataflow" to load this file. \quit'; \
+	   for f in $(SQL_MODULES); do echo; echo "-- ==== $$f"; cat $$f; done; } > $@
+
+.PHONY: deps test unit regress integration demo bench chaos check-valgrind
+
+deps:
+	@scripts/deps.sh
+
+test:
+	@scripts/test.sh
+
+unit:
+	@scripts/test.sh unit
+
+regress:
+	@scripts/test.sh regress
+
+integration:
+	@scripts/test.sh integration
+
+demo:
+	@scripts/demo.sh
+
+bench:
+	@scripts/bench.sh
+
+chaos:
+	@scripts/chaos.sh

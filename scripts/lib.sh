@@ -1,0 +1,61 @@
+# Shared shell helpers for tests, demo and benchmarks. Source it; do not run it.
+#   df_as_user CMD...        run CMD as the non-root test user when we are root
+#   df_cluster_start DIR     initdb + start a throwaway instance in DIR (sets PGHOST/PGPORT)
+#   df_cluster_stop DIR      stop it (the caller removes DIR)
+# The instance preloads pg_dataflow and never touches a system cluster.
+
+PG_BINDIR=${PG_BINDIR:-$( { /usr/lib/postgresql/15/bin/pg_config --bindir 2>/dev/null || pg_config --bindir; } )}
+DF_USER=${DF_USER:-postgres}
+
+df_as_user() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u "$DF_USER" -- env PATH="$PG_BINDIR:$PATH" "$@"
+    else
+        env PATH="$PG_BINDIR:$PATH" "$@"
+    fi
+}
+
+# A directory the test user owns, removed by the caller.
+df_tmpdir() {
+    local d
+    d=$(mktemp -d "${TMPDIR:-/tmp}/pg_dataflow.XXXXXX")
+    chmod 755 "$d"
+    [ "$(id -u)" -eq 0 ] && chown "$DF_USER" "$d"
+    echo "$d"
+}
+
+df_free_port() {
+    local p=${1:-55432}
+    while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
+    # also skip ports whose socket file exists in /tmp (another instance without TCP)
+    echo "$p"
+}
+
+# df_cluster_start DIR [extra postgresql.conf lines...]
+df_cluster_start() {
+    local dir=$1; shift
+    local port
+    port=$(df_free_port "${DF_PORT_BASE:-55432}")
+    df_as_user initdb -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+        || { cat "$dir/initdb.log" >&2; return 1; }
+    mkdir -p "$dir/sock"; [ "$(id -u)" -eq 0 ] && chown "$DF_USER" "$dir/sock"
+    {
+        echo "port = $port"
+        echo "listen_addresses = '127.0.0.1'"
+        echo "unix_socket_directories = '$dir/sock'"
+        echo "shared_preload_libraries = 'pg_dataflow'"
+        echo "fsync = on"
+        echo "max_connections = 100"
+        echo "log_min_messages = warning"
+        echo "log_line_prefix = '%m [%p] %q%a '"
+        for line in "$@"; do echo "$line"; done
+    } >> "$dir/data/postgresql.conf"
+    df_as_user pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+        || { cat "$dir/server.log" >&2; return 1; }
+    export PGHOST="$dir/sock" PGPORT="$port" PGUSER=postgres
+}
+
+df_cluster_stop() {
+    local dir=$1
+    [ -d "$dir/data" ] && df_as_user pg_ctl -D "$dir/data" -m fast -w -t 60 stop >/dev/null 2>&1 || true
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# make test: install what is missing, build, and run every suite.
+#   scripts/test.sh [unit|regress|integration]...   (default: all of them)
+# Exits non-zero when any suite fails. CI=true selects the short forms.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+. scripts/lib.sh
+
+suites=("$@")
+[ ${#suites[@]} -eq 0 ] && suites=(unit regress integration)
+
+scripts/deps.sh || exit 1
+PG_BINDIR=$(/usr/lib/postgresql/15/bin/pg_config --bindir)
+
+SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+echo "== build"
+make -s -j2 >/dev/null || { echo "build failed" >&2; exit 1; }
+$SUDO make -s install >/dev/null || { echo "install failed" >&2; exit 1; }
+
+passed=0; failed=0; failed_names=()
+record() { # record NAME STATUS
+    if [ "$2" -eq 0 ]; then passed=$((passed + 1)); echo "ok    $1"
+    else failed=$((failed + 1)); failed_names+=("$1"); echo "FAIL  $1"; fi
+}
+
+run_unit() {
+    echo "== unit (GoogleTest)"
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null && cmake --build build -j2 >/dev/null \
+        && ctest --test-dir build --output-on-failure -j2
+    record "unit" $?
+    if [ -d test/unit ] && grep -q DATAFLOW_SANITIZE CMakeLists.txt; then
+        echo "== unit under AddressSanitizer + UBSan"
+        cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DDATAFLOW_SANITIZE=ON >/dev/null \
+            && cmake --build build-asan -j2 >/dev/null && ctest --test-dir build-asan --output-on-failure -j2
+        record "unit-asan" $?
+    fi
+}
+
+run_regress() {
+    echo "== regress (pg_regress, temporary instance)"
+    local tmp; tmp=$(df_tmpdir)
+    cp -r sql expected test/schedule test/regress.conf "$tmp/"
+    [ -d test/regress-data ] && cp -r test/regress-data "$tmp/"
+    [ "$(id -u)" -eq 0 ] && chown -R "$DF_USER" "$tmp"
+    local port; port=$(df_free_port 56432)
+    (cd "$tmp" && df_as_user "$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)/pgxs/src/test/regress/pg_regress" \
+        --bindir="$PG_BINDIR" --temp-instance="$tmp/tmp_check" --temp-config="$tmp/regress.conf" \
+        --port="$port" --inputdir="$tmp" --outputdir="$tmp" --schedule="$tmp/schedule" \
+        --dbname=contrib_regression)
+    local rc=$?
+    if [ $rc -ne 0 ]; then
+        cp "$tmp/regression.diffs" "$ROOT/regression.diffs" 2>/dev/null
+        head -c 20000 "$tmp/regression.diffs" 2>/dev/null
+        tail -30 "$tmp/tmp_check/log/postmaster.log" 2>/dev/null
+    fi
+    rm -rf "$tmp"
+    record "regress" $rc
+}
+
+run_integration() {
+    echo "== integration"
+    local t
+    for t in test/integration/*.sh; do
+        [ -e "$t" ] || continue
+        echo "-- $t"
+        timeout 900 bash "$t"
+        record "integration/$(basename "$t" .sh)" $?
+    done
+}
+
+for s in "${suites[@]}"; do "run_$s"; done
+
+echo
+echo "suites: ${passed} passed, ${failed} failed"
+[ "$failed" -eq 0 ] || { echo "failed: ${failed_names[*]}"; exit 1; }

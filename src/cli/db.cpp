@@ -1,0 +1,220 @@
+#include "db.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace dataflow::cli {
+
+namespace {
+
+// The lease's remaining time is computed on the database clock: the worker's
+// clock may be off, the lease deadline is not.
+const char *const kLeaseSql =
+    "SELECT t.run_id, t.token::text, t.job, t.dataset, t.key, t.version, t.attempt,"
+    "       t.output_location, t.inputs::text, t.params::text, t.deadline::text,"
+    "       pg_catalog.date_part('epoch', t.deadline - pg_catalog.now())::float8"
+    "  FROM dataflow.lease($1::text, $2::text, $3::integer,"
+    "                      $4::float8 * interval '1 second') AS t";
+
+const char *const kHeartbeatSql =
+    "SELECT pg_catalog.date_part('epoch', dataflow.heartbeat($1::uuid,"
+    "           $2::float8 * interval '1 second') - pg_catalog.now())::float8";
+
+const char *const kCompleteSql =
+    "SELECT dataflow.complete($1::uuid, $2::bigint, $3::text, $4::jsonb, $5::text)";
+
+const char *const kFailSql = "SELECT dataflow.fail($1::uuid, $2::text, $3::boolean)";
+
+// The one place that knows how progress is counted (a progress view may
+// replace it).
+const char *const kProgressSql =
+    "SELECT c.status, pg_catalog.count(*)"
+    "  FROM dataflow.chunk c JOIN dataflow.job j ON j.output_id = c.dataset_id"
+    " WHERE j.name = $1::text"
+    " GROUP BY c.status";
+
+const char *const kRunStatusSql = "SELECT status FROM dataflow.runs WHERE run_id = $1::bigint";
+
+struct ResultGuard {
+    PGresult *res = nullptr;
+    ~ResultGuard() { PQclear(res); }
+};
+
+std::string field(PGresult *res, int row, int col) {
+    return PQgetisnull(res, row, col) ? std::string() : std::string(PQgetvalue(res, row, col));
+}
+
+nlohmann::json json_field(PGresult *res, int row, int col, nlohmann::json fallback) {
+    if (PQgetisnull(res, row, col)) return fallback;
+    nlohmann::json j = nlohmann::json::parse(PQgetvalue(res, row, col), nullptr, false);
+    return j.is_discarded() ? fallback : j;
+}
+
+}  // namespace
+
+std::optional<std::string> seconds_param(double seconds) {
+    if (seconds <= 0) return std::nullopt;
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.3f", seconds);
+    return std::string(buf);
+}
+
+int64_t Progress::count(const std::string &status) const {
+    auto it = by_status.find(status);
+    return it == by_status.end() ? 0 : it->second;
+}
+int64_t Progress::done() const {
+    return count("ready") + count("validated") + count("skipped");
+}
+int64_t Progress::failed() const { return count("failed") + count("invalid"); }
+int64_t Progress::active() const {
+    return count("queued") + count("running") + count("resubmit");
+}
+int64_t Progress::total() const {
+    int64_t n = 0;
+    for (const auto &[status, c] : by_status)
+        if (status != "cancelled") n += c;
+    return n;
+}
+
+Db::~Db() {
+    if (conn_) PQfinish(conn_);
+}
+
+bool Db::connect(const std::string &dsn, std::string *error) {
+    // Later keywords override earlier ones, and the expanded DSN comes last,
+    // so connect_timeout is only a default.
+    std::vector<const char *> keys, values;
+    if (!std::getenv("PGCONNECT_TIMEOUT")) {
+        keys.push_back("connect_timeout");
+        values.push_back("10");
+    }
+    keys.push_back("fallback_application_name");
+    values.push_back("dataflow-run");
+    keys.push_back("dbname");
+    values.push_back(dsn.empty() ? nullptr : dsn.c_str());
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+    conn_ = PQconnectdbParams(keys.data(), values.data(), 1);
+    if (conn_ && PQstatus(conn_) == CONNECTION_OK) return true;
+    *error = conn_ ? PQerrorMessage(conn_) : "out of memory";
+    while (!error->empty() && (error->back() == '\n' || error->back() == ' ')) error->pop_back();
+    return false;
+}
+
+bool Db::connected() const { return conn_ && PQstatus(conn_) == CONNECTION_OK; }
+
+bool Db::reconnect(std::string *error) {
+    if (!conn_) {
+        *error = "no connection";
+        return false;
+    }
+    PQreset(conn_);
+    if (PQstatus(conn_) == CONNECTION_OK) return true;
+    *error = PQerrorMessage(conn_);
+    while (!error->empty() && (error->back() == '\n' || error->back() == ' ')) error->pop_back();
+    return false;
+}
+
+DbStatus Db::exec(const char *sql, const std::vector<std::optional<std::string>> &params,
+                  PGresult **res) {
+    DbStatus st;
+    *res = nullptr;
+    if (!connected()) {
+        st.ok = false;
+        st.connection_lost = true;
+        st.message = "not connected";
+        return st;
+    }
+    std::vector<const char *> values;
+    for (const auto &p : params) values.push_back(p ? p->c_str() : nullptr);
+    *res = PQexecParams(conn_, sql, static_cast<int>(values.size()), nullptr, values.data(),
+                        nullptr, nullptr, 0);
+    ExecStatusType status = *res ? PQresultStatus(*res) : PGRES_FATAL_ERROR;
+    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) return st;
+
+    st.ok = false;
+    const char *code = *res ? PQresultErrorField(*res, PG_DIAG_SQLSTATE) : nullptr;
+    const char *primary = *res ? PQresultErrorField(*res, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+    const char *hint = *res ? PQresultErrorField(*res, PG_DIAG_MESSAGE_HINT) : nullptr;
+    st.sqlstate = code ? code : "";
+    st.message = primary ? primary : PQerrorMessage(conn_);
+    if (hint) st.message += std::string(" (hint: ") + hint + ")";
+    while (!st.message.empty() && (st.message.back() == '\n' || st.message.back() == ' '))
+        st.message.pop_back();
+    st.connection_lost = PQstatus(conn_) != CONNECTION_OK || st.sqlstate.rfind("08", 0) == 0 ||
+                         st.sqlstate.rfind("57P", 0) == 0;
+    return st;
+}
+
+DbStatus Db::lease(const std::string &job, const std::string &worker, int max_chunks,
+                   double lease_for, std::vector<Task> *tasks) {
+    tasks->clear();
+    ResultGuard g;
+    DbStatus st = exec(kLeaseSql, {job, worker, std::to_string(max_chunks), seconds_param(lease_for)},
+                       &g.res);
+    if (!st.ok) return st;
+    for (int r = 0; r < PQntuples(g.res); ++r) {
+        Task t;
+        t.run_id = std::strtoll(PQgetvalue(g.res, r, 0), nullptr, 10);
+        t.token = field(g.res, r, 1);
+        t.job = field(g.res, r, 2);
+        t.dataset = field(g.res, r, 3);
+        t.key = field(g.res, r, 4);
+        t.version = std::atoi(PQgetvalue(g.res, r, 5));
+        t.attempt = std::atoi(PQgetvalue(g.res, r, 6));
+        if (!PQgetisnull(g.res, r, 7)) t.output_location = field(g.res, r, 7);
+        t.inputs = json_field(g.res, r, 8, nlohmann::json::array());
+        t.params = json_field(g.res, r, 9, nlohmann::json::object());
+        t.deadline = field(g.res, r, 10);
+        t.lease_seconds = PQgetisnull(g.res, r, 11) ? 0 : std::atof(PQgetvalue(g.res, r, 11));
+        tasks->push_back(std::move(t));
+    }
+    return st;
+}
+
+DbStatus Db::heartbeat(const std::string &token, double extend_by, double *lease_seconds) {
+    ResultGuard g;
+    DbStatus st = exec(kHeartbeatSql, {token, seconds_param(extend_by)}, &g.res);
+    if (st.ok && PQntuples(g.res) == 1 && !PQgetisnull(g.res, 0, 0))
+        *lease_seconds = std::atof(PQgetvalue(g.res, 0, 0));
+    return st;
+}
+
+DbStatus Db::complete(const std::string &token, const RunResult &result, std::string *outcome) {
+    std::optional<std::string> row_count, info;
+    if (result.row_count) row_count = std::to_string(*result.row_count);
+    if (result.info) info = dump_json(*result.info);
+    ResultGuard g;
+    DbStatus st = exec(kCompleteSql, {token, row_count, result.checksum, info, result.location},
+                       &g.res);
+    if (st.ok && PQntuples(g.res) == 1) *outcome = field(g.res, 0, 0);
+    return st;
+}
+
+DbStatus Db::fail(const std::string &token, const std::string &error, bool retry,
+                  std::string *chunk_status) {
+    ResultGuard g;
+    DbStatus st = exec(kFailSql, {token, error, std::string(retry ? "true" : "false")}, &g.res);
+    if (st.ok && PQntuples(g.res) == 1) *chunk_status = field(g.res, 0, 0);
+    return st;
+}
+
+DbStatus Db::progress(const std::string &job, Progress *out) {
+    ResultGuard g;
+    DbStatus st = exec(kProgressSql, {job}, &g.res);
+    if (!st.ok) return st;
+    out->by_status.clear();
+    for (int r = 0; r < PQntuples(g.res); ++r)
+        out->by_status[field(g.res, r, 0)] = std::strtoll(PQgetvalue(g.res, r, 1), nullptr, 10);
+    return st;
+}
+
+DbStatus Db::run_status(int64_t run_id, std::string *status) {
+    ResultGuard g;
+    DbStatus st = exec(kRunStatusSql, {std::to_string(run_id)}, &g.res);
+    if (st.ok) *status = PQntuples(g.res) == 1 ? field(g.res, 0, 0) : "";
+    return st;
+}
+
+}  // namespace dataflow::cli

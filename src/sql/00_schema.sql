@@ -1,0 +1,50 @@
+-- Schema, types and small pure helpers shared by every module.
+
+COMMENT ON SCHEMA dataflow IS
+  'pg_dataflow: datasets split into chunks, their status, versions, lineage and leases';
+
+-- What lease() hands a worker: everything it needs to do one chunk.
+CREATE TYPE dataflow.task AS (
+  run_id          bigint,
+  token           uuid,
+  job             text,
+  dataset         text,
+  key             text,
+  version         integer,
+  attempt         integer,
+  output_location text,
+  inputs          jsonb,
+  params          jsonb,
+  deadline        timestamptz
+);
+COMMENT ON TYPE dataflow.task IS
+  'A leased chunk: run id, lease token (the capability for heartbeat/complete/fail), job, '
+  'dataset, key, version to produce, attempt, output location, inputs '
+  '[{dataset, key, version, location, row_count, checksum}], job params, lease deadline';
+
+-- How far a chunk in a given status satisfies its consumers:
+-- 0 = not available, 1 = ready, 2 = validated (or skipped: known-empty, satisfies all).
+CREATE FUNCTION dataflow._level(status text) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE status WHEN 'ready' THEN 1 WHEN 'validated' THEN 2 WHEN 'skipped' THEN 2 ELSE 0 END;
+
+-- Names of datasets, jobs, pools, connections and subscriptions: short, printable,
+-- safe to show anywhere (no quotes, spaces, semicolons or control characters).
+CREATE FUNCTION dataflow._check_name(what text, name text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+  IF name IS NULL THEN
+    RAISE EXCEPTION '% name must not be NULL', what USING ERRCODE = '22004';
+  END IF;
+  IF name OPERATOR(pg_catalog.!~) '^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,62}$' THEN
+    RAISE EXCEPTION 'invalid % name "%"', what, pg_catalog.left(name, 64)
+      USING ERRCODE = '22023',
+            HINT = 'Names are 1-63 characters: letters, digits, "_", ".", ":" and "-", not starting with a punctuation mark.';
+  END IF;
+  RETURN name;
+END $$;
+
+-- Who did it: the worker name when one is given, else the session's login role.
+CREATE FUNCTION dataflow._actor(worker text DEFAULT NULL) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN COALESCE(worker, SESSION_USER::text);

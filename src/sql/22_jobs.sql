@@ -1,0 +1,209 @@
+-- Jobs and their inputs. A dataset has at most one producing job; the job graph
+-- (input dataset -> job -> output dataset) stays acyclic.
+
+CREATE FUNCTION dataflow.create_job(
+  name text,
+  output text,
+  dispatch text DEFAULT 'pull',
+  connection text DEFAULT NULL,
+  target text DEFAULT NULL,
+  endpoint text DEFAULT NULL,
+  params jsonb DEFAULT '{}',
+  pool text DEFAULT NULL,
+  max_concurrency integer DEFAULT NULL,
+  max_attempts integer DEFAULT 3,
+  backoff_min interval DEFAULT '10 seconds',
+  backoff_max interval DEFAULT '10 minutes',
+  lease_for interval DEFAULT '5 minutes',
+  priority integer DEFAULT 0)
+RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  d integer; c dataflow.connection; p integer; v integer; other text;
+BEGIN
+  PERFORM dataflow._check_name('job', name);
+  d := dataflow._dataset_id(output);
+  IF dispatch IS NULL OR dispatch NOT IN ('pull', 'http', 'airflow') THEN
+    RAISE EXCEPTION 'invalid dispatch "%"', coalesce(dispatch, 'NULL')
+      USING ERRCODE = '22023', HINT = 'dispatch is pull (workers call lease), http or airflow.';
+  END IF;
+  IF connection IS NOT NULL THEN
+    SELECT * INTO c FROM dataflow.connection cn WHERE cn.name = create_job.connection;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'connection "%" does not exist', left(connection, 64) USING ERRCODE = '42704';
+    END IF;
+  END IF;
+  IF dispatch = 'pull' AND (connection IS NOT NULL OR endpoint IS NOT NULL OR target IS NOT NULL) THEN
+    RAISE EXCEPTION 'a pull job takes no connection, target or endpoint' USING ERRCODE = '22023';
+  ELSIF dispatch = 'http' THEN
+    IF (endpoint IS NULL) = (connection IS NULL) THEN
+      RAISE EXCEPTION 'an http job needs either endpoint or connection (with target), not both'
+        USING ERRCODE = '22023';
+    END IF;
+    IF endpoint IS NOT NULL AND (endpoint !~ '^https?://[^\s/?#@]+(/[^\s]*)?$' OR endpoint ~ '[\r\n]') THEN
+      RAISE EXCEPTION 'invalid endpoint "%"', left(endpoint, 200)
+        USING ERRCODE = '22023', HINT = 'An http:// or https:// URL without credentials in it.';
+    END IF;
+    IF connection IS NOT NULL AND c.kind <> 'http' THEN
+      RAISE EXCEPTION 'connection "%" is of kind %, not http', connection, c.kind USING ERRCODE = '22023';
+    END IF;
+  ELSIF dispatch = 'airflow' THEN
+    IF connection IS NULL OR c.kind <> 'airflow' OR target IS NULL OR endpoint IS NOT NULL THEN
+      RAISE EXCEPTION 'an airflow job needs an airflow connection and a target (the DAG id), and no endpoint'
+        USING ERRCODE = '22023';
+    END IF;
+  END IF;
+  IF target IS NOT NULL AND target !~ '^[A-Za-z0-9_./-]{1,250}$' THEN
+    RAISE EXCEPTION 'invalid target "%"', left(target, 64)
+      USING ERRCODE = '22023', HINT = 'A DAG id or a URL path: letters, digits, "_", ".", "/" and "-".';
+  END IF;
+  IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
+    RAISE EXCEPTION 'params must be a JSON object' USING ERRCODE = '22023';
+  END IF;
+  IF pool IS NOT NULL THEN
+    SELECT id INTO p FROM dataflow.pool pl WHERE pl.name = create_job.pool;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'pool "%" does not exist', left(pool, 64) USING ERRCODE = '42704';
+    END IF;
+  END IF;
+  IF max_concurrency < 0 OR max_attempts IS NULL OR max_attempts < 1 THEN
+    RAISE EXCEPTION 'max_concurrency must be >= 0 (or NULL: unlimited) and max_attempts >= 1'
+      USING ERRCODE = '22023';
+  END IF;
+  IF backoff_min IS NULL OR backoff_max IS NULL OR backoff_min < interval '0' OR backoff_max < backoff_min THEN
+    RAISE EXCEPTION 'backoff needs 0 <= backoff_min <= backoff_max' USING ERRCODE = '22023';
+  END IF;
+  IF lease_for IS NULL OR lease_for <= interval '0' THEN
+    RAISE EXCEPTION 'lease_for must be positive' USING ERRCODE = '22023';
+  END IF;
+  IF priority IS NULL THEN
+    RAISE EXCEPTION 'priority must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.job j WHERE j.name = create_job.name) THEN
+    RAISE EXCEPTION 'job "%" already exists', name USING ERRCODE = '42710';
+  END IF;
+  SELECT j.name INTO other FROM dataflow.job j WHERE j.output_id = d;
+  IF FOUND THEN
+    RAISE EXCEPTION 'dataset "%" is already produced by job "%"', output, other
+      USING ERRCODE = '42710', HINT = 'A dataset has at most one producing job.';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.chunk ch WHERE ch.dataset_id = d) THEN
+    RAISE EXCEPTION 'dataset "%" already has chunks', output
+      USING ERRCODE = '55000',
+            HINT = 'Define the producing job before expecting or registering chunks of its output.';
+  END IF;
+  INSERT INTO dataflow.job (name, output_id, dispatch, connection_id, target, endpoint, params, pool_id,
+                            max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority)
+  VALUES (name, d, dispatch, c.id, target, endpoint, params, p,
+          max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority)
+  RETURNING id INTO v;
+  RETURN v;
+END $$;
+COMMENT ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer,
+                                        interval, interval, interval, integer) IS
+  'Define the job producing a dataset: dispatch (pull, http, airflow), connection/target or endpoint, '
+  'params, pool, max_concurrency, max_attempts, backoff_min/max, lease_for, priority; returns its id';
+
+CREATE FUNCTION dataflow.add_input(
+  job text, dataset text,
+  mapping text DEFAULT 'same',
+  lo integer DEFAULT NULL, hi integer DEFAULT NULL,
+  require text DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  j dataflow.job := dataflow._job(job);
+  d dataflow.dataset;
+  o dataflow.dataset;
+  cyc boolean;
+BEGIN
+  d := dataflow._dataset_row(dataset);
+  SELECT * INTO o FROM dataflow.dataset WHERE id = j.output_id;
+  IF mapping IS NULL OR mapping NOT IN ('same', 'window', 'rollup', 'latest', 'incremental') THEN
+    RAISE EXCEPTION 'invalid mapping "%"', coalesce(mapping, 'NULL')
+      USING ERRCODE = '22023', HINT = 'Mappings are same, window, rollup, latest and incremental.';
+  END IF;
+  IF mapping = 'window' THEN
+    IF lo IS NULL OR hi IS NULL OR lo > hi OR hi - lo >= 10000 THEN
+      RAISE EXCEPTION 'a window mapping needs lo <= hi, at most 10000 keys apart'
+        USING ERRCODE = '22023', HINT = 'A rolling 7 days is lo => -6, hi => 0.';
+    END IF;
+  ELSIF lo IS NOT NULL OR hi IS NOT NULL THEN
+    RAISE EXCEPTION 'lo and hi apply to the window mapping only' USING ERRCODE = '22023';
+  END IF;
+  IF require IS NOT NULL AND require NOT IN ('ready', 'validated') THEN
+    RAISE EXCEPTION 'invalid require "%"', require
+      USING ERRCODE = '22023', HINT = 'require is ready or validated (NULL: the input dataset decides).';
+  END IF;
+  IF (mapping IN ('same', 'window') AND d.key_kind <> o.key_kind)
+     OR (mapping = 'window' AND d.key_kind = 'text')
+     OR (mapping = 'rollup' AND NOT (o.key_kind = 'date' AND d.key_kind = 'hour'))
+     OR (mapping = 'incremental' AND o.key_kind <> 'int') THEN
+    RAISE EXCEPTION 'mapping % does not fit % keys (%) from % keys (%)',
+                    mapping, o.key_kind, o.name, d.key_kind, d.name
+      USING ERRCODE = '42P17',
+            HINT = 'same: equal kinds; window: equal ordered kinds (date, hour, int); '
+                   'rollup: date output from hour input; latest: any; incremental: int (batch number) output.';
+  END IF;
+  IF mapping = 'incremental' THEN
+    RAISE EXCEPTION 'the incremental mapping is not available yet' USING ERRCODE = '0A000';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.job_input ji WHERE ji.job_id = j.id AND ji.dataset_id = d.id) THEN
+    RAISE EXCEPTION 'job "%" already has input "%"', j.name, d.name USING ERRCODE = '42710';
+  END IF;
+  -- A cycle: the output dataset already reaches the new input downstream.
+  WITH RECURSIVE down(ds) AS (
+    SELECT j.output_id
+    UNION
+    SELECT jb.output_id FROM down JOIN dataflow.job_input ji ON ji.dataset_id = down.ds
+                                  JOIN dataflow.job jb ON jb.id = ji.job_id)
+  SELECT EXISTS (SELECT FROM down WHERE ds = d.id) INTO cyc;
+  IF cyc THEN
+    RAISE EXCEPTION 'input "%" of job "%" would make a cycle', d.name, j.name
+      USING ERRCODE = '42P17', HINT = 'Dataset "' || d.name || '" is downstream of "' || o.name || '".';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.chunk ch WHERE ch.dataset_id = j.output_id) THEN
+    RAISE EXCEPTION 'the output of job "%" already has chunks', j.name
+      USING ERRCODE = '55000', HINT = 'Add every input before expecting chunks of the output.';
+  END IF;
+  INSERT INTO dataflow.job_input (job_id, dataset_id, mapping, lo, hi, require, need)
+  VALUES (j.id, d.id, mapping, lo, hi, require,
+          CASE coalesce(require, CASE WHEN d.requires_validation THEN 'validated' ELSE 'ready' END)
+            WHEN 'validated' THEN 2 ELSE 1 END);
+END $$;
+COMMENT ON FUNCTION dataflow.add_input(text, text, text, integer, integer, text) IS
+  'Make a dataset an input of a job: mapping same, window (lo, hi), rollup, latest or incremental; '
+  'require ready or validated (NULL: the input dataset decides)';
+
+CREATE FUNCTION dataflow.drop_job(name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE j dataflow.job := dataflow._job(name);
+BEGIN
+  IF EXISTS (SELECT FROM dataflow.run r WHERE r.job_id = j.id AND r.status = 'running') THEN
+    RAISE EXCEPTION 'job "%" has running leases', name
+      USING ERRCODE = '55006', HINT = 'Pause it with dataflow.pause_job and wait for its runs to end.';
+  END IF;
+  DELETE FROM dataflow.job_input WHERE job_id = j.id;
+  DELETE FROM dataflow.job WHERE id = j.id;
+END $$;
+COMMENT ON FUNCTION dataflow.drop_job(text) IS
+  'Drop a job with no running lease; its output chunks and run history stay';
+
+CREATE FUNCTION dataflow.pause_job(job text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE j dataflow.job := dataflow._job(job);
+BEGIN
+  UPDATE dataflow.job SET paused = true WHERE id = j.id;
+  INSERT INTO dataflow.event (to_status, actor, detail)
+  VALUES ('paused', dataflow._actor(), jsonb_build_object('job', j.name, 'was_paused', j.paused));
+END $$;
+COMMENT ON FUNCTION dataflow.pause_job(text) IS
+  'Stop leasing a job''s chunks; running leases finish normally';
+
+CREATE FUNCTION dataflow.resume_job(job text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE j dataflow.job := dataflow._job(job);
+BEGIN
+  UPDATE dataflow.job SET paused = false WHERE id = j.id;
+  INSERT INTO dataflow.event (to_status, actor, detail)
+  VALUES ('resumed', dataflow._actor(), jsonb_build_object('job', j.name, 'was_paused', j.paused));
+END $$;
+COMMENT ON FUNCTION dataflow.resume_job(text) IS 'Lease a paused job''s chunks again';

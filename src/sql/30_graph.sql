@@ -1,0 +1,166 @@
+-- Readiness propagation and the resubmit machinery.
+--
+-- Every chunk keeps `unmet`, the number of its inputs that are not available
+-- at the level it needs. When an input's level changes, only its direct
+-- consumers (the dep edges from it, and `latest` waiters of its dataset) are
+-- touched: O(fan-out), never a scan. A waiting consumer whose unmet reaches 0
+-- becomes queued; a queued one whose unmet rises goes back to waiting.
+
+CREATE FUNCTION dataflow._propagate(p_input bigint, p_dataset integer, p_old integer, p_new integer,
+                                    p_actor text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF p_old = p_new THEN
+    RETURN;
+  END IF;
+  -- expect() computes latest-waits under the same lock, so neither side misses the other.
+  IF p_new > p_old AND EXISTS (SELECT FROM dataflow.latest_wait w WHERE w.dataset_id = p_dataset) THEN
+    PERFORM pg_advisory_xact_lock(7406, p_dataset);
+  END IF;
+  WITH lw AS (
+    DELETE FROM dataflow.latest_wait w
+     WHERE p_new > p_old AND w.dataset_id = p_dataset AND w.need <= p_new
+    RETURNING w.consumer, 1 AS delta
+  ), dd AS (
+    SELECT d.consumer, (p_new >= d.need)::integer - (p_old >= d.need)::integer AS delta
+      FROM dataflow.dep d
+     WHERE d.input = p_input
+  ), delta AS (
+    SELECT x.consumer, sum(x.delta)::integer AS delta
+      FROM (SELECT * FROM dd UNION ALL SELECT * FROM lw) x
+     GROUP BY x.consumer
+    HAVING sum(x.delta) <> 0
+  ), locked AS (
+    SELECT c.id, c.status, c.unmet, delta.delta
+      FROM dataflow.chunk c JOIN delta ON c.id = delta.consumer
+     ORDER BY c.id
+       FOR UPDATE OF c
+  ), upd AS (
+    UPDATE dataflow.chunk c
+       SET unmet = l.unmet - l.delta,
+           status = CASE WHEN l.status = 'waiting' AND l.unmet - l.delta = 0 THEN 'queued'
+                         WHEN l.status = 'queued' AND l.unmet - l.delta > 0 THEN 'waiting'
+                         ELSE l.status END,
+           not_before = CASE WHEN l.status = 'waiting' AND l.unmet - l.delta = 0 THEN now()
+                             ELSE c.not_before END,
+           updated_at = now()
+      FROM locked l
+     WHERE c.id = l.id
+    RETURNING c.id, c.dataset_id, c.key, c.version, l.status AS old_status, c.status AS new_status
+  )
+  INSERT INTO dataflow.event (dataset_id, chunk_id, key, version, from_status, to_status, actor, detail)
+  SELECT u.dataset_id, u.id, u.key, u.version, u.old_status, u.new_status, p_actor,
+         jsonb_build_object('reason', CASE WHEN p_new > p_old THEN 'inputs available' ELSE 'input unavailable' END,
+                            'input', p_input)
+    FROM upd u
+   WHERE u.old_status <> u.new_status;
+END $$;
+
+-- Reset chunks for re-production: the roots, and with p_cascade everything
+-- downstream of them. Reset chunks get version+1, attempts 0, their live run
+-- superseded, and go to queued (all inputs available) or waiting. Chunks that
+-- were only waiting/queued downstream keep their version; without cascade the
+-- direct consumers only have their unmet recounted. Returns what it touched
+-- (or, with p_dry_run, what it would touch) in dependency order.
+CREATE FUNCTION dataflow._resubmit(p_roots bigint[], p_cascade boolean, p_dry_run boolean,
+                                   p_actor text, p_reason text, p_root_old_status text DEFAULT NULL)
+RETURNS TABLE(chunk_id bigint, depth integer, old_status text, new_status text, version integer)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF to_regclass('pg_temp._df_touch') IS NOT NULL THEN
+    DROP TABLE pg_temp._df_touch;
+  END IF;
+  CREATE TEMP TABLE _df_touch (
+    id bigint PRIMARY KEY, depth integer NOT NULL, reset boolean NOT NULL DEFAULT false,
+    old_status text, new_status text, old_version integer, new_version integer, unmet integer,
+    has_job boolean) ON COMMIT DROP;
+
+  INSERT INTO pg_temp._df_touch (id, depth)
+  WITH RECURSIVE down(id, depth) AS (
+    SELECT r, 0 FROM unnest(p_roots) AS r
+    UNION
+    SELECT d.consumer, down.depth + 1
+      FROM down JOIN dataflow.dep d ON d.input = down.id
+     WHERE p_cascade OR down.depth = 0
+  )
+  SELECT down.id, min(down.depth) FROM down GROUP BY down.id;
+
+  -- Lock in id order, then read the current state.
+  PERFORM 1 FROM dataflow.chunk c JOIN pg_temp._df_touch t ON t.id = c.id ORDER BY c.id FOR UPDATE OF c;
+
+  UPDATE pg_temp._df_touch t
+     SET old_status = CASE WHEN c.status = 'resubmit' THEN coalesce(p_root_old_status, 'resubmit')
+                           ELSE c.status END,
+         old_version = c.version,
+         has_job = EXISTS (SELECT FROM dataflow.job j WHERE j.output_id = c.dataset_id)
+    FROM dataflow.chunk c
+   WHERE c.id = t.id;
+  UPDATE pg_temp._df_touch t
+     SET reset = t.depth = 0 OR (p_cascade AND t.old_status NOT IN ('waiting', 'queued'));
+
+  -- Unmet after the reset: inputs being reset count as unavailable.
+  UPDATE pg_temp._df_touch t
+     SET unmet = (SELECT count(*) FROM dataflow.dep d JOIN dataflow.chunk i ON i.id = d.input
+                   WHERE d.consumer = t.id
+                     AND (dataflow._level(i.status) < d.need
+                          OR EXISTS (SELECT FROM pg_temp._df_touch r WHERE r.id = d.input AND r.reset)))
+               + (SELECT count(*) FROM dataflow.latest_wait lw WHERE lw.consumer = t.id);
+  UPDATE pg_temp._df_touch t
+     SET new_status = CASE WHEN t.reset OR t.old_status IN ('waiting', 'queued', 'resubmit') THEN
+                             CASE WHEN t.has_job AND t.unmet = 0 THEN 'queued' ELSE 'waiting' END
+                           ELSE t.old_status END,
+         new_version = t.old_version + CASE WHEN t.reset THEN 1 ELSE 0 END;
+
+  IF NOT p_dry_run THEN
+    UPDATE dataflow.run r
+       SET status = 'superseded', finished_at = now(),
+           error = 'superseded: ' || p_reason || ' by ' || p_actor
+      FROM pg_temp._df_touch t
+     WHERE t.reset AND r.chunk_id = t.id AND r.status = 'running';
+
+    UPDATE dataflow.chunk c
+       SET status = t.new_status,
+           version = t.new_version,
+           unmet = t.unmet,
+           attempts = CASE WHEN t.reset THEN 0 ELSE c.attempts END,
+           not_before = CASE WHEN t.new_status = 'queued' AND t.old_status <> 'queued' THEN now()
+                             ELSE c.not_before END,
+           error = CASE WHEN t.reset THEN NULL ELSE c.error END,
+           validation = CASE WHEN t.reset THEN NULL ELSE c.validation END,
+           available_at = CASE WHEN t.reset THEN NULL ELSE c.available_at END,
+           updated_at = now()
+      FROM pg_temp._df_touch t
+     WHERE c.id = t.id;
+
+    INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor, detail)
+    SELECT c.dataset_id, c.id, c.key, c.run_id, t.new_version, t.old_status, t.new_status, p_actor,
+           jsonb_build_object('reason', CASE WHEN t.depth = 0 THEN p_reason
+                                             WHEN t.reset THEN 'upstream ' || p_reason
+                                             ELSE 'input ' || p_reason END,
+                              'depth', t.depth, 'old_version', t.old_version)
+      FROM pg_temp._df_touch t JOIN dataflow.chunk c ON c.id = t.id
+     WHERE t.old_status IS DISTINCT FROM t.new_status OR t.old_version <> t.new_version
+     ORDER BY t.depth, c.id;
+  END IF;
+
+  RETURN QUERY
+    SELECT t.id, t.depth, t.old_status, t.new_status, t.new_version
+      FROM pg_temp._df_touch t
+     ORDER BY t.depth, t.id;
+END $$;
+
+-- Status written directly: UPDATE dataflow.chunk SET status = 'resubmit' (or
+-- 'skipped') is the operator's one-line restart. The row trigger runs after
+-- the statement's row update, so it may rewrite the same row.
+CREATE FUNCTION dataflow._chunk_status_written() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE cur text;
+BEGIN
+  SELECT status INTO cur FROM dataflow.chunk WHERE id = NEW.id;
+  IF cur = 'resubmit' THEN
+    PERFORM dataflow._resubmit(ARRAY[NEW.id], true, false, dataflow._actor(), 'resubmit', OLD.status);
+  ELSIF cur = 'skipped' AND NEW.status = 'skipped' THEN
+    PERFORM dataflow._skipped(NEW.id, OLD.status, coalesce(NEW.info ->> 'skip_reason', 'skipped by UPDATE'));
+  END IF;
+  RETURN NULL;
+END $$;

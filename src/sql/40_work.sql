@@ -1,0 +1,225 @@
+-- Operator and producer actions on chunks: register, validate, skip, cancel, resubmit.
+
+-- Find a chunk by dataset name and key (canonicalized); locks it when asked.
+CREATE FUNCTION dataflow._chunk(dataset text, key text, lock boolean DEFAULT false) RETURNS dataflow.chunk
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE d dataflow.dataset; c dataflow.chunk; k text;
+BEGIN
+  d := dataflow._dataset_row(dataset);
+  IF key IS NULL THEN
+    RAISE EXCEPTION 'key must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  k := dataflow._key_canon(d.key_kind, key);
+  IF lock THEN
+    SELECT * INTO c FROM dataflow.chunk ch WHERE ch.dataset_id = d.id AND ch.key = k FOR UPDATE;
+  ELSE
+    SELECT * INTO c FROM dataflow.chunk ch WHERE ch.dataset_id = d.id AND ch.key = k;
+  END IF;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'dataset "%" has no chunk "%"', d.name, k
+      USING ERRCODE = '42704', HINT = 'Create expected chunks with dataflow.expect(dataset, from_key, to_key).';
+  END IF;
+  RETURN c;
+END $$;
+
+CREATE FUNCTION dataflow.register(dataset text, key text, location text DEFAULT NULL,
+                                  row_count bigint DEFAULT NULL, checksum text DEFAULT NULL,
+                                  info jsonb DEFAULT NULL)
+RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  d dataflow.dataset; k text; c dataflow.chunk; producer text; actor text := dataflow._actor();
+  old_status text;
+BEGIN
+  d := dataflow._dataset_row(dataset);
+  IF key IS NULL THEN
+    RAISE EXCEPTION 'key must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  k := dataflow._key_canon(d.key_kind, key);
+  SELECT j.name INTO producer FROM dataflow.job j WHERE j.output_id = d.id;
+  IF FOUND THEN
+    RAISE EXCEPTION 'dataset "%" is produced by job "%"', d.name, producer
+      USING ERRCODE = '55000', HINT = 'register() records source chunks; a job''s worker calls complete().';
+  END IF;
+  IF row_count < 0 THEN
+    RAISE EXCEPTION 'row_count must be >= 0' USING ERRCODE = '22023';
+  END IF;
+  IF info IS NOT NULL AND jsonb_typeof(info) <> 'object' THEN
+    RAISE EXCEPTION 'info must be a JSON object' USING ERRCODE = '22023';
+  END IF;
+  INSERT INTO dataflow.chunk (dataset_id, key, ord, status, location, row_count, checksum, info, available_at)
+  VALUES (d.id, k, dataflow._key_ord(d.key_kind, k), 'ready',
+          coalesce(register.location, dataflow._location(d.location, d.name, k, 1)), row_count, checksum,
+          coalesce(info, '{}'), now())
+  ON CONFLICT ON CONSTRAINT chunk_dataset_key DO NOTHING
+  RETURNING * INTO c;
+  IF FOUND THEN
+    INSERT INTO dataflow.event (dataset_id, chunk_id, key, version, from_status, to_status, actor, detail)
+    VALUES (d.id, c.id, k, 1, NULL, 'ready', actor, jsonb_build_object('reason', 'register'));
+    PERFORM dataflow._propagate(c.id, d.id, 0, 1, actor);
+    RETURN 1;
+  END IF;
+
+  SELECT * INTO c FROM dataflow.chunk ch WHERE ch.dataset_id = d.id AND ch.key = k FOR UPDATE;
+  old_status := c.status;
+  IF c.status <> 'waiting' THEN
+    -- New content for a chunk that existed: a new version, and everything built on the old one re-runs.
+    PERFORM dataflow._resubmit(ARRAY[c.id], true, false, actor, 'register');
+    SELECT * INTO c FROM dataflow.chunk ch WHERE ch.id = c.id;
+  END IF;
+  UPDATE dataflow.chunk ch
+     SET status = 'ready',
+         location = coalesce(register.location, dataflow._location(d.location, d.name, k, c.version)),
+         row_count = register.row_count, checksum = register.checksum, info = coalesce(register.info, '{}'),
+         error = NULL, available_at = now(), updated_at = now()
+   WHERE ch.id = c.id;
+  INSERT INTO dataflow.event (dataset_id, chunk_id, key, version, from_status, to_status, actor, detail)
+  VALUES (d.id, c.id, k, c.version, c.status, 'ready', actor,
+          jsonb_build_object('reason', 'register', 'previous_status', old_status));
+  PERFORM dataflow._propagate(c.id, d.id, 0, 1, actor);
+  RETURN c.version;
+END $$;
+COMMENT ON FUNCTION dataflow.register(text, text, text, bigint, text, jsonb) IS
+  'Record an externally produced source chunk as ready (location defaults to the dataset template); '
+  're-registering an existing chunk makes a new version and re-runs everything built on it; returns the version';
+
+CREATE FUNCTION dataflow.validate(dataset text, key text, passed boolean, report jsonb DEFAULT '{}')
+RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE c dataflow.chunk; actor text := dataflow._actor(); new_status text;
+BEGIN
+  IF passed IS NULL THEN
+    RAISE EXCEPTION 'passed must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  IF report IS NULL OR jsonb_typeof(report) <> 'object' THEN
+    RAISE EXCEPTION 'report must be a JSON object' USING ERRCODE = '22023';
+  END IF;
+  c := dataflow._chunk(dataset, key, true);
+  IF c.status NOT IN ('ready', 'validated', 'invalid') THEN
+    RAISE EXCEPTION 'chunk %/% is %, not ready', dataset, c.key, c.status
+      USING ERRCODE = '55000', HINT = 'Only produced (ready) chunks can be validated.';
+  END IF;
+  new_status := CASE WHEN passed THEN 'validated' ELSE 'invalid' END;
+  UPDATE dataflow.chunk
+     SET status = new_status, updated_at = now(),
+         available_at = CASE WHEN passed THEN coalesce(available_at, now()) ELSE available_at END,
+         validation = jsonb_build_object('passed', passed, 'report', report, 'at', now(),
+                                         'by', actor, 'version', c.version)
+   WHERE id = c.id;
+  INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor, detail)
+  VALUES (c.dataset_id, c.id, c.key, c.run_id, c.version, c.status, new_status, actor,
+          jsonb_build_object('reason', 'validate', 'report', report));
+  PERFORM dataflow._propagate(c.id, c.dataset_id, dataflow._level(c.status), dataflow._level(new_status), actor);
+  RETURN new_status;
+END $$;
+COMMENT ON FUNCTION dataflow.validate(text, text, boolean, jsonb) IS
+  'Record a validation result for a ready chunk: validated (consumers that need validation may start) '
+  'or invalid (consumers that have not started wait again); returns the new status';
+
+-- The effects of a chunk's status having been written to 'skipped'.
+CREATE FUNCTION dataflow._skipped(p_chunk bigint, p_old_status text, p_reason text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE c dataflow.chunk; actor text := dataflow._actor(); d text;
+BEGIN
+  SELECT * INTO c FROM dataflow.chunk WHERE id = p_chunk;
+  IF p_old_status IN ('ready', 'validated') THEN
+    SELECT name INTO d FROM dataflow.dataset WHERE id = c.dataset_id;
+    RAISE EXCEPTION 'chunk %/% is %: it has data, it cannot be skipped', d, c.key, p_old_status
+      USING ERRCODE = '55000', HINT = 'Resubmit it instead, or let it be.';
+  END IF;
+  IF p_old_status = 'running' THEN
+    UPDATE dataflow.run SET status = 'cancelled', finished_at = now(), error = 'chunk skipped by ' || actor
+     WHERE chunk_id = c.id AND status = 'running';
+  END IF;
+  UPDATE dataflow.chunk
+     SET info = info || jsonb_build_object('skip_reason', p_reason), row_count = coalesce(row_count, 0),
+         error = NULL, available_at = now(), updated_at = now()
+   WHERE id = c.id;
+  INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor, detail)
+  VALUES (c.dataset_id, c.id, c.key, c.run_id, c.version, p_old_status, 'skipped', actor,
+          jsonb_build_object('reason', p_reason));
+  PERFORM dataflow._propagate(c.id, c.dataset_id, dataflow._level(p_old_status), 2, actor);
+END $$;
+
+CREATE FUNCTION dataflow.skip(dataset text, key text, reason text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE d dataflow.dataset; k text; id bigint;
+BEGIN
+  d := dataflow._dataset_row(dataset);
+  IF key IS NULL OR reason IS NULL THEN
+    RAISE EXCEPTION 'key and reason must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  IF btrim(reason) = '' THEN
+    RAISE EXCEPTION 'a skip needs a reason' USING ERRCODE = '22023';
+  END IF;
+  k := dataflow._key_canon(d.key_kind, key);
+  -- A key nobody expected yet can be declared empty too.
+  INSERT INTO dataflow.chunk (dataset_id, key, ord, status)
+  VALUES (d.id, k, dataflow._key_ord(d.key_kind, k), 'waiting')
+  ON CONFLICT ON CONSTRAINT chunk_dataset_key DO NOTHING;
+  SELECT c.id INTO id FROM dataflow.chunk c WHERE c.dataset_id = d.id AND c.key = k FOR UPDATE;
+  IF (SELECT status FROM dataflow.chunk c WHERE c.id = skip.id) = 'skipped' THEN
+    RETURN;
+  END IF;
+  UPDATE dataflow.chunk c
+     SET status = 'skipped', info = c.info || jsonb_build_object('skip_reason', left(reason, 1000))
+   WHERE c.id = skip.id;
+END $$;
+COMMENT ON FUNCTION dataflow.skip(text, text, text) IS
+  'Declare a chunk known-empty: it satisfies its consumers as empty; a running lease is cancelled';
+
+CREATE FUNCTION dataflow.cancel(dataset text, key text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE c dataflow.chunk := dataflow._chunk(dataset, key, true); actor text := dataflow._actor();
+BEGIN
+  IF c.status NOT IN ('waiting', 'queued', 'running') THEN
+    RAISE EXCEPTION 'chunk %/% is %: only waiting, queued or running chunks can be cancelled',
+                    dataset, c.key, c.status
+      USING ERRCODE = '55000';
+  END IF;
+  UPDATE dataflow.run SET status = 'cancelled', finished_at = now(), error = 'cancelled by ' || actor
+   WHERE chunk_id = c.id AND status = 'running';
+  UPDATE dataflow.chunk SET status = 'cancelled', updated_at = now() WHERE id = c.id;
+  INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor, detail)
+  VALUES (c.dataset_id, c.id, c.key, c.run_id, c.version, c.status, 'cancelled', actor,
+          jsonb_build_object('reason', 'cancel'));
+END $$;
+COMMENT ON FUNCTION dataflow.cancel(text, text) IS
+  'Stop a chunk: its live lease (if any) is cancelled and it is not leased again until resubmitted';
+
+CREATE FUNCTION dataflow.resubmit(dataset text, from_key text, to_key text DEFAULT NULL,
+                                  cascade boolean DEFAULT true, dry_run boolean DEFAULT false)
+RETURNS TABLE(dataset text, key text, old_status text, new_status text, version integer, depth integer)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE d dataflow.dataset; k1 text; k2 text; roots bigint[];
+BEGIN
+  d := dataflow._dataset_row(resubmit.dataset);
+  IF from_key IS NULL OR cascade IS NULL OR dry_run IS NULL THEN
+    RAISE EXCEPTION 'from_key, cascade and dry_run must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  k1 := dataflow._key_canon(d.key_kind, from_key);
+  k2 := dataflow._key_canon(d.key_kind, coalesce(to_key, from_key));
+  IF d.key_kind = 'text' THEN
+    IF k1 <> k2 THEN
+      RAISE EXCEPTION 'text keys have no ranges: give one key' USING ERRCODE = '22023';
+    END IF;
+    SELECT array_agg(c.id) INTO roots FROM dataflow.chunk c WHERE c.dataset_id = d.id AND c.key = k1;
+  ELSE
+    IF dataflow._key_ord(d.key_kind, k1) > dataflow._key_ord(d.key_kind, k2) THEN
+      RAISE EXCEPTION 'range "%" .. "%" is backwards', k1, k2 USING ERRCODE = '22023';
+    END IF;
+    SELECT array_agg(c.id ORDER BY c.ord) INTO roots FROM dataflow.chunk c
+     WHERE c.dataset_id = d.id
+       AND c.ord BETWEEN dataflow._key_ord(d.key_kind, k1) AND dataflow._key_ord(d.key_kind, k2);
+  END IF;
+  IF roots IS NULL THEN
+    RAISE EXCEPTION 'dataset "%" has no chunk between "%" and "%"', d.name, k1, k2 USING ERRCODE = '42704';
+  END IF;
+  RETURN QUERY
+    SELECT ds.name, c.key, r.old_status, r.new_status, r.version, r.depth
+      FROM dataflow._resubmit(roots, cascade, dry_run, dataflow._actor(), 'resubmit') r
+      JOIN dataflow.chunk c ON c.id = r.chunk_id
+      JOIN dataflow.dataset ds ON ds.id = c.dataset_id
+     ORDER BY r.depth, ds.name, c.ord, c.key;
+END $$;
+COMMENT ON FUNCTION dataflow.resubmit(text, text, text, boolean, boolean) IS
+  'Restart a chunk or a key range: new version, attempts reset, queued again; with cascade (default) '
+  'everything downstream waits for it; dry_run lists what would change without changing anything';

@@ -1,0 +1,286 @@
+-- The lease lifecycle: lease -> heartbeat... -> complete | fail; reap() expires
+-- leases whose deadline passed. Every call that changes a run presents its
+-- token, and only the live lease (status running, deadline not passed) counts.
+
+CREATE FUNCTION dataflow.lease(job text, worker text, max_chunks integer DEFAULT 1,
+                               lease_for interval DEFAULT NULL)
+RETURNS SETOF dataflow.task
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  j dataflow.job := dataflow._job(job);
+  n integer := max_chunks;
+  lf interval;
+  ds dataflow.dataset;
+  slots integer;
+BEGIN
+  IF worker IS NULL OR max_chunks IS NULL THEN
+    RAISE EXCEPTION 'worker and max_chunks must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  IF worker = '' OR length(worker) > 200 OR worker ~ '[[:cntrl:]]' THEN
+    RAISE EXCEPTION 'worker must be a printable name of 1-200 characters' USING ERRCODE = '22023';
+  END IF;
+  IF max_chunks < 1 OR max_chunks > 1000 THEN
+    RAISE EXCEPTION 'max_chunks must be between 1 and 1000, not %', max_chunks USING ERRCODE = '22023';
+  END IF;
+  lf := coalesce(lease_for, j.lease_for);
+  IF lf <= interval '0' THEN
+    RAISE EXCEPTION 'lease_for must be positive' USING ERRCODE = '22023';
+  END IF;
+  IF j.paused THEN
+    RETURN;
+  END IF;
+  -- Limits are counted from live leases. The advisory lock serializes the
+  -- count-then-lease of limited jobs and pools; unlimited jobs take none.
+  IF j.max_concurrency IS NOT NULL THEN
+    PERFORM pg_advisory_xact_lock(7401, j.id);
+    n := least(n, j.max_concurrency -
+                  (SELECT count(*) FROM dataflow.run r WHERE r.job_id = j.id AND r.status = 'running')::integer);
+  END IF;
+  IF j.pool_id IS NOT NULL AND n > 0 THEN
+    PERFORM pg_advisory_xact_lock(7402, j.pool_id);
+    SELECT p.slots INTO slots FROM dataflow.pool p WHERE p.id = j.pool_id;
+    n := least(n, slots -
+                  (SELECT count(*) FROM dataflow.run r WHERE r.pool_id = j.pool_id AND r.status = 'running')::integer);
+  END IF;
+  IF n <= 0 THEN
+    RETURN;
+  END IF;
+  SELECT * INTO ds FROM dataflow.dataset WHERE id = j.output_id;
+
+  RETURN QUERY
+  WITH cand AS (
+    SELECT c.id
+      FROM dataflow.chunk c
+     WHERE c.dataset_id = j.output_id AND c.status = 'queued' AND c.not_before <= now()
+       -- Safe: never re-produce a chunk while runs still read it.
+       AND NOT EXISTS (SELECT FROM dataflow.run_input ri JOIN dataflow.run rr ON rr.id = ri.run_id
+                        WHERE ri.chunk_id = c.id AND rr.status = 'running')
+     ORDER BY c.not_before, c.id
+     LIMIT n
+       FOR UPDATE OF c SKIP LOCKED
+  ), upd AS (
+    UPDATE dataflow.chunk c
+       SET status = 'running', attempts = c.attempts + 1, run_id = nextval('dataflow.run_id_seq'),
+           updated_at = now()
+      FROM cand
+     WHERE c.id = cand.id
+    RETURNING c.id, c.key, c.version, c.attempts, c.run_id
+  ), r AS (
+    INSERT INTO dataflow.run (id, job_id, pool_id, chunk_id, version, attempt, worker, status, deadline,
+                              output_location)
+    SELECT upd.run_id, j.id, j.pool_id, upd.id, upd.version, upd.attempts, worker, 'running', now() + lf,
+           dataflow._location(ds.location, ds.name, upd.key, upd.version)
+      FROM upd
+    RETURNING run.id, run.token, run.chunk_id, run.deadline, run.output_location
+  ), inp AS (
+    SELECT r.id AS run_id, ic.id AS chunk_id, ic.version, ids.name AS dataset, ic.key, ic.ord,
+           ic.location, ic.row_count, ic.checksum
+      FROM r
+      JOIN dataflow.dep dp ON dp.consumer = r.chunk_id
+      JOIN dataflow.chunk ic ON ic.id = dp.input
+      JOIN dataflow.dataset ids ON ids.id = ic.dataset_id
+    UNION ALL
+    SELECT r.id, lc.id, lc.version, lds.name, lc.key, lc.ord, lc.location, lc.row_count, lc.checksum
+      FROM r
+      JOIN dataflow.job_input jl ON jl.job_id = j.id AND jl.mapping = 'latest'
+      JOIN dataflow.dataset lds ON lds.id = jl.dataset_id
+      CROSS JOIN LATERAL (
+        SELECT * FROM dataflow.chunk x
+         WHERE x.dataset_id = jl.dataset_id AND dataflow._level(x.status) >= jl.need
+         ORDER BY x.ord DESC NULLS LAST, x.available_at DESC
+         LIMIT 1) lc
+  ), lineage AS (
+    INSERT INTO dataflow.run_input (run_id, chunk_id, version)
+    SELECT inp.run_id, inp.chunk_id, inp.version FROM inp
+  ), ev AS (
+    INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor)
+    SELECT j.output_id, upd.id, upd.key, upd.run_id, upd.version, 'queued', 'running', worker
+      FROM upd
+  )
+  SELECT r.id, r.token, j.name, ds.name, upd.key, upd.version, upd.attempts, r.output_location,
+         coalesce((SELECT jsonb_agg(jsonb_build_object('dataset', i.dataset, 'key', i.key, 'version', i.version,
+                                                       'location', i.location, 'row_count', i.row_count,
+                                                       'checksum', i.checksum)
+                                    ORDER BY i.dataset, i.ord, i.key)
+                     FROM inp i WHERE i.run_id = r.id), '[]'::jsonb),
+         j.params, r.deadline
+    FROM r JOIN upd ON upd.id = r.chunk_id
+   ORDER BY r.id;
+END $$;
+COMMENT ON FUNCTION dataflow.lease(text, text, integer, interval) IS
+  'Lease up to max_chunks runnable chunks of a job for a worker: returns one task per chunk with its '
+  'token, inputs (exact versions and locations), output location and deadline; empty when nothing is runnable';
+
+-- The live run behind a token, locked; raises unless it is the live lease.
+CREATE FUNCTION dataflow._live_run(p_token uuid) RETURNS dataflow.run
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE r dataflow.run;
+BEGIN
+  IF p_token IS NULL THEN
+    RAISE EXCEPTION 'token must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  SELECT * INTO r FROM dataflow.run WHERE token = p_token FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no lease has this token' USING ERRCODE = '42704';
+  END IF;
+  IF r.status <> 'running' THEN
+    RAISE EXCEPTION 'lease of run % is no longer live: the run is %', r.id, r.status
+      USING ERRCODE = '55000',
+            DETAIL = coalesce('Run error: ' || left(r.error, 500), ''),
+            HINT = 'Another attempt owns the chunk now; drop this result.';
+  END IF;
+  IF r.deadline < now() THEN
+    RAISE EXCEPTION 'lease of run % expired at %', r.id, r.deadline
+      USING ERRCODE = '55000',
+            HINT = 'Heartbeat more often than the lease duration; the chunk will be retried.';
+  END IF;
+  RETURN r;
+END $$;
+
+CREATE FUNCTION dataflow.heartbeat(token uuid, extend_by interval DEFAULT NULL)
+RETURNS timestamptz LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE r dataflow.run := dataflow._live_run(token); dl timestamptz;
+BEGIN
+  IF extend_by <= interval '0' THEN
+    RAISE EXCEPTION 'extend_by must be positive' USING ERRCODE = '22023';
+  END IF;
+  UPDATE dataflow.run
+     SET heartbeat_at = now(),
+         deadline = now() + coalesce(extend_by, (SELECT j.lease_for FROM dataflow.job j WHERE j.id = r.job_id))
+   WHERE id = r.id
+  RETURNING deadline INTO dl;
+  RETURN dl;
+END $$;
+COMMENT ON FUNCTION dataflow.heartbeat(uuid, interval) IS
+  'Keep a lease alive: moves its deadline to now + extend_by (default the job''s lease_for); returns it';
+
+CREATE FUNCTION dataflow.complete(token uuid, row_count bigint DEFAULT NULL, checksum text DEFAULT NULL,
+                                  info jsonb DEFAULT NULL, location text DEFAULT NULL)
+RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  r dataflow.run := dataflow._live_run(token);
+  c dataflow.chunk;
+  stale jsonb;
+BEGIN
+  IF row_count < 0 THEN
+    RAISE EXCEPTION 'row_count must be >= 0' USING ERRCODE = '22023';
+  END IF;
+  IF info IS NOT NULL AND jsonb_typeof(info) <> 'object' THEN
+    RAISE EXCEPTION 'info must be a JSON object' USING ERRCODE = '22023';
+  END IF;
+  SELECT * INTO c FROM dataflow.chunk WHERE id = r.chunk_id FOR UPDATE;
+
+  -- Correct: every input must still be the version this run read.
+  SELECT jsonb_agg(jsonb_build_object('chunk', ri.chunk_id, 'read_version', ri.version,
+                                      'version', ic.version, 'status', ic.status))
+    INTO stale
+    FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
+   WHERE ri.run_id = r.id AND (ic.version <> ri.version OR dataflow._level(ic.status) = 0);
+
+  IF stale IS NOT NULL OR c.run_id <> r.id OR c.status <> 'running' THEN
+    UPDATE dataflow.run
+       SET status = 'superseded', finished_at = now(), row_count = complete.row_count,
+           checksum = complete.checksum, info = complete.info,
+           error = 'superseded: an input was re-produced while the run worked'
+     WHERE id = r.id;
+    IF c.run_id = r.id AND c.status = 'running' THEN
+      UPDATE dataflow.chunk
+         SET status = CASE WHEN unmet = 0 THEN 'queued' ELSE 'waiting' END,
+             attempts = greatest(attempts - 1, 0), not_before = now(), updated_at = now()
+       WHERE id = c.id;
+      INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor, detail)
+      VALUES (c.dataset_id, c.id, c.key, r.id, c.version, 'running',
+              CASE WHEN c.unmet = 0 THEN 'queued' ELSE 'waiting' END, r.worker,
+              jsonb_build_object('reason', 'superseded', 'stale_inputs', stale));
+    END IF;
+    RETURN 'superseded';
+  END IF;
+
+  UPDATE dataflow.run
+     SET status = 'succeeded', finished_at = now(), row_count = complete.row_count,
+         checksum = complete.checksum, info = complete.info,
+         output_location = coalesce(complete.location, output_location)
+   WHERE id = r.id;
+  UPDATE dataflow.chunk
+     SET status = 'ready', row_count = complete.row_count, checksum = complete.checksum,
+         info = coalesce(complete.info, '{}'), location = coalesce(complete.location, r.output_location),
+         error = NULL, available_at = now(), updated_at = now()
+   WHERE id = c.id;
+  INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor)
+  VALUES (c.dataset_id, c.id, c.key, r.id, c.version, 'running', 'ready', r.worker);
+  PERFORM dataflow._propagate(c.id, c.dataset_id, 0, 1, r.worker);
+  RETURN 'succeeded';
+END $$;
+COMMENT ON FUNCTION dataflow.complete(uuid, bigint, text, jsonb, text) IS
+  'Finish a live lease successfully: the chunk becomes ready at its version and its consumers may start; '
+  'returns succeeded, or superseded when an input was re-produced meanwhile (the chunk is re-queued)';
+
+-- Where a chunk goes after a failed or expired attempt.
+CREATE FUNCTION dataflow._retry_or_fail(p_chunk bigint, p_run bigint, p_error text, p_retry boolean,
+                                        p_actor text, p_reason text)
+RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE c dataflow.chunk; j dataflow.job; new_status text; delay double precision;
+BEGIN
+  SELECT * INTO c FROM dataflow.chunk WHERE id = p_chunk FOR UPDATE;
+  IF c.run_id IS DISTINCT FROM p_run OR c.status <> 'running' THEN
+    RETURN c.status;   -- the chunk moved on (resubmitted, cancelled): nothing to retry
+  END IF;
+  SELECT jb.* INTO j FROM dataflow.job jb WHERE jb.output_id = c.dataset_id;
+  IF p_retry AND j.id IS NOT NULL AND c.attempts < j.max_attempts THEN
+    new_status := 'queued';
+    delay := dataflow._backoff(c.attempts, extract(epoch FROM j.backoff_min)::double precision,
+                               extract(epoch FROM j.backoff_max)::double precision, random());
+  ELSE
+    new_status := 'failed';
+  END IF;
+  UPDATE dataflow.chunk
+     SET status = new_status, error = left(p_error, 4000), updated_at = now(),
+         not_before = CASE WHEN new_status = 'queued' THEN now() + make_interval(secs => delay)
+                           ELSE not_before END
+   WHERE id = c.id;
+  INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor, detail)
+  VALUES (c.dataset_id, c.id, c.key, p_run, c.version, 'running', new_status, p_actor,
+          jsonb_build_object('reason', p_reason, 'error', left(p_error, 1000), 'attempt', c.attempts,
+                             'retry_in_seconds', round(delay::numeric, 3)));
+  RETURN new_status;
+END $$;
+
+CREATE FUNCTION dataflow.fail(token uuid, error text, retry boolean DEFAULT true)
+RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE r dataflow.run := dataflow._live_run(token);
+BEGIN
+  IF error IS NULL OR retry IS NULL THEN
+    RAISE EXCEPTION 'error and retry must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  UPDATE dataflow.run SET status = 'failed', finished_at = now(), error = left(fail.error, 4000)
+   WHERE id = r.id;
+  RETURN dataflow._retry_or_fail(r.chunk_id, r.id, error, retry, r.worker, 'fail');
+END $$;
+COMMENT ON FUNCTION dataflow.fail(uuid, text, boolean) IS
+  'Finish a live lease with an error: the chunk is retried after an exponential, jittered backoff '
+  'while attempts remain and retry is true, else it is failed; returns the chunk''s new status';
+
+CREATE FUNCTION dataflow.reap() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE r record; n integer := 0;
+BEGIN
+  FOR r IN
+    SELECT run.id, run.chunk_id, run.deadline, run.worker FROM dataflow.run
+     WHERE run.status = 'running' AND run.deadline < now()
+     ORDER BY run.deadline
+     LIMIT 10000
+       FOR UPDATE SKIP LOCKED
+  LOOP
+    UPDATE dataflow.run
+       SET status = 'expired', finished_at = now(),
+           error = 'lease expired at ' || r.deadline || ' without a heartbeat from ' || r.worker
+     WHERE id = r.id;
+    PERFORM dataflow._retry_or_fail(r.chunk_id, r.id, 'lease expired (worker ' || r.worker || ')', true,
+                                    'reaper', 'expired');
+    n := n + 1;
+  END LOOP;
+  RETURN n;
+END $$;
+COMMENT ON FUNCTION dataflow.reap() IS
+  'Expire leases whose deadline passed: their chunks are retried with backoff, or failed when attempts are '
+  'spent; returns how many leases expired';
