@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make test: install what is missing, build, and run every suite.
-#   scripts/test.sh [unit|regress|integration]...   (default: all of them)
+#   scripts/test.sh [unit|regress|isolation|integration]...   (default: all of them)
 # Exits non-zero when any suite fails. CI=true selects the short forms.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +8,7 @@ ROOT=$PWD
 . scripts/lib.sh
 
 suites=("$@")
-[ ${#suites[@]} -eq 0 ] && suites=(unit regress integration)
+[ ${#suites[@]} -eq 0 ] && suites=(unit regress isolation integration)
 
 scripts/deps.sh || exit 1
 PG_BINDIR=$(/usr/lib/postgresql/15/bin/pg_config --bindir)
@@ -39,6 +39,13 @@ run_unit() {
 
 run_regress() {
     echo "== regress (pg_regress, temporary instance)"
+    # Every test file must be in the schedule (and vice versa), or it silently never runs.
+    local f missing=0
+    for f in sql/*.sql; do
+        grep -qE "^test:.*[[:space:]]$(basename "$f" .sql)([[:space:]]|\$)" test/schedule \
+            || { echo "sql/$(basename "$f") is not in test/schedule" >&2; missing=1; }
+    done
+    [ $missing -eq 0 ] || { record "regress-schedule" 1; return; }
     local tmp; tmp=$(df_tmpdir)
     cp -r sql expected test/schedule test/regress.conf "$tmp/"
     [ -d test/regress-data ] && cp -r test/regress-data "$tmp/"
@@ -49,6 +56,9 @@ run_regress() {
         --port="$port" --inputdir="$tmp" --outputdir="$tmp" --schedule="$tmp/schedule" \
         --dbname=contrib_regression)
     local rc=$?
+    if [ -n "${DF_REGRESS_ACCEPT:-}" ]; then   # developer aid: take the outputs as expected (review with git diff)
+        cp "$tmp"/results/*.out "$ROOT/expected/" && echo "expected/ updated from results" && rc=0
+    fi
     if [ $rc -ne 0 ]; then
         cp "$tmp/regression.diffs" "$ROOT/regression.diffs" 2>/dev/null
         head -c 20000 "$tmp/regression.diffs" 2>/dev/null
@@ -56,6 +66,29 @@ run_regress() {
     fi
     rm -rf "$tmp"
     record "regress" $rc
+}
+
+run_isolation() {
+    [ -f test/isolation/schedule ] || return 0
+    echo "== isolation (pg_isolation_regress: concurrent sessions)"
+    local tmp; tmp=$(df_tmpdir)
+    cp -r test/isolation/specs test/isolation/expected test/isolation/schedule test/regress.conf "$tmp/"
+    [ "$(id -u)" -eq 0 ] && chown -R "$DF_USER" "$tmp"
+    local port; port=$(df_free_port 57432)
+    (cd "$tmp" && df_as_user "$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)/pgxs/src/test/isolation/pg_isolation_regress" \
+        --bindir="$PG_BINDIR" --temp-instance="$tmp/tmp_check" --temp-config="$tmp/regress.conf" \
+        --port="$port" --inputdir="$tmp" --outputdir="$tmp" --schedule="$tmp/schedule" \
+        --dbname=isolation_regression)
+    local rc=$?
+    if [ -n "${DF_REGRESS_ACCEPT:-}" ]; then
+        cp "$tmp"/results/*.out "$ROOT/test/isolation/expected/" && echo "isolation expected/ updated" && rc=0
+    fi
+    if [ $rc -ne 0 ]; then
+        cp "$tmp/regression.diffs" "$ROOT/isolation.diffs" 2>/dev/null
+        head -c 20000 "$tmp/regression.diffs" 2>/dev/null
+    fi
+    rm -rf "$tmp"
+    record "isolation" $rc
 }
 
 run_integration() {

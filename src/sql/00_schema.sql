@@ -31,7 +31,7 @@ RETURN CASE status WHEN 'ready' THEN 1 WHEN 'validated' THEN 2 WHEN 'skipped' TH
 -- Names of datasets, jobs, pools, connections and subscriptions: short, printable,
 -- safe to show anywhere (no quotes, spaces, semicolons or control characters).
 CREATE FUNCTION dataflow._check_name(what text, name text) RETURNS text
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF name IS NULL THEN
     RAISE EXCEPTION '% name must not be NULL', what USING ERRCODE = '22004';

@@ -185,9 +185,13 @@ END $$;
 COMMENT ON FUNCTION dataflow.cancel(text, text) IS
   'Stop a chunk: its live lease (if any) is cancelled and it is not leased again until resubmitted';
 
+-- What resubmit() touched: depth 0 are the chunks asked for, 1.. their downstream.
+CREATE TYPE dataflow.resubmitted AS (
+  dataset text, key text, old_status text, new_status text, version integer, depth integer);
+
 CREATE FUNCTION dataflow.resubmit(dataset text, from_key text, to_key text DEFAULT NULL,
                                   cascade boolean DEFAULT true, dry_run boolean DEFAULT false)
-RETURNS TABLE(dataset text, key text, old_status text, new_status text, version integer, depth integer)
+RETURNS SETOF dataflow.resubmitted
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE d dataflow.dataset; k1 text; k2 text; roots bigint[];
 BEGIN

@@ -1,0 +1,83 @@
+// Dispatch payloads and response interpretation for `http` and `airflow` jobs.
+// Pure functions on strings and nlohmann::json: unit-tested, Postgres-free
+// (must not include postgres.h).
+#pragma once
+
+#if defined(PG_VERSION_NUM) || defined(POSTGRES_H)
+#error "src/core must stay Postgres-free"
+#endif
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "core/http_client.h"
+
+namespace dataflow {
+
+// One leased task as the worker read it from dataflow.lease(); inputs and
+// params are JSON text as Postgres rendered them.
+struct Task {
+    int64_t run_id = 0;
+    std::string token, job, dataset, key, output_location, inputs_json, params_json, deadline;
+    int64_t version = 0;
+    int attempt = 0;
+};
+
+// The task document POSTed to an http endpoint and used as an Airflow DAG
+// run's conf: the DESIGN.md task fields plus the token. Never throws: bad
+// UTF-8 is replaced, unparsable inputs/params become null.
+std::string task_json(const Task& task);
+
+// How a finished attempt ends.
+struct Outcome {
+    enum Kind { kSucceeded, kFailed, kAccepted, kPending, kRetry } kind = kRetry;
+    std::optional<int64_t> row_count;
+    std::string checksum, location;
+    std::string info_json = "{}";
+    std::string error;     // for kFailed / kRetry
+    bool retry = true;     // for kFailed: may the chunk be retried?
+    std::string external_id;
+};
+
+// http dispatch: 202 (or a 2xx whose body says accepted/running/queued) is
+// accepted; a 2xx body {"status":"succeeded", row_count, checksum, info,
+// location} or {"status":"failed", error, retry} is terminal; anything else,
+// including transport errors, is a retryable failure with the HTTP status and
+// a body excerpt.
+Outcome interpret_http_dispatch(const HttpResponse& response);
+
+// ---- Airflow stable REST API (v1: Airflow 2, basic auth; v2: Airflow 3, bearer token)
+struct AirflowConnection {
+    std::string base_url;   // e.g. http://airflow:8080 (no trailing /api)
+    std::string auth = "none";  // none | basic | bearer
+    std::string username, secret;
+    int api_version = 1;
+    long connect_timeout_ms = 5000, timeout_ms = 30000;
+    size_t max_body = 1 << 20;
+};
+
+std::string airflow_dag_run_id(int64_t run_id);  // "dataflow-<run_id>"
+std::string url_path_escape(const std::string& segment);
+
+// POST {base}/auth/token with the username and password (Airflow 3).
+HttpRequest airflow_token_request(const AirflowConnection& c);
+// The access_token from a /auth/token response, or "" (then *error says why).
+std::string airflow_parse_token(const HttpResponse& r, std::string* error);
+// POST .../dags/{dag}/dagRuns with conf = task document. `bearer` is used for
+// api_version 2 (or auth = bearer).
+HttpRequest airflow_trigger_request(const AirflowConnection& c, const std::string& dag_id, const Task& task,
+                                    const std::string& bearer);
+// GET .../dags/{dag}/dagRuns/{dag_run_id}
+HttpRequest airflow_poll_request(const AirflowConnection& c, const std::string& dag_id,
+                                 const std::string& dag_run_id, const std::string& bearer);
+
+// Trigger: 200/201 → kPending (external_id set); 409 → kPending (adopted: the
+// run exists from an earlier attempt); 401/403 → kRetry with `auth` noted;
+// anything else → kRetry.
+Outcome airflow_interpret_trigger(const HttpResponse& r, const std::string& dag_run_id);
+// Poll: state success → kSucceeded (info carries the dag run), failed → kFailed,
+// queued/running/restarting/up_for_retry/… → kPending; errors → kRetry.
+Outcome airflow_interpret_poll(const HttpResponse& r);
+
+}  // namespace dataflow
