@@ -26,8 +26,8 @@ int parse_count(const std::string &opt, const std::string &value) {
     errno = 0;
     char *end = nullptr;
     long v = std::strtol(value.c_str(), &end, 10);
-    if (value.empty() || errno != 0 || end == nullptr || *end != '\0' || v < 1 || v > 1024)
-        throw UsageError(opt + ": expected an integer from 1 to 1024, got '" + value + "'");
+    if (value.empty() || errno != 0 || end == nullptr || *end != '\0' || v < 1 || v > 1000)
+        throw UsageError(opt + ": expected an integer from 1 to 1000, got '" + value + "'");
     return static_cast<int>(v);
 }
 

@@ -69,13 +69,16 @@ std::string Reporter::status_text() const {
     int64_t done = progress_.done(), total = progress_.total(), failed = progress_.failed();
     int pct = total > 0 ? static_cast<int>(100.0 * static_cast<double>(done) / total) : 0;
     std::string text = job_;
-    std::snprintf(buf, sizeof buf, "  %lld/%lld done (%d%%)  %d running here  %lld queued",
+    std::snprintf(buf, sizeof buf, "  %lld/%lld done (%d%%)  %d running  %lld queued",
                   static_cast<long long>(done), static_cast<long long>(total), pct, running_,
                   static_cast<long long>(progress_.count("queued")));
     text += buf;
-    if (failed > 0 || failed_ > 0) {
-        std::snprintf(buf, sizeof buf, "  %lld failed (%d runs failed here)",
-                      static_cast<long long>(failed), failed_);
+    if (failed > 0) {
+        std::snprintf(buf, sizeof buf, "  %lld failed", static_cast<long long>(failed));
+        text += buf;
+    }
+    if (failed_ > 0) {
+        std::snprintf(buf, sizeof buf, "  (%d failed attempt%s)", failed_, failed_ == 1 ? "" : "s");
         text += buf;
     }
     double elapsed = std::chrono::duration<double>(last_at_ - first_at_).count();

@@ -16,12 +16,10 @@ std::optional<std::string> check_backoff(int attempt, double min_seconds, double
     if (attempt < 1)
         std::snprintf(buf, sizeof buf, "attempt must be at least 1 (got %d)", attempt);
     else if (!std::isfinite(min_seconds) || min_seconds < 0)
-        std::snprintf(buf, sizeof buf, "min_seconds must be finite and >= 0 (got %g)",
-                      min_seconds);
+        std::snprintf(buf, sizeof buf, "min_seconds must be finite and >= 0 (got %g)", min_seconds);
     else if (!std::isfinite(max_seconds) || max_seconds < min_seconds)
-        std::snprintf(buf, sizeof buf,
-                      "max_seconds must be finite and >= min_seconds %g (got %g)", min_seconds,
-                      max_seconds);
+        std::snprintf(buf, sizeof buf, "max_seconds must be finite and >= min_seconds %g (got %g)",
+                      min_seconds, max_seconds);
     else if (!std::isfinite(jitter) || jitter < 0 || jitter > 1)
         std::snprintf(buf, sizeof buf, "jitter must be between 0 and 1 (got %g)", jitter);
     else

@@ -27,7 +27,6 @@ double backoff_cap(int attempt, double min_seconds, double max_seconds) noexcept
 
 // The wait in seconds, always within [min_seconds, backoff_cap(...)].
 // Precondition: check_backoff passes.
-double backoff_seconds(int attempt, double min_seconds, double max_seconds,
-                       double jitter) noexcept;
+double backoff_seconds(int attempt, double min_seconds, double max_seconds, double jitter) noexcept;
 
 }  // namespace dataflow

@@ -24,7 +24,7 @@ extern "C" {
  * (errlen bytes; DF_BACKOFF_ERROR_SIZE suffices) when an argument is invalid.
  */
 bool df_core_backoff(int32_t attempt, double min_seconds, double max_seconds, double jitter,
-                     double *seconds, char *errbuf, size_t errlen) DF_BACKOFF_NOEXCEPT;
+                     double* seconds, char* errbuf, size_t errlen) DF_BACKOFF_NOEXCEPT;
 
 #ifdef __cplusplus
 }

@@ -14,9 +14,9 @@ namespace {
 using std::int64_t;
 
 constexpr std::size_t kQuotedKeyBytes = 64;
-constexpr const char* kMonthNames[] = {"January", "February", "March",     "April",
-                                       "May",     "June",     "July",      "August",
-                                       "September", "October", "November", "December"};
+constexpr const char* kMonthNames[] = {"January",   "February", "March",    "April",
+                                       "May",       "June",     "July",     "August",
+                                       "September", "October",  "November", "December"};
 
 const char* kind_hint(Kind kind) {
     switch (kind) {
@@ -38,10 +38,10 @@ Failure fail(Error code, std::optional<Kind> kind, std::string message, std::str
 
 // "invalid date key "2024-02-30": <detail>" with the kind's hint.
 Failure bad_key(Error code, Kind kind, std::string_view key, const std::string& detail) {
-    return fail(code, kind,
-                std::string("invalid ") + kind_name(kind) + " key " + quote_key(key) + ": " +
-                    detail,
-                kind_hint(kind));
+    return fail(
+        code, kind,
+        std::string("invalid ") + kind_name(kind) + " key " + quote_key(key) + ": " + detail,
+        kind_hint(kind));
 }
 
 Failure not_ordered(const char* what) {
@@ -59,7 +59,9 @@ std::string format(const char* fmt, long long a, long long b = 0, long long c = 
 
 // ---- calendar (proleptic Gregorian, years 1..9999) ----
 
-bool is_leap(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+bool is_leap(int64_t y) {
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
 
 int days_in_month(int64_t y, int m) {
     static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -98,7 +100,9 @@ Civil civil_from_ordinal(int64_t ord) {
     return Civil{y, m, static_cast<int>(rest) + 1};
 }
 
-int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+int64_t floor_div(int64_t a, int64_t b) {
+    return a / b - (a % b != 0 && (a < 0) != (b < 0));
+}
 
 // ---- parsing ----
 
@@ -115,7 +119,8 @@ bool digits_at(std::string_view s, std::size_t pos, std::size_t n, int64_t* valu
 
 // Checks the fields of a YYYY-MM-DD-shaped text and returns its day ordinal.
 Result<int64_t> check_date(Kind kind, std::string_view key, int64_t y, int64_t m, int64_t d) {
-    if (y < 1) return bad_key(Error::OutOfRange, kind, key, "year 0000 is out of range (0001..9999)");
+    if (y < 1)
+        return bad_key(Error::OutOfRange, kind, key, "year 0000 is out of range (0001..9999)");
     if (m < 1 || m > 12)
         return bad_key(Error::OutOfRange, kind, key,
                        format("month %02lld is out of range (01..12)", m));
@@ -134,8 +139,8 @@ bool dashed_date(std::string_view key, int64_t* y, int64_t* m, int64_t* d) {
 Result<int64_t> parse_date(std::string_view key) {
     int64_t y = 0, m = 0, d = 0;
     const bool dashed = key.size() == 10 && dashed_date(key, &y, &m, &d);
-    const bool compact = key.size() == 8 && digits_at(key, 0, 4, &y) &&
-                         digits_at(key, 4, 2, &m) && digits_at(key, 6, 2, &d);
+    const bool compact = key.size() == 8 && digits_at(key, 0, 4, &y) && digits_at(key, 4, 2, &m) &&
+                         digits_at(key, 6, 2, &d);
     if (!dashed && !compact)
         return bad_key(Error::Malformed, Kind::Date, key, "expected YYYY-MM-DD or YYYYMMDD");
     return check_date(Kind::Date, key, y, m, d);
@@ -195,21 +200,23 @@ Result<int64_t> parse_int(std::string_view key) {
 
 std::optional<Failure> check_text(std::string_view key) {
     if (key.size() > kMaxTextBytes)
-        return bad_key(Error::TooLong, Kind::Text, key,
-                       format("%lld bytes is longer than the limit of %lld bytes",
-                              static_cast<long long>(key.size()),
-                              static_cast<long long>(kMaxTextBytes)));
+        return bad_key(
+            Error::TooLong, Kind::Text, key,
+            format("%lld bytes is longer than the limit of %lld bytes",
+                   static_cast<long long>(key.size()), static_cast<long long>(kMaxTextBytes)));
     for (std::size_t i = 0; i < key.size(); ++i) {
         const auto c = static_cast<unsigned char>(key[i]);
         if (c < 0x20 || c == 0x7F)
             return bad_key(Error::Malformed, Kind::Text, key,
-                           format("control character 0x%02llX at position %lld is not allowed",
-                                  c, static_cast<long long>(i + 1)));
+                           format("control character 0x%02llX at position %lld is not allowed", c,
+                                  static_cast<long long>(i + 1)));
     }
     return std::nullopt;
 }
 
-Failure empty_key(Kind kind) { return bad_key(Error::Empty, kind, "", "a key cannot be empty"); }
+Failure empty_key(Kind kind) {
+    return bad_key(Error::Empty, kind, "", "a key cannot be empty");
+}
 
 int64_t min_ordinal(Kind kind) {
     return kind == Kind::Date   ? kMinDateOrdinal
@@ -263,7 +270,9 @@ const char* kind_name(Kind kind) {
     return "?";
 }
 
-bool is_ordered(Kind kind) { return kind != Kind::Text; }
+bool is_ordered(Kind kind) {
+    return kind != Kind::Text;
+}
 
 Result<Kind> parse_kind(std::string_view name) {
     for (Kind k : {Kind::Date, Kind::Hour, Kind::Int, Kind::Text})
@@ -324,8 +333,7 @@ Result<int> compare(Kind kind, std::string_view a, std::string_view b) {
     return (x.value() > y.value()) - (x.value() < y.value());
 }
 
-Result<Span> range_span(Kind kind, std::string_view from, std::string_view to,
-                        int64_t max_keys) {
+Result<Span> range_span(Kind kind, std::string_view from, std::string_view to, int64_t max_keys) {
     if (kind == Kind::Text) {
         for (std::string_view key : {from, to}) {
             Result<std::string> canon = canonicalize(kind, key);
@@ -337,8 +345,8 @@ Result<Span> range_span(Kind kind, std::string_view from, std::string_view to,
     Result<int64_t> b = kind == Kind::Text ? Result<int64_t>(0) : ordinal(kind, to);
     if (!b.ok()) return b.failure();
     if (max_keys < 1)
-        return fail(Error::BadRange, kind, format("max_keys must be at least 1 (got %lld)", max_keys),
-                    "");
+        return fail(Error::BadRange, kind,
+                    format("max_keys must be at least 1 (got %lld)", max_keys), "");
     if (kind == Kind::Text) {
         if (from != to)
             return fail(Error::NotOrdered, kind,
@@ -370,8 +378,7 @@ Result<Span> range_span(Kind kind, std::string_view from, std::string_view to,
 
 Result<std::vector<std::string>> range(Kind kind, std::string_view from, std::string_view to,
                                        int64_t max_keys) {
-    return expand(kind, range_span(kind, from, to, max_keys),
-                  [&] { return std::string(from); });
+    return expand(kind, range_span(kind, from, to, max_keys), [&] { return std::string(from); });
 }
 
 Result<Span> window_span(Kind kind, std::string_view key, std::int32_t lo, std::int32_t hi) {
@@ -424,8 +431,7 @@ Result<Span> children_span(Kind parent_kind, Kind child_kind, std::string_view k
     return Span{days.value() * kHoursPerDay, kHoursPerDay};
 }
 
-Result<std::vector<std::string>> children(Kind parent_kind, Kind child_kind,
-                                          std::string_view key) {
+Result<std::vector<std::string>> children(Kind parent_kind, Kind child_kind, std::string_view key) {
     return expand(child_kind, children_span(parent_kind, child_kind, key),
                   [] { return std::string(); });
 }

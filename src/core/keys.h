@@ -67,10 +67,10 @@ struct Failure {
 template <typename T>
 class Result {
 public:
-    Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit on purpose
+    Result(T value) : value_(std::move(value)) {}              // NOLINT: implicit on purpose
     Result(Failure failure) : failure_(std::move(failure)) {}  // NOLINT
     bool ok() const { return value_.has_value(); }
-    const T& value() const { return value_.value(); }  // throws if !ok()
+    const T& value() const { return value_.value(); }    // throws if !ok()
     const Failure& failure() const { return failure_; }  // meaningful only if !ok()
 
 private:
@@ -107,8 +107,7 @@ Result<std::vector<std::string>> window(Kind kind, std::string_view key, std::in
 
 // The rollup between nested kinds; the only pair is date (parent) / hour (child).
 Result<Span> children_span(Kind parent_kind, Kind child_kind, std::string_view key);
-Result<std::vector<std::string>> children(Kind parent_kind, Kind child_kind,
-                                          std::string_view key);
+Result<std::vector<std::string>> children(Kind parent_kind, Kind child_kind, std::string_view key);
 Result<std::string> parent(Kind child_kind, Kind parent_kind, std::string_view key);
 
 // The key as it appears in messages: quoted, control bytes as \xNN, cut after ~64 bytes

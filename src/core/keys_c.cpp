@@ -8,6 +8,25 @@
 #include "keys.h"
 #include "keys_c.h"
 
+static_assert(static_cast<int>(dataflow::keys::Kind::Date) == DF_KIND_DATE &&
+                  static_cast<int>(dataflow::keys::Kind::Hour) == DF_KIND_HOUR &&
+                  static_cast<int>(dataflow::keys::Kind::Int) == DF_KIND_INT &&
+                  static_cast<int>(dataflow::keys::Kind::Text) == DF_KIND_TEXT,
+              "df_key_kind must mirror dataflow::keys::Kind");
+static_assert(static_cast<int>(dataflow::keys::Error::Malformed) == DF_KEY_MALFORMED &&
+                  static_cast<int>(dataflow::keys::Error::OutOfRange) == DF_KEY_OUT_OF_RANGE &&
+                  static_cast<int>(dataflow::keys::Error::Empty) == DF_KEY_EMPTY &&
+                  static_cast<int>(dataflow::keys::Error::TooLong) == DF_KEY_TOO_LONG &&
+                  static_cast<int>(dataflow::keys::Error::BadKind) == DF_KEY_BAD_KIND &&
+                  static_cast<int>(dataflow::keys::Error::BadRange) == DF_KEY_BAD_RANGE &&
+                  static_cast<int>(dataflow::keys::Error::TooMany) == DF_KEY_TOO_MANY &&
+                  static_cast<int>(dataflow::keys::Error::BadMapping) == DF_KEY_BAD_MAPPING &&
+                  static_cast<int>(dataflow::keys::Error::NotOrdered) == DF_KEY_NOT_ORDERED,
+              "df_key_code must mirror dataflow::keys::Error");
+static_assert(dataflow::keys::kMaxTextBytes == DF_KEY_MAX_TEXT_BYTES &&
+                  dataflow::keys::kMaxWindowKeys == DF_KEY_MAX_WINDOW_KEYS,
+              "keys_c.h limits must mirror keys.h");
+
 namespace {
 
 using dataflow::keys::Failure;
@@ -49,12 +68,13 @@ df_key_code guarded(df_key_error* err, F&& body) noexcept {
     } catch (const std::exception& e) {
         return report(err, DF_KEY_INTERNAL, DF_KIND_NONE, e.what(), "");
     } catch (...) {
-        return report(err, DF_KEY_INTERNAL, DF_KIND_NONE, "unexpected exception in key module",
-                      "");
+        return report(err, DF_KEY_INTERNAL, DF_KIND_NONE, "unexpected exception in key module", "");
     }
 }
 
-bool valid_kind(df_key_kind kind) { return kind >= DF_KIND_DATE && kind <= DF_KIND_TEXT; }
+bool valid_kind(df_key_kind kind) {
+    return kind >= DF_KIND_DATE && kind <= DF_KIND_TEXT;
+}
 
 df_key_code bad_kind_code(df_key_error* err, df_key_kind kind) {
     char message[64];
@@ -82,7 +102,9 @@ df_key_code put_span(df_key_error* err, const dataflow::keys::Result<dataflow::k
     return DF_KEY_OK;
 }
 
-Kind to_kind(df_key_kind kind) { return static_cast<Kind>(kind); }
+Kind to_kind(df_key_kind kind) {
+    return static_cast<Kind>(kind);
+}
 
 }  // namespace
 
@@ -149,9 +171,8 @@ df_key_code df_core_key_compare(df_key_kind kind, const char* a, const char* b, 
     });
 }
 
-df_key_code df_core_key_range(df_key_kind kind, const char* from, const char* to,
-                              int64_t max_keys, int64_t* first, int64_t* count,
-                              df_key_error* err) noexcept {
+df_key_code df_core_key_range(df_key_kind kind, const char* from, const char* to, int64_t max_keys,
+                              int64_t* first, int64_t* count, df_key_error* err) noexcept {
     return guarded(err, [&] {
         if (!valid_kind(kind)) return bad_kind_code(err, kind);
         if (from == nullptr || to == nullptr || first == nullptr || count == nullptr)
@@ -166,22 +187,19 @@ df_key_code df_core_key_window(df_key_kind kind, const char* key, int32_t lo, in
     return guarded(err, [&] {
         if (!valid_kind(kind)) return bad_kind_code(err, kind);
         if (key == nullptr || first == nullptr || count == nullptr) return null_argument(err);
-        return put_span(err, dataflow::keys::window_span(to_kind(kind), key, lo, hi), first,
-                        count);
+        return put_span(err, dataflow::keys::window_span(to_kind(kind), key, lo, hi), first, count);
     });
 }
 
-df_key_code df_core_key_children(df_key_kind parent_kind, df_key_kind child_kind,
-                                 const char* key, int64_t* first, int64_t* count,
-                                 df_key_error* err) noexcept {
+df_key_code df_core_key_children(df_key_kind parent_kind, df_key_kind child_kind, const char* key,
+                                 int64_t* first, int64_t* count, df_key_error* err) noexcept {
     return guarded(err, [&] {
         if (!valid_kind(parent_kind)) return bad_kind_code(err, parent_kind);
         if (!valid_kind(child_kind)) return bad_kind_code(err, child_kind);
         if (key == nullptr || first == nullptr || count == nullptr) return null_argument(err);
-        return put_span(err,
-                        dataflow::keys::children_span(to_kind(parent_kind), to_kind(child_kind),
-                                                      key),
-                        first, count);
+        return put_span(
+            err, dataflow::keys::children_span(to_kind(parent_kind), to_kind(child_kind), key),
+            first, count);
     });
 }
 

@@ -7,7 +7,8 @@
  * call has returned. Every function returns DF_KEY_OK (0) or the error code it stored in
  * *err. Kinds are resolved once with df_core_key_kind() and then passed as df_key_kind.
  *
- * Implemented in keys_c.cpp. This header is safe to include after postgres.h; it includes no Postgres header itself.
+ * Implemented in keys_c.cpp. This header is safe to include after postgres.h; it includes no
+ * Postgres header itself.
  */
 #ifndef DATAFLOW_CORE_KEYS_C_H
 #define DATAFLOW_CORE_KEYS_C_H
@@ -37,7 +38,7 @@ typedef enum df_key_kind {
  * exception (out of memory) or a caller buffer that is too small. */
 typedef enum df_key_code {
     DF_KEY_OK = 0,
-    DF_KEY_MALFORMED = 1,   /* the text does not have the shape of a key of this kind */
+    DF_KEY_MALFORMED = 1,    /* the text does not have the shape of a key of this kind */
     DF_KEY_OUT_OF_RANGE = 2, /* right shape, impossible value (Feb 30, hour 24, overflow) */
     DF_KEY_EMPTY = 3,        /* empty key */
     DF_KEY_TOO_LONG = 4,     /* text key longer than DF_KEY_MAX_TEXT_BYTES */
@@ -64,23 +65,23 @@ typedef struct df_key_error {
 } df_key_error;
 
 /* Resolves a kind name ("date", "hour", "int", "text"; exact, lower case). */
-df_key_code df_core_key_kind(const char *name, df_key_kind *kind, df_key_error *err) DF_NOEXCEPT;
+df_key_code df_core_key_kind(const char* name, df_key_kind* kind, df_key_error* err) DF_NOEXCEPT;
 
 /* Canonical text of key into buf (DF_KEY_BUF_SIZE bytes always suffice). */
-df_key_code df_core_key_canon(df_key_kind kind, const char *key, char *buf, size_t buflen,
-                              df_key_error *err) DF_NOEXCEPT;
+df_key_code df_core_key_canon(df_key_kind kind, const char* key, char* buf, size_t buflen,
+                              df_key_error* err) DF_NOEXCEPT;
 
 /* Ordinal of key. For text keys the key is still validated, and *has_ord is set to false. */
-df_key_code df_core_key_ord(df_key_kind kind, const char *key, int64_t *ord, bool *has_ord,
-                            df_key_error *err) DF_NOEXCEPT;
+df_key_code df_core_key_ord(df_key_kind kind, const char* key, int64_t* ord, bool* has_ord,
+                            df_key_error* err) DF_NOEXCEPT;
 
 /* Canonical text of the key with ordinal ord (DF_KEY_NOT_ORDERED for text). */
-df_key_code df_core_key_text(df_key_kind kind, int64_t ord, char *buf, size_t buflen,
-                             df_key_error *err) DF_NOEXCEPT;
+df_key_code df_core_key_text(df_key_kind kind, int64_t ord, char* buf, size_t buflen,
+                             df_key_error* err) DF_NOEXCEPT;
 
 /* *cmp = -1, 0 or 1: by ordinal for ordered kinds, bytewise for text. */
-df_key_code df_core_key_compare(df_key_kind kind, const char *a, const char *b, int *cmp,
-                                df_key_error *err) DF_NOEXCEPT;
+df_key_code df_core_key_compare(df_key_kind kind, const char* a, const char* b, int* cmp,
+                                df_key_error* err) DF_NOEXCEPT;
 
 /*
  * The spans below describe ordinals first .. first + count - 1, all valid for the kind, so
@@ -89,22 +90,20 @@ df_key_code df_core_key_compare(df_key_kind kind, const char *a, const char *b, 
 
 /* Inclusive range from..to with at most max_keys keys. For text (only from = to allowed)
  * *first is 0 and *count is 1: the one key is df_core_key_canon(from). */
-df_key_code df_core_key_range(df_key_kind kind, const char *from, const char *to,
-                              int64_t max_keys, int64_t *first, int64_t *count,
-                              df_key_error *err) DF_NOEXCEPT;
+df_key_code df_core_key_range(df_key_kind kind, const char* from, const char* to, int64_t max_keys,
+                              int64_t* first, int64_t* count, df_key_error* err) DF_NOEXCEPT;
 
 /* Keys key+lo .. key+hi of an ordered kind (lo <= hi, at most DF_KEY_MAX_WINDOW_KEYS). */
-df_key_code df_core_key_window(df_key_kind kind, const char *key, int32_t lo, int32_t hi,
-                               int64_t *first, int64_t *count, df_key_error *err) DF_NOEXCEPT;
+df_key_code df_core_key_window(df_key_kind kind, const char* key, int32_t lo, int32_t hi,
+                               int64_t* first, int64_t* count, df_key_error* err) DF_NOEXCEPT;
 
 /* The child keys (of child_kind) inside the parent key; only date -> hour is supported. */
-df_key_code df_core_key_children(df_key_kind parent_kind, df_key_kind child_kind,
-                                 const char *key, int64_t *first, int64_t *count,
-                                 df_key_error *err) DF_NOEXCEPT;
+df_key_code df_core_key_children(df_key_kind parent_kind, df_key_kind child_kind, const char* key,
+                                 int64_t* first, int64_t* count, df_key_error* err) DF_NOEXCEPT;
 
 /* The parent key (of parent_kind) containing the child key; only hour -> date. */
-df_key_code df_core_key_parent(df_key_kind child_kind, df_key_kind parent_kind, const char *key,
-                               char *buf, size_t buflen, df_key_error *err) DF_NOEXCEPT;
+df_key_code df_core_key_parent(df_key_kind child_kind, df_key_kind parent_kind, const char* key,
+                               char* buf, size_t buflen, df_key_error* err) DF_NOEXCEPT;
 
 #ifdef __cplusplus
 }

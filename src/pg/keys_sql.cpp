@@ -29,7 +29,7 @@ namespace {
 
 // SQLSTATE for a key error; the time kinds and int keep the codes Postgres itself uses
 // for bad timestamps and integers.
-int key_sqlstate(const df_key_error *err) {
+int key_sqlstate(const df_key_error* err) {
     const bool time_kind = err->kind == DF_KIND_DATE || err->kind == DF_KIND_HOUR;
     switch (err->code) {
         case DF_KEY_MALFORMED:
@@ -44,29 +44,25 @@ int key_sqlstate(const df_key_error *err) {
         case DF_KEY_TOO_LONG:
         case DF_KEY_BAD_KIND:
         case DF_KEY_BAD_RANGE:
-        case DF_KEY_NOT_ORDERED:
-            return ERRCODE_INVALID_PARAMETER_VALUE;
-        case DF_KEY_TOO_MANY:
-            return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
-        case DF_KEY_BAD_MAPPING:
-            return ERRCODE_INVALID_OBJECT_DEFINITION;
+        case DF_KEY_NOT_ORDERED: return ERRCODE_INVALID_PARAMETER_VALUE;
+        case DF_KEY_TOO_MANY: return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+        case DF_KEY_BAD_MAPPING: return ERRCODE_INVALID_OBJECT_DEFINITION;
         case DF_KEY_OK:
-        case DF_KEY_INTERNAL:
-            break;
+        case DF_KEY_INTERNAL: break;
     }
     return ERRCODE_INTERNAL_ERROR;
 }
 
-pg_attribute_noreturn() void raise_key_error(const df_key_error *err) {
+pg_attribute_noreturn() void raise_key_error(const df_key_error* err) {
     if (err->hint[0] != '\0')
-        ereport(ERROR, (errcode(key_sqlstate(err)), errmsg("%s", err->message),
-                        errhint("%s", err->hint)));
+        ereport(ERROR,
+                (errcode(key_sqlstate(err)), errmsg("%s", err->message), errhint("%s", err->hint)));
     ereport(ERROR, (errcode(key_sqlstate(err)), errmsg("%s", err->message)));
     pg_unreachable();
 }
 
 df_key_kind kind_arg(FunctionCallInfo fcinfo, int argno) {
-    char *name = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+    char* name = text_to_cstring(PG_GETARG_TEXT_PP(argno));
     df_key_kind kind = DF_KIND_NONE;
     df_key_error err;
     if (df_core_key_kind(name, &kind, &err) != DF_KEY_OK) raise_key_error(&err);
@@ -74,14 +70,14 @@ df_key_kind kind_arg(FunctionCallInfo fcinfo, int argno) {
     return kind;
 }
 
-char *text_arg(FunctionCallInfo fcinfo, int argno) {
+char* text_arg(FunctionCallInfo fcinfo, int argno) {
     return text_to_cstring(PG_GETARG_TEXT_PP(argno));
 }
 
 // Fills the materialized result (key text, ord bigint) with the ordinals of a span.
 void emit_span(FunctionCallInfo fcinfo, df_key_kind kind, int64 first, int64 count) {
     InitMaterializedSRF(fcinfo, 0);
-    ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
+    ReturnSetInfo* rsinfo = (ReturnSetInfo*)fcinfo->resultinfo;
     for (int64 i = 0; i < count; i++) {
         char buf[DF_KEY_BUF_SIZE];
         df_key_error err;
@@ -111,7 +107,7 @@ PG_FUNCTION_INFO_V1(df_backoff);
 // dataflow._key_canon(kind text, key text) RETURNS text
 Datum df_key_canon(PG_FUNCTION_ARGS) {
     df_key_kind kind = kind_arg(fcinfo, 0);
-    char *key = text_arg(fcinfo, 1);
+    char* key = text_arg(fcinfo, 1);
     char buf[DF_KEY_BUF_SIZE];
     df_key_error err;
     if (df_core_key_canon(kind, key, buf, sizeof buf, &err) != DF_KEY_OK) raise_key_error(&err);
@@ -121,7 +117,7 @@ Datum df_key_canon(PG_FUNCTION_ARGS) {
 // dataflow._key_ord(kind text, key text) RETURNS bigint; NULL for (valid) text keys.
 Datum df_key_ord(PG_FUNCTION_ARGS) {
     df_key_kind kind = kind_arg(fcinfo, 0);
-    char *key = text_arg(fcinfo, 1);
+    char* key = text_arg(fcinfo, 1);
     int64_t ord = 0;
     bool has_ord = false;
     df_key_error err;
@@ -143,8 +139,8 @@ Datum df_key_text(PG_FUNCTION_ARGS) {
 // dataflow._key_range(kind, from_key, to_key, max_keys bigint) RETURNS TABLE(key, ord)
 Datum df_key_range(PG_FUNCTION_ARGS) {
     df_key_kind kind = kind_arg(fcinfo, 0);
-    char *from = text_arg(fcinfo, 1);
-    char *to = text_arg(fcinfo, 2);
+    char* from = text_arg(fcinfo, 1);
+    char* to = text_arg(fcinfo, 2);
     int64 max_keys = PG_GETARG_INT64(3);
     int64_t first = 0, count = 0;
     df_key_error err;
@@ -158,7 +154,7 @@ Datum df_key_range(PG_FUNCTION_ARGS) {
     char buf[DF_KEY_BUF_SIZE];
     if (df_core_key_canon(kind, from, buf, sizeof buf, &err) != DF_KEY_OK) raise_key_error(&err);
     InitMaterializedSRF(fcinfo, 0);
-    ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
+    ReturnSetInfo* rsinfo = (ReturnSetInfo*)fcinfo->resultinfo;
     Datum values[2] = {CStringGetTextDatum(buf), (Datum)0};
     bool nulls[2] = {false, true};
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -168,7 +164,7 @@ Datum df_key_range(PG_FUNCTION_ARGS) {
 // dataflow._key_window(kind, key, lo int, hi int) RETURNS TABLE(key, ord)
 Datum df_key_window(PG_FUNCTION_ARGS) {
     df_key_kind kind = kind_arg(fcinfo, 0);
-    char *key = text_arg(fcinfo, 1);
+    char* key = text_arg(fcinfo, 1);
     int32 lo = PG_GETARG_INT32(2);
     int32 hi = PG_GETARG_INT32(3);
     int64_t first = 0, count = 0;
@@ -183,7 +179,7 @@ Datum df_key_window(PG_FUNCTION_ARGS) {
 Datum df_key_children(PG_FUNCTION_ARGS) {
     df_key_kind parent_kind = kind_arg(fcinfo, 0);
     df_key_kind child_kind = kind_arg(fcinfo, 1);
-    char *key = text_arg(fcinfo, 2);
+    char* key = text_arg(fcinfo, 2);
     int64_t first = 0, count = 0;
     df_key_error err;
     if (df_core_key_children(parent_kind, child_kind, key, &first, &count, &err) != DF_KEY_OK)
@@ -196,7 +192,7 @@ Datum df_key_children(PG_FUNCTION_ARGS) {
 Datum df_key_parent(PG_FUNCTION_ARGS) {
     df_key_kind child_kind = kind_arg(fcinfo, 0);
     df_key_kind parent_kind = kind_arg(fcinfo, 1);
-    char *key = text_arg(fcinfo, 2);
+    char* key = text_arg(fcinfo, 2);
     char buf[DF_KEY_BUF_SIZE];
     df_key_error err;
     if (df_core_key_parent(child_kind, parent_kind, key, buf, sizeof buf, &err) != DF_KEY_OK)
@@ -214,10 +210,10 @@ Datum df_backoff(PG_FUNCTION_ARGS) {
     char message[DF_BACKOFF_ERROR_SIZE];
     if (!df_core_backoff(attempt, min_seconds, max_seconds, jitter, &seconds, message,
                          sizeof message))
-        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                        errmsg("invalid backoff: %s", message),
-                        errhint("backoff needs attempt >= 1, 0 <= min_seconds <= max_seconds "
-                                "and 0 <= jitter <= 1")));
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid backoff: %s", message),
+                 errhint("backoff needs attempt >= 1, 0 <= min_seconds <= max_seconds "
+                         "and 0 <= jitter <= 1")));
     PG_RETURN_FLOAT8(seconds);
 }
 

@@ -6,9 +6,10 @@ CREATE FUNCTION dataflow.expect(dataset text, from_key text, to_key text DEFAULT
 RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   d dataflow.dataset;
-  created bigint;
+  n_created bigint;
   actor text := dataflow._actor();
   lat integer;
+  bf integer;
 BEGIN
   d := dataflow._dataset_row(dataset);
   IF from_key IS NULL THEN
@@ -51,6 +52,9 @@ BEGIN
     PERFORM pg_advisory_xact_lock(7406, lat);
   END LOOP;
 
+  INSERT INTO dataflow.backfill (dataset_id, from_key, to_key, actor)
+  VALUES (d.id, from_key, to_key, actor) RETURNING id INTO bf;
+
   WITH latest_unmet AS (
     SELECT jl.job_id, jl.dataset_id, jl.need
       FROM dataflow.job_input jl
@@ -58,10 +62,10 @@ BEGIN
        AND NOT EXISTS (SELECT FROM dataflow.chunk lc
                         WHERE lc.dataset_id = jl.dataset_id AND dataflow._level(lc.status) >= jl.need)
   ), ins AS (
-    INSERT INTO dataflow.chunk (dataset_id, key, ord, status, unmet, not_before)
+    INSERT INTO dataflow.chunk (dataset_id, key, ord, status, unmet, not_before, backfill_id)
     SELECT w.dataset_id, w.key, w.ord,
            CASE WHEN j.id IS NOT NULL AND coalesce(u.n, 0) + coalesce(l.n, 0) = 0 THEN 'queued' ELSE 'waiting' END,
-           coalesce(u.n, 0) + coalesce(l.n, 0), now()
+           coalesce(u.n, 0) + coalesce(l.n, 0), now(), bf
       FROM pg_temp._df_want w
       LEFT JOIN dataflow.job j ON j.output_id = w.dataset_id
       LEFT JOIN LATERAL (
@@ -80,11 +84,13 @@ BEGIN
   )
   UPDATE pg_temp._df_want w SET chunk_id = ins.id, status = ins.status
     FROM ins WHERE w.dataset_id = ins.dataset_id AND w.key = ins.key;
-  GET DIAGNOSTICS created = ROW_COUNT;
+  GET DIAGNOSTICS n_created = ROW_COUNT;
 
-  IF created = 0 THEN
+  IF n_created = 0 THEN
+    DELETE FROM dataflow.backfill WHERE id = bf;
     RETURN 0;
   END IF;
+  UPDATE dataflow.backfill SET created = n_created WHERE id = bf;
 
   INSERT INTO dataflow.dep (input, consumer, need)
   SELECT ic.id, w.chunk_id, ji.need
@@ -113,7 +119,7 @@ BEGIN
     FROM pg_temp._df_want w
    WHERE w.chunk_id IS NOT NULL;
 
-  RETURN created;
+  RETURN n_created;
 END $$;
 COMMENT ON FUNCTION dataflow.expect(text, text, text) IS
   'Backfill: create the expected chunks of dataset from from_key to to_key (inclusive) and every '

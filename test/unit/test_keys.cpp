@@ -37,8 +37,8 @@ template <typename T>
     if (r.ok()) return ::testing::AssertionFailure() << "succeeded, expected an error";
     if (r.failure().code != code)
         return ::testing::AssertionFailure()
-               << "error code " << static_cast<int>(r.failure().code) << " ("
-               << r.failure().message << "), expected " << static_cast<int>(code);
+               << "error code " << static_cast<int>(r.failure().code) << " (" << r.failure().message
+               << "), expected " << static_cast<int>(code);
     if (r.failure().kind != kind)
         return ::testing::AssertionFailure() << "wrong kind on: " << r.failure().message;
     if (r.failure().message.empty()) return ::testing::AssertionFailure() << "empty message";
@@ -86,16 +86,18 @@ TEST(DateKey, MalformedShapes) {
     for (const char* bad :
          {"2024-1-31", "2024/01/31", "2024-01-31 ", " 2024-01-31", "2024-01-31T00", "24-01-31",
           "2024-01-3a", "2024013", "202401311", "2024-0131", "202401-31", "2024_01_31",
-          "+024-01-31", "-024-01-31", "2024-01-31\n", "abcd-ef-gh", "2024\xEF\xBC\x90" "131",
+          "+024-01-31", "-024-01-31", "2024-01-31\n", "abcd-ef-gh",
+          "2024\xEF\xBC\x90"
+          "131",
           "10000-01-01", "2024-001-31"})
         EXPECT_TRUE(FailsWith(canonicalize(Kind::Date, bad), Error::Malformed, Kind::Date)) << bad;
 }
 
 TEST(DateKey, ImpossibleDatesAreOutOfRange) {
-    for (const char* bad : {"2024-02-30", "2024-13-01", "2024-00-10", "2024-01-00", "2024-01-32",
-                            "0000-01-01", "2023-02-29", "1900-02-29", "2100-02-29",
-                            "2024-04-31", "2024-06-31", "2024-09-31", "2024-11-31", "20240230",
-                            "99991232", "2024-99-99"})
+    for (const char* bad :
+         {"2024-02-30", "2024-13-01", "2024-00-10", "2024-01-00", "2024-01-32", "0000-01-01",
+          "2023-02-29", "1900-02-29", "2100-02-29", "2024-04-31", "2024-06-31", "2024-09-31",
+          "2024-11-31", "20240230", "99991232", "2024-99-99"})
         EXPECT_TRUE(FailsWith(canonicalize(Kind::Date, bad), Error::OutOfRange, Kind::Date)) << bad;
 }
 
@@ -171,12 +173,16 @@ TEST(HourKey, AcceptedFormsAllCanonicalize) {
 
 TEST(HourKey, MalformedShapes) {
     // Minutes or seconds other than 00 are Malformed by design (see keys.h).
-    for (const char* bad :
-         {"2024-01-31T5", "2024-01-31", "2024-01-31T05:30", "2024-01-31T05:00:01",
-          "2024-01-31T05:60", "2024-01-31t05", "2024-01-31T05z", "2024-01-31T05+00:00",
-          "2024-01-31T05:0", "2024-01-31T05:00:00.000", "20240131T05", "2024-01-31T05ZZ",
-          "2024-01-31TZ", "2024-01-31T", "2024-01-31  05", "2024-01-31T05 ", "2024-01-31_05",
-          "2024-01-31T05:00:", "2024-01-31T0500", "2024-01-31Z05"})
+    for (const char* bad : {"2024-01-31T5",     "2024-01-31",
+                            "2024-01-31T05:30", "2024-01-31T05:00:01",
+                            "2024-01-31T05:60", "2024-01-31t05",
+                            "2024-01-31T05z",   "2024-01-31T05+00:00",
+                            "2024-01-31T05:0",  "2024-01-31T05:00:00.000",
+                            "20240131T05",      "2024-01-31T05ZZ",
+                            "2024-01-31TZ",     "2024-01-31T",
+                            "2024-01-31  05",   "2024-01-31T05 ",
+                            "2024-01-31_05",    "2024-01-31T05:00:",
+                            "2024-01-31T0500",  "2024-01-31Z05"})
         EXPECT_TRUE(FailsWith(canonicalize(Kind::Hour, bad), Error::Malformed, Kind::Hour)) << bad;
     EXPECT_NE(canonicalize(Kind::Hour, "2024-01-31T05:30").failure().message.find("00"),
               std::string::npos);
@@ -185,8 +191,7 @@ TEST(HourKey, MalformedShapes) {
 TEST(HourKey, ImpossibleValuesAreOutOfRange) {
     for (const char* bad : {"2024-01-31T24", "2024-01-31T99", "2024-02-30T00", "2023-02-29T12",
                             "0000-01-01T00", "2024-13-01T00:00:00Z"})
-        EXPECT_TRUE(FailsWith(canonicalize(Kind::Hour, bad), Error::OutOfRange, Kind::Hour))
-            << bad;
+        EXPECT_TRUE(FailsWith(canonicalize(Kind::Hour, bad), Error::OutOfRange, Kind::Hour)) << bad;
     EXPECT_EQ(canonicalize(Kind::Hour, "2024-01-31T24").failure().message,
               "invalid hour key \"2024-01-31T24\": hour 24 is out of range (00..23)");
 }
@@ -229,16 +234,16 @@ TEST(IntKey, CanonicalForms) {
 }
 
 TEST(IntKey, MalformedShapes) {
-    for (const char* bad : {"+", "-", "1.5", "1e3", " 1", "1 ", "0x10", "--1", "+-1", "1_000",
-                            "1,000", "\xD9\xA1", "\xEF\xBC\x99", "one", "99999999999999999999x",
-                            "12\t"})
+    for (const char* bad :
+         {"+", "-", "1.5", "1e3", " 1", "1 ", "0x10", "--1", "+-1", "1_000", "1,000", "\xD9\xA1",
+          "\xEF\xBC\x99", "one", "99999999999999999999x", "12\t"})
         EXPECT_TRUE(FailsWith(canonicalize(Kind::Int, bad), Error::Malformed, Kind::Int)) << bad;
 }
 
 TEST(IntKey, Int64OverflowIsOutOfRange) {
     for (const char* bad : {"9223372036854775808", "-9223372036854775809", "99999999999999999999",
-                            "-99999999999999999999", "18446744073709551616",
-                            "+9223372036854775808", "100000000000000000000000000000000"})
+                            "-99999999999999999999", "18446744073709551616", "+9223372036854775808",
+                            "100000000000000000000000000000000"})
         EXPECT_TRUE(FailsWith(canonicalize(Kind::Int, bad), Error::OutOfRange, Kind::Int)) << bad;
 }
 
@@ -257,8 +262,8 @@ TEST(TextKey, Rejections) {
                           Error::TooLong, Kind::Text));
     for (const char* bad : {"a\tb", "a\nb", "\r", "x\x1F", "\x7F", "\x01"})
         EXPECT_TRUE(FailsWith(canonicalize(Kind::Text, bad), Error::Malformed, Kind::Text)) << bad;
-    EXPECT_TRUE(FailsWith(canonicalize(Kind::Text, std::string("a\0b", 3)), Error::Malformed,
-                          Kind::Text));
+    EXPECT_TRUE(
+        FailsWith(canonicalize(Kind::Text, std::string("a\0b", 3)), Error::Malformed, Kind::Text));
     EXPECT_NE(canonicalize(Kind::Text, "a\nb").failure().message.find("\"a\\x0Ab\""),
               std::string::npos);
 }
@@ -273,25 +278,27 @@ TEST(TextKey, HasNoOrdinal) {
 
 TEST(Keys, CanonicalizationIsIdempotent) {
     const std::vector<std::pair<Kind, const char*>> keys = {
-        {Kind::Date, "20240229"},  {Kind::Hour, "2024-01-31 05:00:00Z"},
-        {Kind::Int, "-000"},       {Kind::Int, "+18"},
-        {Kind::Text, " x "},       {Kind::Hour, "1969-12-31T23:00"}};
+        {Kind::Date, "20240229"}, {Kind::Hour, "2024-01-31 05:00:00Z"},
+        {Kind::Int, "-000"},      {Kind::Int, "+18"},
+        {Kind::Text, " x "},      {Kind::Hour, "1969-12-31T23:00"}};
     for (const auto& [kind, key] : keys) {
         const std::string once = canon(kind, key);
         EXPECT_EQ(canon(kind, once), once);
-        if (is_ordered(kind)) EXPECT_EQ(from_ordinal(kind, ord(kind, key)).value(), once);
+        if (is_ordered(kind)) {
+            EXPECT_EQ(from_ordinal(kind, ord(kind, key)).value(), once);
+        }
     }
 }
 
 TEST(Keys, FromOrdinalBounds) {
     EXPECT_EQ(from_ordinal(Kind::Date, 0).value(), "1970-01-01");
-    EXPECT_TRUE(FailsWith(from_ordinal(Kind::Date, kMaxDateOrdinal + 1), Error::OutOfRange,
-                          Kind::Date));
-    EXPECT_TRUE(FailsWith(from_ordinal(Kind::Date, kMinDateOrdinal - 1), Error::OutOfRange,
-                          Kind::Date));
+    EXPECT_TRUE(
+        FailsWith(from_ordinal(Kind::Date, kMaxDateOrdinal + 1), Error::OutOfRange, Kind::Date));
+    EXPECT_TRUE(
+        FailsWith(from_ordinal(Kind::Date, kMinDateOrdinal - 1), Error::OutOfRange, Kind::Date));
     EXPECT_TRUE(FailsWith(from_ordinal(Kind::Date, kI64Max), Error::OutOfRange, Kind::Date));
-    EXPECT_TRUE(FailsWith(from_ordinal(Kind::Hour, kMaxHourOrdinal + 1), Error::OutOfRange,
-                          Kind::Hour));
+    EXPECT_TRUE(
+        FailsWith(from_ordinal(Kind::Hour, kMaxHourOrdinal + 1), Error::OutOfRange, Kind::Hour));
     EXPECT_TRUE(FailsWith(from_ordinal(Kind::Hour, kI64Min), Error::OutOfRange, Kind::Hour));
     EXPECT_EQ(from_ordinal(Kind::Int, kI64Min).value(), "-9223372036854775808");
     EXPECT_EQ(from_ordinal(Kind::Int, kI64Max).value(), "9223372036854775807");
@@ -318,8 +325,8 @@ TEST(Keys, OrderingByOrdinalOrBytes) {
     EXPECT_EQ(cmp(Kind::Text, "ab", "a"), 1);
     EXPECT_EQ(cmp(Kind::Text, "\xC3\xA9", "z"), 1);  // bytes compare unsigned
     EXPECT_EQ(cmp(Kind::Text, "same", "same"), 0);
-    EXPECT_TRUE(FailsWith(compare(Kind::Date, "2024-01-31", "2024-02-30"), Error::OutOfRange,
-                          Kind::Date));
+    EXPECT_TRUE(
+        FailsWith(compare(Kind::Date, "2024-01-31", "2024-02-30"), Error::OutOfRange, Kind::Date));
     EXPECT_TRUE(FailsWith(compare(Kind::Text, "a", ""), Error::Empty, Kind::Text));
 }
 
@@ -360,26 +367,25 @@ TEST(KeyRange, Spans) {
     Result<Span> all_hours = range_span(Kind::Hour, "0001-01-01T00", "9999-12-31T23", kI64Max);
     ASSERT_TRUE(all_hours.ok());
     EXPECT_EQ(all_hours.value().count, (kMaxDateOrdinal - kMinDateOrdinal + 1) * 24);
-    Result<Span> ints = range_span(Kind::Int, "-9223372036854775808", "9223372036854775806",
-                                   kI64Max);
-    ASSERT_TRUE(ints.ok());  // 2^64 - 1 keys would overflow; this is exactly INT64_MAX
+    Result<Span> ints = range_span(Kind::Int, "-9223372036854775808", "-2", kI64Max);
+    ASSERT_TRUE(ints.ok());  // exactly INT64_MAX keys: the largest count a span can hold
     EXPECT_EQ(ints.value().first, kI64Min);
     EXPECT_EQ(ints.value().count, kI64Max);
 }
 
 TEST(KeyRange, Rejections) {
-    EXPECT_TRUE(FailsWith(range(Kind::Date, "2024-02-01", "2024-01-31", 10), Error::BadRange,
-                          Kind::Date));
+    EXPECT_TRUE(
+        FailsWith(range(Kind::Date, "2024-02-01", "2024-01-31", 10), Error::BadRange, Kind::Date));
     EXPECT_EQ(range(Kind::Date, "20240201", "2024-01-31", 10).failure().message,
               "invalid date range: from key \"2024-02-01\" is after to key \"2024-01-31\"");
     EXPECT_TRUE(FailsWith(range(Kind::Int, "1", "0", 10), Error::BadRange, Kind::Int));
-    EXPECT_TRUE(FailsWith(range(Kind::Date, "2024-01-01", "2024-01-01", 0), Error::BadRange,
-                          Kind::Date));
+    EXPECT_TRUE(
+        FailsWith(range(Kind::Date, "2024-01-01", "2024-01-01", 0), Error::BadRange, Kind::Date));
     EXPECT_TRUE(FailsWith(range(Kind::Int, "1", "1", -5), Error::BadRange, Kind::Int));
     EXPECT_TRUE(FailsWith(range(Kind::Date, "2024-13-01", "2024-12-01", 10), Error::OutOfRange,
                           Kind::Date));
-    EXPECT_TRUE(FailsWith(range(Kind::Hour, "2024-01-01T00", "x", 10), Error::Malformed,
-                          Kind::Hour));
+    EXPECT_TRUE(
+        FailsWith(range(Kind::Hour, "2024-01-01T00", "x", 10), Error::Malformed, Kind::Hour));
     EXPECT_TRUE(FailsWith(range(Kind::Int, "", "1", 10), Error::Empty, Kind::Int));
 }
 
@@ -389,8 +395,8 @@ TEST(KeyRange, MaxKeysIsAHardLimit) {
     EXPECT_TRUE(FailsWith(r, Error::TooMany, Kind::Date));
     EXPECT_EQ(r.failure().message,
               "date range 2024-01-01..2024-12-31 has 366 keys, more than max_keys (365)");
-    Result<Span> all = range_span(Kind::Int, "-9223372036854775808", "9223372036854775807",
-                                  kI64Max);
+    Result<Span> all =
+        range_span(Kind::Int, "-9223372036854775808", "9223372036854775807", kI64Max);
     EXPECT_TRUE(FailsWith(all, Error::TooMany, Kind::Int));
     EXPECT_NE(all.failure().message.find("18446744073709551616"), std::string::npos);
     EXPECT_TRUE(FailsWith(range_span(Kind::Int, "0", "9223372036854775807", kI64Max),
@@ -424,12 +430,12 @@ TEST(KeyWindow, Rejections) {
     EXPECT_TRUE(FailsWith(window(Kind::Date, "2024-02-30", 0, 0), Error::OutOfRange, Kind::Date));
     EXPECT_TRUE(FailsWith(window(Kind::Date, "0001-01-01", -1, 0), Error::OutOfRange, Kind::Date));
     EXPECT_TRUE(FailsWith(window(Kind::Date, "9999-12-31", 0, 1), Error::OutOfRange, Kind::Date));
-    EXPECT_TRUE(FailsWith(window(Kind::Hour, "9999-12-31T23", 1, 1), Error::OutOfRange,
-                          Kind::Hour));
-    EXPECT_TRUE(FailsWith(window(Kind::Int, "9223372036854775807", 0, 1), Error::OutOfRange,
-                          Kind::Int));
-    EXPECT_TRUE(FailsWith(window(Kind::Int, "-9223372036854775808", -1, 0), Error::OutOfRange,
-                          Kind::Int));
+    EXPECT_TRUE(
+        FailsWith(window(Kind::Hour, "9999-12-31T23", 1, 1), Error::OutOfRange, Kind::Hour));
+    EXPECT_TRUE(
+        FailsWith(window(Kind::Int, "9223372036854775807", 0, 1), Error::OutOfRange, Kind::Int));
+    EXPECT_TRUE(
+        FailsWith(window(Kind::Int, "-9223372036854775808", -1, 0), Error::OutOfRange, Kind::Int));
     EXPECT_TRUE(window(Kind::Int, "9223372036854775807", -1, 0).ok());
 }
 
@@ -485,15 +491,15 @@ TEST(KeyRollup, OnlyDateAndHourNest) {
     for (const auto& [parent_kind, child_kind] : bad) {
         EXPECT_TRUE(FailsWith(children(parent_kind, child_kind, "2024-01-31"), Error::BadMapping,
                               std::nullopt));
-        EXPECT_TRUE(FailsWith(parent(child_kind, parent_kind, "2024-01-31T00"),
-                              Error::BadMapping, std::nullopt));
+        EXPECT_TRUE(FailsWith(parent(child_kind, parent_kind, "2024-01-31T00"), Error::BadMapping,
+                              std::nullopt));
     }
-    EXPECT_TRUE(FailsWith(children(Kind::Date, Kind::Hour, "2024-01-31T00"), Error::Malformed,
-                          Kind::Date));
-    EXPECT_TRUE(FailsWith(parent(Kind::Hour, Kind::Date, "2024-01-31"), Error::Malformed,
-                          Kind::Hour));
-    EXPECT_TRUE(FailsWith(parent(Kind::Hour, Kind::Date, "2024-01-31T24"), Error::OutOfRange,
-                          Kind::Hour));
+    EXPECT_TRUE(
+        FailsWith(children(Kind::Date, Kind::Hour, "2024-01-31T00"), Error::Malformed, Kind::Date));
+    EXPECT_TRUE(
+        FailsWith(parent(Kind::Hour, Kind::Date, "2024-01-31"), Error::Malformed, Kind::Hour));
+    EXPECT_TRUE(
+        FailsWith(parent(Kind::Hour, Kind::Date, "2024-01-31T24"), Error::OutOfRange, Kind::Hour));
 }
 
 // ---- quoting in messages ----
@@ -507,7 +513,7 @@ TEST(KeyQuote, QuotesEscapesAndTruncates) {
     // 'é' is two bytes: the cut never splits it.
     std::string accents;
     for (int i = 0; i < 40; ++i) accents += "\xC3\xA9";
-    EXPECT_EQ(quote_key("x" + accents), "\"x" + accents.substr(0, 64) + "\xC3\xA9...\"");
+    EXPECT_EQ(quote_key("x" + accents), "\"x" + accents.substr(0, 64) + "...\"");
     Result<std::string> r = canonicalize(Kind::Text, std::string(600, 'k'));
     ASSERT_FALSE(r.ok());
     EXPECT_LT(r.failure().message.size(), 200u);
