@@ -18,8 +18,9 @@ std::optional<std::string> check_backoff(int attempt, double min_seconds, double
     else if (!std::isfinite(min_seconds) || min_seconds < 0)
         std::snprintf(buf, sizeof buf, "min_seconds must be finite and >= 0 (got %g)", min_seconds);
     else if (!std::isfinite(max_seconds) || max_seconds < min_seconds)
-        std::snprintf(buf, sizeof buf, "max_seconds must be finite and >= min_seconds %g (got %g)",
-                      min_seconds, max_seconds);
+        std::snprintf(buf, sizeof buf,
+                      "max_seconds must be finite and >= min_seconds (got %g < %g)", max_seconds,
+                      min_seconds);
     else if (!std::isfinite(jitter) || jitter < 0 || jitter > 1)
         std::snprintf(buf, sizeof buf, "jitter must be between 0 and 1 (got %g)", jitter);
     else

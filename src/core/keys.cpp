@@ -231,7 +231,7 @@ int64_t max_ordinal(Kind kind) {
 }
 
 std::string format_ordinal(Kind kind, int64_t ord) {
-    char buf[32];
+    char buf[64];  // 14 bytes in practice; sized for what -Wformat-truncation can prove
     if (kind == Kind::Int) return std::to_string(ord);
     const int64_t days = kind == Kind::Hour ? floor_div(ord, kHoursPerDay) : ord;
     const Civil c = civil_from_ordinal(days);
@@ -394,7 +394,7 @@ Result<Span> window_span(Kind kind, std::string_view key, std::int32_t lo, std::
         return fail(Error::TooMany, kind,
                     format("window %lld..%lld has %lld keys, more than the limit of %lld", lo, hi,
                            count, kMaxWindowKeys),
-                    "");
+                    "a window spans at most 100000 keys");
     int64_t first = 0, last = 0;
     if (__builtin_add_overflow(ord.value(), static_cast<int64_t>(lo), &first) ||
         __builtin_add_overflow(ord.value(), static_cast<int64_t>(hi), &last) ||
@@ -404,7 +404,7 @@ Result<Span> window_span(Kind kind, std::string_view key, std::int32_t lo, std::
                         quote_key(format_ordinal(kind, ord.value())) + " leaves the range of " +
                         kind_name(kind) + " keys (" + format_ordinal(kind, min_ordinal(kind)) +
                         ".." + format_ordinal(kind, max_ordinal(kind)) + ")",
-                    "");
+                    kind_hint(kind));
     return Span{first, count};
 }
 

@@ -128,6 +128,9 @@ BEGIN
            error = CASE WHEN t.reset THEN NULL ELSE c.error END,
            validation = CASE WHEN t.reset THEN NULL ELSE c.validation END,
            available_at = CASE WHEN t.reset THEN NULL ELSE c.available_at END,
+           location = CASE WHEN t.reset THEN NULL ELSE c.location END,
+           row_count = CASE WHEN t.reset THEN NULL ELSE c.row_count END,
+           checksum = CASE WHEN t.reset THEN NULL ELSE c.checksum END,
            updated_at = now()
       FROM pg_temp._df_touch t
      WHERE c.id = t.id;

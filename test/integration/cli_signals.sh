@@ -10,16 +10,18 @@ cli_setup
 cli_flow 8 3
 STARTED=$CLI_TMP/started
 
-# SLEEP seconds of work; IGNORE_TERM=1 makes the whole process group ignore SIGTERM.
+# Records "KEY PID" (PID is also its process group); SLEEP seconds of work; IGNORE_TERM=1 makes the whole process group ignore SIGTERM.
 cli_script work <<EOF
 [ "\${IGNORE_TERM:-0}" = 1 ] && trap '' TERM
-echo "\$DATAFLOW_KEY" >> "$STARTED"
+echo "\$DATAFLOW_KEY \$\$" >> "$STARTED"
 echo "working on \$DATAFLOW_KEY" >&2
 sleep "\${SLEEP:-2}"
 echo "row_count=1" > "\$DATAFLOW_RESULT_FILE"
 EOF
 
 started() { [ -f "$STARTED" ] && [ "$(wc -l < "$STARTED")" -ge "$1" ]; }
+# No live (non-zombie) process left in process group $1.
+group_gone() { ! ps -eo pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/ { found = 1 } END { exit !found }'; }
 running_runs() { sql "SELECT count(*) FROM dataflow.runs WHERE status = 'running'"; }
 
 # start_cli LOG ARGS...: dataflow-run in the background, its pid in $CLI_PID.
@@ -54,7 +56,7 @@ check "stop announced" grep -q 'SIGTERM received: no new leases' "$CLI_TMP/1.err
 #    failed as retryable, the chunk goes back to the queue; exit 128+15.
 SLEEP=60 start_cli "$CLI_TMP/2.err" --grace 1
 check "long command started" wait_for 20 started 1
-key=$(head -1 "$STARTED")
+read -r key pgid < "$STARTED"
 kill -TERM "$CLI_PID"
 wait_exit 15
 expect_eq "SIGTERM, grace expired: exit 143" "$RC" 143
@@ -63,12 +65,12 @@ expect_match "interrupted run failed with the reason and its stderr" \
     "^failed: interrupted: .*grace period.*working on $key"
 expect_eq "interrupted chunk queued for a retry" "$(chunk_status "$key")" queued
 expect_eq "no live lease left" "$(running_runs)" 0
-check "no command left running" bash -c "! pgrep -f 'sleep 60' >/dev/null"
+check "the command's whole process group is gone" wait_for 3 group_gone "$pgid"
 
 # 3. SIGINT, and a command that ignores SIGTERM: killed 5 s after the grace; exit 130.
 IGNORE_TERM=1 SLEEP=60 start_cli "$CLI_TMP/3.err" --grace 0
 check "stubborn command started" wait_for 20 started 1
-key=$(head -1 "$STARTED")
+read -r key pgid < "$STARTED"
 t0=$SECONDS
 kill -INT "$CLI_PID"
 wait_exit 20
@@ -90,7 +92,7 @@ check "second signal announced" grep -q 'second SIGTERM' "$CLI_TMP/4.err"
 #    command is stopped, nothing is recorded for it, dataflow-run carries on.
 SLEEP=60 start_cli "$CLI_TMP/5.err" --once --heartbeat 0.5
 check "command started" wait_for 20 started 1
-key=$(head -1 "$STARTED")
+read -r key pgid < "$STARTED"
 sql "SELECT dataflow.cancel('daily', '$key')" >/dev/null
 wait_exit 15
 expect_eq "lease lost: --once still exits 0" "$RC" 0

@@ -1,0 +1,301 @@
+-- The operator's questions: explain (the five questions), blockers (why it
+-- waits, followed upstream to the root cause), upstream/downstream lineage,
+-- and the dataset/job graph as Graphviz DOT.
+
+CREATE FUNCTION dataflow._chunk_name(p_chunk bigint) RETURNS text
+LANGUAGE sql STABLE
+RETURN (SELECT d.name || '/' || c.key FROM dataflow.chunk c JOIN dataflow.dataset d ON d.id = c.dataset_id
+         WHERE c.id = p_chunk);
+
+CREATE FUNCTION dataflow.explain(dataset text, key text)
+RETURNS TABLE(question text, ok boolean, evidence text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c dataflow.chunk := dataflow._chunk(dataset, key);
+  d dataflow.dataset;
+  j dataflow.job;
+  r dataflow.run;
+  live dataflow.run;
+  stale text; inputs text; readers text; n_readers integer; avail boolean;
+BEGIN
+  SELECT * INTO d FROM dataflow.dataset ds WHERE ds.id = c.dataset_id;
+  SELECT * INTO j FROM dataflow.job jb WHERE jb.output_id = d.id;
+  SELECT * INTO r FROM dataflow.run rn WHERE rn.id = c.run_id;
+  SELECT * INTO live FROM dataflow.run rn WHERE rn.chunk_id = c.id AND rn.status = 'running' LIMIT 1;
+  avail := dataflow._level(c.status) > 0;
+
+  question := 'ready';
+  ok := avail;
+  evidence := 'status ' || c.status || ' since ' || to_char(c.updated_at, 'YYYY-MM-DD HH24:MI:SS TZ')
+    || ', version ' || c.version
+    || CASE
+         WHEN c.status IN ('ready', 'validated') AND r.id IS NOT NULL THEN
+           ', produced by run ' || r.id || ' (job ' || coalesce(j.name, '?') || ', worker ' || r.worker || ')'
+         WHEN c.status IN ('ready', 'validated') THEN ', registered as a source chunk'
+         WHEN c.status = 'skipped' THEN ', declared empty: ' || coalesce(c.info ->> 'skip_reason', '')
+         WHEN c.status = 'waiting' THEN ', ' || c.unmet || ' input(s) not available yet (see dataflow.blockers)'
+         WHEN c.status = 'queued' AND c.not_before > now() THEN ', retrying after ' || to_char(c.not_before, 'HH24:MI:SS')
+         WHEN c.status = 'queued' THEN ', waiting for a worker to lease it'
+         WHEN c.status = 'running' THEN ', leased by ' || coalesce(live.worker, '?') || ' until '
+                                         || coalesce(to_char(live.deadline, 'HH24:MI:SS'), '?')
+         WHEN c.status = 'failed' THEN ' after ' || c.attempts || ' attempt(s): ' || coalesce(c.error, '')
+         WHEN c.status = 'invalid' THEN ', validation failed: ' || coalesce((c.validation -> 'report')::text, '')
+         WHEN c.status = 'cancelled' THEN ', cancelled by an operator'
+         ELSE '' END;
+  RETURN NEXT;
+
+  -- Correct: expected key, current version, and built from the inputs' current versions.
+  SELECT string_agg(dataflow._chunk_name(ri.chunk_id) || ' read v' || ri.version || ', now v' || ic.version
+                    || ' ' || ic.status, '; ' ORDER BY ri.chunk_id)
+    INTO stale
+    FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
+   WHERE ri.run_id = r.id AND (ic.version <> ri.version OR dataflow._level(ic.status) = 0);
+  SELECT count(*) || ' input chunk(s), all at the versions read' INTO inputs
+    FROM dataflow.run_input ri WHERE ri.run_id = r.id;
+  question := 'correct';
+  IF NOT avail THEN
+    ok := false;
+    evidence := 'version ' || c.version || ' is not produced yet';
+  ELSIF c.status = 'skipped' THEN
+    ok := true;
+    evidence := 'key ' || c.key || ' is declared empty at version ' || c.version;
+  ELSIF j.id IS NULL THEN
+    ok := true;
+    evidence := 'key ' || c.key || ', version ' || c.version || ' of source dataset ' || d.name;
+  ELSIF stale IS NOT NULL THEN
+    ok := false;
+    evidence := 'stale: version ' || c.version || ' was built from inputs re-produced since: ' || stale;
+  ELSE
+    ok := true;
+    evidence := 'key ' || c.key || ', version ' || c.version || ' built by run ' || coalesce(r.id::text, '?')
+                || ' from ' || inputs;
+  END IF;
+  RETURN NEXT;
+
+  question := 'location';
+  ok := c.location IS NOT NULL AND avail;
+  evidence := CASE
+    WHEN c.location IS NOT NULL AND avail THEN c.location
+    WHEN d.location IS NOT NULL THEN 'not produced yet; will be '
+         || dataflow._location(d.location, d.name, c.key, c.version)
+    ELSE 'no location recorded and dataset ' || d.name || ' has no location template' END;
+  RETURN NEXT;
+
+  question := 'validated';
+  ok := c.status IN ('validated', 'skipped') OR (c.status = 'ready' AND NOT d.requires_validation);
+  evidence := CASE
+    WHEN c.status = 'validated' THEN 'passed at ' || to_char((c.validation ->> 'at')::timestamptz, 'YYYY-MM-DD HH24:MI:SS TZ')
+         || ' by ' || (c.validation ->> 'by') || ': ' || (c.validation -> 'report')::text
+    WHEN c.status = 'invalid' THEN 'FAILED validation by ' || (c.validation ->> 'by') || ': '
+         || (c.validation -> 'report')::text
+    WHEN c.status = 'skipped' THEN 'declared empty'
+    WHEN NOT d.requires_validation THEN 'dataset ' || d.name || ' does not require validation'
+    ELSE 'dataset ' || d.name || ' requires validation; not validated yet' END;
+  RETURN NEXT;
+
+  -- Safe: no writer holds it, and readers hold it against re-production.
+  SELECT count(*), string_agg('run ' || rr.id || ' (' || rr.worker || ')', ', ' ORDER BY rr.id)
+    INTO n_readers, readers
+    FROM dataflow.run_input ri JOIN dataflow.run rr ON rr.id = ri.run_id
+   WHERE ri.chunk_id = c.id AND rr.status = 'running';
+  question := 'safe';
+  ok := avail AND live.id IS NULL;
+  evidence := CASE
+    WHEN live.id IS NOT NULL THEN 'a writer holds it: run ' || live.id || ' (' || live.worker || ') is producing version '
+         || live.version
+    WHEN NOT avail THEN 'not available: it will be (re)produced'
+    ELSE 'no writer' END
+    || CASE WHEN n_readers > 0 THEN '; ' || n_readers || ' reader(s) hold it against re-production: ' || readers
+            ELSE '; no readers' END;
+  RETURN NEXT;
+END $$;
+COMMENT ON FUNCTION dataflow.explain(text, text) IS
+  'The five questions for a chunk, in order ready, correct, location, validated, safe: '
+  'each with ok and the evidence from the tables';
+
+CREATE TYPE dataflow.blocker AS (depth integer, dataset text, key text, status text, reason text);
+COMMENT ON TYPE dataflow.blocker IS 'A row of blockers(): a chunk in the way, how far upstream, and why';
+
+CREATE FUNCTION dataflow.blockers(dataset text, key text)
+RETURNS SETOF dataflow.blocker
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE c dataflow.chunk := dataflow._chunk(blockers.dataset, blockers.key);
+BEGIN
+  RETURN QUERY
+  WITH RECURSIVE walk(id, depth, path) AS (
+    SELECT c.id, 0, ARRAY[c.id]
+    UNION ALL
+    SELECT dp.input, w.depth + 1, w.path || dp.input
+      FROM walk w
+      JOIN dataflow.dep dp ON dp.consumer = w.id
+      JOIN dataflow.chunk ic ON ic.id = dp.input
+     WHERE dataflow._level(ic.status) < dp.need
+       AND w.depth < 50 AND NOT dp.input = ANY (w.path)
+  ), nodes AS (
+    SELECT w.id, min(w.depth) AS depth FROM walk w GROUP BY w.id
+  )
+  SELECT n.depth, ds.name, ch.key, ch.status,
+         CASE
+           WHEN dataflow._level(ch.status) > 0 THEN 'available: not blocked'
+           WHEN ch.status = 'waiting' AND jb.id IS NULL THEN
+             'source chunk not registered yet (dataflow.register)'
+           WHEN ch.status = 'waiting' AND EXISTS (SELECT FROM dataflow.latest_wait lw WHERE lw.consumer = ch.id) THEN
+             'waits for the first available chunk of ' ||
+             (SELECT string_agg(lds.name, ', ') FROM dataflow.latest_wait lw
+                JOIN dataflow.dataset lds ON lds.id = lw.dataset_id WHERE lw.consumer = ch.id)
+           WHEN ch.status = 'waiting' THEN ch.unmet || ' input(s) not available'
+           WHEN ch.status = 'queued' AND jb.paused THEN 'job ' || jb.name || ' is paused (dataflow.resume_job)'
+           WHEN ch.status = 'queued' AND ch.not_before > now() THEN
+             'retry backoff until ' || to_char(ch.not_before, 'YYYY-MM-DD HH24:MI:SS TZ')
+             || coalesce(', last error: ' || left(ch.error, 200), '')
+           WHEN ch.status = 'queued' AND jb.max_concurrency IS NOT NULL AND
+                (SELECT count(*) FROM dataflow.run rr WHERE rr.job_id = jb.id AND rr.status = 'running') >= jb.max_concurrency THEN
+             'job ' || jb.name || ' is at its concurrency limit (' || jb.max_concurrency || ')'
+           WHEN ch.status = 'queued' AND pl.id IS NOT NULL AND
+                (SELECT count(*) FROM dataflow.run rr WHERE rr.pool_id = pl.id AND rr.status = 'running') >= pl.slots THEN
+             'pool ' || pl.name || ' is full (' || pl.slots || ' slots)'
+           WHEN ch.status = 'queued' AND EXISTS (SELECT FROM dataflow.run_input ri JOIN dataflow.run rr ON rr.id = ri.run_id
+                                                 WHERE ri.chunk_id = ch.id AND rr.status = 'running') THEN
+             'held by runs still reading the previous version'
+           WHEN ch.status = 'queued' THEN
+             'queued for job ' || jb.name || CASE WHEN jb.dispatch = 'pull' THEN ': no worker has leased it yet'
+                                                  ELSE ': waiting for the ' || jb.dispatch || ' dispatcher' END
+           WHEN ch.status = 'running' THEN
+             (SELECT 'running: run ' || rr.id || ' by ' || rr.worker || ', deadline '
+                     || to_char(rr.deadline, 'YYYY-MM-DD HH24:MI:SS TZ')
+                FROM dataflow.run rr WHERE rr.chunk_id = ch.id AND rr.status = 'running' LIMIT 1)
+           WHEN ch.status = 'failed' THEN
+             'FAILED after ' || ch.attempts || ' attempt(s): ' || coalesce(left(ch.error, 500), '?')
+             || ' (fix, then resubmit)'
+           WHEN ch.status = 'invalid' THEN 'FAILED validation: ' || coalesce((ch.validation -> 'report')::text, '')
+           WHEN ch.status = 'cancelled' THEN 'cancelled by an operator (resubmit to restart)'
+           ELSE ch.status END
+    FROM nodes n
+    JOIN dataflow.chunk ch ON ch.id = n.id
+    JOIN dataflow.dataset ds ON ds.id = ch.dataset_id
+    LEFT JOIN dataflow.job jb ON jb.output_id = ch.dataset_id
+    LEFT JOIN dataflow.pool pl ON pl.id = jb.pool_id
+   ORDER BY n.depth, ds.name, ch.ord, ch.key;
+END $$;
+COMMENT ON FUNCTION dataflow.blockers(text, text) IS
+  'What a chunk waits on, followed upstream to the root causes: one row per blocking chunk with its '
+  'depth, status and reason (missing source key, failed chunk and its error, paused job, full pool, backoff)';
+
+CREATE TYPE dataflow.lineage AS (
+  depth integer, dataset text, key text, version integer, current_version integer, status text,
+  run_id bigint, location text, relation text);
+COMMENT ON TYPE dataflow.lineage IS
+  'A row of upstream()/downstream(): a related chunk, how far, the version involved and its current one';
+
+CREATE FUNCTION dataflow.upstream(dataset text, key text)
+RETURNS SETOF dataflow.lineage
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE c dataflow.chunk := dataflow._chunk(upstream.dataset, upstream.key);
+BEGIN
+  RETURN QUERY
+  WITH RECURSIVE up(chunk_id, version, depth, path) AS (
+    SELECT ri.chunk_id, ri.version, 1, ARRAY[c.id, ri.chunk_id]
+      FROM dataflow.run_input ri WHERE ri.run_id = c.run_id
+    UNION ALL
+    SELECT ri.chunk_id, ri.version, up.depth + 1, up.path || ri.chunk_id
+      FROM up
+      JOIN dataflow.chunk ic ON ic.id = up.chunk_id
+      JOIN dataflow.run_input ri ON ri.run_id = ic.run_id
+     WHERE up.depth < 50 AND NOT ri.chunk_id = ANY (up.path)
+  )
+  SELECT u.depth, ds.name, ch.key, u.version, ch.version, ch.status, ch.run_id, ch.location,
+         CASE WHEN u.version = ch.version AND dataflow._level(ch.status) > 0 THEN 'read current version'
+              ELSE 'read an older version' END
+    FROM (SELECT DISTINCT ON (up.chunk_id) * FROM up ORDER BY up.chunk_id, up.depth) u
+    JOIN dataflow.chunk ch ON ch.id = u.chunk_id
+    JOIN dataflow.dataset ds ON ds.id = ch.dataset_id
+   ORDER BY u.depth, ds.name, ch.ord, ch.key;
+END $$;
+COMMENT ON FUNCTION dataflow.upstream(text, text) IS
+  'Lineage upstream: the exact input chunk versions the chunk was built from, recursively '
+  '(version read vs current_version shows what is stale)';
+
+CREATE FUNCTION dataflow.downstream(dataset text, key text)
+RETURNS SETOF dataflow.lineage
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE c dataflow.chunk := dataflow._chunk(downstream.dataset, downstream.key);
+BEGIN
+  RETURN QUERY
+  WITH RECURSIVE down(chunk_id, parent, depth, path) AS (
+    SELECT dp.consumer, c.id, 1, ARRAY[c.id, dp.consumer] FROM dataflow.dep dp WHERE dp.input = c.id
+    UNION ALL
+    SELECT dp.consumer, down.chunk_id, down.depth + 1, down.path || dp.consumer
+      FROM down JOIN dataflow.dep dp ON dp.input = down.chunk_id
+     WHERE down.depth < 50 AND NOT dp.consumer = ANY (down.path)
+  )
+  SELECT d2.depth, ds.name, ch.key,
+         (SELECT ri.version FROM dataflow.run_input ri WHERE ri.run_id = ch.run_id AND ri.chunk_id = d2.parent),
+         ch.version, ch.status, ch.run_id, ch.location,
+         CASE WHEN EXISTS (SELECT FROM dataflow.run_input ri
+                            WHERE ri.run_id = ch.run_id AND ri.chunk_id = d2.parent
+                              AND ri.version = (SELECT pc.version FROM dataflow.chunk pc WHERE pc.id = d2.parent))
+                   AND dataflow._level(ch.status) > 0 THEN 'built from it'
+              WHEN dataflow._level(ch.status) > 0 THEN 'built from an older version'
+              ELSE 'will be built from it' END
+    FROM (SELECT DISTINCT ON (down.chunk_id) * FROM down ORDER BY down.chunk_id, down.depth) d2
+    JOIN dataflow.chunk ch ON ch.id = d2.chunk_id
+    JOIN dataflow.dataset ds ON ds.id = ch.dataset_id
+   ORDER BY d2.depth, ds.name, ch.ord, ch.key;
+END $$;
+COMMENT ON FUNCTION dataflow.downstream(text, text) IS
+  'Lineage downstream: every chunk that needs this one, recursively, and whether it was built from it';
+
+CREATE FUNCTION dataflow.graph_dot() RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE out text;
+BEGIN
+  WITH counts AS (
+    SELECT cc.dataset_id,
+           sum(cc.waiting) AS waiting, sum(cc.queued) AS queued, sum(cc.running) AS running,
+           sum(cc.ready) AS ready, sum(cc.validated) AS validated, sum(cc.invalid) AS invalid,
+           sum(cc.failed) AS failed, sum(cc.skipped) AS skipped, sum(cc.cancelled) AS cancelled
+      FROM dataflow.chunk_count cc GROUP BY cc.dataset_id
+  ), nodes AS (
+    SELECT format('  "ds:%s" [shape=box, style="rounded,filled", fillcolor="%s", label="%s\n%s"];',
+                  d.name,
+                  CASE WHEN coalesce(k.failed, 0) + coalesce(k.invalid, 0) > 0 THEN '#f4a6a6'
+                       WHEN coalesce(k.running, 0) > 0 THEN '#a6c8f4'
+                       WHEN coalesce(k.waiting, 0) + coalesce(k.queued, 0) > 0 THEN '#f4e3a6'
+                       WHEN coalesce(k.ready, 0) + coalesce(k.validated, 0) + coalesce(k.skipped, 0) > 0 THEN '#b5e6b5'
+                       ELSE '#eeeeee' END,
+                  d.name,
+                  coalesce(nullif(concat_ws(' ',
+                    CASE WHEN k.validated > 0 THEN k.validated || ' validated' END,
+                    CASE WHEN k.ready > 0 THEN k.ready || ' ready' END,
+                    CASE WHEN k.skipped > 0 THEN k.skipped || ' skipped' END,
+                    CASE WHEN k.running > 0 THEN k.running || ' running' END,
+                    CASE WHEN k.queued > 0 THEN k.queued || ' queued' END,
+                    CASE WHEN k.waiting > 0 THEN k.waiting || ' waiting' END,
+                    CASE WHEN k.failed > 0 THEN k.failed || ' failed' END,
+                    CASE WHEN k.invalid > 0 THEN k.invalid || ' invalid' END,
+                    CASE WHEN k.cancelled > 0 THEN k.cancelled || ' cancelled' END), ''), 'no chunks')) AS line,
+           1 AS grp, d.name AS sort
+      FROM dataflow.dataset d LEFT JOIN counts k ON k.dataset_id = d.id
+    UNION ALL
+    SELECT format('  "job:%s" [shape=ellipse, label="%s\n(%s%s)"%s];', j.name, j.name, j.dispatch,
+                  CASE WHEN j.max_concurrency IS NOT NULL THEN ', max ' || j.max_concurrency ELSE '' END,
+                  CASE WHEN j.paused THEN ', style=dashed, color=gray' ELSE '' END),
+           2, j.name
+      FROM dataflow.job j
+    UNION ALL
+    SELECT format('  "job:%s" -> "ds:%s";', j.name, d.name), 3, j.name
+      FROM dataflow.job j JOIN dataflow.dataset d ON d.id = j.output_id
+    UNION ALL
+    SELECT format('  "ds:%s" -> "job:%s" [label="%s"];', d.name, j.name,
+                  ji.mapping || CASE WHEN ji.mapping = 'window' THEN '(' || ji.lo || ',' || ji.hi || ')' ELSE '' END
+                  || CASE WHEN ji.need = 2 THEN ', validated' ELSE '' END),
+           4, j.name || d.name
+      FROM dataflow.job_input ji JOIN dataflow.job j ON j.id = ji.job_id JOIN dataflow.dataset d ON d.id = ji.dataset_id
+  )
+  SELECT 'digraph dataflow {' || E'\n' || '  rankdir=LR;' || E'\n' || '  node [fontname="Helvetica"];' || E'\n'
+         || coalesce(string_agg(line, E'\n' ORDER BY grp, sort), '') || E'\n}' || E'\n'
+    INTO out FROM nodes;
+  RETURN out;
+END $$;
+COMMENT ON FUNCTION dataflow.graph_dot() IS
+  'The dataset/job graph as Graphviz DOT, datasets coloured by status with chunk counts (dot -Tsvg)';
