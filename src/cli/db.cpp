@@ -142,6 +142,9 @@ DbStatus Db::exec(const char *sql, const std::vector<std::optional<std::string>>
     if (hint) st.message += std::string(" (hint: ") + hint + ")";
     while (!st.message.empty() && (st.message.back() == '\n' || st.message.back() == ' '))
         st.message.pop_back();
+    // One line for the logs: libpq's connection messages span several.
+    for (char &c : st.message)
+        if (c == '\n' || c == '\t') c = ' ';
     st.connection_lost = PQstatus(conn_) != CONNECTION_OK || st.sqlstate.rfind("08", 0) == 0 ||
                          st.sqlstate.rfind("57P", 0) == 0;
     return st;

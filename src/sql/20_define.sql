@@ -82,7 +82,8 @@ BEGIN
     RAISE EXCEPTION 'lateness must be >= 0 and retention > 0' USING ERRCODE = '22023';
   END IF;
   IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
-    RAISE EXCEPTION 'metadata must be a JSON object' USING ERRCODE = '22023';
+    RAISE EXCEPTION 'metadata must be a JSON object'
+      USING ERRCODE = CASE WHEN metadata IS NULL THEN '22004' ELSE '22023' END;
   END IF;
   IF EXISTS (SELECT FROM dataflow.dataset d WHERE d.name = create_dataset.name) THEN
     RAISE EXCEPTION 'dataset "%" already exists', name USING ERRCODE = '42710';
@@ -141,6 +142,9 @@ CREATE FUNCTION dataflow.drop_pool(name text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE p integer; j text;
 BEGIN
+  IF name IS NULL THEN
+    RAISE EXCEPTION 'pool must not be NULL' USING ERRCODE = '22004';
+  END IF;
   SELECT id INTO p FROM dataflow.pool WHERE pool.name = drop_pool.name;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'pool "%" does not exist', coalesce(left(name, 64), 'NULL') USING ERRCODE = '42704';
@@ -164,15 +168,15 @@ BEGIN
   PERFORM dataflow._check_name('connection', name);
   IF kind IS NULL OR kind NOT IN ('http', 'airflow') THEN
     RAISE EXCEPTION 'invalid connection kind "%"', coalesce(kind, 'NULL')
-      USING ERRCODE = '22023', HINT = 'Connection kinds are http and airflow.';
+      USING ERRCODE = CASE WHEN kind IS NULL THEN '22004' ELSE '22023' END, HINT = 'Connection kinds are http and airflow.';
   END IF;
   IF base_url IS NULL OR base_url !~ '^https?://[^\s/?#@]+(/[^\s]*)?$' OR base_url ~ '[\r\n]' THEN
     RAISE EXCEPTION 'invalid base_url "%"', coalesce(left(base_url, 200), 'NULL')
-      USING ERRCODE = '22023', HINT = 'An http:// or https:// URL without credentials in it.';
+      USING ERRCODE = CASE WHEN base_url IS NULL THEN '22004' ELSE '22023' END, HINT = 'An http:// or https:// URL without credentials in it.';
   END IF;
   IF auth IS NULL OR auth NOT IN ('none', 'basic', 'bearer') THEN
     RAISE EXCEPTION 'invalid auth "%"', coalesce(auth, 'NULL')
-      USING ERRCODE = '22023', HINT = 'auth is none, basic or bearer.';
+      USING ERRCODE = CASE WHEN auth IS NULL THEN '22004' ELSE '22023' END, HINT = 'auth is none, basic or bearer.';
   END IF;
   IF auth = 'basic' AND (username IS NULL OR secret IS NULL) THEN
     RAISE EXCEPTION 'basic auth needs a username and a secret' USING ERRCODE = '22023';
@@ -191,7 +195,8 @@ BEGIN
     RAISE EXCEPTION 'api_version must be 1 or 2' USING ERRCODE = '22023';
   END IF;
   IF connect_timeout IS NULL OR timeout IS NULL OR connect_timeout <= interval '0' OR timeout <= interval '0' THEN
-    RAISE EXCEPTION 'timeouts must be positive' USING ERRCODE = '22023';
+    RAISE EXCEPTION 'timeouts must be positive'
+      USING ERRCODE = CASE WHEN connect_timeout IS NULL OR timeout IS NULL THEN '22004' ELSE '22023' END;
   END IF;
   IF EXISTS (SELECT FROM dataflow.connection c WHERE c.name = create_connection.name) THEN
     RAISE EXCEPTION 'connection "%" already exists', name USING ERRCODE = '42710';
@@ -209,6 +214,9 @@ CREATE FUNCTION dataflow.drop_connection(name text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE c integer; j text;
 BEGIN
+  IF name IS NULL THEN
+    RAISE EXCEPTION 'connection must not be NULL' USING ERRCODE = '22004';
+  END IF;
   SELECT id INTO c FROM dataflow.connection WHERE connection.name = drop_connection.name;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'connection "%" does not exist', coalesce(left(name, 64), 'NULL') USING ERRCODE = '42704';

@@ -24,7 +24,7 @@ BEGIN
   d := dataflow._dataset_id(output);
   IF dispatch IS NULL OR dispatch NOT IN ('pull', 'http', 'airflow') THEN
     RAISE EXCEPTION 'invalid dispatch "%"', coalesce(dispatch, 'NULL')
-      USING ERRCODE = '22023', HINT = 'dispatch is pull (workers call lease), http or airflow.';
+      USING ERRCODE = CASE WHEN dispatch IS NULL THEN '22004' ELSE '22023' END, HINT = 'dispatch is pull (workers call lease), http or airflow.';
   END IF;
   IF connection IS NOT NULL THEN
     SELECT * INTO c FROM dataflow.connection cn WHERE cn.name = create_job.connection;
@@ -57,7 +57,8 @@ BEGIN
       USING ERRCODE = '22023', HINT = 'A DAG id or a URL path: letters, digits, "_", ".", "/" and "-".';
   END IF;
   IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
-    RAISE EXCEPTION 'params must be a JSON object' USING ERRCODE = '22023';
+    RAISE EXCEPTION 'params must be a JSON object'
+      USING ERRCODE = CASE WHEN params IS NULL THEN '22004' ELSE '22023' END;
   END IF;
   IF pool IS NOT NULL THEN
     SELECT id INTO p FROM dataflow.pool pl WHERE pl.name = create_job.pool;
@@ -67,13 +68,15 @@ BEGIN
   END IF;
   IF max_concurrency < 0 OR max_attempts IS NULL OR max_attempts < 1 THEN
     RAISE EXCEPTION 'max_concurrency must be >= 0 (or NULL: unlimited) and max_attempts >= 1'
-      USING ERRCODE = '22023';
+      USING ERRCODE = CASE WHEN max_attempts IS NULL THEN '22004' ELSE '22023' END;
   END IF;
   IF backoff_min IS NULL OR backoff_max IS NULL OR backoff_min < interval '0' OR backoff_max < backoff_min THEN
-    RAISE EXCEPTION 'backoff needs 0 <= backoff_min <= backoff_max' USING ERRCODE = '22023';
+    RAISE EXCEPTION 'backoff needs 0 <= backoff_min <= backoff_max'
+      USING ERRCODE = CASE WHEN backoff_min IS NULL OR backoff_max IS NULL THEN '22004' ELSE '22023' END;
   END IF;
   IF lease_for IS NULL OR lease_for <= interval '0' THEN
-    RAISE EXCEPTION 'lease_for must be positive' USING ERRCODE = '22023';
+    RAISE EXCEPTION 'lease_for must be positive'
+      USING ERRCODE = CASE WHEN lease_for IS NULL THEN '22004' ELSE '22023' END;
   END IF;
   IF priority IS NULL THEN
     RAISE EXCEPTION 'priority must not be NULL' USING ERRCODE = '22004';
@@ -119,7 +122,7 @@ BEGIN
   SELECT * INTO o FROM dataflow.dataset WHERE id = j.output_id;
   IF mapping IS NULL OR mapping NOT IN ('same', 'window', 'rollup', 'latest', 'incremental') THEN
     RAISE EXCEPTION 'invalid mapping "%"', coalesce(mapping, 'NULL')
-      USING ERRCODE = '22023', HINT = 'Mappings are same, window, rollup, latest and incremental.';
+      USING ERRCODE = CASE WHEN mapping IS NULL THEN '22004' ELSE '22023' END, HINT = 'Mappings are same, window, rollup, latest and incremental.';
   END IF;
   IF mapping = 'window' THEN
     IF lo IS NULL OR hi IS NULL OR lo > hi OR hi - lo >= 10000 THEN

@@ -1,0 +1,249 @@
+-- Status views for psql and BI tools (Metabase, Grafana, Superset). The
+-- dataset, job and progress figures come from the incrementally maintained
+-- counters (chunk_count, done_minute), so they stay fast at millions of chunks.
+
+-- When a key's period ends: the next day or hour; NULL for int/text keys.
+CREATE FUNCTION dataflow._period_end(kind text, ord bigint) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE kind
+  WHEN 'date' THEN pg_catalog.to_timestamp(((ord OPERATOR(pg_catalog.+) 1) OPERATOR(pg_catalog.*) 86400)::double precision)
+  WHEN 'hour' THEN pg_catalog.to_timestamp(((ord OPERATOR(pg_catalog.+) 1) OPERATOR(pg_catalog.*) 3600)::double precision)
+  END;
+
+CREATE VIEW dataflow.dataset_counts AS
+SELECT cc.dataset_id,
+       sum(cc.waiting)::bigint AS waiting, sum(cc.queued)::bigint AS queued, sum(cc.running)::bigint AS running,
+       sum(cc.ready)::bigint AS ready, sum(cc.validated)::bigint AS validated, sum(cc.invalid)::bigint AS invalid,
+       sum(cc.failed)::bigint AS failed, sum(cc.skipped)::bigint AS skipped, sum(cc.cancelled)::bigint AS cancelled,
+       (sum(cc.waiting) + sum(cc.queued) + sum(cc.running) + sum(cc.ready) + sum(cc.validated) + sum(cc.invalid)
+        + sum(cc.failed) + sum(cc.skipped) + sum(cc.cancelled) + sum(cc.resubmit))::bigint AS total,
+       max(cc.newest_ord) AS newest_ord, max(cc.newest_at) AS newest_at
+  FROM dataflow.chunk_count cc
+ GROUP BY cc.dataset_id;
+COMMENT ON VIEW dataflow.dataset_counts IS 'Chunk counts by status per dataset id (summed over counter shards)';
+COMMENT ON COLUMN dataflow.dataset_counts.dataset_id IS 'Dataset id';
+COMMENT ON COLUMN dataflow.dataset_counts.waiting IS 'Chunks waiting for inputs';
+COMMENT ON COLUMN dataflow.dataset_counts.queued IS 'Chunks ready to be leased';
+COMMENT ON COLUMN dataflow.dataset_counts.running IS 'Chunks leased';
+COMMENT ON COLUMN dataflow.dataset_counts.ready IS 'Chunks produced';
+COMMENT ON COLUMN dataflow.dataset_counts.validated IS 'Chunks produced and validated';
+COMMENT ON COLUMN dataflow.dataset_counts.invalid IS 'Chunks that failed validation';
+COMMENT ON COLUMN dataflow.dataset_counts.failed IS 'Chunks failed with no attempts left';
+COMMENT ON COLUMN dataflow.dataset_counts.skipped IS 'Chunks declared empty';
+COMMENT ON COLUMN dataflow.dataset_counts.cancelled IS 'Chunks cancelled by an operator';
+COMMENT ON COLUMN dataflow.dataset_counts.total IS 'All chunks';
+COMMENT ON COLUMN dataflow.dataset_counts.newest_ord IS 'Ordinal of the newest key that has been available';
+COMMENT ON COLUMN dataflow.dataset_counts.newest_at IS 'When a chunk last became available';
+
+CREATE VIEW dataflow.datasets AS
+SELECT d.name AS dataset, d.key_kind, j.name AS job, d.requires_validation, d.location,
+       coalesce(k.total, 0) AS chunks,
+       coalesce(k.waiting, 0) AS waiting, coalesce(k.queued, 0) AS queued, coalesce(k.running, 0) AS running,
+       coalesce(k.ready, 0) AS ready, coalesce(k.validated, 0) AS validated, coalesce(k.invalid, 0) AS invalid,
+       coalesce(k.failed, 0) AS failed, coalesce(k.skipped, 0) AS skipped, coalesce(k.cancelled, 0) AS cancelled,
+       coalesce(k.ready + k.validated + k.skipped, 0) AS available,
+       CASE WHEN d.key_kind <> 'text' AND k.newest_ord IS NOT NULL
+            THEN dataflow._key_text(d.key_kind, k.newest_ord) END AS newest_available_key,
+       k.newest_at AS last_available_at,
+       now() - k.newest_at AS freshness_lag,
+       d.cadence, d.lateness
+  FROM dataflow.dataset d
+  LEFT JOIN dataflow.dataset_counts k ON k.dataset_id = d.id
+  LEFT JOIN dataflow.job j ON j.output_id = d.id;
+COMMENT ON VIEW dataflow.datasets IS 'One row per dataset: chunk counts by status, newest available key, freshness';
+COMMENT ON COLUMN dataflow.datasets.dataset IS 'Dataset name';
+COMMENT ON COLUMN dataflow.datasets.key_kind IS 'date, hour, int or text';
+COMMENT ON COLUMN dataflow.datasets.job IS 'Producing job (NULL for a source dataset)';
+COMMENT ON COLUMN dataflow.datasets.requires_validation IS 'Whether consumers wait for validation by default';
+COMMENT ON COLUMN dataflow.datasets.location IS 'Location template';
+COMMENT ON COLUMN dataflow.datasets.chunks IS 'All chunks';
+COMMENT ON COLUMN dataflow.datasets.waiting IS 'Chunks waiting for inputs';
+COMMENT ON COLUMN dataflow.datasets.queued IS 'Chunks runnable, not leased yet';
+COMMENT ON COLUMN dataflow.datasets.running IS 'Chunks leased now';
+COMMENT ON COLUMN dataflow.datasets.ready IS 'Chunks produced (not validated)';
+COMMENT ON COLUMN dataflow.datasets.validated IS 'Chunks validated';
+COMMENT ON COLUMN dataflow.datasets.invalid IS 'Chunks that failed validation';
+COMMENT ON COLUMN dataflow.datasets.failed IS 'Chunks failed for good (attempts spent or fatal)';
+COMMENT ON COLUMN dataflow.datasets.skipped IS 'Chunks declared empty';
+COMMENT ON COLUMN dataflow.datasets.cancelled IS 'Chunks cancelled by an operator';
+COMMENT ON COLUMN dataflow.datasets.available IS 'ready + validated + skipped';
+COMMENT ON COLUMN dataflow.datasets.newest_available_key IS 'Newest key that has been available (date/hour/int)';
+COMMENT ON COLUMN dataflow.datasets.last_available_at IS 'When a chunk of this dataset last became available';
+COMMENT ON COLUMN dataflow.datasets.freshness_lag IS 'Time since a chunk last became available';
+COMMENT ON COLUMN dataflow.datasets.cadence IS 'Expected cadence of new keys';
+COMMENT ON COLUMN dataflow.datasets.lateness IS 'Allowed delay after a key''s period before it is late';
+
+CREATE VIEW dataflow.jobs AS
+SELECT j.name AS job, d.name AS output, j.dispatch, j.paused, j.priority,
+       coalesce(k.running, 0) AS running, coalesce(k.queued, 0) AS queued, coalesce(k.waiting, 0) AS waiting,
+       coalesce(k.failed, 0) AS failed,
+       coalesce(k.ready + k.validated + k.skipped, 0) AS done, coalesce(k.total, 0) AS total,
+       live.in_use AS concurrency_in_use, j.max_concurrency AS concurrency_limit,
+       p.name AS pool, p.slots AS pool_slots,
+       (SELECT count(*) FROM dataflow.run r WHERE r.pool_id = p.id AND r.status = 'running') AS pool_in_use,
+       coalesce(h.succeeded, 0) AS succeeded_last_hour, coalesce(h.failed, 0) AS failed_last_hour,
+       j.max_attempts, j.lease_for, j.backoff_min, j.backoff_max
+  FROM dataflow.job j
+  JOIN dataflow.dataset d ON d.id = j.output_id
+  LEFT JOIN dataflow.dataset_counts k ON k.dataset_id = d.id
+  LEFT JOIN dataflow.pool p ON p.id = j.pool_id
+  LEFT JOIN LATERAL (SELECT count(*) AS in_use FROM dataflow.run r
+                      WHERE r.job_id = j.id AND r.status = 'running') live ON true
+  LEFT JOIN LATERAL (SELECT sum(m.succeeded)::bigint AS succeeded, sum(m.failed)::bigint AS failed
+                       FROM dataflow.done_minute m
+                      WHERE m.dataset_id = d.id AND m.minute >= now() - interval '1 hour') h ON true;
+COMMENT ON VIEW dataflow.jobs IS
+  'One row per job: chunks by state, concurrency in use (live leases) against its limit and pool, throughput';
+COMMENT ON COLUMN dataflow.jobs.job IS 'Job name';
+COMMENT ON COLUMN dataflow.jobs.output IS 'Dataset it produces';
+COMMENT ON COLUMN dataflow.jobs.dispatch IS 'pull, http or airflow';
+COMMENT ON COLUMN dataflow.jobs.paused IS 'Paused jobs are not leased';
+COMMENT ON COLUMN dataflow.jobs.priority IS 'Higher first when the dispatcher chooses between jobs';
+COMMENT ON COLUMN dataflow.jobs.running IS 'Output chunks running';
+COMMENT ON COLUMN dataflow.jobs.queued IS 'Output chunks runnable';
+COMMENT ON COLUMN dataflow.jobs.waiting IS 'Output chunks waiting for inputs';
+COMMENT ON COLUMN dataflow.jobs.failed IS 'Output chunks failed for good';
+COMMENT ON COLUMN dataflow.jobs.done IS 'Output chunks available (ready, validated, skipped)';
+COMMENT ON COLUMN dataflow.jobs.total IS 'All output chunks';
+COMMENT ON COLUMN dataflow.jobs.concurrency_in_use IS 'Live leases of this job';
+COMMENT ON COLUMN dataflow.jobs.concurrency_limit IS 'max_concurrency (NULL: unlimited)';
+COMMENT ON COLUMN dataflow.jobs.pool IS 'Pool the job draws slots from';
+COMMENT ON COLUMN dataflow.jobs.pool_slots IS 'Slots of that pool';
+COMMENT ON COLUMN dataflow.jobs.pool_in_use IS 'Live leases in that pool (all its jobs)';
+COMMENT ON COLUMN dataflow.jobs.succeeded_last_hour IS 'Runs that completed in the last hour';
+COMMENT ON COLUMN dataflow.jobs.failed_last_hour IS 'Runs that failed or expired in the last hour';
+COMMENT ON COLUMN dataflow.jobs.max_attempts IS 'Attempts per version before a chunk fails';
+COMMENT ON COLUMN dataflow.jobs.lease_for IS 'Default lease duration';
+COMMENT ON COLUMN dataflow.jobs.backoff_min IS 'First retry delay';
+COMMENT ON COLUMN dataflow.jobs.backoff_max IS 'Longest retry delay';
+
+-- Completions per minute over the last 10 minutes, per dataset.
+CREATE VIEW dataflow.dataset_rate AS
+SELECT m.dataset_id, sum(m.succeeded)::numeric / 10 AS per_minute
+  FROM dataflow.done_minute m
+ WHERE m.minute >= date_trunc('minute', now()) - interval '9 minutes'
+ GROUP BY m.dataset_id;
+COMMENT ON VIEW dataflow.dataset_rate IS 'Chunks completed per minute over the last 10 minutes, per dataset id';
+COMMENT ON COLUMN dataflow.dataset_rate.dataset_id IS 'Dataset id';
+COMMENT ON COLUMN dataflow.dataset_rate.per_minute IS 'Completions per minute (10-minute average)';
+
+CREATE VIEW dataflow.progress AS
+SELECT 'job'::text AS kind, j.name AS name, d.name AS dataset, NULL::text AS from_key, NULL::text AS to_key,
+       coalesce(k.ready + k.validated + k.skipped, 0) AS done, coalesce(k.total, 0) AS total,
+       coalesce(k.running, 0) AS running, coalesce(k.failed + k.invalid, 0) AS failed,
+       round(100.0 * coalesce(k.ready + k.validated + k.skipped, 0) / nullif(k.total, 0), 1) AS pct,
+       coalesce(rt.per_minute, 0) AS per_minute,
+       CASE WHEN rt.per_minute > 0 THEN
+         make_interval(secs => (60 * (k.total - k.ready - k.validated - k.skipped - k.failed - k.invalid - k.cancelled)
+                                / rt.per_minute)::double precision) END AS eta,
+       j.created_at AS started_at
+  FROM dataflow.job j
+  JOIN dataflow.dataset d ON d.id = j.output_id
+  LEFT JOIN dataflow.dataset_counts k ON k.dataset_id = d.id
+  LEFT JOIN dataflow.dataset_rate rt ON rt.dataset_id = d.id
+UNION ALL
+SELECT 'backfill', 'backfill ' || b.id, d.name, b.from_key, b.to_key,
+       bk.done, bk.total, bk.running, bk.failed,
+       round(100.0 * bk.done / nullif(bk.total, 0), 1),
+       coalesce(br.per_minute, 0),
+       CASE WHEN br.per_minute > 0 THEN
+         make_interval(secs => (60 * (bk.total - bk.done - bk.failed) / br.per_minute)::double precision) END,
+       b.at
+  FROM dataflow.backfill b
+  JOIN dataflow.dataset d ON d.id = b.dataset_id
+  CROSS JOIN LATERAL (
+    SELECT coalesce(sum(cc.ready + cc.validated + cc.skipped), 0)::bigint AS done,
+           coalesce(sum(cc.waiting + cc.queued + cc.running + cc.ready + cc.validated + cc.invalid + cc.failed
+                        + cc.skipped + cc.cancelled + cc.resubmit), 0)::bigint AS total,
+           coalesce(sum(cc.running), 0)::bigint AS running,
+           coalesce(sum(cc.failed + cc.invalid), 0)::bigint AS failed,
+           array_agg(DISTINCT cc.dataset_id) AS datasets
+      FROM dataflow.chunk_count cc WHERE cc.backfill_id = b.id) bk
+  LEFT JOIN LATERAL (SELECT sum(r.per_minute) AS per_minute FROM dataflow.dataset_rate r
+                      WHERE r.dataset_id = ANY (bk.datasets)) br ON true;
+COMMENT ON VIEW dataflow.progress IS
+  'Progress per job (its output dataset) and per backfill (the chunks one expect() created): done, total, '
+  'rate over the last 10 minutes and ETA';
+COMMENT ON COLUMN dataflow.progress.kind IS 'job or backfill';
+COMMENT ON COLUMN dataflow.progress.name IS 'Job name, or "backfill N"';
+COMMENT ON COLUMN dataflow.progress.dataset IS 'Output dataset (job) or requested dataset (backfill)';
+COMMENT ON COLUMN dataflow.progress.from_key IS 'First key of the backfill';
+COMMENT ON COLUMN dataflow.progress.to_key IS 'Last key of the backfill';
+COMMENT ON COLUMN dataflow.progress.done IS 'Chunks available';
+COMMENT ON COLUMN dataflow.progress.total IS 'Chunks in scope';
+COMMENT ON COLUMN dataflow.progress.running IS 'Chunks running';
+COMMENT ON COLUMN dataflow.progress.failed IS 'Chunks failed or invalid';
+COMMENT ON COLUMN dataflow.progress.pct IS 'done / total in percent';
+COMMENT ON COLUMN dataflow.progress.per_minute IS 'Chunks completed per minute, last 10 minutes';
+COMMENT ON COLUMN dataflow.progress.eta IS 'Time left at the current rate (NULL when idle)';
+COMMENT ON COLUMN dataflow.progress.started_at IS 'When the job was created or the backfill requested';
+
+CREATE VIEW dataflow.gaps AS
+WITH bounds AS (
+  SELECT d.id, d.name, d.key_kind,
+         (SELECT min(c.ord) FROM dataflow.chunk c
+           WHERE c.dataset_id = d.id AND c.status IN ('ready', 'validated', 'skipped')) AS lo,
+         (SELECT max(c.ord) FROM dataflow.chunk c
+           WHERE c.dataset_id = d.id AND c.status IN ('ready', 'validated', 'skipped')) AS hi
+    FROM dataflow.dataset d
+   WHERE d.key_kind IN ('date', 'hour', 'int')
+)
+SELECT b.name AS dataset, dataflow._key_text(b.key_kind, g) AS key, coalesce(c.status, 'missing') AS status,
+       'hole'::text AS reason, dataflow._period_end(b.key_kind, g) AS period_end
+  FROM bounds b
+  CROSS JOIN LATERAL generate_series(b.lo, b.hi) g
+  LEFT JOIN dataflow.chunk c ON c.dataset_id = b.id AND c.ord = g
+ WHERE b.lo IS NOT NULL AND (c.id IS NULL OR c.status NOT IN ('ready', 'validated', 'skipped'))
+UNION ALL
+SELECT d.name, c.key, c.status, 'overdue', dataflow._period_end(d.key_kind, c.ord)
+  FROM dataflow.dataset d
+  JOIN dataflow.chunk c ON c.dataset_id = d.id
+ WHERE d.lateness IS NOT NULL AND d.key_kind IN ('date', 'hour')
+   AND c.status NOT IN ('ready', 'validated', 'skipped')
+   AND dataflow._period_end(d.key_kind, c.ord) + d.lateness < now()
+   AND c.ord > (SELECT coalesce(max(a.ord), -1e15::bigint) FROM dataflow.chunk a
+                 WHERE a.dataset_id = d.id AND a.status IN ('ready', 'validated', 'skipped'));
+COMMENT ON VIEW dataflow.gaps IS
+  'Holes: keys between the oldest and newest available keys of a date/hour/int dataset with no available '
+  'chunk; and overdue: expected keys past their period plus the dataset''s lateness, not available yet';
+COMMENT ON COLUMN dataflow.gaps.dataset IS 'Dataset name';
+COMMENT ON COLUMN dataflow.gaps.key IS 'The missing or late key';
+COMMENT ON COLUMN dataflow.gaps.status IS 'Chunk status, or missing when no chunk exists';
+COMMENT ON COLUMN dataflow.gaps.reason IS 'hole or overdue';
+COMMENT ON COLUMN dataflow.gaps.period_end IS 'End of the key''s period (date/hour keys)';
+
+CREATE VIEW dataflow.deletable AS
+SELECT d.name AS dataset, c.key, c.version, c.location, c.row_count,
+       (SELECT count(*) FROM dataflow.dep dp WHERE dp.input = c.id) AS consumers,
+       c.available_at
+  FROM dataflow.chunk c
+  JOIN dataflow.dataset d ON d.id = c.dataset_id
+ WHERE c.status IN ('ready', 'validated')
+   AND c.location IS NOT NULL
+   -- an intermediate dataset: produced by a job and consumed by one
+   AND EXISTS (SELECT FROM dataflow.job jp WHERE jp.output_id = d.id)
+   AND EXISTS (SELECT FROM dataflow.dep dp WHERE dp.input = c.id)
+   -- never a dimension read through `latest`
+   AND NOT EXISTS (SELECT FROM dataflow.job_input jl WHERE jl.dataset_id = d.id AND jl.mapping = 'latest')
+   -- every consumer is available and was built from this exact version
+   AND NOT EXISTS (
+     SELECT FROM dataflow.dep dp
+       JOIN dataflow.chunk cc ON cc.id = dp.consumer
+      WHERE dp.input = c.id
+        AND (cc.status NOT IN ('ready', 'validated', 'skipped')
+             OR (cc.status <> 'skipped' AND NOT EXISTS (
+                   SELECT FROM dataflow.run_input ri
+                    WHERE ri.run_id = cc.run_id AND ri.chunk_id = c.id AND ri.version = c.version))))
+   -- and nobody reads it now
+   AND NOT EXISTS (SELECT FROM dataflow.run_input ri JOIN dataflow.run r ON r.id = ri.run_id
+                    WHERE ri.chunk_id = c.id AND r.status = 'running');
+COMMENT ON VIEW dataflow.deletable IS
+  'Intermediate chunks every consumer has finished with (all consumers available and built from this '
+  'exact version, no run reading it): their data at location is safe to delete';
+COMMENT ON COLUMN dataflow.deletable.dataset IS 'Dataset name';
+COMMENT ON COLUMN dataflow.deletable.key IS 'Chunk key';
+COMMENT ON COLUMN dataflow.deletable.version IS 'Current version';
+COMMENT ON COLUMN dataflow.deletable.location IS 'Where its data is';
+COMMENT ON COLUMN dataflow.deletable.row_count IS 'Rows reported by the producer';
+COMMENT ON COLUMN dataflow.deletable.consumers IS 'Consumer chunks, all finished with it';
+COMMENT ON COLUMN dataflow.deletable.available_at IS 'When it became available';
