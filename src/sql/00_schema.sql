@@ -47,4 +47,4 @@ END $$;
 -- Who did it: the worker name when one is given, else the session's login role.
 CREATE FUNCTION dataflow._actor(worker text DEFAULT NULL) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
-RETURN COALESCE(worker, SESSION_USER::text);
+RETURN COALESCE(worker, CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.=) 'none' THEN SESSION_USER::text ELSE pg_catalog.current_setting('role') END);

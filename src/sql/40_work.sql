@@ -141,7 +141,7 @@ END $$;
 
 CREATE FUNCTION dataflow.skip(dataset text, key text, reason text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE d dataflow.dataset; k text; id bigint;
+DECLARE d dataflow.dataset; k text; cid bigint;
 BEGIN
   d := dataflow._dataset_row(dataset);
   IF key IS NULL OR reason IS NULL THEN
@@ -155,13 +155,13 @@ BEGIN
   INSERT INTO dataflow.chunk (dataset_id, key, ord, status)
   VALUES (d.id, k, dataflow._key_ord(d.key_kind, k), 'waiting')
   ON CONFLICT ON CONSTRAINT chunk_dataset_key DO NOTHING;
-  SELECT c.id INTO id FROM dataflow.chunk c WHERE c.dataset_id = d.id AND c.key = k FOR UPDATE;
-  IF (SELECT status FROM dataflow.chunk c WHERE c.id = skip.id) = 'skipped' THEN
+  SELECT c.id INTO cid FROM dataflow.chunk c WHERE c.dataset_id = d.id AND c.key = k FOR UPDATE;
+  IF (SELECT status FROM dataflow.chunk c WHERE c.id = cid) = 'skipped' THEN
     RETURN;
   END IF;
   UPDATE dataflow.chunk c
      SET status = 'skipped', info = c.info || jsonb_build_object('skip_reason', left(reason, 1000))
-   WHERE c.id = skip.id;
+   WHERE c.id = cid;
 END $$;
 COMMENT ON FUNCTION dataflow.skip(text, text, text) IS
   'Declare a chunk known-empty: it satisfies its consumers as empty; a running lease is cancelled';

@@ -1,0 +1,110 @@
+-- Roles and privileges. Four roles, each able to do its part and nothing more:
+--   dataflow_reader    the status views and read-only questions; never tokens or secrets
+--   dataflow_worker    lease, heartbeat, complete, fail, register, validate (+ reader)
+--   dataflow_operator  expect, resubmit, skip, cancel, pause/resume, change limits (+ reader)
+--   dataflow_admin     define datasets, jobs, pools, connections; reads secrets (+ operator, worker)
+-- Functions that need privileges are SECURITY DEFINER with a pinned
+-- search_path (every plpgsql function pins it) and no PUBLIC EXECUTE.
+-- Roles are cluster-wide: they are created when missing and shared by every
+-- database that installs the extension; DROP EXTENSION leaves them.
+
+DO $$
+BEGIN
+  IF current_setting('server_version_num')::integer < 150004 THEN
+    RAISE EXCEPTION 'pg_dataflow requires PostgreSQL 15.4 or later, this is %', current_setting('server_version')
+      USING ERRCODE = '0A000';
+  END IF;
+END $$;
+
+DO $$
+DECLARE r text;
+BEGIN
+  FOREACH r IN ARRAY ARRAY['dataflow_reader', 'dataflow_worker', 'dataflow_operator', 'dataflow_admin'] LOOP
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) r) THEN
+      EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+    END IF;
+  END LOOP;
+END $$;
+GRANT dataflow_reader TO dataflow_worker, dataflow_operator;
+GRANT dataflow_operator, dataflow_worker TO dataflow_admin;
+
+GRANT USAGE ON SCHEMA dataflow TO dataflow_reader, dataflow_worker, dataflow_operator, dataflow_admin;
+REVOKE ALL ON ALL TABLES IN SCHEMA dataflow FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA dataflow FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA dataflow FROM PUBLIC;
+
+-- Pure helpers the views call (EXECUTE is checked against the querying role).
+GRANT EXECUTE ON FUNCTION dataflow._level(text), dataflow._key_text(text, bigint), dataflow._key_canon(text, text),
+  dataflow._key_ord(text, text), dataflow._period_end(text, bigint), dataflow._location(text, text, text, integer)
+  TO dataflow_reader;
+
+-- Reader: views and read-only questions.
+GRANT SELECT ON dataflow.datasets, dataflow.jobs, dataflow.chunks, dataflow.runs, dataflow.progress,
+  dataflow.gaps, dataflow.deletable, dataflow.dataset_counts, dataflow.dataset_rate TO dataflow_reader;
+GRANT EXECUTE ON FUNCTION dataflow.explain(text, text), dataflow.blockers(text, text),
+  dataflow.upstream(text, text), dataflow.downstream(text, text), dataflow.graph_dot() TO dataflow_reader;
+
+-- Worker: the lease lifecycle and source registration.
+GRANT EXECUTE ON FUNCTION dataflow.lease(text, text, integer, interval), dataflow.heartbeat(uuid, interval),
+  dataflow.complete(uuid, bigint, text, jsonb, text), dataflow.fail(uuid, text, boolean),
+  dataflow.register(text, text, text, bigint, text, jsonb), dataflow.validate(text, text, boolean, jsonb)
+  TO dataflow_worker;
+
+-- Operator: backfill, restart, skip, cancel, pause, limits, housekeeping.
+GRANT EXECUTE ON FUNCTION dataflow.expect(text, text, text), dataflow.resubmit(text, text, text, boolean, boolean),
+  dataflow.skip(text, text, text), dataflow.cancel(text, text), dataflow.pause_job(text),
+  dataflow.resume_job(text), dataflow.reap(), dataflow.schedule(), dataflow.prune(interval)
+  TO dataflow_operator;
+GRANT UPDATE (status) ON dataflow.chunks TO dataflow_operator;
+GRANT SELECT (id, name, output_id, dispatch, pool_id, max_concurrency, max_attempts, backoff_min, backoff_max,
+              lease_for, priority, paused) ON dataflow.job TO dataflow_operator;
+GRANT UPDATE (max_concurrency, priority, paused, max_attempts, lease_for, backoff_min, backoff_max)
+  ON dataflow.job TO dataflow_operator;
+GRANT SELECT, UPDATE (slots) ON dataflow.pool TO dataflow_operator;
+
+-- Admin: definitions, and every table (secrets and live tokens included).
+GRANT EXECUTE ON FUNCTION
+  dataflow.create_dataset(text, text, text, boolean, interval, interval, interval, jsonb), dataflow.drop_dataset(text),
+  dataflow.create_pool(text, integer), dataflow.drop_pool(text),
+  dataflow.create_connection(text, text, text, text, text, text, integer, interval, interval),
+  dataflow.drop_connection(text),
+  dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval,
+                      interval, integer),
+  dataflow.add_input(text, text, text, integer, integer, text), dataflow.drop_job(text)
+  TO dataflow_admin;
+GRANT ALL ON ALL TABLES IN SCHEMA dataflow TO dataflow_admin;
+GRANT ALL ON ALL SEQUENCES IN SCHEMA dataflow TO dataflow_admin;
+
+-- Every public function runs as the extension owner; callers are held to the grants above.
+ALTER FUNCTION dataflow.create_dataset(text, text, text, boolean, interval, interval, interval, jsonb) SECURITY DEFINER;
+ALTER FUNCTION dataflow.drop_dataset(text) SECURITY DEFINER;
+ALTER FUNCTION dataflow.create_pool(text, integer) SECURITY DEFINER;
+ALTER FUNCTION dataflow.drop_pool(text) SECURITY DEFINER;
+ALTER FUNCTION dataflow.create_connection(text, text, text, text, text, text, integer, interval, interval) SECURITY DEFINER;
+ALTER FUNCTION dataflow.drop_connection(text) SECURITY DEFINER;
+ALTER FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval,
+                                   interval, interval, integer) SECURITY DEFINER;
+ALTER FUNCTION dataflow.add_input(text, text, text, integer, integer, text) SECURITY DEFINER;
+ALTER FUNCTION dataflow.drop_job(text) SECURITY DEFINER;
+ALTER FUNCTION dataflow.pause_job(text) SECURITY DEFINER;
+ALTER FUNCTION dataflow.resume_job(text) SECURITY DEFINER;
+ALTER FUNCTION dataflow.expect(text, text, text) SECURITY DEFINER;
+ALTER FUNCTION dataflow.register(text, text, text, bigint, text, jsonb) SECURITY DEFINER;
+ALTER FUNCTION dataflow.validate(text, text, boolean, jsonb) SECURITY DEFINER;
+ALTER FUNCTION dataflow.skip(text, text, text) SECURITY DEFINER;
+ALTER FUNCTION dataflow.cancel(text, text) SECURITY DEFINER;
+ALTER FUNCTION dataflow.resubmit(text, text, text, boolean, boolean) SECURITY DEFINER;
+ALTER FUNCTION dataflow.lease(text, text, integer, interval) SECURITY DEFINER;
+ALTER FUNCTION dataflow.heartbeat(uuid, interval) SECURITY DEFINER;
+ALTER FUNCTION dataflow.complete(uuid, bigint, text, jsonb, text) SECURITY DEFINER;
+ALTER FUNCTION dataflow.fail(uuid, text, boolean) SECURITY DEFINER;
+ALTER FUNCTION dataflow.reap() SECURITY DEFINER;
+ALTER FUNCTION dataflow.schedule() SECURITY DEFINER;
+ALTER FUNCTION dataflow.prune(interval) SECURITY DEFINER;
+ALTER FUNCTION dataflow.explain(text, text) SECURITY DEFINER;
+ALTER FUNCTION dataflow.blockers(text, text) SECURITY DEFINER;
+ALTER FUNCTION dataflow.upstream(text, text) SECURITY DEFINER;
+ALTER FUNCTION dataflow.downstream(text, text) SECURITY DEFINER;
+ALTER FUNCTION dataflow.graph_dot() SECURITY DEFINER;
+-- The view's INSTEAD OF trigger writes dataflow.chunk on behalf of the operator.
+ALTER FUNCTION dataflow._chunks_update() SECURITY DEFINER;
