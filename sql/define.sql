@@ -1,7 +1,7 @@
 -- Definition API: create_dataset / create_pool / create_connection / create_job / add_input
 -- and drop_*. Every validation error has its SQLSTATE and changes nothing (fails() marks
 -- any table change with '<<< TABLES CHANGED'); successful calls store what was asked.
-DROP EXTENSION pg_dataflow CASCADE;
+DROP EXTENSION IF EXISTS pg_dataflow CASCADE;
 CREATE EXTENSION pg_dataflow;
 -- err(q): run q; 'ok', or its SQLSTATE and message (timestamps masked)
 CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$

@@ -1,6 +1,6 @@
 -- Key handling (C++ core behind dataflow._key_*): every kind, canonical forms,
 -- ordinals, ranges, windows, rollup and backoff, and every rejection with its SQLSTATE.
-DROP EXTENSION pg_dataflow CASCADE;
+DROP EXTENSION IF EXISTS pg_dataflow CASCADE;
 CREATE EXTENSION pg_dataflow;
 CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN EXECUTE q; RETURN 'ok';

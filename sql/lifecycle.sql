@@ -4,7 +4,7 @@
 --  running -> failed (no attempts left / retry => false), expired lease (reap) -> queued / failed,
 --  upstream re-produced -> consumers back to waiting, resubmit from any status (function, view
 --  UPDATE, table UPDATE), skip, cancel, pause/resume, register of a new source version.
-DROP EXTENSION pg_dataflow CASCADE;
+DROP EXTENSION IF EXISTS pg_dataflow CASCADE;
 CREATE EXTENSION pg_dataflow;
 -- err(q): run q; 'ok', or its SQLSTATE and message (timestamps masked)
 CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$

@@ -25,13 +25,9 @@ const char *const kCompleteSql =
 
 const char *const kFailSql = "SELECT dataflow.fail($1::uuid, $2::text, $3::boolean)";
 
-// The one place that knows how progress is counted (a progress view may
-// replace it).
+// The one place that knows how progress is counted.
 const char *const kProgressSql =
-    "SELECT c.status, pg_catalog.count(*)"
-    "  FROM dataflow.chunk c JOIN dataflow.job j ON j.output_id = c.dataset_id"
-    " WHERE j.name = $1::text"
-    " GROUP BY c.status";
+    "SELECT done, total, failed, queued, running, waiting FROM dataflow.jobs WHERE job = $1::text";
 
 const char *const kRunStatusSql = "SELECT status FROM dataflow.runs WHERE run_id = $1::bigint";
 
@@ -57,24 +53,6 @@ std::optional<std::string> seconds_param(double seconds) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.3f", seconds);
     return std::string(buf);
-}
-
-int64_t Progress::count(const std::string &status) const {
-    auto it = by_status.find(status);
-    return it == by_status.end() ? 0 : it->second;
-}
-int64_t Progress::done() const {
-    return count("ready") + count("validated") + count("skipped");
-}
-int64_t Progress::failed() const { return count("failed") + count("invalid"); }
-int64_t Progress::active() const {
-    return count("queued") + count("running") + count("resubmit");
-}
-int64_t Progress::total() const {
-    int64_t n = 0;
-    for (const auto &[status, c] : by_status)
-        if (status != "cancelled") n += c;
-    return n;
 }
 
 Db::~Db() {
@@ -207,9 +185,15 @@ DbStatus Db::progress(const std::string &job, Progress *out) {
     ResultGuard g;
     DbStatus st = exec(kProgressSql, {job}, &g.res);
     if (!st.ok) return st;
-    out->by_status.clear();
-    for (int r = 0; r < PQntuples(g.res); ++r)
-        out->by_status[field(g.res, r, 0)] = std::strtoll(PQgetvalue(g.res, r, 1), nullptr, 10);
+    *out = Progress{};
+    if (PQntuples(g.res) != 1) return st;
+    auto num = [&](int col) { return std::strtoll(PQgetvalue(g.res, 0, col), nullptr, 10); };
+    out->done = num(0);
+    out->total = num(1);
+    out->failed = num(2);
+    out->queued = num(3);
+    out->running = num(4);
+    out->waiting = num(5);
     return st;
 }
 

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,14 +27,16 @@ struct DbStatus {
     bool undefined_object() const { return sqlstate == "42704"; }
 };
 
-// Chunk counts of a job's output dataset by status.
+// Chunk counts of a job's output dataset (from the dataflow.jobs view, which
+// the dataflow_worker role may read; the base tables are admin-only).
 struct Progress {
-    std::map<std::string, int64_t> by_status;
-    int64_t count(const std::string &status) const;
-    int64_t done() const;      // ready + validated + skipped
-    int64_t failed() const;    // failed + invalid
-    int64_t active() const;    // queued + running (what --until-idle waits for)
-    int64_t total() const;     // everything but cancelled
+    int64_t done = 0;     // ready + validated + skipped
+    int64_t total = 0;    // every chunk of the output dataset
+    int64_t failed = 0;   // failed with no attempts left
+    int64_t queued = 0;   // runnable now or after a retry backoff
+    int64_t running = 0;  // leased, here or elsewhere
+    int64_t waiting = 0;  // waiting for inputs
+    int64_t active() const { return queued + running; }  // what --until-idle waits for
 };
 
 class Db {

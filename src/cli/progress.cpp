@@ -57,8 +57,8 @@ void Reporter::update(const Progress &p, int running_here, int succeeded_here, i
     succeeded_ = succeeded_here;
     failed_ = failed_here;
     // A done count that went down (a resubmit) restarts the rate measurement.
-    if (first_done_ < 0 || p.done() < first_done_) {
-        first_done_ = p.done();
+    if (first_done_ < 0 || p.done < first_done_) {
+        first_done_ = p.done;
         first_at_ = now;
     }
     last_at_ = now;
@@ -66,12 +66,12 @@ void Reporter::update(const Progress &p, int running_here, int succeeded_here, i
 
 std::string Reporter::status_text() const {
     char buf[256];
-    int64_t done = progress_.done(), total = progress_.total(), failed = progress_.failed();
+    int64_t done = progress_.done, total = progress_.total, failed = progress_.failed;
     int pct = total > 0 ? static_cast<int>(100.0 * static_cast<double>(done) / total) : 0;
     std::string text = job_;
     std::snprintf(buf, sizeof buf, "  %lld/%lld done (%d%%)  %d running  %lld queued",
                   static_cast<long long>(done), static_cast<long long>(total), pct, running_,
-                  static_cast<long long>(progress_.count("queued")));
+                  static_cast<long long>(progress_.queued));
     text += buf;
     if (failed > 0) {
         std::snprintf(buf, sizeof buf, "  %lld failed", static_cast<long long>(failed));
@@ -97,9 +97,9 @@ std::string Reporter::status_text() const {
 
 std::string Reporter::counts() const {
     if (!have_progress_) return "";
-    std::string s = " [" + std::to_string(progress_.done()) + "/" +
-                    std::to_string(progress_.total()) + " done";
-    if (progress_.failed() > 0) s += ", " + std::to_string(progress_.failed()) + " failed";
+    std::string s = " [" + std::to_string(progress_.done) + "/" +
+                    std::to_string(progress_.total) + " done";
+    if (progress_.failed > 0) s += ", " + std::to_string(progress_.failed) + " failed";
     return s + "]";
 }
 

@@ -157,11 +157,16 @@ std::string airflow_parse_token(const HttpResponse& r, std::string* error) {
 
 HttpRequest airflow_trigger_request(const AirflowConnection& c, const std::string& dag_id, const Task& task,
                                     const std::string& bearer) {
+    return airflow_trigger_request(c, dag_id, task.run_id, task_json(task), bearer);
+}
+
+HttpRequest airflow_trigger_request(const AirflowConnection& c, const std::string& dag_id, int64_t run_id,
+                                    const std::string& conf_json, const std::string& bearer) {
     HttpRequest r = airflow_base_request(c, bearer);
     r.method = "POST";
     r.url = base_api(c) + "/dags/" + url_path_escape(dag_id) + "/dagRuns";
     r.headers.push_back({"Content-Type", "application/json"});
-    json body = {{"dag_run_id", airflow_dag_run_id(task.run_id)}, {"conf", parse_or_null(task_json(task))}};
+    json body = {{"dag_run_id", airflow_dag_run_id(run_id)}, {"conf", parse_or_null(conf_json)}};
     if (c.api_version >= 2) body["logical_date"] = nullptr;  // required (nullable) by Airflow 3
     r.body = dump(body);
     return r;

@@ -68,6 +68,9 @@ std::string airflow_parse_token(const HttpResponse& r, std::string* error);
 // api_version 2 (or auth = bearer).
 HttpRequest airflow_trigger_request(const AirflowConnection& c, const std::string& dag_id, const Task& task,
                                     const std::string& bearer);
+// The same with the conf given as JSON text (a stored task document).
+HttpRequest airflow_trigger_request(const AirflowConnection& c, const std::string& dag_id, int64_t run_id,
+                                    const std::string& conf_json, const std::string& bearer);
 // GET .../dags/{dag}/dagRuns/{dag_run_id}
 HttpRequest airflow_poll_request(const AirflowConnection& c, const std::string& dag_id,
                                  const std::string& dag_run_id, const std::string& bearer);

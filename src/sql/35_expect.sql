@@ -114,8 +114,7 @@ BEGIN
 
   INSERT INTO dataflow.event (dataset_id, chunk_id, key, version, from_status, to_status, actor, detail)
   SELECT w.dataset_id, w.chunk_id, w.key, 1, NULL, w.status, actor,
-         jsonb_build_object('reason', 'expect', 'range', jsonb_build_array(from_key, to_key),
-                            'requested', d.name)
+         jsonb_build_object('reason', 'expect', 'backfill', bf)
     FROM pg_temp._df_want w
    WHERE w.chunk_id IS NOT NULL;
 

@@ -227,7 +227,8 @@ BEGIN
   END IF;
   SELECT jb.* INTO j FROM dataflow.job jb WHERE jb.output_id = c.dataset_id;
   IF p_retry AND j.id IS NOT NULL AND c.attempts < j.max_attempts THEN
-    new_status := 'queued';
+    -- an input being re-produced meanwhile (unmet > 0): wait for it, not the queue
+    new_status := CASE WHEN c.unmet = 0 THEN 'queued' ELSE 'waiting' END;
     delay := dataflow._backoff(c.attempts, extract(epoch FROM j.backoff_min)::double precision,
                                extract(epoch FROM j.backoff_max)::double precision, random());
   ELSE

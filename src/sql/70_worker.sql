@@ -1,0 +1,370 @@
+-- The background worker's SQL side: wake-on-commit, the webhook subscription
+-- and outbox tables, and the small functions the worker calls to claim work
+-- and record results (each claim and each record is its own short transaction
+-- in the worker; no transaction is open during HTTP).
+
+CREATE FUNCTION dataflow._wake() RETURNS void
+AS 'MODULE_PATHNAME', 'df_wake' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION dataflow._wake() IS
+  'Wake the background worker when the calling transaction commits (no effect on rollback)';
+
+-- ---- webhooks ------------------------------------------------------------
+
+CREATE TABLE dataflow.subscription (
+  id         integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  name       text NOT NULL UNIQUE,
+  url        text NOT NULL CHECK (url ~* '^https?://[^\s/?#]+' AND url !~ '[[:cntrl:]]'),
+  datasets   text[],
+  statuses   text[],
+  secret     text NOT NULL CHECK (secret ~ '^whsec_[A-Za-z0-9+/]+={0,2}$'),
+  enabled    boolean NOT NULL DEFAULT true,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE dataflow.subscription IS
+  'Webhook subscriptions: events of the listed datasets (NULL: all) entering the listed statuses '
+  '(NULL: all) are POSTed to url, signed with secret (readable by the admin role only)';
+
+-- The outbox: one durable row per (event, matching subscription), written in
+-- the event's own transaction. msg_id is the webhook-id, stable across retries.
+CREATE TABLE dataflow.delivery (
+  id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  subscription_id integer NOT NULL REFERENCES dataflow.subscription (id) ON DELETE CASCADE,
+  event_id        bigint NOT NULL,
+  chunk_id        bigint,
+  payload         jsonb NOT NULL,
+  status          text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
+  attempts        integer NOT NULL DEFAULT 0,
+  next_attempt_at timestamptz NOT NULL DEFAULT now(),
+  last_attempt_at timestamptz,
+  last_http_status integer,
+  last_error      text,
+  created_at      timestamptz NOT NULL DEFAULT now(),
+  finished_at     timestamptz
+);
+CREATE INDEX delivery_due ON dataflow.delivery (next_attempt_at, id) WHERE status = 'pending';
+CREATE INDEX delivery_order ON dataflow.delivery (subscription_id, chunk_id, id) WHERE status = 'pending';
+CREATE INDEX delivery_finished ON dataflow.delivery (finished_at) WHERE status <> 'pending';
+COMMENT ON TABLE dataflow.delivery IS
+  'Webhook outbox: one row per event and matching subscription; the worker sends, retries and records it';
+
+CREATE TABLE dataflow.delivery_attempt (
+  delivery_id bigint NOT NULL REFERENCES dataflow.delivery (id) ON DELETE CASCADE,
+  attempt     integer NOT NULL,
+  at          timestamptz NOT NULL DEFAULT now(),
+  http_status integer,
+  error       text,
+  duration_ms integer,
+  PRIMARY KEY (delivery_id, attempt)
+);
+COMMENT ON TABLE dataflow.delivery_attempt IS 'Every webhook delivery attempt and its result';
+
+REVOKE ALL ON dataflow.subscription, dataflow.delivery, dataflow.delivery_attempt FROM PUBLIC;
+
+-- Fan-out of new events to the outbox. Statement-level with a transition
+-- table: with no enabled subscription it costs one indexless probe per INSERT
+-- statement.
+CREATE FUNCTION dataflow._event_fanout() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE n bigint;
+BEGIN
+  IF NOT EXISTS (SELECT FROM dataflow.subscription s WHERE s.enabled) THEN
+    RETURN NULL;
+  END IF;
+  INSERT INTO dataflow.delivery (subscription_id, event_id, chunk_id, payload)
+  SELECT s.id, e.id, e.chunk_id,
+         jsonb_build_object(
+           'type', 'chunk.' OPERATOR(pg_catalog.||) e.to_status,
+           'timestamp', to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+           'data', jsonb_build_object('event_id', e.id, 'dataset', d.name, 'key', e.key,
+                                      'version', e.version, 'from_status', e.from_status,
+                                      'to_status', e.to_status, 'run_id', e.run_id,
+                                      'actor', e.actor, 'detail', e.detail))
+    FROM new_events e
+    LEFT JOIN dataflow.dataset d ON d.id OPERATOR(pg_catalog.=) e.dataset_id
+    JOIN dataflow.subscription s
+      ON s.enabled
+     AND (s.datasets IS NULL OR d.name OPERATOR(pg_catalog.=) ANY (s.datasets))
+     AND (s.statuses IS NULL OR e.to_status OPERATOR(pg_catalog.=) ANY (s.statuses))
+   ORDER BY e.id, s.id;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  IF n > 0 THEN
+    PERFORM dataflow._wake();
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER event_fanout AFTER INSERT ON dataflow.event
+  REFERENCING NEW TABLE AS new_events
+  FOR EACH STATEMENT EXECUTE FUNCTION dataflow._event_fanout();
+
+CREATE FUNCTION dataflow._new_webhook_secret() RETURNS text
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+RETURN 'whsec_' OPERATOR(pg_catalog.||) encode(
+  decode(replace(gen_random_uuid()::text, '-', ''), 'hex') OPERATOR(pg_catalog.||)
+  decode(replace(gen_random_uuid()::text, '-', ''), 'hex'), 'base64');
+
+CREATE FUNCTION dataflow.subscribe(name text, url text, datasets text[] DEFAULT NULL,
+                                   statuses text[] DEFAULT NULL, secret text DEFAULT NULL)
+RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE s text := coalesce(secret, dataflow._new_webhook_secret()); bad text;
+BEGIN
+  PERFORM dataflow._check_name('subscription', name);
+  IF url IS NULL OR url !~* '^https?://[^\s/?#]+' OR url ~ '[[:cntrl:][:space:]]' OR length(url) > 2000 THEN
+    RAISE EXCEPTION 'invalid webhook URL "%"', left(url, 200) USING ERRCODE = '22023',
+      HINT = 'Give an http:// or https:// URL; private addresses also need dataflow.http_allow.';
+  END IF;
+  IF s !~ '^whsec_[A-Za-z0-9+/]+={0,2}$' OR length(s) < 30 OR length(s) % 4 <> 2 THEN
+    RAISE EXCEPTION 'invalid webhook secret' USING ERRCODE = '22023',
+      HINT = 'Use "whsec_" followed by the base64 of at least 18 random bytes, or pass NULL to generate one.';
+  END IF;
+  SELECT x INTO bad FROM unnest(statuses) x
+   WHERE x IS NULL OR x NOT IN ('waiting', 'queued', 'running', 'ready', 'validated', 'invalid', 'failed',
+                                'skipped', 'cancelled', 'resubmit') LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'unknown chunk status "%" in statuses', bad USING ERRCODE = '22023',
+      HINT = 'Statuses: waiting, queued, running, ready, validated, invalid, failed, skipped, cancelled, resubmit.';
+  END IF;
+  IF EXISTS (SELECT FROM unnest(datasets) x WHERE x IS NULL) THEN
+    RAISE EXCEPTION 'datasets must not contain NULL' USING ERRCODE = '22004';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.subscription t WHERE t.name = subscribe.name) THEN
+    RAISE EXCEPTION 'subscription "%" already exists', name USING ERRCODE = '42710',
+      HINT = 'Drop it first with dataflow.unsubscribe().';
+  END IF;
+  INSERT INTO dataflow.subscription (name, url, datasets, statuses, secret)
+  VALUES (name, url, datasets, statuses, s);
+  RETURN s;
+END $$;
+COMMENT ON FUNCTION dataflow.subscribe(text, text, text[], text[], text) IS
+  'Subscribe a URL to chunk events (filtered by dataset names and new statuses; NULL = all); deliveries are '
+  'signed in the Standard Webhooks form. Returns the whsec_ signing secret (generated when NULL), shown only here';
+
+CREATE FUNCTION dataflow.unsubscribe(name text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  DELETE FROM dataflow.subscription s WHERE s.name = unsubscribe.name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'subscription "%" does not exist', name USING ERRCODE = '42704';
+  END IF;
+END $$;
+COMMENT ON FUNCTION dataflow.unsubscribe(text) IS
+  'Drop a webhook subscription and its pending and past deliveries';
+
+CREATE FUNCTION dataflow.drop_subscription(name text) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+  SELECT dataflow.unsubscribe(name);
+END;
+COMMENT ON FUNCTION dataflow.drop_subscription(text) IS 'Same as dataflow.unsubscribe(name)';
+
+CREATE FUNCTION dataflow.redeliver(delivery bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  UPDATE dataflow.delivery d
+     SET status = 'pending', attempts = 0, next_attempt_at = now(), finished_at = NULL
+   WHERE d.id = redeliver.delivery;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'delivery % does not exist', delivery USING ERRCODE = '42704';
+  END IF;
+  PERFORM dataflow._wake();
+END $$;
+COMMENT ON FUNCTION dataflow.redeliver(bigint) IS
+  'Send one delivery again (delivered or failed), with a fresh retry schedule';
+
+CREATE FUNCTION dataflow.redeliver(subscription text, since timestamptz, only_failed boolean DEFAULT true)
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE sid integer; n integer;
+BEGIN
+  SELECT s.id INTO sid FROM dataflow.subscription s WHERE s.name = redeliver.subscription;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'subscription "%" does not exist', subscription USING ERRCODE = '42704';
+  END IF;
+  IF since IS NULL OR only_failed IS NULL THEN
+    RAISE EXCEPTION 'since and only_failed must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  UPDATE dataflow.delivery d
+     SET status = 'pending', attempts = 0, next_attempt_at = now(), finished_at = NULL
+   WHERE d.subscription_id = sid AND d.created_at >= since AND d.status <> 'pending'
+     AND (NOT only_failed OR d.status = 'failed');
+  GET DIAGNOSTICS n = ROW_COUNT;
+  IF n > 0 THEN
+    PERFORM dataflow._wake();
+  END IF;
+  RETURN n;
+END $$;
+COMMENT ON FUNCTION dataflow.redeliver(text, timestamptz, boolean) IS
+  'Send again the deliveries of a subscription created since a time (by default only those that gave up); '
+  'returns how many were queued';
+
+CREATE VIEW dataflow.deliveries AS
+SELECT d.id, s.name AS subscription, d.event_id, d.payload -> 'data' ->> 'dataset' AS dataset,
+       d.payload -> 'data' ->> 'key' AS key, d.payload ->> 'type' AS type, d.status, d.attempts,
+       d.next_attempt_at, d.last_attempt_at, d.last_http_status, d.last_error, d.created_at, d.finished_at
+  FROM dataflow.delivery d JOIN dataflow.subscription s ON s.id = d.subscription_id;
+COMMENT ON VIEW dataflow.deliveries IS 'Webhook deliveries and their state (no URLs, no secrets)';
+COMMENT ON COLUMN dataflow.deliveries.id IS 'Delivery id; webhook-id is msg_<id>';
+COMMENT ON COLUMN dataflow.deliveries.subscription IS 'Subscription name';
+COMMENT ON COLUMN dataflow.deliveries.event_id IS 'The dataflow.event this delivery reports';
+COMMENT ON COLUMN dataflow.deliveries.dataset IS 'Dataset of the event';
+COMMENT ON COLUMN dataflow.deliveries.key IS 'Chunk key of the event';
+COMMENT ON COLUMN dataflow.deliveries.type IS 'Event type, chunk.<new status>';
+COMMENT ON COLUMN dataflow.deliveries.status IS 'pending, delivered, or failed (gave up after the last retry)';
+COMMENT ON COLUMN dataflow.deliveries.attempts IS 'Attempts made so far';
+COMMENT ON COLUMN dataflow.deliveries.next_attempt_at IS 'When a pending delivery is due';
+COMMENT ON COLUMN dataflow.deliveries.last_attempt_at IS 'When it was last attempted';
+COMMENT ON COLUMN dataflow.deliveries.last_http_status IS 'HTTP status of the last attempt (NULL: no response)';
+COMMENT ON COLUMN dataflow.deliveries.last_error IS 'Why the last attempt failed';
+COMMENT ON COLUMN dataflow.deliveries.created_at IS 'When the event was recorded';
+COMMENT ON COLUMN dataflow.deliveries.finished_at IS 'When it was delivered or given up';
+
+-- ---- calls made by the background worker ----------------------------------
+
+-- What the worker sent for an http/airflow run, so an interrupted Airflow
+-- trigger can be retried (and adopted on 409) after a restart.
+CREATE TABLE dataflow._dispatch (
+  run_id     bigint PRIMARY KEY,
+  task       jsonb NOT NULL,
+  triggered  boolean NOT NULL DEFAULT false,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+REVOKE ALL ON dataflow._dispatch FROM PUBLIC;
+
+-- Jobs the worker dispatches that have due queued chunks, best first.
+CREATE FUNCTION dataflow._worker_jobs()
+RETURNS TABLE (job text, dispatch text, url text, target text, auth text, username text, secret text,
+               api_version integer, connect_timeout_ms integer, timeout_ms integer)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+  SELECT j.name, j.dispatch,
+         CASE WHEN j.endpoint IS NOT NULL THEN j.endpoint
+              WHEN j.dispatch = 'airflow' THEN c.base_url
+              ELSE rtrim(c.base_url, '/') || '/' || ltrim(coalesce(j.target, ''), '/') END,
+         j.target, coalesce(c.auth, 'none'), c.username, c.secret, coalesce(c.api_version, 1),
+         (extract(epoch FROM c.connect_timeout) * 1000)::integer, (extract(epoch FROM c.timeout) * 1000)::integer
+    FROM dataflow.job j LEFT JOIN dataflow.connection c ON c.id = j.connection_id
+   WHERE j.dispatch IN ('http', 'airflow') AND NOT j.paused
+     AND (j.endpoint IS NOT NULL OR c.id IS NOT NULL)
+     AND EXISTS (SELECT FROM dataflow.chunk ch
+                  WHERE ch.dataset_id = j.output_id AND ch.status = 'queued' AND ch.not_before <= now())
+   ORDER BY j.priority DESC, j.id;
+END;
+
+-- Lease for the worker; Airflow runs get their dag_run_id recorded at once.
+CREATE FUNCTION dataflow._worker_claim(p_job text, p_n integer) RETURNS SETOF dataflow.task
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE t dataflow.task; airflow boolean;
+BEGIN
+  SELECT j.dispatch = 'airflow' INTO airflow FROM dataflow.job j WHERE j.name = p_job;
+  FOR t IN SELECT * FROM dataflow.lease(p_job, 'bgworker', p_n) LOOP
+    IF airflow THEN
+      INSERT INTO dataflow._dispatch (run_id, task) VALUES (t.run_id, to_jsonb(t));
+      UPDATE dataflow.run SET external_id = 'dataflow-' || t.run_id WHERE id = t.run_id;
+    END IF;
+    RETURN NEXT t;
+  END LOOP;
+END $$;
+
+-- Live Airflow runs of the worker: to trigger (not yet acknowledged) or poll.
+CREATE FUNCTION dataflow._worker_airflow_runs()
+RETURNS TABLE (run_id bigint, token uuid, external_id text, triggered boolean, task text, dag_id text,
+               base_url text, auth text, username text, secret text, api_version integer,
+               connect_timeout_ms integer, timeout_ms integer)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+  SELECT r.id, r.token, r.external_id, x.triggered, x.task::text, j.target, c.base_url, c.auth, c.username,
+         c.secret, coalesce(c.api_version, 1), (extract(epoch FROM c.connect_timeout) * 1000)::integer,
+         (extract(epoch FROM c.timeout) * 1000)::integer
+    FROM dataflow._dispatch x
+    JOIN dataflow.run r ON r.id = x.run_id
+    JOIN dataflow.job j ON j.id = r.job_id
+    JOIN dataflow.connection c ON c.id = j.connection_id
+   WHERE r.status = 'running'
+   ORDER BY r.id;
+END;
+
+-- Records one dispatch outcome. Never raises: a lease that is no longer live
+-- (expired, superseded, cancelled) is reported back as text for the log.
+CREATE FUNCTION dataflow._worker_record(p_token uuid, p_kind text, p_row_count bigint, p_checksum text,
+                                        p_info jsonb, p_location text, p_error text, p_retry boolean)
+RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE rid bigint;
+BEGIN
+  SELECT r.id INTO rid FROM dataflow.run r WHERE r.token = p_token;
+  CASE p_kind
+    WHEN 'succeeded' THEN
+      PERFORM dataflow.complete(p_token, p_row_count, p_checksum, p_info, p_location);
+    WHEN 'failed' THEN
+      PERFORM dataflow.fail(p_token, p_error, p_retry);
+    WHEN 'retry' THEN
+      PERFORM dataflow.fail(p_token, p_error, true);
+    WHEN 'pending' THEN
+      UPDATE dataflow._dispatch SET triggered = true WHERE run_id = rid;
+      PERFORM dataflow.heartbeat(p_token);
+      RETURN NULL;
+    ELSE
+      RETURN 'unknown outcome ' || p_kind;
+  END CASE;
+  DELETE FROM dataflow._dispatch WHERE run_id = rid;
+  RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+  RETURN SQLERRM;
+END $$;
+
+-- Due deliveries, oldest first, never overtaking an earlier pending delivery
+-- of the same chunk to the same subscription (per-chunk order).
+CREATE FUNCTION dataflow._worker_deliveries(p_limit integer, p_exclude bigint[])
+RETURNS TABLE (id bigint, msg_id text, ts bigint, url text, secret text, body text, attempts integer)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+  SELECT d.id, 'msg_' || d.id, extract(epoch FROM now())::bigint, s.url, s.secret, d.payload::text, d.attempts
+    FROM dataflow.delivery d JOIN dataflow.subscription s ON s.id = d.subscription_id
+   WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND s.enabled
+     AND d.id <> ALL (p_exclude)
+     AND NOT EXISTS (SELECT FROM dataflow.delivery e
+                      WHERE e.subscription_id = d.subscription_id AND e.chunk_id = d.chunk_id
+                        AND e.status = 'pending' AND e.id < d.id)
+   ORDER BY d.id
+   LIMIT p_limit;
+END;
+
+-- Records one delivery attempt; p_retry_in NULL after a failure means give up.
+CREATE FUNCTION dataflow._delivery_result(p_id bigint, p_http_status integer, p_error text,
+                                          p_retry_in_seconds integer, p_duration_ms integer)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE n integer; ok boolean := p_error IS NULL AND p_http_status BETWEEN 200 AND 299;
+BEGIN
+  UPDATE dataflow.delivery d
+     SET attempts = d.attempts + 1, last_attempt_at = now(), last_http_status = p_http_status,
+         last_error = left(p_error, 1000),
+         status = CASE WHEN ok THEN 'delivered' WHEN p_retry_in_seconds IS NULL THEN 'failed' ELSE 'pending' END,
+         next_attempt_at = CASE WHEN ok OR p_retry_in_seconds IS NULL THEN d.next_attempt_at
+                                ELSE now() + make_interval(secs => p_retry_in_seconds) END,
+         finished_at = CASE WHEN ok OR p_retry_in_seconds IS NULL THEN now() END
+   WHERE d.id = p_id AND d.status = 'pending'
+  RETURNING d.attempts INTO n;
+  IF FOUND THEN
+    INSERT INTO dataflow.delivery_attempt (delivery_id, attempt, http_status, error, duration_ms)
+    VALUES (p_id, n, p_http_status, left(p_error, 1000), p_duration_ms)
+    ON CONFLICT DO NOTHING;
+  END IF;
+END $$;
+
+-- Janitor: finished deliveries and dispatch records past retention.
+CREATE FUNCTION dataflow._worker_prune(p_retention interval) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE n integer;
+BEGIN
+  DELETE FROM dataflow.delivery WHERE status <> 'pending' AND finished_at < now() - p_retention;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  DELETE FROM dataflow._dispatch x
+   WHERE NOT EXISTS (SELECT FROM dataflow.run r WHERE r.id = x.run_id AND r.status = 'running');
+  RETURN n;
+END $$;
+
+REVOKE ALL ON FUNCTION dataflow._worker_jobs(), dataflow._worker_claim(text, integer),
+  dataflow._worker_airflow_runs(), dataflow._worker_record(uuid, text, bigint, text, jsonb, text, text, boolean),
+  dataflow._worker_deliveries(integer, bigint[]),
+  dataflow._delivery_result(bigint, integer, text, integer, integer), dataflow._worker_prune(interval),
+  dataflow._event_fanout(), dataflow._new_webhook_secret(),
+  dataflow.subscribe(text, text, text[], text[], text), dataflow.unsubscribe(text),
+  dataflow.drop_subscription(text), dataflow.redeliver(bigint),
+  dataflow.redeliver(text, timestamptz, boolean) FROM PUBLIC;

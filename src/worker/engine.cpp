@@ -1,0 +1,488 @@
+// The worker's duties: see engine.h. Claims commit before any request starts;
+// results are recorded in a separate short transaction.
+#include "worker/engine.h"
+
+#include <algorithm>
+
+#include "core/webhook.h"
+#include "pg/guard.h"
+
+namespace dataflow::worker {
+namespace {
+
+using pg::Param;
+using pg::PgError;
+using pg::Row;
+using pg::spi_exec;
+using pg::Xact;
+using namespace std::chrono_literals;
+
+constexpr auto kCheckEvery = 10s;
+constexpr auto kReapEvery = 5s;
+constexpr auto kScheduleEvery = 10s;
+constexpr auto kPruneEvery = 1h;
+constexpr auto kAirflowScanEvery = 1s;
+constexpr auto kBearerLifetime = 20min;
+
+std::string col(const Row& r, size_t i) { return i < r.size() && r[i] ? *r[i] : std::string(); }
+long col_long(const Row& r, size_t i, long fallback) {
+    std::string s = col(r, i);
+    if (s.empty()) return fallback;
+    try {
+        return std::stol(s);
+    } catch (...) {
+        return fallback;
+    }
+}
+
+std::string pg_array(const std::set<int64_t>& ids) {
+    std::string s = "{";
+    for (int64_t id : ids) s += (s.size() > 1 ? "," : "") + std::to_string(id);
+    return s + "}";
+}
+
+void warn(const std::string& what, const std::exception& e) {
+    pg::log(pg::Level::kWarning, "pg_dataflow worker: " + what + ": " + e.what());
+}
+
+}  // namespace
+
+Engine::Engine(const settings::Snapshot& cfg) : cfg_(cfg), http_(NetPolicy(), cfg.http_concurrency) {
+    reconfigure(cfg);
+}
+
+void Engine::reconfigure(const settings::Snapshot& cfg) {
+    cfg_ = cfg;
+    NetPolicy policy;
+    std::string error;
+    if (!NetPolicy::parse(cfg.http_allow, &policy, &error))
+        pg::log(pg::Level::kWarning, "pg_dataflow worker: ignoring dataflow.http_allow: " + error);
+    http_.set_policy(std::move(policy));
+    http_.set_window(static_cast<size_t>(cfg.http_concurrency));
+}
+
+size_t Engine::budget() const {
+    size_t free = http_.free_slots();
+    return free > backlog_.size() ? free - backlog_.size() : 0;
+}
+
+bool Engine::check_extension() {
+    auto now = Clock::now();
+    if (present_ && now < next_check_) return true;
+    next_check_ = now + kCheckEvery;
+    try {
+        Xact x("pg_dataflow: checking for the extension");
+        auto rows = spi_exec(
+            "SELECT NOT pg_catalog.pg_is_in_recovery() AND EXISTS (SELECT FROM pg_catalog.pg_extension "
+            "WHERE extname = 'pg_dataflow') AND pg_catalog.to_regprocedure('dataflow._worker_jobs()') IS NOT NULL, "
+            "pg_catalog.to_regprocedure('dataflow.schedule()') IS NOT NULL, "
+            "pg_catalog.to_regprocedure('dataflow.prune()') IS NOT NULL");
+        x.commit();
+        bool was = present_;
+        present_ = !rows.empty() && col(rows[0], 0) == "t";
+        has_schedule_ = present_ && col(rows[0], 1) == "t";
+        has_prune_ = present_ && col(rows[0], 2) == "t";
+        if (present_ != was)
+            pg::log(pg::Level::kLog, present_ ? "pg_dataflow worker: extension found, starting duties"
+                                              : "pg_dataflow worker: extension absent, idling");
+    } catch (const PgError& e) {
+        present_ = false;
+        warn("checking for the extension", e);
+    }
+    return present_;
+}
+
+bool Engine::pass(bool woken) {
+    if (!cfg_.enabled || !check_extension()) {
+        http_.abort_all();
+        in_flight_.clear();
+        busy_runs_.clear();
+        busy_deliveries_.clear();
+        backlog_.clear();
+        return false;
+    }
+    record();
+    periodic();
+    auto now = Clock::now();
+    bool claim = woken || now >= last_claim_ + std::chrono::milliseconds(cfg_.naptime_ms);
+    if (claim || more_dispatch_) dispatch();
+    if (now >= next_airflow_) airflow();
+    if (claim || more_deliveries_) deliver();
+    if (claim) last_claim_ = now;
+    start_backlog();
+    record();  // requests refused before they started
+    return true;
+}
+
+long Engine::sleep_ms() const {
+    long ms = cfg_.naptime_ms;
+    long curl = http_.timeout_ms();
+    if (curl >= 0 && curl < ms) ms = curl;
+    if (present_) {
+        auto until = std::min({next_reap_, next_airflow_}) - Clock::now();
+        long due = static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(until).count());
+        if (due < ms) ms = due < 0 ? 0 : due;
+    }
+    return ms;
+}
+
+void Engine::periodic() {
+    auto now = Clock::now();
+    try {
+        if (now >= next_reap_) {
+            next_reap_ = now + kReapEvery;
+            Xact x("pg_dataflow: reaping expired leases");
+            spi_exec("SELECT dataflow.reap()");
+            x.commit();
+        }
+        if (has_schedule_ && now >= next_schedule_) {
+            next_schedule_ = now + kScheduleEvery;
+            Xact x("pg_dataflow: scheduling expected chunks");
+            spi_exec("SELECT dataflow.schedule()");
+            x.commit();
+        }
+        if (now >= next_prune_) {
+            next_prune_ = now + kPruneEvery;
+            Xact x("pg_dataflow: pruning history");
+            spi_exec("SELECT dataflow._worker_prune(pg_catalog.make_interval(secs => $1::integer))",
+                     {std::to_string(cfg_.retention_s)});
+            if (has_prune_) spi_exec("SELECT dataflow.prune()");
+            x.commit();
+        }
+    } catch (const PgError& e) {
+        warn("periodic duty failed", e);
+        next_check_ = now;  // the extension may have been dropped
+    }
+}
+
+void Engine::start(HttpRequest request, Pending pending) {
+    if (pending.kind == Pending::kDelivery) busy_deliveries_.insert(pending.id);
+    if (pending.kind != Pending::kDelivery && pending.kind != Pending::kAirflowToken) busy_runs_.insert(pending.id);
+    if (http_.free_slots() == 0) {
+        backlog_.emplace_back(std::move(request), std::move(pending));
+        return;
+    }
+    uint64_t tag = next_tag_++;
+    request.tag = tag;
+    std::string refused = http_.start(std::move(request));
+    if (!refused.empty()) {
+        HttpResponse r;
+        r.tag = tag;
+        r.error = "request not sent: " + refused;
+        start_failures_.emplace_back(std::move(r), std::move(pending));
+        return;
+    }
+    in_flight_.emplace(tag, std::move(pending));
+}
+
+void Engine::start_backlog() {
+    while (!backlog_.empty() && http_.free_slots() > 0) {
+        auto item = std::move(backlog_.front());
+        backlog_.pop_front();
+        start(std::move(item.first), std::move(item.second));
+    }
+}
+
+void Engine::dispatch() {
+    more_dispatch_ = false;
+    size_t room = budget();
+    if (room == 0) {
+        more_dispatch_ = true;
+        return;
+    }
+    struct Send {
+        HttpRequest request;
+        Pending pending;
+        AirflowConnection conn;
+        bool airflow;
+    };
+    std::vector<Send> sends;
+    try {
+        Xact x("pg_dataflow: leasing http/airflow work");
+        auto jobs = spi_exec("SELECT * FROM dataflow._worker_jobs()");
+        for (const Row& j : jobs) {
+            if (room == 0) {
+                more_dispatch_ = true;
+                break;
+            }
+            auto tasks = spi_exec(
+                "SELECT run_id, token, job, dataset, key, version, attempt, output_location, inputs::text, "
+                "params::text, deadline::text FROM dataflow._worker_claim($1, $2::integer)",
+                {col(j, 0), std::to_string(std::min<size_t>(room, 1000))});
+            bool airflow = col(j, 1) == "airflow";
+            AirflowConnection c;
+            c.base_url = col(j, 2);
+            c.auth = col(j, 4);
+            c.username = col(j, 5);
+            c.secret = col(j, 6);
+            c.api_version = static_cast<int>(col_long(j, 7, 1));
+            c.connect_timeout_ms = col_long(j, 8, cfg_.http_connect_timeout_ms);
+            c.timeout_ms = col_long(j, 9, cfg_.http_timeout_ms);
+            c.max_body = static_cast<size_t>(cfg_.http_max_body);
+            for (const Row& t : tasks) {
+                Task task;
+                task.run_id = col_long(t, 0, 0);
+                task.token = col(t, 1);
+                task.job = col(t, 2);
+                task.dataset = col(t, 3);
+                task.key = col(t, 4);
+                task.version = col_long(t, 5, 0);
+                task.attempt = static_cast<int>(col_long(t, 6, 0));
+                task.output_location = col(t, 7);
+                task.inputs_json = col(t, 8);
+                task.params_json = col(t, 9);
+                task.deadline = col(t, 10);
+                Send s{HttpRequest(), Pending{Pending::kHttpDispatch, task.run_id, task.token, "", 0}, c, airflow};
+                if (airflow) {
+                    s.pending.kind = Pending::kAirflowTrigger;
+                    std::string bearer = c.api_version >= 2 && c.auth == "bearer" ? c.secret : "";
+                    s.request = airflow_trigger_request(c, col(j, 3), task, bearer);
+                } else {
+                    HttpRequest& r = s.request;
+                    r.method = "POST";
+                    r.url = c.base_url;
+                    r.body = task_json(task);
+                    r.headers = {{"Content-Type", "application/json"}, {"Accept", "application/json"}};
+                    if (c.auth == "basic") {
+                        r.basic_auth = true;
+                        r.username = c.username;
+                        r.password = c.secret;
+                    } else if (c.auth == "bearer") {
+                        r.headers.push_back({"Authorization", "Bearer " + c.secret});
+                    }
+                    r.connect_timeout_ms = c.connect_timeout_ms;
+                    r.timeout_ms = c.timeout_ms;
+                    r.max_body = c.max_body;
+                }
+                sends.push_back(std::move(s));
+                --room;
+            }
+            if (tasks.size() >= 1000) more_dispatch_ = true;
+        }
+        x.commit();
+    } catch (const PgError& e) {
+        warn("leasing failed", e);
+        next_check_ = Clock::now();
+        return;
+    }
+    // Committed: the leases are durable, now the requests may go out.
+    for (Send& s : sends) {
+        if (s.airflow)
+            send_airflow(s.conn, std::move(s.request), std::move(s.pending));
+        else
+            start(std::move(s.request), std::move(s.pending));
+    }
+}
+
+// Airflow 3 (api_version 2) with basic credentials needs a bearer token from
+// /auth/token first; requests wait for it per connection.
+void Engine::send_airflow(const AirflowConnection& c, HttpRequest request, Pending pending) {
+    if (c.api_version < 2 || c.auth != "basic") {
+        start(std::move(request), std::move(pending));
+        return;
+    }
+    std::string key = c.base_url + "\n" + c.username;
+    pending.conn = key;
+    request.basic_auth = false;
+    Bearer& b = bearers_[key];
+    if (!b.token.empty() && Clock::now() < b.fetched + kBearerLifetime) {
+        request.headers.push_back({"Authorization", "Bearer " + b.token});
+        start(std::move(request), std::move(pending));
+        return;
+    }
+    if (pending.kind != Pending::kDelivery) busy_runs_.insert(pending.id);
+    b.waiting.emplace_back(std::move(request), std::move(pending));
+    if (!b.fetching) {
+        b.fetching = true;
+        start(airflow_token_request(c), Pending{Pending::kAirflowToken, 0, "", key, 0});
+    }
+}
+
+void Engine::airflow() {
+    next_airflow_ = Clock::now() + kAirflowScanEvery;
+    std::vector<Row> runs;
+    try {
+        Xact x("pg_dataflow: listing airflow runs");
+        runs = spi_exec("SELECT * FROM dataflow._worker_airflow_runs()");
+        x.commit();
+    } catch (const PgError& e) {
+        warn("listing airflow runs failed", e);
+        return;
+    }
+    auto now = Clock::now();
+    std::set<int64_t> live;
+    for (const Row& r : runs) {
+        int64_t run_id = col_long(r, 0, 0);
+        live.insert(run_id);
+        if (busy_runs_.count(run_id) || budget() == 0) continue;
+        auto due = next_poll_.find(run_id);
+        if (due != next_poll_.end() && now < due->second) continue;
+        AirflowConnection c;
+        c.base_url = col(r, 6);
+        c.auth = col(r, 7);
+        c.username = col(r, 8);
+        c.secret = col(r, 9);
+        c.api_version = static_cast<int>(col_long(r, 10, 1));
+        c.connect_timeout_ms = col_long(r, 11, cfg_.http_connect_timeout_ms);
+        c.timeout_ms = col_long(r, 12, cfg_.http_timeout_ms);
+        c.max_body = static_cast<size_t>(cfg_.http_max_body);
+        std::string bearer = c.api_version >= 2 && c.auth == "bearer" ? c.secret : "";
+        Pending p{Pending::kAirflowPoll, run_id, col(r, 1), "", 0};
+        HttpRequest req;
+        if (col(r, 3) != "t") {  // trigger never acknowledged (e.g. a restart): again; 409 adopts
+            p.kind = Pending::kAirflowTrigger;
+            req = airflow_trigger_request(c, col(r, 5), run_id, col(r, 4), bearer);
+        } else {
+            req = airflow_poll_request(c, col(r, 5), col(r, 2), bearer);
+        }
+        next_poll_[run_id] = now + std::chrono::milliseconds(cfg_.poll_interval_ms);
+        send_airflow(c, std::move(req), std::move(p));
+    }
+    for (auto it = next_poll_.begin(); it != next_poll_.end();)
+        it = live.count(it->first) ? std::next(it) : next_poll_.erase(it);
+}
+
+void Engine::deliver() {
+    more_deliveries_ = false;
+    size_t room = budget();
+    if (room == 0) {
+        more_deliveries_ = true;
+        return;
+    }
+    std::vector<Row> rows;
+    try {
+        Xact x("pg_dataflow: claiming webhook deliveries");
+        rows = spi_exec("SELECT * FROM dataflow._worker_deliveries($1::integer, $2::bigint[])",
+                        {std::to_string(room), pg_array(busy_deliveries_)});
+        x.commit();
+    } catch (const PgError& e) {
+        warn("claiming deliveries failed", e);
+        return;
+    }
+    more_deliveries_ = rows.size() >= room;
+    for (const Row& d : rows) {
+        int64_t id = col_long(d, 0, 0);
+        int64_t ts = col_long(d, 2, 0);
+        std::string body = col(d, 5);
+        HttpRequest r;
+        r.method = "POST";
+        r.url = col(d, 3);
+        r.body = body;
+        r.connect_timeout_ms = cfg_.http_connect_timeout_ms;
+        r.timeout_ms = cfg_.http_timeout_ms;
+        r.max_body = 64 * 1024;  // only the status matters
+        std::string sig = webhook_signature(col(d, 4), col(d, 1), ts, body);
+        r.headers = {{"Content-Type", "application/json"},
+                     {"webhook-id", col(d, 1)},
+                     {"webhook-timestamp", std::to_string(ts)},
+                     {"webhook-signature", sig}};
+        Pending p{Pending::kDelivery, id, "", "", static_cast<int>(col_long(d, 6, 0))};
+        if (sig.empty()) {
+            HttpResponse bad;
+            bad.error = "malformed subscription secret";
+            busy_deliveries_.insert(id);
+            start_failures_.emplace_back(std::move(bad), std::move(p));
+            continue;
+        }
+        start(std::move(r), std::move(p));
+    }
+}
+
+void Engine::worker_record(const std::string& token, const Outcome& o, const char* kind) {
+    auto rows = spi_exec("SELECT dataflow._worker_record($1::uuid, $2, $3::bigint, $4, $5::jsonb, $6, $7, $8::boolean)",
+                         {token, std::string(kind), o.row_count ? Param(std::to_string(*o.row_count)) : Param(),
+                          o.checksum.empty() ? Param() : Param(o.checksum), Param(o.info_json),
+                          o.location.empty() ? Param() : Param(o.location),
+                          o.error.empty() ? Param() : Param(o.error), Param(o.retry ? "true" : "false")});
+    if (!rows.empty() && rows[0][0])
+        pg::log(pg::Level::kLog, "pg_dataflow worker: result not recorded: " + *rows[0][0]);
+}
+
+void Engine::record_one(const HttpResponse& resp, const Pending& p) {
+    switch (p.kind) {
+        case Pending::kHttpDispatch: {
+            Outcome o = interpret_http_dispatch(resp);
+            if (o.kind == Outcome::kSucceeded) worker_record(p.token, o, "succeeded");
+            if (o.kind == Outcome::kFailed) worker_record(p.token, o, "failed");
+            if (o.kind == Outcome::kRetry) worker_record(p.token, o, "retry");
+            break;  // kAccepted: the engine reports back through complete/fail
+        }
+        case Pending::kAirflowTrigger: {
+            Outcome o = airflow_interpret_trigger(resp, airflow_dag_run_id(p.id));
+            if (resp.status == 401 && !p.conn.empty()) bearers_[p.conn].token.clear();
+            worker_record(p.token, o, o.kind == Outcome::kPending ? "pending" : "retry");
+            break;
+        }
+        case Pending::kAirflowPoll: {
+            Outcome o = airflow_interpret_poll(resp);
+            if (resp.status == 401 && !p.conn.empty()) bearers_[p.conn].token.clear();
+            if (o.kind == Outcome::kSucceeded) worker_record(p.token, o, "succeeded");
+            if (o.kind == Outcome::kFailed) worker_record(p.token, o, "failed");
+            if (o.kind == Outcome::kPending) worker_record(p.token, o, "pending");
+            if (o.kind == Outcome::kRetry) pg::log(pg::Level::kLog, "pg_dataflow worker: " + o.error);
+            break;
+        }
+        case Pending::kAirflowToken: {
+            Bearer& b = bearers_[p.conn];
+            b.fetching = false;
+            std::string error;
+            b.token = airflow_parse_token(resp, &error);
+            b.fetched = Clock::now();
+            auto waiting = std::move(b.waiting);
+            b.waiting.clear();
+            for (auto& w : waiting) {
+                busy_runs_.erase(w.second.id);
+                if (!b.token.empty()) {
+                    w.first.headers.push_back({"Authorization", "Bearer " + b.token});
+                    backlog_.push_back(std::move(w));
+                    busy_runs_.insert(w.second.id);
+                } else if (w.second.kind == Pending::kAirflowTrigger) {
+                    Outcome o;
+                    o.error = error;
+                    worker_record(w.second.token, o, "retry");
+                }
+            }
+            break;
+        }
+        case Pending::kDelivery: {
+            bool ok = resp.error.empty() && resp.status >= 200 && resp.status <= 299;
+            std::string error;
+            if (!ok) error = resp.status ? "HTTP " + std::to_string(resp.status) + ": " + body_excerpt(resp.body)
+                                         : resp.error;
+            if (!ok && error.empty()) error = "failed";
+            auto retry = ok ? std::nullopt : webhook_retry_delay_seconds(p.attempts + 1);
+            spi_exec("SELECT dataflow._delivery_result($1::bigint, $2::integer, $3, $4::integer, $5::integer)",
+                     {std::to_string(p.id), resp.status ? Param(std::to_string(resp.status)) : Param(),
+                      ok ? Param() : Param(error), retry ? Param(std::to_string(*retry)) : Param(),
+                      std::to_string(static_cast<long>(resp.seconds * 1000))});
+            break;
+        }
+    }
+}
+
+void Engine::record() {
+    std::vector<std::pair<HttpResponse, Pending>> done;
+    done.swap(start_failures_);
+    for (HttpResponse& r : http_.take_finished()) {
+        auto it = in_flight_.find(r.tag);
+        if (it == in_flight_.end()) continue;
+        done.emplace_back(std::move(r), std::move(it->second));
+        in_flight_.erase(it);
+    }
+    if (done.empty()) return;
+    for (auto& d : done) {
+        if (d.second.kind == Pending::kDelivery) busy_deliveries_.erase(d.second.id);
+        else if (d.second.kind != Pending::kAirflowToken) busy_runs_.erase(d.second.id);
+    }
+    try {
+        Xact x("pg_dataflow: recording results");
+        for (auto& d : done) record_one(d.first, d.second);
+        x.commit();
+    } catch (const PgError& e) {
+        // Nothing is lost: undelivered webhooks stay pending and are sent again;
+        // unrecorded runs keep their lease until the reaper expires it.
+        warn("recording results failed", e);
+    }
+}
+
+}  // namespace dataflow::worker

@@ -1,0 +1,81 @@
+// The worker's duties, above the guarded Postgres layer: reaper, scheduler,
+// janitor, http/airflow dispatch and polling, webhook delivery. One pass()
+// claims work in short transactions, starts HTTP requests only after the claim
+// committed, and records finished requests in another short transaction.
+// Plain C++; every Postgres call goes through pg/guard.h.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/dispatch.h"
+#include "core/http_client.h"
+#include "pg/settings.h"
+
+namespace dataflow::worker {
+
+class Engine {
+public:
+    explicit Engine(const settings::Snapshot& cfg);
+    void reconfigure(const settings::Snapshot& cfg);
+
+    // One round of duties. Returns false when the extension is absent (or the
+    // worker is disabled): the caller then just sleeps for naptime.
+    bool pass(bool woken);
+    // Longest sleep before the next pass is due (ms), given curl's timers.
+    long sleep_ms() const;
+    HttpClient& http() { return http_; }
+
+private:
+    using Clock = std::chrono::steady_clock;
+    struct Pending {
+        enum Kind { kHttpDispatch, kAirflowTrigger, kAirflowPoll, kAirflowToken, kDelivery } kind;
+        int64_t id = 0;  // run id, or delivery id
+        std::string token;
+        std::string conn;  // Airflow connection key (base_url + user)
+        int attempts = 0;  // deliveries: attempts before this one
+    };
+
+    bool check_extension();
+    void periodic();
+    void dispatch();
+    void airflow();
+    void deliver();
+    void record();
+    void record_one(const HttpResponse& response, const Pending& p);
+    void start(HttpRequest request, Pending pending);
+    void start_backlog();
+    void send_airflow(const AirflowConnection& c, HttpRequest request, Pending pending);
+    void worker_record(const std::string& token, const Outcome& o, const char* kind);
+    size_t budget() const;
+
+    settings::Snapshot cfg_;
+    HttpClient http_;
+    uint64_t next_tag_ = 1;
+    std::map<uint64_t, Pending> in_flight_;
+    std::set<int64_t> busy_runs_, busy_deliveries_;
+    std::map<int64_t, Clock::time_point> next_poll_;
+    struct Bearer {
+        std::string token;
+        Clock::time_point fetched;
+        bool fetching = false;
+        std::deque<std::pair<HttpRequest, Pending>> waiting;
+    };
+    std::map<std::string, Bearer> bearers_;
+    std::deque<std::pair<HttpRequest, Pending>> backlog_;
+    std::vector<std::pair<HttpResponse, Pending>> start_failures_;
+    bool more_dispatch_ = false, more_deliveries_ = false;
+    Clock::time_point last_claim_{};
+
+    bool present_ = false;
+    bool has_schedule_ = false, has_prune_ = false;
+    Clock::time_point next_check_{}, next_reap_{}, next_schedule_{}, next_prune_{}, next_airflow_{};
+};
+
+}  // namespace dataflow::worker

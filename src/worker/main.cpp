@@ -1,0 +1,157 @@
+// The background worker process: registration, signals, the main loop and its
+// single wait on the latch, postmaster death and curl's sockets.
+//
+// Layout of the boundary: df_worker_main is the C entry point; it only does
+// Postgres set-up and calls run(), which is noexcept and catches everything.
+// Inside run(), Postgres is reached through pg_guarded() only.
+// C++ and project headers first: Postgres macros must not leak into them, and
+// src/core headers refuse to be included after postgres.h.
+#include <vector>
+
+#include "core/http_client.h"
+#include "pg/guard.h"
+#include "pg/settings.h"
+#include "pg/wake.h"
+#include "worker/engine.h"
+#include "worker/worker.h"
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wregister"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+extern "C" {
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/procsignal.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+PGDLLEXPORT void df_worker_main(Datum arg);
+}
+#pragma GCC diagnostic pop
+
+
+namespace dataflow::worker {
+namespace {
+
+using pg::pg_guarded;
+
+// Handles config reload, ProcSignalBarrier and cancel requests between passes.
+void handle_interrupts(Engine& engine) {
+    bool reload = false;
+    pg_guarded([&] {
+        CHECK_FOR_INTERRUPTS();
+        if (ProcSignalBarrierPending) ProcessProcSignalBarrier();
+        if (ConfigReloadPending) {
+            ConfigReloadPending = false;
+            ProcessConfigFile(PGC_SIGHUP);
+            reload = true;
+        }
+    });
+    if (reload) engine.reconfigure(settings::current());
+}
+
+struct Ready {
+    int fd;
+    bool read, write;
+};
+
+// One wait: latch, postmaster death (exits), curl's sockets, a timeout.
+// Returns whether the latch was set; `ready` gets the sockets with activity.
+bool wait(const std::vector<WaitSocket>& sockets, long timeout_ms, std::vector<Ready>* ready) {
+    int n = static_cast<int>(sockets.size());
+    std::vector<WaitEvent> events(n + 2);
+    const WaitSocket* socks = sockets.data();
+    WaitEvent* ev = events.data();
+    int fired = 0;
+    pg_guarded([&] {
+        WaitEventSet* set = CreateWaitEventSet(CurrentMemoryContext, n + 2);
+        AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
+        AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
+        for (int i = 0; i < n; ++i) {
+            uint32 mask = (socks[i].read ? WL_SOCKET_READABLE : 0) | (socks[i].write ? WL_SOCKET_WRITEABLE : 0);
+            AddWaitEventToSet(set, mask, socks[i].fd, nullptr, nullptr);
+        }
+        fired = WaitEventSetWait(set, timeout_ms, ev, n + 2, PG_WAIT_EXTENSION);
+        FreeWaitEventSet(set);
+    });
+    bool latch = false;
+    for (int i = 0; i < fired; ++i) {
+        if (events[i].events & WL_LATCH_SET) latch = true;
+        if (events[i].events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
+            ready->push_back(Ready{events[i].fd, (events[i].events & WL_SOCKET_READABLE) != 0,
+                                   (events[i].events & WL_SOCKET_WRITEABLE) != 0});
+    }
+    if (latch) pg_guarded([] { ResetLatch(MyLatch); });
+    return latch;
+}
+
+void loop() {
+    Engine engine(settings::current());
+    bool woken = true;
+    while (!ShutdownRequestPending) {
+        handle_interrupts(engine);
+        if (ShutdownRequestPending) break;
+        bool active = engine.pass(woken);
+        pg::report_activity(active ? "pg_dataflow: waiting for work" : "pg_dataflow: idle (extension absent or "
+                                                                       "disabled)", true);
+        long timeout = active ? engine.sleep_ms() : settings::current().naptime_ms;
+        std::vector<Ready> ready;
+        woken = wait(engine.http().sockets(), timeout, &ready);
+        for (const Ready& r : ready) engine.http().socket_ready(r.fd, r.read, r.write);
+        engine.http().drive();
+    }
+}
+
+}  // namespace
+
+void register_worker() {
+    BackgroundWorker w;
+    memset(&w, 0, sizeof w);
+    w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    w.bgw_start_time = BgWorkerStart_RecoveryFinished;  // primaries only; starts after promotion
+    w.bgw_restart_time = 10;
+    strlcpy(w.bgw_library_name, "pg_dataflow", sizeof w.bgw_library_name);
+    strlcpy(w.bgw_function_name, "df_worker_main", sizeof w.bgw_function_name);
+    strlcpy(w.bgw_name, "pg_dataflow worker", sizeof w.bgw_name);
+    strlcpy(w.bgw_type, "pg_dataflow worker", sizeof w.bgw_type);
+    RegisterBackgroundWorker(&w);
+}
+
+}  // namespace dataflow::worker
+
+namespace {
+// No exception leaves here; an unexpected one ends the process with exit code 1
+// (the postmaster restarts the worker after bgw_restart_time).
+int run() noexcept {
+    try {
+        dataflow::worker::loop();
+        return 0;
+    } catch (const std::exception& e) {
+        dataflow::pg::log(dataflow::pg::Level::kWarning, std::string("pg_dataflow worker: fatal: ") + e.what());
+    } catch (...) {
+        dataflow::pg::log(dataflow::pg::Level::kWarning, "pg_dataflow worker: fatal: unknown exception");
+    }
+    return 1;
+}
+}  // namespace
+
+void df_worker_main(Datum) {
+    pqsignal(SIGHUP, SignalHandlerForConfigReload);
+    pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+    BackgroundWorkerUnblockSignals();
+    BackgroundWorkerInitializeConnection(GetConfigOption("dataflow.database", false, false), nullptr, 0);
+    pgstat_report_appname("pg_dataflow worker");
+    dataflow::wake::attach();
+    int code = run();
+    // Exit 1 also after SIGTERM: a worker stopped by pg_terminate_backend()
+    // comes back after bgw_restart_time (disable it with dataflow.enabled).
+    proc_exit(code == 0 ? 1 : code);
+}
