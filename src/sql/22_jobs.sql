@@ -146,8 +146,15 @@ BEGIN
             HINT = 'same: equal kinds; window: equal ordered kinds (date, hour, int); '
                    'rollup: date output from hour input; latest: any; incremental: int (batch number) output.';
   END IF;
-  IF mapping = 'incremental' THEN
-    RAISE EXCEPTION 'the incremental mapping is not available yet' USING ERRCODE = '0A000';
+  IF mapping = 'incremental' AND EXISTS (SELECT FROM dataflow.job_input ji
+                                          WHERE ji.job_id = j.id AND ji.mapping <> 'latest') THEN
+    RAISE EXCEPTION 'an incremental input cannot be combined with same, window or rollup inputs'
+      USING ERRCODE = '42P17', HINT = 'A batch job may add latest inputs (dimensions) only.';
+  END IF;
+  IF mapping IN ('same', 'window', 'rollup') AND EXISTS (SELECT FROM dataflow.job_input ji
+                                          WHERE ji.job_id = j.id AND ji.mapping = 'incremental') THEN
+    RAISE EXCEPTION 'job "%" consumes batches (incremental); it cannot also map keys with %', j.name, mapping
+      USING ERRCODE = '42P17';
   END IF;
   IF EXISTS (SELECT FROM dataflow.job_input ji WHERE ji.job_id = j.id AND ji.dataset_id = d.id) THEN
     RAISE EXCEPTION 'job "%" already has input "%"', j.name, d.name USING ERRCODE = '42710';
@@ -171,6 +178,13 @@ BEGIN
   VALUES (j.id, d.id, mapping, lo, hi, require,
           CASE coalesce(require, CASE WHEN d.requires_validation THEN 'validated' ELSE 'ready' END)
             WHEN 'validated' THEN 2 ELSE 1 END);
+  IF mapping = 'incremental' THEN
+    -- The first batch takes everything already available.
+    INSERT INTO dataflow.incremental_pending (job_id, chunk_id, need)
+    SELECT j.id, c.id, ji.need FROM dataflow.chunk c
+      JOIN dataflow.job_input ji ON ji.job_id = j.id AND ji.dataset_id = d.id
+     WHERE c.dataset_id = d.id AND dataflow._level(c.status) >= ji.need;
+  END IF;
 END $$;
 COMMENT ON FUNCTION dataflow.add_input(text, text, text, integer, integer, text) IS
   'Make a dataset an input of a job: mapping same, window (lo, hi), rollup, latest or incremental; '

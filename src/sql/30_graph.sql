@@ -17,6 +17,10 @@ BEGIN
   IF p_new > p_old AND EXISTS (SELECT FROM dataflow.latest_wait w WHERE w.dataset_id = p_dataset) THEN
     PERFORM pg_advisory_xact_lock(7406, p_dataset);
   END IF;
+  IF p_new > p_old AND EXISTS (SELECT FROM dataflow.job_input ji
+                                WHERE ji.dataset_id = p_dataset AND ji.mapping = 'incremental') THEN
+    PERFORM dataflow._incremental_arrived(p_input, p_dataset, p_old, p_new);
+  END IF;
   WITH lw AS (
     DELETE FROM dataflow.latest_wait w
      WHERE p_new > p_old AND w.dataset_id = p_dataset AND w.need <= p_new

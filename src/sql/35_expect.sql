@@ -16,6 +16,11 @@ BEGIN
     RAISE EXCEPTION 'from_key must not be NULL' USING ERRCODE = '22004';
   END IF;
   to_key := coalesce(to_key, from_key);
+  IF EXISTS (SELECT FROM dataflow.job j JOIN dataflow.job_input ji ON ji.job_id = j.id
+              WHERE j.output_id = d.id AND ji.mapping = 'incremental') THEN
+    RAISE EXCEPTION 'dataset "%" is made of incremental batches; they cannot be expected', d.name
+      USING ERRCODE = '55000', HINT = 'lease() cuts the next batch from the input chunks that arrived.';
+  END IF;
 
   IF to_regclass('pg_temp._df_want') IS NOT NULL THEN
     DROP TABLE pg_temp._df_want;

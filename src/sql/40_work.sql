@@ -90,7 +90,8 @@ BEGIN
     RAISE EXCEPTION 'passed must not be NULL' USING ERRCODE = '22004';
   END IF;
   IF report IS NULL OR jsonb_typeof(report) <> 'object' THEN
-    RAISE EXCEPTION 'report must be a JSON object' USING ERRCODE = '22023';
+    RAISE EXCEPTION 'report must be a JSON object'
+      USING ERRCODE = CASE WHEN report IS NULL THEN '22004' ELSE '22023' END;
   END IF;
   c := dataflow._chunk(dataset, key, true);
   IF c.status NOT IN ('ready', 'validated', 'invalid') THEN

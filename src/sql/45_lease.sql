@@ -12,6 +12,7 @@ DECLARE
   lf interval;
   ds dataflow.dataset;
   slots integer;
+  incremental boolean;
 BEGIN
   IF worker IS NULL OR max_chunks IS NULL THEN
     RAISE EXCEPTION 'worker and max_chunks must not be NULL' USING ERRCODE = '22004';
@@ -28,6 +29,10 @@ BEGIN
   END IF;
   IF j.paused THEN
     RETURN;
+  END IF;
+  incremental := EXISTS (SELECT FROM dataflow.job_input ji WHERE ji.job_id = j.id AND ji.mapping = 'incremental');
+  IF incremental THEN
+    PERFORM dataflow._cut_batch(j.id);
   END IF;
   -- Limits are counted from live leases. The advisory lock serializes the
   -- count-then-lease of limited jobs and pools; unlimited jobs take none.
@@ -103,7 +108,15 @@ BEGIN
                                                        'checksum', i.checksum)
                                     ORDER BY i.dataset, i.ord, i.key)
                      FROM inp i WHERE i.run_id = r.id), '[]'::jsonb),
-         j.params, r.deadline
+         CASE WHEN incremental THEN
+           j.params || (SELECT jsonb_build_object('batch', jsonb_build_object(
+                                 'number', upd.key::bigint,
+                                 'keys', coalesce(jsonb_agg(i.key ORDER BY i.ord, i.key), '[]'::jsonb),
+                                 'lowest_key', (array_agg(i.key ORDER BY i.ord, i.key))[1],
+                                 'highest_key', (array_agg(i.key ORDER BY i.ord DESC, i.key DESC))[1]))
+                          FROM inp i WHERE i.run_id = r.id)
+         ELSE j.params END,
+         r.deadline
     FROM r JOIN upd ON upd.id = r.chunk_id
    ORDER BY r.id;
 END $$;

@@ -60,13 +60,17 @@ COMMENT ON TABLE dataflow.delivery_attempt IS 'Every webhook delivery attempt an
 
 REVOKE ALL ON dataflow.subscription, dataflow.delivery, dataflow.delivery_attempt FROM PUBLIC;
 
--- Fan-out of new events to the outbox. Statement-level with a transition
--- table: with no enabled subscription it costs one indexless probe per INSERT
--- statement.
+-- Fan-out of new events to the outbox, and wake-up of the worker when a chunk
+-- of an http/airflow job became queued. Statement-level with a transition
+-- table: with no subscription it costs two small probes per INSERT statement.
 CREATE FUNCTION dataflow._event_fanout() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE n bigint;
 BEGIN
+  IF EXISTS (SELECT FROM new_events e JOIN dataflow.job j ON j.output_id OPERATOR(pg_catalog.=) e.dataset_id
+              WHERE e.to_status OPERATOR(pg_catalog.=) 'queued' AND j.dispatch OPERATOR(pg_catalog.<>) 'pull') THEN
+    PERFORM dataflow._wake();
+  END IF;
   IF NOT EXISTS (SELECT FROM dataflow.subscription s WHERE s.enabled) THEN
     RETURN NULL;
   END IF;
@@ -326,6 +330,18 @@ BEGIN ATOMIC
    LIMIT p_limit;
 END;
 
+-- Milliseconds until the next delivery retry or dispatchable chunk is due
+-- (NULL: nothing waits), so the worker need not poll for backoffs.
+CREATE FUNCTION dataflow._worker_next_due() RETURNS bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+  SELECT (extract(epoch FROM least(
+            (SELECT min(d.next_attempt_at) FROM dataflow.delivery d WHERE d.status = 'pending'),
+            (SELECT min(c.not_before) FROM dataflow.job j JOIN dataflow.chunk c ON c.dataset_id = j.output_id
+              WHERE j.dispatch IN ('http', 'airflow') AND NOT j.paused AND c.status = 'queued')) - now())
+          * 1000)::bigint;
+END;
+
 -- Records one delivery attempt; p_retry_in NULL after a failure means give up.
 CREATE FUNCTION dataflow._delivery_result(p_id bigint, p_http_status integer, p_error text,
                                           p_retry_in_seconds integer, p_duration_ms integer)
@@ -362,7 +378,7 @@ END $$;
 
 REVOKE ALL ON FUNCTION dataflow._worker_jobs(), dataflow._worker_claim(text, integer),
   dataflow._worker_airflow_runs(), dataflow._worker_record(uuid, text, bigint, text, jsonb, text, text, boolean),
-  dataflow._worker_deliveries(integer, bigint[]),
+  dataflow._worker_deliveries(integer, bigint[]), dataflow._worker_next_due(),
   dataflow._delivery_result(bigint, integer, text, integer, integer), dataflow._worker_prune(interval),
   dataflow._event_fanout(), dataflow._new_webhook_secret(),
   dataflow.subscribe(text, text, text[], text[], text), dataflow.unsubscribe(text),

@@ -104,11 +104,27 @@ bool Engine::pass(bool woken) {
     record();
     periodic();
     auto now = Clock::now();
-    bool claim = woken || now >= last_claim_ + std::chrono::milliseconds(cfg_.naptime_ms);
+    bool claim = woken || recorded_ || now >= next_due_ ||
+                 now >= last_claim_ + std::chrono::milliseconds(cfg_.naptime_ms);
     if (claim || more_dispatch_) dispatch();
     if (now >= next_airflow_) airflow();
     if (claim || more_deliveries_) deliver();
-    if (claim) last_claim_ = now;
+    if (claim) {
+        recorded_ = false;
+        last_claim_ = now;
+        next_due_ = Clock::time_point::max();
+        try {
+            Xact x("pg_dataflow: looking for due work");
+            auto rows = spi_exec("SELECT dataflow._worker_next_due()");
+            x.commit();
+            long ms = rows.empty() ? -1 : col_long(rows[0], 0, -1);
+            // Work due already but not claimed is blocked behind an in-flight
+            // request; its completion triggers the next claim (recorded_).
+            if (ms > 0) next_due_ = Clock::now() + std::chrono::milliseconds(ms);
+        } catch (const PgError& e) {
+            warn("looking for due work failed", e);
+        }
+    }
     start_backlog();
     record();  // requests refused before they started
     return true;
@@ -119,7 +135,7 @@ long Engine::sleep_ms() const {
     long curl = http_.timeout_ms();
     if (curl >= 0 && curl < ms) ms = curl;
     if (present_) {
-        auto until = std::min({next_reap_, next_airflow_}) - Clock::now();
+        auto until = std::min({next_reap_, next_airflow_, next_due_}) - Clock::now();
         long due = static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(until).count());
         if (due < ms) ms = due < 0 ? 0 : due;
     }
@@ -470,6 +486,7 @@ void Engine::record() {
         in_flight_.erase(it);
     }
     if (done.empty()) return;
+    recorded_ = true;
     for (auto& d : done) {
         if (d.second.kind == Pending::kDelivery) busy_deliveries_.erase(d.second.id);
         else if (d.second.kind != Pending::kAirflowToken) busy_runs_.erase(d.second.id);

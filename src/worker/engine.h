@@ -70,8 +70,9 @@ private:
     std::map<std::string, Bearer> bearers_;
     std::deque<std::pair<HttpRequest, Pending>> backlog_;
     std::vector<std::pair<HttpResponse, Pending>> start_failures_;
-    bool more_dispatch_ = false, more_deliveries_ = false;
+    bool more_dispatch_ = false, more_deliveries_ = false, recorded_ = false;
     Clock::time_point last_claim_{};
+    Clock::time_point next_due_ = Clock::time_point::max();
 
     bool present_ = false;
     bool has_schedule_ = false, has_prune_ = false;

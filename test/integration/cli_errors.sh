@@ -67,13 +67,18 @@ expect_eq "worker name refused by lease(): exit 1" "$RC" 1
 expect_match "worker name: the database's reason" "$ERR" "worker must be a printable name"
 check "still no chunk leased" no_runs
 
-# A well-formed DSN works and is passed on to the command as DATAFLOW_DSN.
+# A well-formed DSN works and is passed on to the command as DATAFLOW_DSN; a
+# role with only dataflow_worker's privileges is enough for dataflow-run.
+sql "CREATE ROLE etl_worker LOGIN IN ROLE dataflow_worker"
 cli_script show_dsn <<EOF
 echo "\$DATAFLOW_DSN" > "$CLI_TMP/dsn"
 EOF
-run_cli --job rollup --until-idle --dsn "host=$PGHOST port=$PGPORT dbname=postgres" -- "$CLI_TMP/bin/show_dsn"
-expect_eq "explicit DSN: exit 0" "$RC" 0
-expect_eq "DATAFLOW_DSN exported" "$(cat "$CLI_TMP/dsn")" "host=$PGHOST port=$PGPORT dbname=postgres"
+dsn="host=$PGHOST port=$PGPORT dbname=postgres user=etl_worker"
+run_cli --job rollup --until-idle --dsn "$dsn" -- "$CLI_TMP/bin/show_dsn"
+expect_eq "explicit DSN, dataflow_worker role: exit 0" "$RC" 0
+expect_eq "DATAFLOW_DSN exported" "$(cat "$CLI_TMP/dsn")" "$dsn"
+expect_eq "runs recorded under the worker role" \
+    "$(sql "SELECT count(*) FROM dataflow.runs WHERE status = 'succeeded'")" 3
 expect_eq "all chunks ready" \
     "$(sql "SELECT count(*) FROM dataflow.chunks WHERE dataset = 'daily' AND status = 'ready'")" 3
 

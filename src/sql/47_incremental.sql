@@ -1,0 +1,68 @@
+-- Incremental batches (mapping `incremental`): a job whose output key is a
+-- batch number consumes every input chunk that became available since its
+-- last batch. Available input chunks wait in incremental_pending; lease() cuts
+-- the next batch from all of them when no batch of the job is in flight, so
+-- batches run one after another. A batch keeps its inputs (dep edges) for its
+-- retries and re-runs; an input that was already in a batch is re-run through
+-- that batch (resubmit cascade), never taken by a second one.
+
+CREATE TABLE dataflow.incremental_pending (
+  job_id   integer NOT NULL,
+  chunk_id bigint NOT NULL,
+  need     smallint NOT NULL,
+  since    timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (job_id, chunk_id)
+);
+COMMENT ON TABLE dataflow.incremental_pending IS
+  'Input chunks available to an incremental job and not yet in one of its batches';
+
+-- Called by _propagate when an input chunk's level rises.
+CREATE FUNCTION dataflow._incremental_arrived(p_input bigint, p_dataset integer, p_old integer, p_new integer)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  INSERT INTO dataflow.incremental_pending (job_id, chunk_id, need)
+  SELECT ji.job_id, p_input, ji.need
+    FROM dataflow.job_input ji
+    JOIN dataflow.job j ON j.id = ji.job_id
+   WHERE ji.dataset_id = p_dataset AND ji.mapping = 'incremental'
+     AND p_new >= ji.need AND p_old < ji.need
+     AND NOT EXISTS (SELECT FROM dataflow.dep dp JOIN dataflow.chunk b ON b.id = dp.consumer
+                      WHERE dp.input = p_input AND b.dataset_id = j.output_id)
+  ON CONFLICT DO NOTHING;
+END $$;
+
+-- Cut the next batch of an incremental job, if it has pending inputs and no
+-- batch in flight. Returns the new batch's chunk id or NULL.
+CREATE FUNCTION dataflow._cut_batch(p_job integer) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE j dataflow.job; nb bigint; b bigint; n integer;
+BEGIN
+  IF NOT EXISTS (SELECT FROM dataflow.incremental_pending p WHERE p.job_id = p_job) THEN
+    RETURN NULL;
+  END IF;
+  PERFORM pg_advisory_xact_lock(7403, p_job);
+  SELECT * INTO j FROM dataflow.job WHERE id = p_job;
+  IF (SELECT coalesce(sum(k.waiting + k.queued + k.running + k.resubmit), 0)
+        FROM dataflow.chunk_count k WHERE k.dataset_id = j.output_id) > 0 THEN
+    RETURN NULL;   -- one batch at a time
+  END IF;
+  -- Inputs that stopped being available since they arrived go back to waiting for their new version.
+  DELETE FROM dataflow.incremental_pending p USING dataflow.chunk c
+   WHERE p.job_id = p_job AND c.id = p.chunk_id AND dataflow._level(c.status) < p.need;
+  IF NOT EXISTS (SELECT FROM dataflow.incremental_pending p WHERE p.job_id = p_job) THEN
+    RETURN NULL;
+  END IF;
+  SELECT coalesce(max(c.ord), 0) + 1 INTO nb FROM dataflow.chunk c WHERE c.dataset_id = j.output_id;
+  INSERT INTO dataflow.chunk (dataset_id, key, ord, status, unmet, not_before)
+  VALUES (j.output_id, nb::text, nb, 'queued', 0, now())
+  RETURNING id INTO b;
+  WITH taken AS (
+    DELETE FROM dataflow.incremental_pending p WHERE p.job_id = p_job RETURNING p.chunk_id, p.need
+  )
+  INSERT INTO dataflow.dep (input, consumer, need) SELECT taken.chunk_id, b, taken.need FROM taken;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  INSERT INTO dataflow.event (dataset_id, chunk_id, key, version, from_status, to_status, actor, detail)
+  VALUES (j.output_id, b, nb::text, 1, NULL, 'queued', 'incremental',
+          jsonb_build_object('reason', 'batch', 'job', j.name, 'inputs', n));
+  RETURN b;
+END $$;
