@@ -3,6 +3,7 @@
 -- any table change with '<<< TABLES CHANGED'); successful calls store what was asked.
 DROP EXTENSION IF EXISTS pg_dataflow CASCADE;
 CREATE EXTENSION pg_dataflow;
+SET datestyle = 'ISO, YMD';   -- error messages quoting timestamps are masked in ISO form
 -- err(q): run q; 'ok', or its SQLSTATE and message (timestamps masked)
 CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN EXECUTE q; RETURN 'ok';
@@ -210,12 +211,19 @@ SELECT q, pg_temp.fails(q) FROM unnest(ARRAY[
   $$SELECT dataflow.add_input('j2', 's_day', 'rollup')$$,
   $$SELECT dataflow.add_input('ji', 's_hour', 'rollup')$$,
   $$SELECT dataflow.add_input('j2', 's_day', 'incremental')$$,
-  -- incremental into an int output fits, but is not available yet: 0A000
-  $$SELECT dataflow.add_input('ji', 's_day', 'incremental')$$,
   -- duplicates: 42710
   $$SELECT dataflow.add_input('j1', 's_day')$$,
   $$SELECT dataflow.add_input('j1', 's_day', 'window', lo => -1, hi => 0)$$
 ]) q;
+
+-- incremental (batch) inputs fit an int output; a batch job takes no same/window/rollup input
+-- besides, in either order (42P17)
+SELECT dataflow.add_input('ji', 's_day', 'incremental');
+SELECT dataflow.create_dataset('i2_out', 'int');
+SELECT dataflow.create_job('ji2', output => 'i2_out');
+SELECT dataflow.add_input('ji2', 's_int');
+SELECT pg_temp.fails($$SELECT dataflow.add_input('ji', 's_int')$$) AS same_after_incremental,
+       pg_temp.fails($$SELECT dataflow.add_input('ji2', 's_day', 'incremental')$$) AS incremental_after_same;
 
 -- cycles are refused (42P17): a job reading its own output, and a loop through two jobs
 SELECT dataflow.create_dataset('cy_a', 'int'), dataflow.create_dataset('cy_b', 'int'), dataflow.create_dataset('cy_c', 'int');

@@ -4,6 +4,7 @@
 -- live runs read is not re-produced until they end.
 DROP EXTENSION IF EXISTS pg_dataflow CASCADE;
 CREATE EXTENSION pg_dataflow;
+SET datestyle = 'ISO, YMD';   -- error messages quoting timestamps are masked in ISO form
 -- err(q): run q; 'ok', or its SQLSTATE and message (timestamps masked)
 CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN EXECUTE q; RETURN 'ok';

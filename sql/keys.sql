@@ -2,6 +2,7 @@
 -- ordinals, ranges, windows, rollup and backoff, and every rejection with its SQLSTATE.
 DROP EXTENSION IF EXISTS pg_dataflow CASCADE;
 CREATE EXTENSION pg_dataflow;
+SET datestyle = 'ISO, YMD';   -- error messages quoting timestamps are masked in ISO form
 CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN EXECUTE q; RETURN 'ok';
 EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$;

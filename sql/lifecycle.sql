@@ -6,6 +6,7 @@
 --  UPDATE, table UPDATE), skip, cancel, pause/resume, register of a new source version.
 DROP EXTENSION IF EXISTS pg_dataflow CASCADE;
 CREATE EXTENSION pg_dataflow;
+SET datestyle = 'ISO, YMD';   -- error messages quoting timestamps are masked in ISO form
 -- err(q): run q; 'ok', or its SQLSTATE and message (timestamps masked)
 CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN EXECUTE q; RETURN 'ok';

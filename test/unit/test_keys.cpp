@@ -144,7 +144,7 @@ TEST(DateKey, Ordinals) {
 TEST(DateKey, EveryDayRoundTrips) {
     const int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     int y = 1, m = 1, d = 1;
-    char expected[16];
+    char expected[48];
     for (int64_t o = kMinDateOrdinal; o <= kMaxDateOrdinal; ++o) {
         std::snprintf(expected, sizeof expected, "%04d-%02d-%02d", y, m, d);
         Result<std::string> text = from_ordinal(Kind::Date, o);
@@ -456,7 +456,7 @@ TEST(KeyRollup, ChildrenOfADateAreItsHours) {
     Keys hours = keys_of(children(Kind::Date, Kind::Hour, "20240131"));
     ASSERT_EQ(hours.size(), 24u);
     for (int h = 0; h < 24; ++h) {
-        char expected[16];
+        char expected[48];
         std::snprintf(expected, sizeof expected, "2024-01-31T%02d", h);
         EXPECT_EQ(hours[h], expected);
     }
