@@ -44,8 +44,8 @@ if [ "$SETUP" = 1 ]; then
     $SUDO make -s install >/dev/null
 fi
 CLI=${DATAFLOW_RUN:-$ROOT/build/dataflow-run}
-if [ -z "${DATAFLOW_RUN:-}" ] && { [ "$SETUP" = 1 ] || [ ! -x "$CLI" ]; }; then
-    cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+if [ -z "${DATAFLOW_RUN:-}" ]; then   # (re)build it: a no-op when up to date
+    [ -f build/CMakeCache.txt ] || cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
     cmake --build build -j2 --target dataflow-run >/dev/null
 fi
 [ -x "$CLI" ] || { echo "demo: no dataflow-run at $CLI" >&2; exit 1; }

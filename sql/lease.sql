@@ -189,3 +189,14 @@ SELECT dataflow.validate('dim', '2', true);                        -- dim:3 is n
 SELECT key, inputs FROM dataflow.lease('j_fact', 'w');
 SELECT dataflow.validate('dim', '3', true);
 SELECT key, inputs FROM dataflow.lease('j_fact', 'w');
+-- a queued consumer whose latest input lost its only available chunk (resubmitted) is not
+-- leased without it; it is once the dimension is available again, with the new version
+SELECT dataflow.create_dataset('ld', 'int'), dataflow.create_dataset('lf', 'int');
+SELECT dataflow.create_job('j_lf', output => 'lf');
+SELECT dataflow.add_input('j_lf', 'ld', 'latest');
+SELECT dataflow.register('ld', '1'), dataflow.expect('lf', '1', '2');
+SELECT * FROM pg_temp.st('ld', 'lf');
+SELECT key, new_status, version FROM dataflow.resubmit('ld', '1');
+SELECT count(*) AS leased_without_dimension FROM dataflow.lease('j_lf', 'w', 10);
+SELECT dataflow.register('ld', '1');
+SELECT key, inputs->0->>'key' AS dim_key, inputs->0->>'version' AS dim_version FROM dataflow.lease('j_lf', 'w', 10);

@@ -4,6 +4,7 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,8 +19,12 @@ void close_pair(int fds[2]) {
 
 // Only async-signal-safe calls between fork and exec.
 [[noreturn]] void exec_child(const char *path, char *const argv[], char *const envp[],
-                             int out_w, int err_w) {
+                             int out_w, int err_w, pid_t parent) {
     setpgid(0, 0);
+    // If dataflow-run dies without stopping it (SIGKILL, OOM), the command is
+    // stopped too: its lease expires and another attempt will run.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(126);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -65,6 +70,7 @@ bool spawn_child(const std::string &path, const std::vector<std::string> &argv,
         return false;
     }
     fflush(nullptr);  // nothing buffered may be written twice
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         *error = std::string("fork: ") + strerror(errno);
@@ -72,7 +78,8 @@ bool spawn_child(const std::string &path, const std::vector<std::string> &argv,
         close_pair(err_pipe);
         return false;
     }
-    if (pid == 0) exec_child(path.c_str(), c_argv.data(), c_env.data(), out_pipe[1], err_pipe[1]);
+    if (pid == 0)
+        exec_child(path.c_str(), c_argv.data(), c_env.data(), out_pipe[1], err_pipe[1], parent);
 
     // Also from the parent, so a kill of the group cannot race the child's setpgid.
     setpgid(pid, pid);

@@ -62,7 +62,7 @@ const char *usage_text() {
            "      --worker NAME      worker name recorded on each run (default host:pid)\n"
            "      --lease-for SECS   lease duration to ask for (default: the job's)\n"
            "      --heartbeat SECS   heartbeat interval (default: a third of the lease)\n"
-           "      --grace SECS       on SIGTERM/SIGINT, time running commands get to\n"
+           "      --grace SECS       on SIGTERM/SIGINT/SIGHUP, time running commands get to\n"
            "                         finish before they are stopped (default 30)\n"
            "  -q, --quiet            do not relay the commands' output\n"
            "  -h, --help             this text\n"

@@ -52,7 +52,7 @@ int install_signal_handlers(std::string *error) {
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
-    for (int sig : {SIGCHLD, SIGTERM, SIGINT}) sigaction(sig, &sa, nullptr);
+    for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &sa, nullptr);
     signal(SIGPIPE, SIG_IGN);
     return g_signal_pipe[0];
 }
@@ -178,11 +178,11 @@ void Runner::handle_signals() {
     ssize_t n;
     while ((n = read(signal_fd_, buf, sizeof buf)) > 0)
         for (ssize_t i = 0; i < n; ++i)
-            if (buf[i] == SIGTERM || buf[i] == SIGINT) begin_stop(buf[i]);
+            if (buf[i] == SIGTERM || buf[i] == SIGINT || buf[i] == SIGHUP) begin_stop(buf[i]);
 }
 
 void Runner::begin_stop(int sig) {
-    const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+    const char *name = sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP" : "SIGTERM";
     if (stop_signal_ != 0) {
         reporter_.log(std::string("second ") + name + ": stopping the running commands now");
         grace_deadline_ = Clock::now();

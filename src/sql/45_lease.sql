@@ -13,6 +13,7 @@ DECLARE
   ds dataflow.dataset;
   slots integer;
   incremental boolean;
+  batch_from text[];
 BEGIN
   IF worker IS NULL OR max_chunks IS NULL THEN
     RAISE EXCEPTION 'worker and max_chunks must not be NULL' USING ERRCODE = '22004';
@@ -30,7 +31,10 @@ BEGIN
   IF j.paused THEN
     RETURN;
   END IF;
-  incremental := EXISTS (SELECT FROM dataflow.job_input ji WHERE ji.job_id = j.id AND ji.mapping = 'incremental');
+  SELECT array_agg(ids.name) INTO batch_from
+    FROM dataflow.job_input ji JOIN dataflow.dataset ids ON ids.id = ji.dataset_id
+   WHERE ji.job_id = j.id AND ji.mapping = 'incremental';
+  incremental := batch_from IS NOT NULL;
   IF incremental THEN
     PERFORM dataflow._cut_batch(j.id);
   END IF;
@@ -48,6 +52,14 @@ BEGIN
                   (SELECT count(*) FROM dataflow.run r WHERE r.pool_id = j.pool_id AND r.status = 'running')::integer);
   END IF;
   IF n <= 0 THEN
+    RETURN;
+  END IF;
+  -- Ready: a `latest` input whose dataset has no available chunk (its only one was
+  -- resubmitted or invalidated after the consumers were queued) holds the job back.
+  IF EXISTS (SELECT FROM dataflow.job_input jl
+              WHERE jl.job_id = j.id AND jl.mapping = 'latest'
+                AND NOT EXISTS (SELECT FROM dataflow.chunk x
+                                 WHERE x.dataset_id = jl.dataset_id AND dataflow._level(x.status) >= jl.need)) THEN
     RETURN;
   END IF;
   SELECT * INTO ds FROM dataflow.dataset WHERE id = j.output_id;
@@ -114,7 +126,7 @@ BEGIN
                                  'keys', coalesce(jsonb_agg(i.key ORDER BY i.ord, i.key), '[]'::jsonb),
                                  'lowest_key', (array_agg(i.key ORDER BY i.ord, i.key))[1],
                                  'highest_key', (array_agg(i.key ORDER BY i.ord DESC, i.key DESC))[1]))
-                          FROM inp i WHERE i.run_id = r.id)
+                          FROM inp i WHERE i.run_id = r.id AND i.dataset = ANY (batch_from))
          ELSE j.params END,
          r.deadline
     FROM r JOIN upd ON upd.id = r.chunk_id

@@ -53,16 +53,28 @@ BEGIN
     RETURN NULL;
   END IF;
   SELECT coalesce(max(c.ord), 0) + 1 INTO nb FROM dataflow.chunk c WHERE c.dataset_id = j.output_id;
+  -- `latest` inputs (dimensions) that have no available chunk yet hold the batch.
+  PERFORM pg_advisory_xact_lock(7406, jl.dataset_id)
+     FROM dataflow.job_input jl WHERE jl.job_id = p_job AND jl.mapping = 'latest' ORDER BY jl.dataset_id;
+  SELECT count(*) INTO n FROM dataflow.job_input jl
+   WHERE jl.job_id = p_job AND jl.mapping = 'latest'
+     AND NOT EXISTS (SELECT FROM dataflow.chunk lc
+                      WHERE lc.dataset_id = jl.dataset_id AND dataflow._level(lc.status) >= jl.need);
   INSERT INTO dataflow.chunk (dataset_id, key, ord, status, unmet, not_before)
-  VALUES (j.output_id, nb::text, nb, 'queued', 0, now())
+  VALUES (j.output_id, nb::text, nb, CASE WHEN n = 0 THEN 'queued' ELSE 'waiting' END, n, now())
   RETURNING id INTO b;
+  INSERT INTO dataflow.latest_wait (dataset_id, consumer, need)
+  SELECT jl.dataset_id, b, jl.need FROM dataflow.job_input jl
+   WHERE jl.job_id = p_job AND jl.mapping = 'latest'
+     AND NOT EXISTS (SELECT FROM dataflow.chunk lc
+                      WHERE lc.dataset_id = jl.dataset_id AND dataflow._level(lc.status) >= jl.need);
   WITH taken AS (
     DELETE FROM dataflow.incremental_pending p WHERE p.job_id = p_job RETURNING p.chunk_id, p.need
   )
   INSERT INTO dataflow.dep (input, consumer, need) SELECT taken.chunk_id, b, taken.need FROM taken;
-  GET DIAGNOSTICS n = ROW_COUNT;
   INSERT INTO dataflow.event (dataset_id, chunk_id, key, version, from_status, to_status, actor, detail)
-  VALUES (j.output_id, b, nb::text, 1, NULL, 'queued', 'incremental',
-          jsonb_build_object('reason', 'batch', 'job', j.name, 'inputs', n));
+  VALUES (j.output_id, b, nb::text, 1, NULL, CASE WHEN n = 0 THEN 'queued' ELSE 'waiting' END, 'incremental',
+          jsonb_build_object('reason', 'batch', 'job', j.name,
+                             'inputs', (SELECT count(*) FROM dataflow.dep dp WHERE dp.consumer = b)));
   RETURN b;
 END $$;

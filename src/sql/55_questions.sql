@@ -33,6 +33,7 @@ BEGIN
            ', produced by run ' || r.id || ' (job ' || coalesce(j.name, '?') || ', worker ' || r.worker || ')'
          WHEN c.status IN ('ready', 'validated') THEN ', registered as a source chunk'
          WHEN c.status = 'skipped' THEN ', declared empty: ' || coalesce(c.info ->> 'skip_reason', '')
+         WHEN c.status = 'waiting' AND j.id IS NULL THEN ', source chunk not registered yet (dataflow.register)'
          WHEN c.status = 'waiting' THEN ', ' || c.unmet || ' input(s) not available yet (see dataflow.blockers)'
          WHEN c.status = 'queued' AND c.not_before > now() THEN ', retrying after ' || to_char(c.not_before, 'HH24:MI:SS')
          WHEN c.status = 'queued' THEN ', waiting for a worker to lease it'
@@ -76,6 +77,7 @@ BEGIN
   ok := c.location IS NOT NULL AND avail;
   evidence := CASE
     WHEN c.location IS NOT NULL AND avail THEN c.location
+    WHEN c.status = 'skipped' THEN 'declared empty: no data to locate'
     WHEN d.location IS NOT NULL THEN 'not produced yet; will be '
          || dataflow._location(d.location, d.name, c.key, c.version)
     ELSE 'no location recorded and dataset ' || d.name || ' has no location template' END;
@@ -122,21 +124,22 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE c dataflow.chunk := dataflow._chunk(blockers.dataset, blockers.key);
 BEGIN
   RETURN QUERY
-  WITH RECURSIVE walk(id, depth, path) AS (
-    SELECT c.id, 0, ARRAY[c.id]
+  WITH RECURSIVE walk(id, depth, path, need) AS (
+    SELECT c.id, 0, ARRAY[c.id], 1::smallint
     UNION ALL
-    SELECT dp.input, w.depth + 1, w.path || dp.input
+    SELECT dp.input, w.depth + 1, w.path || dp.input, dp.need
       FROM walk w
       JOIN dataflow.dep dp ON dp.consumer = w.id
       JOIN dataflow.chunk ic ON ic.id = dp.input
      WHERE dataflow._level(ic.status) < dp.need
        AND w.depth < 50 AND NOT dp.input = ANY (w.path)
   ), nodes AS (
-    SELECT w.id, min(w.depth) AS depth FROM walk w GROUP BY w.id
+    SELECT w.id, min(w.depth) AS depth, max(w.need) AS need FROM walk w GROUP BY w.id
   )
   SELECT n.depth, ds.name, ch.key, ch.status,
          CASE
-           WHEN dataflow._level(ch.status) > 0 THEN 'available: not blocked'
+           WHEN dataflow._level(ch.status) >= n.need THEN 'available: not blocked'
+           WHEN ch.status = 'ready' THEN 'ready but not validated, and a consumer needs it validated (dataflow.validate)'
            WHEN ch.status = 'waiting' AND jb.id IS NULL THEN
              'source chunk not registered yet (dataflow.register)'
            WHEN ch.status = 'waiting' AND EXISTS (SELECT FROM dataflow.latest_wait lw WHERE lw.consumer = ch.id) THEN

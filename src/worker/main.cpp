@@ -145,13 +145,15 @@ int run() noexcept {
 
 void df_worker_main(Datum) {
     pqsignal(SIGHUP, SignalHandlerForConfigReload);
-    pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+    // die(): SIGTERM ends even a query stuck on a lock, by a FATAL at the next
+    // CHECK_FOR_INTERRUPTS. FATAL exits the process without a longjmp.
+    pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
     BackgroundWorkerInitializeConnection(GetConfigOption("dataflow.database", false, false), nullptr, 0);
     pgstat_report_appname("pg_dataflow worker");
     dataflow::wake::attach();
     int code = run();
-    // Exit 1 also after SIGTERM: a worker stopped by pg_terminate_backend()
-    // comes back after bgw_restart_time (disable it with dataflow.enabled).
+    // Exit 1 even after a clean loop end: the postmaster then restarts the
+    // worker after bgw_restart_time (turn it off with dataflow.enabled instead).
     proc_exit(code == 0 ? 1 : code);
 }

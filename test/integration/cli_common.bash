@@ -5,8 +5,9 @@
 #   check NAME CMD...    prints "ok   NAME" or "FAIL NAME", counts failures
 #   expect_eq NAME GOT WANT
 #   cli_done             exit status: 0 when every check passed
-# The dataflow-run binary: $DATAFLOW_RUN, else build/dataflow-run, else the
-# installed one next to pg_config, else one compiled here from src/cli.
+# The dataflow-run binary: $DATAFLOW_RUN, else build/dataflow-run (rebuilt when
+# CMake configured build/), else the installed one next to pg_config, else one
+# compiled here from src/cli.
 
 CLI_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=../../scripts/lib.sh
@@ -41,6 +42,10 @@ cli_cleanup() {
 
 cli_find_binary() {
     local c
+    # build/ is brought up to date first when CMake configured it (a no-op if it is).
+    if [ -z "${DATAFLOW_RUN:-}" ] && [ -f "$CLI_ROOT/build/CMakeCache.txt" ]; then
+        cmake --build "$CLI_ROOT/build" -j2 --target dataflow-run >/dev/null 2>&1 || true
+    fi
     for c in "${DATAFLOW_RUN:-}" "$CLI_ROOT/build/dataflow-run" "$PG_BINDIR/dataflow-run"; do
         [ -n "$c" ] && [ -x "$c" ] && { CLI=$c; return 0; }
     done

@@ -3,7 +3,8 @@
 # and leases nothing new (exit 0); commands that outlive the grace period are
 # stopped and their runs failed as retryable (exit 143 / 130); a command that
 # ignores SIGTERM is killed; a second signal skips the grace period; a lease
-# lost while the command runs (operator cancel) stops the command.
+# lost while the command runs (operator cancel) stops the command; SIGHUP acts
+# as SIGTERM; a dataflow-run killed outright takes its command down with it.
 set -uo pipefail
 . "$(dirname "$0")/cli_common.bash"
 cli_setup
@@ -100,5 +101,23 @@ check "lease loss logged" grep -q "($key): lease lost (run cancelled): stopping 
 expect_eq "cancelled chunk stays cancelled" "$(chunk_status "$key")" cancelled
 expect_eq "cancelled run keeps its status" \
     "$(sql "SELECT status FROM dataflow.runs WHERE key = '$key' ORDER BY run_id DESC LIMIT 1")" cancelled
+
+# 6. SIGHUP (the terminal went away) stops gracefully like SIGTERM.
+SLEEP=1 start_cli "$CLI_TMP/6.err"
+check "command started" wait_for 20 started 1
+read -r key pgid < "$STARTED"
+kill -HUP "$CLI_PID"
+wait_exit 20
+expect_eq "SIGHUP, command finishes within grace: exit 0" "$RC" 0
+expect_eq "its run completed" "$(chunk_status "$key")" ready
+
+# 7. dataflow-run killed outright: the command is told to stop (parent-death
+#    signal) instead of running on unsupervised; the lease will expire.
+SLEEP=60 start_cli "$CLI_TMP/7.err"
+check "command started" wait_for 20 started 1
+read -r key pgid < "$STARTED"
+{ kill -KILL "$CLI_PID"; wait "$CLI_PID"; } 2>/dev/null
+check "SIGKILL of dataflow-run stops the command" wait_for 5 bash -c "! kill -0 $pgid 2>/dev/null || ps -o stat= -p $pgid | grep -q Z"
+pkill -KILL -g "$pgid" 2>/dev/null
 
 cli_done

@@ -35,7 +35,8 @@ check "datasets and progress views printed" \
     bash -c "grep -q 'newest_available_key' '$OUT/log' && grep -Eq '^ job +\\| rollup' '$OUT/log'"
 check "pipeline graph written as SVG" grep -q '<svg' "$OUT/out/pipeline.svg"
 check "graph before the repair written too" grep -q '<svg' "$OUT/out/pipeline-failure.svg"
-check "throwaway instance removed" bash -c "! grep -o '/tmp/pg_dataflow\\.[A-Za-z0-9]*' '$OUT/log' | head -1 | xargs test -e"
+instance=$(sed -n 's/^throwaway instance on port [0-9]* (socket \(.*\)\/sock).*/\1/p' "$OUT/log")
+check "throwaway instance removed ($instance)" test -n "$instance" -a ! -e "$instance"
 
 [ "$failed" -eq 0 ] && { echo "all checks passed"; exit 0; }
 echo "$failed check(s) failed"; exit 1
