@@ -99,7 +99,10 @@ SELECT * FROM pg_temp.st('top') WHERE key = '2024-01-01';
 -- ===== ready -> invalid directly (a ready-only consumer would lose its input too)
 SELECT dataflow.register('src', '2024-01-02');
 SELECT count(*) FROM dataflow.lease('j_mid', 'w1');
-SELECT dataflow.complete(pg_temp.tok('mid', '2024-01-02'));
+-- (complete may name where the output went, overriding the template)
+SELECT dataflow.complete(pg_temp.tok('mid', '2024-01-02'), location => 's3://custom/mid-02/');
+SELECT c.location, r.output_location FROM dataflow.chunks c JOIN dataflow.runs r ON r.run_id = c.run_id
+ WHERE c.dataset = 'mid' AND c.key = '2024-01-02';
 SELECT dataflow.validate('mid', '2024-01-02', false);
 SELECT * FROM pg_temp.st('mid', 'top') WHERE key = '2024-01-02';
 -- only produced chunks can be validated (55000), and passed is required (22004)
@@ -156,6 +159,16 @@ SELECT pg_sleep(0.01);
 SELECT dataflow.reap() AS reaped, dataflow.reap() AS reaped_again;
 SELECT * FROM pg_temp.st('ex');
 SELECT attempt, status FROM dataflow.runs WHERE dataset = 'ex' ORDER BY run_id;
+
+-- an expired lease is retried with the job's backoff too
+SELECT dataflow.create_dataset('exb', 'int');
+SELECT dataflow.create_job('j_exb', output => 'exb', backoff_min => '1 hour', backoff_max => '1 hour');
+SELECT dataflow.expect('exb', '1');
+SELECT key FROM dataflow.lease('j_exb', 'w-slow', lease_for => '1 millisecond');
+SELECT pg_sleep(0.01);
+SELECT dataflow.reap() AS reaped;
+SELECT * FROM pg_temp.st('exb');
+SELECT count(*) AS leased_in_backoff FROM dataflow.lease('j_exb', 'w');
 
 -- ===== upstream re-produced -> consumers back to waiting
 -- top:01 is queued on mid:01 validated; resubmitting src:01 resets mid:01 (new version) and
