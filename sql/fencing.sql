@@ -106,7 +106,7 @@ SELECT key, old_status, new_status, version FROM dataflow.resubmit('rs', '1');
 SELECT pg_temp.fails(format('SELECT dataflow.complete(%L)', :'t3')) AS complete_superseded,
        pg_temp.fails(format('SELECT dataflow.heartbeat(%L)', :'t3')) AS heartbeat_superseded,
        pg_temp.fails(format('SELECT dataflow.fail(%L, %L)', :'t3', 'x')) AS fail_superseded;
-SELECT version, status, error FROM dataflow.runs WHERE dataset = 'rs';
+SELECT version, status, replace(error, session_user, '<me>') AS error FROM dataflow.runs WHERE dataset = 'rs';
 -- the new attempt produces version 2
 SELECT key, version, attempt FROM dataflow.lease('j_rs', 'w1');
 SELECT dataflow.complete(pg_temp.tok('rs', '1'));
@@ -141,6 +141,17 @@ SELECT heartbeat_at IS NOT NULL AS heartbeat_recorded, deadline > now() + '119 m
   FROM dataflow.runs WHERE dataset = 'ba';
 SELECT dataflow.heartbeat(:'t4') BETWEEN now() + '4 min' AND now() + '6 min' AS job_lease_for;
 SELECT dataflow.complete(:'t4');
+
+-- ===== complete is transactional: a worker that rolls back its load rolls back the completion,
+-- and its lease stays live
+SELECT pg_temp.mk('tx');
+SELECT key FROM dataflow.lease('j_tx', 'w1');
+BEGIN;
+SELECT dataflow.complete(pg_temp.tok('tx', '1'), row_count => 3);
+ROLLBACK;
+SELECT * FROM pg_temp.st('tx');
+SELECT status FROM dataflow.runs WHERE dataset = 'tx';
+SELECT dataflow.complete(pg_temp.tok('tx', '1'), row_count => 3);
 
 -- ===== failed and cancelled runs are fenced too
 SELECT pg_temp.mk('fc');

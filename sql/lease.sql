@@ -157,6 +157,9 @@ SELECT * FROM pg_temp.st('w_src', 'w_out');
 SELECT dataflow.register('w_src', k) FROM unnest(ARRAY['2024-02-28', '2024-02-29', '2024-03-01']) k;
 SELECT * FROM pg_temp.st('w_out');
 SELECT key, inputs FROM dataflow.lease('j_w', 'w', 10);
+-- the dep edges make a window input's consumers every output key whose window holds it
+SELECT dataset, key, old_status, new_status, depth FROM dataflow.resubmit('w_src', '2024-03-01', dry_run => true);
+SELECT dataset, key, depth FROM dataflow.resubmit('w_src', '2024-02-28', dry_run => true);
 
 -- ===== rollup inputs: a date needs its 24 hours
 SELECT dataflow.create_dataset('h_src', 'hour'), dataflow.create_dataset('d_out', 'date');
@@ -171,6 +174,8 @@ SELECT dataflow.register('h_src', '2024-01-01 23');
 SELECT key, jsonb_array_length(inputs) AS n, inputs->0->>'key' AS first, inputs->23->>'key' AS last,
        (SELECT count(DISTINCT e->>'dataset') FROM jsonb_array_elements(inputs) e) AS datasets
   FROM dataflow.lease('j_r', 'w');
+-- and every hour has the day as its consumer
+SELECT dataset, key, depth FROM dataflow.resubmit('h_src', '2024-01-01T13', dry_run => true);
 
 -- ===== latest: the newest available chunk of a dimension; consumers wait for the first one
 SELECT dataflow.create_dataset('dim', 'int', requires_validation => true), dataflow.create_dataset('ev', 'date'),

@@ -87,7 +87,7 @@ SELECT status, row_count, checksum, info, finished_at IS NOT NULL AS finished FR
 -- ===== ready -> validated: now top is queued
 SELECT dataflow.validate('mid', '2024-01-01', true, '{"rows": "ok"}');
 SELECT * FROM pg_temp.st('mid', 'top') WHERE key = '2024-01-01';
-SELECT validation - 'at' AS validation FROM dataflow.chunks WHERE dataset = 'mid' AND key = '2024-01-01';
+SELECT (validation - 'at') || jsonb_build_object('by', validation->>'by' = session_user) AS validation FROM dataflow.chunks WHERE dataset = 'mid' AND key = '2024-01-01';
 
 -- ===== validated -> invalid: a queued consumer that has not started waits again
 SELECT dataflow.validate('mid', '2024-01-01', false, '{"rows": "bad"}');
@@ -114,7 +114,7 @@ SELECT dataflow.register('src', '2024-01-03');
 SELECT key, attempt FROM dataflow.lease('j_mid', 'w1');
 SELECT dataflow.fail(pg_temp.tok('mid', '2024-01-03'), 'disk full');
 SELECT * FROM pg_temp.st('mid') WHERE key = '2024-01-03';
-SELECT status, error FROM dataflow.runs WHERE dataset = 'mid' AND key = '2024-01-03';
+SELECT status, replace(error, session_user, '<me>') AS error FROM dataflow.runs WHERE dataset = 'mid' AND key = '2024-01-03';
 -- ===== running -> failed: attempts spent (max_attempts 2)
 SELECT key, attempt FROM dataflow.lease('j_mid', 'w1');
 SELECT dataflow.fail(pg_temp.tok('mid', '2024-01-03'), 'disk still full');
@@ -141,6 +141,26 @@ SELECT detail->'retry_in_seconds' AS retry_in FROM dataflow.event WHERE to_statu
  AND key = '1';
 SELECT pg_sleep(1.1);
 SELECT key, attempt FROM dataflow.lease('j_bo', 'w1');
+
+-- exponential backoff with jitter: attempt n waits between backoff_min and
+-- min(backoff_max, backoff_min * 2^(n-1)); the test moves not_before to now to retry at once
+SELECT dataflow.create_dataset('bx', 'int');
+SELECT dataflow.create_job('j_bx', output => 'bx', max_attempts => 5, backoff_min => '10 s', backoff_max => '25 s');
+SELECT dataflow.expect('bx', '1');
+CREATE FUNCTION pg_temp.fail_once() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM dataflow.fail(l.token, 'again') FROM dataflow.lease('j_bx', 'w') l;
+  UPDATE dataflow.chunk SET not_before = now()
+   WHERE dataset_id = (SELECT id FROM dataflow.dataset WHERE name = 'bx');
+END $$;
+SELECT pg_temp.fail_once() FROM generate_series(1, 4);
+SELECT (detail->>'attempt')::int AS attempt, to_status,
+       (detail->>'retry_in_seconds')::numeric BETWEEN 10 AND least(25, 10 * 2 ^ ((detail->>'attempt')::int - 1)) AS within_bounds,
+       CASE WHEN (detail->>'attempt')::int = 1 THEN (detail->>'retry_in_seconds')::numeric = 10 END AS first_is_min
+  FROM dataflow.event WHERE detail->>'reason' = 'fail' AND run_id IN (SELECT run_id FROM dataflow.runs WHERE dataset = 'bx')
+ ORDER BY id;
+-- the fifth failure spends the last attempt
+SELECT dataflow.fail(token, 'last') FROM dataflow.lease('j_bx', 'w');
 
 -- ===== expired lease -> queued (attempts left) via reap(); the token is dead
 SELECT dataflow.create_dataset('ex', 'int');
@@ -238,7 +258,7 @@ SELECT key, from_status, to_status, version, detail->>'reason' AS reason FROM da
  WHERE dataset_id = (SELECT id FROM dataflow.dataset WHERE name = 'rs') AND detail->>'reason' = 'resubmit'
  ORDER BY key::int;
 -- the run that was running when its chunk was resubmitted is superseded and its token is dead
-SELECT status, error FROM dataflow.runs WHERE dataset = 'rs' AND key = '2';
+SELECT status, replace(error, session_user, '<me>') AS error FROM dataflow.runs WHERE dataset = 'rs' AND key = '2';
 SELECT pg_temp.fails(format('SELECT dataflow.complete(%L)', :'tok2')) AS complete_superseded;
 -- a resubmitted chunk is leased at its new version with attempt 1
 SELECT key, version, attempt FROM dataflow.lease('j_rs', 'w1', 20) ORDER BY key;
@@ -290,7 +310,7 @@ SELECT pg_temp.fails($$SELECT dataflow.skip('sk_src', '3', 'x')$$) AS skip_ready
 SELECT key FROM dataflow.lease('j_sk', 'w-sk');
 SELECT dataflow.skip('sk', '1', 'source was empty');
 SELECT * FROM pg_temp.st('sk') WHERE key = '1';
-SELECT status, error FROM dataflow.runs WHERE dataset = 'sk' AND key = '1';
+SELECT status, replace(error, session_user, '<me>') AS error FROM dataflow.runs WHERE dataset = 'sk' AND key = '1';
 
 -- ===== cancel: waiting, queued and running chunks stop; others refuse (55000)
 SELECT dataflow.create_dataset('cn', 'int');
@@ -299,7 +319,7 @@ SELECT dataflow.expect('cn', '1', '3');
 SELECT key FROM dataflow.lease('j_cn', 'w-cn');              -- cn:1 running
 SELECT dataflow.cancel('cn', '1'), dataflow.cancel('cn', '2');
 SELECT * FROM pg_temp.st('cn');
-SELECT status, error FROM dataflow.runs WHERE dataset = 'cn';
+SELECT status, replace(error, session_user, '<me>') AS error FROM dataflow.runs WHERE dataset = 'cn';
 SELECT pg_temp.fails(format('SELECT dataflow.complete(%L)', pg_temp.tok('cn', '1'))) AS complete_cancelled,
        pg_temp.fails($$SELECT dataflow.cancel('cn', '1')$$) AS cancel_cancelled;
 -- cancelled chunks are not leased; resubmit brings them back

@@ -40,11 +40,6 @@ std::string field(PGresult *res, int row, int col) {
     return PQgetisnull(res, row, col) ? std::string() : std::string(PQgetvalue(res, row, col));
 }
 
-nlohmann::json json_field(PGresult *res, int row, int col, nlohmann::json fallback) {
-    if (PQgetisnull(res, row, col)) return fallback;
-    nlohmann::json j = nlohmann::json::parse(PQgetvalue(res, row, col), nullptr, false);
-    return j.is_discarded() ? fallback : j;
-}
 
 }  // namespace
 
@@ -145,8 +140,8 @@ DbStatus Db::lease(const std::string &job, const std::string &worker, int max_ch
         t.version = std::atoi(PQgetvalue(g.res, r, 5));
         t.attempt = std::atoi(PQgetvalue(g.res, r, 6));
         if (!PQgetisnull(g.res, r, 7)) t.output_location = field(g.res, r, 7);
-        t.inputs = json_field(g.res, r, 8, nlohmann::json::array());
-        t.params = json_field(g.res, r, 9, nlohmann::json::object());
+        if (!PQgetisnull(g.res, r, 8)) t.inputs = field(g.res, r, 8);
+        if (!PQgetisnull(g.res, r, 9)) t.params = field(g.res, r, 9);
         t.deadline = field(g.res, r, 10);
         t.lease_seconds = PQgetisnull(g.res, r, 11) ? 0 : std::atof(PQgetvalue(g.res, r, 11));
         tasks->push_back(std::move(t));
@@ -163,11 +158,10 @@ DbStatus Db::heartbeat(const std::string &token, double extend_by, double *lease
 }
 
 DbStatus Db::complete(const std::string &token, const RunResult &result, std::string *outcome) {
-    std::optional<std::string> row_count, info;
+    std::optional<std::string> row_count;
     if (result.row_count) row_count = std::to_string(*result.row_count);
-    if (result.info) info = dump_json(*result.info);
     ResultGuard g;
-    DbStatus st = exec(kCompleteSql, {token, row_count, result.checksum, info, result.location},
+    DbStatus st = exec(kCompleteSql, {token, row_count, result.checksum, result.info, result.location},
                        &g.res);
     if (st.ok && PQntuples(g.res) == 1) *outcome = field(g.res, 0, 0);
     return st;

@@ -1,5 +1,7 @@
 #include "result_file.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -30,12 +32,17 @@ bool parse_row_count(const std::string &text, int64_t *out) {
     return true;
 }
 
-void add_info(RunResult *out, const std::string &key, nlohmann::json value) {
-    if (!out->info) out->info = nlohmann::json::object();
-    (*out->info)[key] = std::move(value);
+void add_info(nlohmann::json *info, const std::string &key, nlohmann::json value) {
+    (*info)[key] = std::move(value);
+}
+
+void set_info(RunResult *out, const nlohmann::json &info) {
+    if (!info.empty())
+        out->info = info.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 bool parse_json_result(const std::string &content, RunResult *out, std::string *error) {
+    nlohmann::json info = nlohmann::json::object();
     nlohmann::json j = nlohmann::json::parse(content, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
         *error = "result file is not a JSON object";
@@ -67,15 +74,17 @@ bool parse_json_result(const std::string &content, RunResult *out, std::string *
                 *error = "result file: info must be a JSON object";
                 return false;
             }
-            for (auto f = v.begin(); f != v.end(); ++f) add_info(out, f.key(), f.value());
+            for (auto f = v.begin(); f != v.end(); ++f) add_info(&info, f.key(), f.value());
         } else {
-            add_info(out, k, v);
+            add_info(&info, k, v);
         }
     }
+    set_info(out, info);
     return true;
 }
 
 bool parse_line_result(const std::string &content, RunResult *out, std::string *error) {
+    nlohmann::json info = nlohmann::json::object();
     std::istringstream in(content);
     std::string line;
     int lineno = 0;
@@ -103,9 +112,10 @@ bool parse_line_result(const std::string &content, RunResult *out, std::string *
         } else if (key == "location") {
             out->location = value;
         } else {
-            add_info(out, key, value);
+            add_info(&info, key, value);
         }
     }
+    set_info(out, info);
     return true;
 }
 

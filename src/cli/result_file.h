@@ -13,15 +13,13 @@
 #include <optional>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 namespace dataflow::cli {
 
 struct RunResult {
     std::optional<int64_t> row_count;
     std::optional<std::string> checksum;
     std::optional<std::string> location;
-    std::optional<nlohmann::json> info;  // always an object when set
+    std::optional<std::string> info;  // JSON object text, when any info was given
 };
 
 // Parses the content of a result file. Returns false and sets *error when the

@@ -1,6 +1,21 @@
 #include "task.h"
 
+#include <nlohmann/json.hpp>
+
 namespace dataflow::cli {
+
+namespace {
+
+// Serialise without ever throwing on bad UTF-8 (STYLE rule 3).
+std::string dump_json(const nlohmann::json &j, int indent = -1) {
+    return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// JSON text from the server, or fallback when it does not parse.
+nlohmann::json parse_or(const std::string &text, nlohmann::json fallback) {
+    nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+    return j.is_discarded() ? fallback : j;
+}
 
 nlohmann::json task_json(const Task &task) {
     nlohmann::json j = {
@@ -12,17 +27,17 @@ nlohmann::json task_json(const Task &task) {
         {"version", task.version},
         {"attempt", task.attempt},
         {"output_location", nullptr},
-        {"inputs", task.inputs},
-        {"params", task.params},
+        {"inputs", parse_or(task.inputs, nlohmann::json::array())},
+        {"params", parse_or(task.params, nlohmann::json::object())},
         {"deadline", task.deadline},
     };
     if (task.output_location) j["output_location"] = *task.output_location;
     return j;
 }
 
-std::string dump_json(const nlohmann::json &j, int indent) {
-    return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
-}
+}  // namespace
+
+std::string task_file_json(const Task &task) { return dump_json(task_json(task), 2) + "\n"; }
 
 std::vector<std::string> child_environment(char **parent_env, const Task &task,
                                            const std::string &task_file,
@@ -47,8 +62,9 @@ std::vector<std::string> child_environment(char **parent_env, const Task &task,
     add("DATAFLOW_VERSION", std::to_string(task.version));
     add("DATAFLOW_ATTEMPT", std::to_string(task.attempt));
     add("DATAFLOW_OUTPUT", task.output_location.value_or(""));
-    add("DATAFLOW_PARAMS", dump_json(task.params));
-    add("DATAFLOW_INPUTS", dump_json(task.inputs));
+    // Compact, as one line, whatever spacing the server used.
+    add("DATAFLOW_PARAMS", dump_json(parse_or(task.params, nlohmann::json::object())));
+    add("DATAFLOW_INPUTS", dump_json(parse_or(task.inputs, nlohmann::json::array())));
     add("DATAFLOW_TASK_FILE", task_file);
     add("DATAFLOW_RESULT_FILE", result_file);
     if (!dsn.empty()) add("DATAFLOW_DSN", dsn);

@@ -7,8 +7,6 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 namespace dataflow::cli {
 
 struct Task {
@@ -20,17 +18,15 @@ struct Task {
     int version = 0;
     int attempt = 0;
     std::optional<std::string> output_location;
-    nlohmann::json inputs = nlohmann::json::array();
-    nlohmann::json params = nlohmann::json::object();
+    std::string inputs = "[]";  // JSON text as the server sent it (jsonb)
+    std::string params = "{}";  // JSON text
     std::string deadline;       // as the server printed it
     double lease_seconds = 0;   // deadline - now() on the database clock
 };
 
-// The task as a JSON object (the content of DATAFLOW_TASK_FILE).
-nlohmann::json task_json(const Task &task);
-
-// Serialise without ever throwing on bad UTF-8 (STYLE rule 3).
-std::string dump_json(const nlohmann::json &j, int indent = -1);
+// The task as one JSON object, indented: the content of DATAFLOW_TASK_FILE.
+// (nlohmann_json stays inside task.cpp and result_file.cpp: it is slow to compile.)
+std::string task_file_json(const Task &task);
 
 // "NAME=value" strings for the child: the caller's environment with every
 // inherited DATAFLOW_* variable replaced by this task's.

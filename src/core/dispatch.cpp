@@ -14,7 +14,9 @@ json parse_or_null(const std::string& text) {
     return j.is_discarded() ? json() : j;
 }
 
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump(const json& j) {
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 std::string status_error(const HttpResponse& r) {
     if (!r.error.empty() && r.status == 0) return r.error;
@@ -88,7 +90,8 @@ Outcome interpret_http_dispatch(const HttpResponse& r) {
     if (r.status < 200 || r.status > 299) return retry(status_error(r));
     json j = json::parse(r.body, nullptr, false);
     if (j.is_discarded() || !j.is_object() || !j.contains("status") || !j["status"].is_string())
-        return retry("HTTP " + std::to_string(r.status) + " without a status in the body: " + body_excerpt(r.body));
+        return retry("HTTP " + std::to_string(r.status) +
+                     " without a status in the body: " + body_excerpt(r.body));
     std::string status = j["status"].get<std::string>();
     Outcome o;
     if (status == "succeeded") {
@@ -108,12 +111,15 @@ Outcome interpret_http_dispatch(const HttpResponse& r) {
     } else if (status == "accepted" || status == "running" || status == "queued") {
         o.kind = Outcome::kAccepted;
     } else {
-        return retry("HTTP " + std::to_string(r.status) + " with unknown status \"" + body_excerpt(status, 60) + "\"");
+        return retry("HTTP " + std::to_string(r.status) + " with unknown status \"" +
+                     body_excerpt(status, 60) + "\"");
     }
     return o;
 }
 
-std::string airflow_dag_run_id(int64_t run_id) { return "dataflow-" + std::to_string(run_id); }
+std::string airflow_dag_run_id(int64_t run_id) {
+    return "dataflow-" + std::to_string(run_id);
+}
 
 std::string url_path_escape(const std::string& s) {
     static const char* hex = "0123456789ABCDEF";
@@ -148,20 +154,22 @@ std::string airflow_parse_token(const HttpResponse& r, std::string* error) {
         return "";
     }
     json j = json::parse(r.body, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("access_token") || !j["access_token"].is_string()) {
+    if (j.is_discarded() || !j.is_object() || !j.contains("access_token") ||
+        !j["access_token"].is_string()) {
         *error = "Airflow /auth/token: no access_token in the response";
         return "";
     }
     return j["access_token"].get<std::string>();
 }
 
-HttpRequest airflow_trigger_request(const AirflowConnection& c, const std::string& dag_id, const Task& task,
-                                    const std::string& bearer) {
+HttpRequest airflow_trigger_request(const AirflowConnection& c, const std::string& dag_id,
+                                    const Task& task, const std::string& bearer) {
     return airflow_trigger_request(c, dag_id, task.run_id, task_json(task), bearer);
 }
 
-HttpRequest airflow_trigger_request(const AirflowConnection& c, const std::string& dag_id, int64_t run_id,
-                                    const std::string& conf_json, const std::string& bearer) {
+HttpRequest airflow_trigger_request(const AirflowConnection& c, const std::string& dag_id,
+                                    int64_t run_id, const std::string& conf_json,
+                                    const std::string& bearer) {
     HttpRequest r = airflow_base_request(c, bearer);
     r.method = "POST";
     r.url = base_api(c) + "/dags/" + url_path_escape(dag_id) + "/dagRuns";
@@ -176,7 +184,8 @@ HttpRequest airflow_poll_request(const AirflowConnection& c, const std::string& 
                                  const std::string& dag_run_id, const std::string& bearer) {
     HttpRequest r = airflow_base_request(c, bearer);
     r.method = "GET";
-    r.url = base_api(c) + "/dags/" + url_path_escape(dag_id) + "/dagRuns/" + url_path_escape(dag_run_id);
+    r.url = base_api(c) + "/dags/" + url_path_escape(dag_id) + "/dagRuns/" +
+            url_path_escape(dag_run_id);
     return r;
 }
 

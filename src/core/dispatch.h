@@ -35,8 +35,8 @@ struct Outcome {
     std::optional<int64_t> row_count;
     std::string checksum, location;
     std::string info_json = "{}";
-    std::string error;     // for kFailed / kRetry
-    bool retry = true;     // for kFailed: may the chunk be retried?
+    std::string error;  // for kFailed / kRetry
+    bool retry = true;  // for kFailed: may the chunk be retried?
     std::string external_id;
 };
 
@@ -49,7 +49,7 @@ Outcome interpret_http_dispatch(const HttpResponse& response);
 
 // ---- Airflow stable REST API (v1: Airflow 2, basic auth; v2: Airflow 3, bearer token)
 struct AirflowConnection {
-    std::string base_url;   // e.g. http://airflow:8080 (no trailing /api)
+    std::string base_url;       // e.g. http://airflow:8080 (no trailing /api)
     std::string auth = "none";  // none | basic | bearer
     std::string username, secret;
     int api_version = 1;
@@ -66,11 +66,12 @@ HttpRequest airflow_token_request(const AirflowConnection& c);
 std::string airflow_parse_token(const HttpResponse& r, std::string* error);
 // POST .../dags/{dag}/dagRuns with conf = task document. `bearer` is used for
 // api_version 2 (or auth = bearer).
-HttpRequest airflow_trigger_request(const AirflowConnection& c, const std::string& dag_id, const Task& task,
-                                    const std::string& bearer);
+HttpRequest airflow_trigger_request(const AirflowConnection& c, const std::string& dag_id,
+                                    const Task& task, const std::string& bearer);
 // The same with the conf given as JSON text (a stored task document).
-HttpRequest airflow_trigger_request(const AirflowConnection& c, const std::string& dag_id, int64_t run_id,
-                                    const std::string& conf_json, const std::string& bearer);
+HttpRequest airflow_trigger_request(const AirflowConnection& c, const std::string& dag_id,
+                                    int64_t run_id, const std::string& conf_json,
+                                    const std::string& bearer);
 // GET .../dags/{dag}/dagRuns/{dag_run_id}
 HttpRequest airflow_poll_request(const AirflowConnection& c, const std::string& dag_id,
                                  const std::string& dag_run_id, const std::string& bearer);

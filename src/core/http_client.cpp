@@ -86,7 +86,8 @@ int HttpClient::on_timer(void* /*multi*/, long timeout_ms, void* client) {
     return 0;
 }
 
-HttpClient::HttpClient(NetPolicy policy, size_t window) : policy_(std::move(policy)), window_(window ? window : 1) {
+HttpClient::HttpClient(NetPolicy policy, size_t window)
+    : policy_(std::move(policy)), window_(window ? window : 1) {
     global_init();
     CURLM* m = curl_multi_init();
     multi_ = m;
@@ -103,7 +104,8 @@ HttpClient::~HttpClient() {
 }
 
 void HttpClient::abort_all() {
-    for (auto& entry : transfers_) curl_multi_remove_handle(static_cast<CURLM*>(multi_), entry.second->easy);
+    for (auto& entry : transfers_)
+        curl_multi_remove_handle(static_cast<CURLM*>(multi_), entry.second->easy);
     transfers_.clear();
 }
 
@@ -132,7 +134,8 @@ std::string HttpClient::start(HttpRequest request) {
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_PROXY, "");  // ignore http_proxy & co. from the environment
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r.connect_timeout_ms > 0 ? r.connect_timeout_ms : 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     r.connect_timeout_ms > 0 ? r.connect_timeout_ms : 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r.timeout_ms > 0 ? r.timeout_ms : 1L);
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(r.max_body));
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &on_body);
@@ -162,7 +165,8 @@ std::string HttpClient::start(HttpRequest request) {
     }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
     t->started = std::chrono::steady_clock::now();
-    if (curl_multi_add_handle(static_cast<CURLM*>(multi_), e) != CURLM_OK) return "curl_multi_add_handle failed";
+    if (curl_multi_add_handle(static_cast<CURLM*>(multi_), e) != CURLM_OK)
+        return "curl_multi_add_handle failed";
     transfers_[e] = std::move(t);
     return "";
 }
@@ -179,7 +183,8 @@ std::vector<WaitSocket> HttpClient::sockets() const {
 
 long HttpClient::timeout_ms() const {
     if (!timer_set_) return -1;
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline_ - std::chrono::steady_clock::now());
     return left.count() < 0 ? 0 : static_cast<long>(left.count()) + 1;
 }
 
@@ -213,7 +218,8 @@ void HttpClient::collect() {
         HttpResponse& resp = t.response;
         long status = 0;
         curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
-        resp.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t.started).count();
+        resp.seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t.started).count();
         if (rc == CURLE_OK) {
             resp.status = status;
         } else if (resp.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
@@ -223,7 +229,9 @@ void HttpClient::collect() {
         } else {
             resp.timed_out = rc == CURLE_OPERATION_TIMEDOUT;
             resp.refused = !t.refusal.empty();
-            resp.error = resp.refused ? t.refusal : (t.errbuf[0] ? std::string(t.errbuf) : curl_easy_strerror(rc));
+            resp.error = resp.refused
+                             ? t.refusal
+                             : (t.errbuf[0] ? std::string(t.errbuf) : curl_easy_strerror(rc));
         }
         curl_multi_remove_handle(m, t.easy);
         finished_.push_back(std::move(resp));
@@ -240,7 +248,8 @@ std::vector<HttpResponse> HttpClient::take_finished() {
 bool HttpClient::poll_once(int max_wait_ms, int extra_fd) {
     std::vector<pollfd> fds;
     for (const WaitSocket& s : sockets())
-        fds.push_back(pollfd{s.fd, static_cast<short>((s.read ? POLLIN : 0) | (s.write ? POLLOUT : 0)), 0});
+        fds.push_back(
+            pollfd{s.fd, static_cast<short>((s.read ? POLLIN : 0) | (s.write ? POLLOUT : 0)), 0});
     if (extra_fd >= 0) fds.push_back(pollfd{extra_fd, POLLIN, 0});
     long wait = timeout_ms();
     if (wait < 0 || wait > max_wait_ms) wait = max_wait_ms;

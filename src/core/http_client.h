@@ -44,12 +44,12 @@ struct HttpRequest {
 
 struct HttpResponse {
     uint64_t tag = 0;
-    long status = 0;        // HTTP status; 0 when no complete response arrived
-    std::string body;       // at most max_body bytes
-    std::string error;      // "" on a complete HTTP exchange, else why it failed
+    long status = 0;    // HTTP status; 0 when no complete response arrived
+    std::string body;   // at most max_body bytes
+    std::string error;  // "" on a complete HTTP exchange, else why it failed
     bool timed_out = false;
-    bool refused = false;   // refused by the address policy
-    bool too_large = false; // body exceeded max_body (status kept, body truncated)
+    bool refused = false;    // refused by the address policy
+    bool too_large = false;  // body exceeded max_body (status kept, body truncated)
     double seconds = 0;
 };
 

@@ -68,7 +68,8 @@ bool embedded_v4(const IpAddress& ip, IpAddress* v4) {
     static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
     static const uint8_t nat64[12] = {0x00, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0};
     if (!ip.v6) return false;
-    if (std::memcmp(ip.bytes, mapped, 12) != 0 && std::memcmp(ip.bytes, nat64, 12) != 0) return false;
+    if (std::memcmp(ip.bytes, mapped, 12) != 0 && std::memcmp(ip.bytes, nat64, 12) != 0)
+        return false;
     *v4 = IpAddress{};
     std::memcpy(v4->bytes, ip.bytes + 12, 4);
     return true;
@@ -132,7 +133,8 @@ std::string special_range(const IpAddress& ip) {
         parse_ip(r.base, &base);
         if (prefix_match(ip, base, r.prefix)) return r.why;
     }
-    if (!ip.v6 && ip.bytes[0] == 255 && ip.bytes[1] == 255 && ip.bytes[2] == 255 && ip.bytes[3] == 255)
+    if (!ip.v6 && ip.bytes[0] == 255 && ip.bytes[1] == 255 && ip.bytes[2] == 255 &&
+        ip.bytes[3] == 255)
         return "broadcast (255.255.255.255)";
     return "";
 }
@@ -155,7 +157,8 @@ bool NetPolicy::parse(const std::string& allow, NetPolicy* out, std::string* err
             if (slash != std::string::npos) {
                 std::string bits = entry.substr(slash + 1);
                 if (bits.empty() || bits.size() > 3 ||
-                    !std::all_of(bits.begin(), bits.end(), [](unsigned char c) { return std::isdigit(c); }) ||
+                    !std::all_of(bits.begin(), bits.end(),
+                                 [](unsigned char c) { return std::isdigit(c); }) ||
                     std::stoi(bits) > max) {
                     *error = "invalid prefix length in \"" + entry + "\"";
                     return false;
@@ -206,7 +209,8 @@ bool NetPolicy::host_listed(const std::string& host) const {
     return false;
 }
 
-bool NetPolicy::address_allowed(const IpAddress& ip, const std::string& host, std::string* why) const {
+bool NetPolicy::address_allowed(const IpAddress& ip, const std::string& host,
+                                std::string* why) const {
     std::string special = special_range(ip);
     if (special.empty() || allow_all_) return true;
     IpAddress v4;
@@ -217,7 +221,8 @@ bool NetPolicy::address_allowed(const IpAddress& ip, const std::string& host, st
     }
     if (!host.empty() && host_listed(host)) return true;
     if (why != nullptr)
-        *why = "destination " + ip_to_string(ip) + " is " + special + " and not listed in dataflow.http_allow";
+        *why = "destination " + ip_to_string(ip) + " is " + special +
+               " and not listed in dataflow.http_allow";
     return false;
 }
 
@@ -229,10 +234,13 @@ std::string check_url(const std::string& url, std::string* host) {
     if (!u) return "out of memory";
     if (curl_url_set(u.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) return "malformed URL";
     CurlStr scheme, h;
-    if (curl_url_get(u.get(), CURLUPART_SCHEME, &scheme.p, 0) != CURLUE_OK) return "URL has no scheme";
+    if (curl_url_get(u.get(), CURLUPART_SCHEME, &scheme.p, 0) != CURLUE_OK)
+        return "URL has no scheme";
     std::string s = lower(scheme.p);
-    if (s != "http" && s != "https") return "only http:// and https:// URLs are allowed (got " + s + "://)";
-    if (curl_url_get(u.get(), CURLUPART_HOST, &h.p, 0) != CURLUE_OK || h.p[0] == '\0') return "URL has no host";
+    if (s != "http" && s != "https")
+        return "only http:// and https:// URLs are allowed (got " + s + "://)";
+    if (curl_url_get(u.get(), CURLUPART_HOST, &h.p, 0) != CURLUE_OK || h.p[0] == '\0')
+        return "URL has no host";
     std::string hs = lower(h.p);
     if (hs.size() > 2 && hs.front() == '[' && hs.back() == ']') hs = hs.substr(1, hs.size() - 2);
     if (host != nullptr) *host = hs;

@@ -34,7 +34,8 @@ std::string base64_encode(const std::string& bytes) {
     out.reserve((bytes.size() + 2) / 3 * 4);
     size_t i = 0;
     for (; i + 3 <= bytes.size(); i += 3) {
-        uint32_t v = (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
+        uint32_t v =
+            (uint8_t(bytes[i]) << 16) | (uint8_t(bytes[i + 1]) << 8) | uint8_t(bytes[i + 2]);
         out += kAlphabet[(v >> 18) & 63];
         out += kAlphabet[(v >> 12) & 63];
         out += kAlphabet[(v >> 6) & 63];
@@ -85,7 +86,8 @@ std::string hmac_sha256(const std::string& key, const std::string& message) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-             reinterpret_cast<const unsigned char*>(message.data()), message.size(), md, &len) == nullptr)
+             reinterpret_cast<const unsigned char*>(message.data()), message.size(), md,
+             &len) == nullptr)
         return "";
     return std::string(reinterpret_cast<char*>(md), len);
 }
@@ -95,8 +97,8 @@ bool decode_webhook_secret(const std::string& secret, std::string* key) {
     return !b64.empty() && base64_decode(b64, key) && !key->empty();
 }
 
-std::string webhook_signature(const std::string& secret, const std::string& msg_id, int64_t timestamp,
-                              const std::string& body) {
+std::string webhook_signature(const std::string& secret, const std::string& msg_id,
+                              int64_t timestamp, const std::string& body) {
     std::string key;
     if (!decode_webhook_secret(secret, &key)) return "";
     std::string mac = hmac_sha256(key, msg_id + "." + std::to_string(timestamp) + "." + body);
@@ -104,8 +106,8 @@ std::string webhook_signature(const std::string& secret, const std::string& msg_
     return "v1," + base64_encode(mac);
 }
 
-bool webhook_verify(const std::string& secret, const std::string& msg_id, int64_t timestamp, const std::string& body,
-                    const std::string& signature_header) {
+bool webhook_verify(const std::string& secret, const std::string& msg_id, int64_t timestamp,
+                    const std::string& body, const std::string& signature_header) {
     std::string expected = webhook_signature(secret, msg_id, timestamp, body);
     if (expected.empty()) return false;
     std::istringstream in(signature_header);

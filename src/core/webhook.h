@@ -24,12 +24,12 @@ bool decode_webhook_secret(const std::string& secret, std::string* key);
 
 // The webhook-signature header value, "v1,<base64 HMAC-SHA256 of id.timestamp.body>".
 // Returns "" when the secret is malformed.
-std::string webhook_signature(const std::string& secret, const std::string& msg_id, int64_t timestamp,
-                              const std::string& body);
+std::string webhook_signature(const std::string& secret, const std::string& msg_id,
+                              int64_t timestamp, const std::string& body);
 
 // Verifies a webhook-signature header (space-separated list of "v1,<sig>").
-bool webhook_verify(const std::string& secret, const std::string& msg_id, int64_t timestamp, const std::string& body,
-                    const std::string& signature_header);
+bool webhook_verify(const std::string& secret, const std::string& msg_id, int64_t timestamp,
+                    const std::string& body, const std::string& signature_header);
 
 // Delay before the next attempt after `failed_attempts` failures (1-based):
 // 5 s, 5 min, 30 min, 2 h, 5 h, 10 h; nullopt after the sixth failure (give up).

@@ -20,13 +20,12 @@ extern "C" {
 
 namespace dataflow::pg {
 
-bool run_guarded(void (*fn)(void*), void* arg, char* message, size_t message_size, int* sqlerrcode) noexcept {
+bool run_guarded(void (*fn)(void*), void* arg, char* message, size_t message_size,
+                 int* sqlerrcode) noexcept {
     MemoryContext oldcxt = CurrentMemoryContext;
     volatile bool ok = true;
     PG_TRY();
-    {
-        fn(arg);
-    }
+    { fn(arg); }
     PG_CATCH();
     {
         MemoryContextSwitchTo(oldcxt);
@@ -68,7 +67,8 @@ std::vector<Row> spi_exec(const char* sql, const std::vector<Param>& params) {
         cells = static_cast<char**>(palloc0(sizeof(char*) * nrows * ncols));
         for (uint64 r = 0; r < nrows; ++r)
             for (int c = 0; c < ncols; ++c)
-                cells[r * ncols + c] = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, c + 1);
+                cells[r * ncols + c] =
+                    SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, c + 1);
     });
     std::vector<Row> rows;
     rows.reserve(nrows);
@@ -85,13 +85,20 @@ std::vector<Row> spi_exec(const char* sql, const std::vector<Param>& params) {
 }
 
 Xact::Xact(const char* duty) {
-    pg_guarded([&] {
-        SetCurrentStatementStartTimestamp();
-        StartTransactionCommand();
-        SPI_connect();
-        PushActiveSnapshot(GetTransactionSnapshot());
-        pgstat_report_activity(STATE_RUNNING, duty);
-    });
+    bool started = false;
+    try {
+        pg_guarded([&] {
+            SetCurrentStatementStartTimestamp();
+            StartTransactionCommand();
+            started = true;
+            SPI_connect();
+            PushActiveSnapshot(GetTransactionSnapshot());
+            pgstat_report_activity(STATE_RUNNING, duty);
+        });
+    } catch (const PgError&) {
+        if (started) abort();  // a throwing constructor runs no destructor
+        throw;
+    }
     open_ = true;
 }
 
@@ -107,13 +114,22 @@ void Xact::commit() {
 }
 
 Xact::~Xact() {
-    if (!open_) return;
+    if (open_) abort();
+}
+
+void Xact::abort() noexcept {
+    open_ = false;
     char message[256];
     int code = 0;
     // Aborting releases SPI, snapshots and locks; it is not expected to fail,
     // and if it does there is nothing better to do than to log it.
-    if (!run_guarded([](void*) { AbortCurrentTransaction(); }, nullptr, message, sizeof message, &code))
-        log(Level::kWarning, std::string("pg_dataflow worker: abort failed: ") + message);
+    if (!run_guarded([](void*) { AbortCurrentTransaction(); }, nullptr, message, sizeof message,
+                     &code)) {
+        try {
+            log(Level::kWarning, std::string("pg_dataflow worker: abort failed: ") + message);
+        } catch (...) {
+        }
+    }
     report_activity("idle", true);
 }
 
@@ -126,10 +142,12 @@ void log(Level level, const std::string& message) noexcept {
         int elevel;
         const char* m;
     } arg{elevel, m};
-    run_guarded([](void* p) {
-        auto* a = static_cast<Arg*>(p);
-        ereport(a->elevel, (errmsg_internal("%s", a->m)));
-    }, &arg, ignored, sizeof ignored, &code);
+    run_guarded(
+        [](void* p) {
+            auto* a = static_cast<Arg*>(p);
+            ereport(a->elevel, (errmsg_internal("%s", a->m)));
+        },
+        &arg, ignored, sizeof ignored, &code);
 }
 
 void report_activity(const char* what, bool idle) noexcept {
@@ -139,10 +157,12 @@ void report_activity(const char* what, bool idle) noexcept {
         const char* what;
         bool idle;
     } arg{what, idle};
-    run_guarded([](void* p) {
-        auto* a = static_cast<Arg*>(p);
-        pgstat_report_activity(a->idle ? STATE_IDLE : STATE_RUNNING, a->what);
-    }, &arg, ignored, sizeof ignored, &code);
+    run_guarded(
+        [](void* p) {
+            auto* a = static_cast<Arg*>(p);
+            pgstat_report_activity(a->idle ? STATE_IDLE : STATE_RUNNING, a->what);
+        },
+        &arg, ignored, sizeof ignored, &code);
 }
 
 }  // namespace dataflow::pg

@@ -22,7 +22,8 @@ namespace dataflow::pg {
 
 class PgError : public std::runtime_error {
 public:
-    PgError(const std::string& message, int sqlerrcode) : std::runtime_error(message), sqlerrcode_(sqlerrcode) {}
+    PgError(const std::string& message, int sqlerrcode)
+        : std::runtime_error(message), sqlerrcode_(sqlerrcode) {}
     int sqlerrcode() const { return sqlerrcode_; }
 
 private:
@@ -31,7 +32,8 @@ private:
 
 // Implementation detail of pg_guarded: runs fn(arg) under PG_TRY. Returns true
 // on success; on a Postgres error fills message/sqlerrcode and returns false.
-bool run_guarded(void (*fn)(void*), void* arg, char* message, size_t message_size, int* sqlerrcode) noexcept;
+bool run_guarded(void (*fn)(void*), void* arg, char* message, size_t message_size,
+                 int* sqlerrcode) noexcept;
 
 template <typename F>
 void pg_guarded(F&& f) {
@@ -61,6 +63,7 @@ public:
     void commit();
 
 private:
+    void abort() noexcept;
     bool open_ = false;
 };
 

@@ -1,8 +1,8 @@
 // Definitions of the dataflow.* GUCs.
 // C++ and project headers first: Postgres macros must not leak into them, and
 // src/core headers refuse to be included after postgres.h.
-#include "core/net_policy.h"
 #include "pg/settings.h"
+#include "core/net_policy.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wregister"
@@ -13,7 +13,6 @@ extern "C" {
 #include "utils/guc.h"
 }
 #pragma GCC diagnostic pop
-
 
 namespace dataflow::settings {
 namespace {
@@ -50,36 +49,47 @@ bool check_http_allow(char** newval, void** extra, GucSource source) {
 }  // namespace
 
 void define() {
-    DefineCustomStringVariable("dataflow.database", "Database in which the pg_dataflow background worker runs.",
-                               nullptr, &database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
-    DefineCustomBoolVariable("dataflow.enabled", "Whether the pg_dataflow background worker does any work.",
-                             "When off, the worker stays connected but idle.", &enabled, true, PGC_SIGHUP, 0,
-                             nullptr, nullptr, nullptr);
-    DefineCustomIntVariable("dataflow.naptime", "Longest sleep of the background worker between passes.",
-                            "The worker also wakes at once when a transaction that created work commits.",
-                            &naptime_ms, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
-    DefineCustomIntVariable("dataflow.http_concurrency", "Most HTTP requests the worker has in flight at once.",
-                            nullptr, &http_concurrency, 64, 1, 1024, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-    DefineCustomIntVariable("dataflow.http_connect_timeout", "Connect timeout of the worker's HTTP requests.",
-                            "Connections listed with their own timeouts use those.", &http_connect_timeout_ms,
-                            5000, 100, 600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("dataflow.database",
+                               "Database in which the pg_dataflow background worker runs.", nullptr,
+                               &database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable("dataflow.enabled",
+                             "Whether the pg_dataflow background worker does any work.",
+                             "When off, the worker stays connected but idle.", &enabled, true,
+                             PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "dataflow.naptime", "Longest sleep of the background worker between passes.",
+        "The worker also wakes at once when a transaction that created work commits.", &naptime_ms,
+        1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "dataflow.http_concurrency", "Most HTTP requests the worker has in flight at once.",
+        nullptr, &http_concurrency, 64, 1, 1024, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "dataflow.http_connect_timeout", "Connect timeout of the worker's HTTP requests.",
+        "Connections listed with their own timeouts use those.", &http_connect_timeout_ms, 5000,
+        100, 600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("dataflow.http_timeout", "Total timeout of the worker's HTTP requests.",
-                            "Counted from the start of the request, connection included.", &http_timeout_ms, 30000,
-                            100, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+                            "Counted from the start of the request, connection included.",
+                            &http_timeout_ms, 30000, 100, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
+                            nullptr, nullptr, nullptr);
     DefineCustomStringVariable(
         "dataflow.http_allow", "Private destinations the worker may reach over HTTP.",
-        "Comma-separated CIDRs (10.0.0.0/8), host names (airflow.internal), domain suffixes (.corp.example) "
-        "or *. Loopback, private, link-local and other special addresses are refused unless listed.",
+        "Comma-separated CIDRs (10.0.0.0/8), host names (airflow.internal), domain suffixes "
+        "(.corp.example) "
+        "or *. Loopback, private, link-local and other special addresses are refused unless "
+        "listed.",
         &http_allow, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, check_http_allow, nullptr, nullptr);
-    DefineCustomIntVariable("dataflow.http_max_body", "Largest HTTP response body the worker reads.", nullptr,
-                            &http_max_body, 1024 * 1024, 1024, 256 * 1024 * 1024, PGC_SIGHUP, GUC_UNIT_BYTE, nullptr,
-                            nullptr, nullptr);
-    DefineCustomIntVariable("dataflow.poll_interval", "How often the worker polls each external run (Airflow).",
-                            nullptr, &poll_interval_ms, 10000, 100, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
-                            nullptr, nullptr);
+    DefineCustomIntVariable("dataflow.http_max_body",
+                            "Largest HTTP response body the worker reads.", nullptr, &http_max_body,
+                            1024 * 1024, 1024, 256 * 1024 * 1024, PGC_SIGHUP, GUC_UNIT_BYTE,
+                            nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("dataflow.poll_interval",
+                            "How often the worker polls each external run (Airflow).", nullptr,
+                            &poll_interval_ms, 10000, 100, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
+                            nullptr, nullptr, nullptr);
     DefineCustomIntVariable("dataflow.retention", "How long finished webhook deliveries are kept.",
-                            "Also passed to dataflow.prune() when it exists.", &retention_s, 30 * 24 * 3600, 60,
-                            INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+                            "Also passed to dataflow.prune() when it exists.", &retention_s,
+                            30 * 24 * 3600, 60, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr,
+                            nullptr);
     MarkGUCPrefixReserved("dataflow");
 }
 

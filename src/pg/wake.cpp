@@ -65,11 +65,8 @@ void on_xact(XactEvent event, void*) {
             wake_at_commit = false;
             break;
         case XACT_EVENT_ABORT:
-        case XACT_EVENT_PARALLEL_ABORT:
-            wake_at_commit = false;
-            break;
-        default:
-            break;
+        case XACT_EVENT_PARALLEL_ABORT: wake_at_commit = false; break;
+        default: break;
     }
 }
 

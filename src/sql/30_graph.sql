@@ -14,7 +14,10 @@ BEGIN
     RETURN;
   END IF;
   -- expect() computes latest-waits under the same lock, so neither side misses the other.
-  IF p_new > p_old AND EXISTS (SELECT FROM dataflow.latest_wait w WHERE w.dataset_id = p_dataset) THEN
+  -- (Decided on the job graph, not on visible latest_wait rows: an expect() in flight has
+  -- uncommitted ones, and must be waited for, or its consumers would wait forever.)
+  IF p_new > p_old AND EXISTS (SELECT FROM dataflow.job_input ji
+                                WHERE ji.dataset_id = p_dataset AND ji.mapping = 'latest') THEN
     PERFORM pg_advisory_xact_lock(7406, p_dataset);
   END IF;
   IF p_new > p_old AND EXISTS (SELECT FROM dataflow.job_input ji

@@ -47,8 +47,14 @@ BEGIN
 
   -- Lock the chunks that already exist, so an input completing concurrently
   -- either finishes before we read its status or sees our dep edges after.
-  PERFORM 1 FROM dataflow.chunk c JOIN pg_temp._df_want w ON w.dataset_id = c.dataset_id AND w.key = c.key
-   ORDER BY c.id FOR SHARE OF c;
+  -- They are marked 'existing': any other input chunk this call does not create was inserted
+  -- by a concurrent transaction (see the recount below).
+  WITH locked AS (
+    SELECT c.dataset_id, c.key
+      FROM dataflow.chunk c JOIN pg_temp._df_want w ON w.dataset_id = c.dataset_id AND w.key = c.key
+     ORDER BY c.id FOR SHARE OF c)
+  UPDATE pg_temp._df_want w SET status = 'existing'
+    FROM locked l WHERE w.dataset_id = l.dataset_id AND w.key = l.key;
   -- The same for `latest` inputs: propagation of those datasets takes this lock too.
   FOR lat IN SELECT DISTINCT ji.dataset_id
                FROM dataflow.job_input ji JOIN dataflow.job j ON j.id = ji.job_id
@@ -116,6 +122,34 @@ BEGIN
    WHERE w.chunk_id IS NOT NULL
      AND NOT EXISTS (SELECT FROM dataflow.chunk lc
                       WHERE lc.dataset_id = jl.dataset_id AND dataflow._level(lc.status) >= jl.need);
+
+  -- An input chunk that a concurrent register() (or expect()) inserted while this call ran was
+  -- invisible to the counts above, and its propagation could not see our dep edges: lock such
+  -- chunks and recount their new consumers, or those would wait forever.
+  IF EXISTS (SELECT FROM pg_temp._df_want w WHERE w.chunk_id IS NULL AND w.status IS NULL) THEN
+    PERFORM 1 FROM dataflow.chunk c JOIN pg_temp._df_want w ON w.dataset_id = c.dataset_id AND w.key = c.key
+     WHERE w.chunk_id IS NULL AND w.status IS NULL
+     ORDER BY c.id FOR SHARE OF c;
+    WITH cons AS (
+      SELECT DISTINCT dp.consumer
+        FROM pg_temp._df_want w
+        JOIN dataflow.chunk c ON c.dataset_id = w.dataset_id AND c.key = w.key
+        JOIN dataflow.dep dp ON dp.input = c.id
+       WHERE w.chunk_id IS NULL AND w.status IS NULL
+    ), cnt AS (
+      SELECT cons.consumer,
+             (SELECT count(*) FROM dataflow.dep dp JOIN dataflow.chunk i ON i.id = dp.input
+               WHERE dp.consumer = cons.consumer AND dataflow._level(i.status) < dp.need)
+           + (SELECT count(*) FROM dataflow.latest_wait lw WHERE lw.consumer = cons.consumer) AS n
+        FROM cons JOIN pg_temp._df_want nw ON nw.chunk_id = cons.consumer
+    ), upd AS (
+      UPDATE dataflow.chunk c
+         SET unmet = cnt.n, status = CASE WHEN cnt.n = 0 THEN 'queued' ELSE 'waiting' END
+        FROM cnt WHERE c.id = cnt.consumer AND c.unmet <> cnt.n
+      RETURNING c.id, c.status
+    )
+    UPDATE pg_temp._df_want w SET status = upd.status FROM upd WHERE w.chunk_id = upd.id;
+  END IF;
 
   INSERT INTO dataflow.event (dataset_id, chunk_id, key, version, from_status, to_status, actor, detail)
   SELECT w.dataset_id, w.chunk_id, w.key, 1, NULL, w.status, actor,

@@ -144,10 +144,14 @@ BEGIN
   IF p_token IS NULL THEN
     RAISE EXCEPTION 'token must not be NULL' USING ERRCODE = '22004';
   END IF;
-  SELECT * INTO r FROM dataflow.run WHERE token = p_token FOR UPDATE;
+  SELECT * INTO r FROM dataflow.run WHERE token = p_token;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'no lease has this token' USING ERRCODE = '42704';
   END IF;
+  -- Lock the chunk before the run, the order resubmit, cancel and skip take them in, so a
+  -- worker's transaction (heartbeat ... complete) and an operator never deadlock.
+  PERFORM 1 FROM dataflow.chunk WHERE id = r.chunk_id FOR UPDATE;
+  SELECT * INTO r FROM dataflow.run WHERE token = p_token FOR UPDATE;
   IF r.status <> 'running' THEN
     RAISE EXCEPTION 'lease of run % is no longer live: the run is %', r.id, r.status
       USING ERRCODE = '55000',
@@ -297,6 +301,10 @@ BEGIN
      LIMIT 10000
        FOR UPDATE SKIP LOCKED
   LOOP
+    -- The chunk is locked after the run here (against the usual order): never wait for it,
+    -- leave a busy chunk to the next reap.
+    PERFORM 1 FROM dataflow.chunk WHERE id = r.chunk_id FOR UPDATE SKIP LOCKED;
+    CONTINUE WHEN NOT FOUND;
     UPDATE dataflow.run
        SET status = 'expired', finished_at = now(),
            error = 'lease expired at ' || r.deadline || ' without a heartbeat from ' || r.worker

@@ -24,7 +24,9 @@ constexpr auto kPruneEvery = 1h;
 constexpr auto kAirflowScanEvery = 1s;
 constexpr auto kBearerLifetime = 20min;
 
-std::string col(const Row& r, size_t i) { return i < r.size() && r[i] ? *r[i] : std::string(); }
+std::string col(const Row& r, size_t i) {
+    return i < r.size() && r[i] ? *r[i] : std::string();
+}
 long col_long(const Row& r, size_t i, long fallback) {
     std::string s = col(r, i);
     if (s.empty()) return fallback;
@@ -47,7 +49,8 @@ void warn(const std::string& what, const std::exception& e) {
 
 }  // namespace
 
-Engine::Engine(const settings::Snapshot& cfg) : cfg_(cfg), http_(NetPolicy(), cfg.http_concurrency) {
+Engine::Engine(const settings::Snapshot& cfg)
+    : cfg_(cfg), http_(NetPolicy(), cfg.http_concurrency) {
     reconfigure(cfg);
 }
 
@@ -73,18 +76,21 @@ bool Engine::check_extension() {
     try {
         Xact x("pg_dataflow: checking for the extension");
         auto rows = spi_exec(
-            "SELECT NOT pg_catalog.pg_is_in_recovery() AND EXISTS (SELECT FROM pg_catalog.pg_extension "
-            "WHERE extname = 'pg_dataflow') AND pg_catalog.to_regprocedure('dataflow._worker_jobs()') IS NOT NULL, "
+            "SELECT NOT pg_catalog.pg_is_in_recovery() AND EXISTS (SELECT FROM "
+            "pg_catalog.pg_extension "
+            "WHERE extname = 'pg_dataflow') AND "
+            "pg_catalog.to_regprocedure('dataflow._worker_jobs()') IS NOT NULL, "
             "pg_catalog.to_regprocedure('dataflow.schedule()') IS NOT NULL, "
-            "pg_catalog.to_regprocedure('dataflow.prune()') IS NOT NULL");
+            "pg_catalog.to_regprocedure('dataflow.prune(interval)') IS NOT NULL");
         x.commit();
         bool was = present_;
         present_ = !rows.empty() && col(rows[0], 0) == "t";
         has_schedule_ = present_ && col(rows[0], 1) == "t";
         has_prune_ = present_ && col(rows[0], 2) == "t";
         if (present_ != was)
-            pg::log(pg::Level::kLog, present_ ? "pg_dataflow worker: extension found, starting duties"
-                                              : "pg_dataflow worker: extension absent, idling");
+            pg::log(pg::Level::kLog, present_
+                                         ? "pg_dataflow worker: extension found, starting duties"
+                                         : "pg_dataflow worker: extension absent, idling");
     } catch (const PgError& e) {
         present_ = false;
         warn("checking for the extension", e);
@@ -104,7 +110,10 @@ bool Engine::pass(bool woken) {
     record();
     periodic();
     auto now = Clock::now();
-    bool claim = woken || recorded_ || now >= next_due_ ||
+    // Finished requests free slots; refill in batches (a quarter of the window)
+    // rather than one claim transaction per completion.
+    bool refill = recorded_ && (budget() * 4 >= http_.window() || http_.in_flight() == 0);
+    bool claim = woken || refill || now >= next_due_ ||
                  now >= last_claim_ + std::chrono::milliseconds(cfg_.naptime_ms);
     if (claim || more_dispatch_) dispatch();
     if (now >= next_airflow_) airflow();
@@ -136,7 +145,8 @@ long Engine::sleep_ms() const {
     if (curl >= 0 && curl < ms) ms = curl;
     if (present_) {
         auto until = std::min({next_reap_, next_airflow_, next_due_}) - Clock::now();
-        long due = static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(until).count());
+        long due =
+            static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(until).count());
         if (due < ms) ms = due < 0 ? 0 : due;
     }
     return ms;
@@ -162,7 +172,9 @@ void Engine::periodic() {
             Xact x("pg_dataflow: pruning history");
             spi_exec("SELECT dataflow._worker_prune(pg_catalog.make_interval(secs => $1::integer))",
                      {std::to_string(cfg_.retention_s)});
-            if (has_prune_) spi_exec("SELECT dataflow.prune()");
+            if (has_prune_)
+                spi_exec("SELECT dataflow.prune(pg_catalog.make_interval(secs => $1::integer))",
+                         {std::to_string(cfg_.retention_s)});
             x.commit();
         }
     } catch (const PgError& e) {
@@ -173,7 +185,8 @@ void Engine::periodic() {
 
 void Engine::start(HttpRequest request, Pending pending) {
     if (pending.kind == Pending::kDelivery) busy_deliveries_.insert(pending.id);
-    if (pending.kind != Pending::kDelivery && pending.kind != Pending::kAirflowToken) busy_runs_.insert(pending.id);
+    if (pending.kind != Pending::kDelivery && pending.kind != Pending::kAirflowToken)
+        busy_runs_.insert(pending.id);
     if (http_.free_slots() == 0) {
         backlog_.emplace_back(std::move(request), std::move(pending));
         return;
@@ -222,7 +235,8 @@ void Engine::dispatch() {
                 break;
             }
             auto tasks = spi_exec(
-                "SELECT run_id, token, job, dataset, key, version, attempt, output_location, inputs::text, "
+                "SELECT run_id, token, job, dataset, key, version, attempt, output_location, "
+                "inputs::text, "
                 "params::text, deadline::text FROM dataflow._worker_claim($1, $2::integer)",
                 {col(j, 0), std::to_string(std::min<size_t>(room, 1000))});
             bool airflow = col(j, 1) == "airflow";
@@ -248,7 +262,8 @@ void Engine::dispatch() {
                 task.inputs_json = col(t, 8);
                 task.params_json = col(t, 9);
                 task.deadline = col(t, 10);
-                Send s{HttpRequest(), Pending{Pending::kHttpDispatch, task.run_id, task.token, "", 0}, c, airflow};
+                Send s{HttpRequest(),
+                       Pending{Pending::kHttpDispatch, task.run_id, task.token, "", 0}, c, airflow};
                 if (airflow) {
                     s.pending.kind = Pending::kAirflowTrigger;
                     std::string bearer = c.api_version >= 2 && c.auth == "bearer" ? c.secret : "";
@@ -258,7 +273,8 @@ void Engine::dispatch() {
                     r.method = "POST";
                     r.url = c.base_url;
                     r.body = task_json(task);
-                    r.headers = {{"Content-Type", "application/json"}, {"Accept", "application/json"}};
+                    r.headers = {{"Content-Type", "application/json"},
+                                 {"Accept", "application/json"}};
                     if (c.auth == "basic") {
                         r.basic_auth = true;
                         r.username = c.username;
@@ -405,11 +421,13 @@ void Engine::deliver() {
 }
 
 void Engine::worker_record(const std::string& token, const Outcome& o, const char* kind) {
-    auto rows = spi_exec("SELECT dataflow._worker_record($1::uuid, $2, $3::bigint, $4, $5::jsonb, $6, $7, $8::boolean)",
-                         {token, std::string(kind), o.row_count ? Param(std::to_string(*o.row_count)) : Param(),
-                          o.checksum.empty() ? Param() : Param(o.checksum), Param(o.info_json),
-                          o.location.empty() ? Param() : Param(o.location),
-                          o.error.empty() ? Param() : Param(o.error), Param(o.retry ? "true" : "false")});
+    auto rows = spi_exec(
+        "SELECT dataflow._worker_record($1::uuid, $2, $3::bigint, $4, $5::jsonb, $6, $7, "
+        "$8::boolean)",
+        {token, std::string(kind), o.row_count ? Param(std::to_string(*o.row_count)) : Param(),
+         o.checksum.empty() ? Param() : Param(o.checksum), Param(o.info_json),
+         o.location.empty() ? Param() : Param(o.location),
+         o.error.empty() ? Param() : Param(o.error), Param(o.retry ? "true" : "false")});
     if (!rows.empty() && rows[0][0])
         pg::log(pg::Level::kLog, "pg_dataflow worker: result not recorded: " + *rows[0][0]);
 }
@@ -435,7 +453,8 @@ void Engine::record_one(const HttpResponse& resp, const Pending& p) {
             if (o.kind == Outcome::kSucceeded) worker_record(p.token, o, "succeeded");
             if (o.kind == Outcome::kFailed) worker_record(p.token, o, "failed");
             if (o.kind == Outcome::kPending) worker_record(p.token, o, "pending");
-            if (o.kind == Outcome::kRetry) pg::log(pg::Level::kLog, "pg_dataflow worker: " + o.error);
+            if (o.kind == Outcome::kRetry)
+                pg::log(pg::Level::kLog, "pg_dataflow worker: " + o.error);
             break;
         }
         case Pending::kAirflowToken: {
@@ -463,14 +482,18 @@ void Engine::record_one(const HttpResponse& resp, const Pending& p) {
         case Pending::kDelivery: {
             bool ok = resp.error.empty() && resp.status >= 200 && resp.status <= 299;
             std::string error;
-            if (!ok) error = resp.status ? "HTTP " + std::to_string(resp.status) + ": " + body_excerpt(resp.body)
-                                         : resp.error;
+            if (!ok)
+                error = resp.status
+                            ? "HTTP " + std::to_string(resp.status) + ": " + body_excerpt(resp.body)
+                            : resp.error;
             if (!ok && error.empty()) error = "failed";
             auto retry = ok ? std::nullopt : webhook_retry_delay_seconds(p.attempts + 1);
-            spi_exec("SELECT dataflow._delivery_result($1::bigint, $2::integer, $3, $4::integer, $5::integer)",
-                     {std::to_string(p.id), resp.status ? Param(std::to_string(resp.status)) : Param(),
-                      ok ? Param() : Param(error), retry ? Param(std::to_string(*retry)) : Param(),
-                      std::to_string(static_cast<long>(resp.seconds * 1000))});
+            spi_exec(
+                "SELECT dataflow._delivery_result($1::bigint, $2::integer, $3, $4::integer, "
+                "$5::integer)",
+                {std::to_string(p.id), resp.status ? Param(std::to_string(resp.status)) : Param(),
+                 ok ? Param() : Param(error), retry ? Param(std::to_string(*retry)) : Param(),
+                 std::to_string(static_cast<long>(resp.seconds * 1000))});
             break;
         }
     }
@@ -488,8 +511,10 @@ void Engine::record() {
     if (done.empty()) return;
     recorded_ = true;
     for (auto& d : done) {
-        if (d.second.kind == Pending::kDelivery) busy_deliveries_.erase(d.second.id);
-        else if (d.second.kind != Pending::kAirflowToken) busy_runs_.erase(d.second.id);
+        if (d.second.kind == Pending::kDelivery)
+            busy_deliveries_.erase(d.second.id);
+        else if (d.second.kind != Pending::kAirflowToken)
+            busy_runs_.erase(d.second.id);
     }
     try {
         Xact x("pg_dataflow: recording results");

@@ -37,7 +37,6 @@ PGDLLEXPORT void df_worker_main(Datum arg);
 }
 #pragma GCC diagnostic pop
 
-
 namespace dataflow::worker {
 namespace {
 
@@ -76,7 +75,8 @@ bool wait(const std::vector<WaitSocket>& sockets, long timeout_ms, std::vector<R
         AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
         AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
         for (int i = 0; i < n; ++i) {
-            uint32 mask = (socks[i].read ? WL_SOCKET_READABLE : 0) | (socks[i].write ? WL_SOCKET_WRITEABLE : 0);
+            uint32 mask = (socks[i].read ? WL_SOCKET_READABLE : 0) |
+                          (socks[i].write ? WL_SOCKET_WRITEABLE : 0);
             AddWaitEventToSet(set, mask, socks[i].fd, nullptr, nullptr);
         }
         fired = WaitEventSetWait(set, timeout_ms, ev, n + 2, PG_WAIT_EXTENSION);
@@ -100,8 +100,10 @@ void loop() {
         handle_interrupts(engine);
         if (ShutdownRequestPending) break;
         bool active = engine.pass(woken);
-        pg::report_activity(active ? "pg_dataflow: waiting for work" : "pg_dataflow: idle (extension absent or "
-                                                                       "disabled)", true);
+        pg::report_activity(active ? "pg_dataflow: waiting for work"
+                                   : "pg_dataflow: idle (extension absent or "
+                                     "disabled)",
+                            true);
         long timeout = active ? engine.sleep_ms() : settings::current().naptime_ms;
         std::vector<Ready> ready;
         woken = wait(engine.http().sockets(), timeout, &ready);
@@ -135,9 +137,11 @@ int run() noexcept {
         dataflow::worker::loop();
         return 0;
     } catch (const std::exception& e) {
-        dataflow::pg::log(dataflow::pg::Level::kWarning, std::string("pg_dataflow worker: fatal: ") + e.what());
+        dataflow::pg::log(dataflow::pg::Level::kWarning,
+                          std::string("pg_dataflow worker: fatal: ") + e.what());
     } catch (...) {
-        dataflow::pg::log(dataflow::pg::Level::kWarning, "pg_dataflow worker: fatal: unknown exception");
+        dataflow::pg::log(dataflow::pg::Level::kWarning,
+                          "pg_dataflow worker: fatal: unknown exception");
     }
     return 1;
 }
@@ -149,7 +153,8 @@ void df_worker_main(Datum) {
     // CHECK_FOR_INTERRUPTS. FATAL exits the process without a longjmp.
     pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
-    BackgroundWorkerInitializeConnection(GetConfigOption("dataflow.database", false, false), nullptr, 0);
+    BackgroundWorkerInitializeConnection(GetConfigOption("dataflow.database", false, false),
+                                         nullptr, 0);
     pgstat_report_appname("pg_dataflow worker");
     dataflow::wake::attach();
     int code = run();

@@ -10,7 +10,7 @@
 # compiled here from src/cli.
 
 CLI_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-# shellcheck source=../../scripts/lib.sh
+# shellcheck source=scripts/lib.sh
 . "$CLI_ROOT/scripts/lib.sh"
 
 CLI_FAILED=0

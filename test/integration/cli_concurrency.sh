@@ -2,6 +2,7 @@
 # --concurrency N really runs N commands at once, never more, and keeps all N
 # slots busy until the queue is empty; heartbeats keep short leases alive.
 set -uo pipefail
+# shellcheck source=test/integration/cli_common.bash
 . "$(dirname "$0")/cli_common.bash"
 cli_setup
 cli_flow 9 2

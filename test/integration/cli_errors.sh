@@ -3,6 +3,7 @@
 # a command that is missing (127) or not executable (126) is refused before
 # any lease, so no chunk is touched.
 set -uo pipefail
+# shellcheck source=test/integration/cli_common.bash
 . "$(dirname "$0")/cli_common.bash"
 cli_setup
 cli_flow 3 2

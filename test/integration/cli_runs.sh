@@ -4,6 +4,7 @@
 # retried up to max_attempts, exit statuses 0/3, --once, a command that records
 # its own outcome with DATAFLOW_TOKEN, a malformed result file.
 set -uo pipefail
+# shellcheck source=test/integration/cli_common.bash
 . "$(dirname "$0")/cli_common.bash"
 cli_setup
 cli_flow 6 2

@@ -6,6 +6,7 @@
 # lost while the command runs (operator cancel) stops the command; SIGHUP acts
 # as SIGTERM; a dataflow-run killed outright takes its command down with it.
 set -uo pipefail
+# shellcheck source=test/integration/cli_common.bash
 . "$(dirname "$0")/cli_common.bash"
 cli_setup
 cli_flow 8 3

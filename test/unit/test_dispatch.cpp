@@ -64,8 +64,9 @@ TEST(TaskJson, NeverThrowsOnBadInput) {
 }
 
 TEST(HttpDispatch, TerminalSuccessCarriesResults) {
-    Outcome o = interpret_http_dispatch(
-        resp(200, R"({"status":"succeeded","row_count":123,"checksum":"abc","info":{"x":1},"location":"s3://o/"})"));
+    Outcome o = interpret_http_dispatch(resp(
+        200,
+        R"({"status":"succeeded","row_count":123,"checksum":"abc","info":{"x":1},"location":"s3://o/"})"));
     EXPECT_EQ(o.kind, Outcome::kSucceeded);
     EXPECT_EQ(o.row_count.value(), 123);
     EXPECT_EQ(o.checksum, "abc");
@@ -74,7 +75,8 @@ TEST(HttpDispatch, TerminalSuccessCarriesResults) {
 }
 
 TEST(HttpDispatch, TerminalFailureMayForbidRetry) {
-    Outcome o = interpret_http_dispatch(resp(200, R"({"status":"failed","error":"bad input","retry":false})"));
+    Outcome o = interpret_http_dispatch(
+        resp(200, R"({"status":"failed","error":"bad input","retry":false})"));
     EXPECT_EQ(o.kind, Outcome::kFailed);
     EXPECT_EQ(o.error, "bad input");
     EXPECT_FALSE(o.retry);
@@ -87,7 +89,8 @@ TEST(HttpDispatch, TerminalFailureMayForbidRetry) {
 TEST(HttpDispatch, AcceptedLeavesTheRunToTheEngine) {
     EXPECT_EQ(interpret_http_dispatch(resp(202, "")).kind, Outcome::kAccepted);
     EXPECT_EQ(interpret_http_dispatch(resp(202, "whatever")).kind, Outcome::kAccepted);
-    EXPECT_EQ(interpret_http_dispatch(resp(200, R"({"status":"running"})")).kind, Outcome::kAccepted);
+    EXPECT_EQ(interpret_http_dispatch(resp(200, R"({"status":"running"})")).kind,
+              Outcome::kAccepted);
 }
 
 TEST(HttpDispatch, EverythingElseIsARetryableFailureWithExcerpt) {
@@ -107,7 +110,9 @@ TEST(HttpDispatch, EverythingElseIsARetryableFailureWithExcerpt) {
     EXPECT_EQ(interpret_http_dispatch(big).kind, Outcome::kRetry);
 }
 
-TEST(Airflow, DagRunIdDerivesFromRunId) { EXPECT_EQ(airflow_dag_run_id(42), "dataflow-42"); }
+TEST(Airflow, DagRunIdDerivesFromRunId) {
+    EXPECT_EQ(airflow_dag_run_id(42), "dataflow-42");
+}
 
 TEST(Airflow, V1TriggerUsesBasicAuthAndConf) {
     AirflowConnection c;
@@ -143,7 +148,9 @@ TEST(Airflow, V2UsesBearerTokenFromAuthToken) {
     EXPECT_EQ(json::parse(t.body)["username"], "u");
     EXPECT_FALSE(t.basic_auth);
     std::string err;
-    EXPECT_EQ(airflow_parse_token(resp(201, R"({"access_token":"tok123","token_type":"bearer"})"), &err), "tok123");
+    EXPECT_EQ(
+        airflow_parse_token(resp(201, R"({"access_token":"tok123","token_type":"bearer"})"), &err),
+        "tok123");
     EXPECT_EQ(airflow_parse_token(resp(401, R"({"detail":"no"})"), &err), "");
     EXPECT_NE(err.find("401"), std::string::npos);
     HttpRequest r = airflow_trigger_request(c, "d", sample_task(), "tok123");
@@ -167,9 +174,11 @@ TEST(Airflow, TriggerConflictAdoptsTheExistingRun) {
 }
 
 TEST(Airflow, PollMapsStates) {
-    EXPECT_EQ(airflow_interpret_poll(resp(200, R"({"dag_run_id":"dataflow-1","state":"success"})")).kind,
-              Outcome::kSucceeded);
-    Outcome f = airflow_interpret_poll(resp(200, R"({"dag_run_id":"dataflow-1","state":"failed"})"));
+    EXPECT_EQ(
+        airflow_interpret_poll(resp(200, R"({"dag_run_id":"dataflow-1","state":"success"})")).kind,
+        Outcome::kSucceeded);
+    Outcome f =
+        airflow_interpret_poll(resp(200, R"({"dag_run_id":"dataflow-1","state":"failed"})"));
     EXPECT_EQ(f.kind, Outcome::kFailed);
     EXPECT_NE(f.error.find("dataflow-1"), std::string::npos);
     for (const char* s : {"queued", "running", "restarting", "up_for_retry"})

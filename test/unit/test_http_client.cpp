@@ -43,7 +43,9 @@ public:
         for (auto& t : workers_) t.join();
         close(fd_);
     }
-    std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+    std::string url(const std::string& path) const {
+        return "http://127.0.0.1:" + std::to_string(port_) + path;
+    }
     int port() const { return port_; }
 
 private:
@@ -93,7 +95,8 @@ private:
         } else if (path == "/echo") {
             body = req;
         }
-        std::string out = "HTTP/1.1 " + status + "\r\nContent-Length: " + std::to_string(body.size()) +
+        std::string out = "HTTP/1.1 " + status +
+                          "\r\nContent-Length: " + std::to_string(body.size()) +
                           "\r\nConnection: close\r\n" + extra + "\r\n" + body;
         size_t off = 0;
         while (off < out.size()) {
@@ -250,7 +253,8 @@ TEST(HttpClient, RollingWindowCapsInFlightAndRefillsAsSlotsFree) {
     size_t max_seen = 0;
     auto end = std::chrono::steady_clock::now() + 20s;
     while ((started < 30 || c.in_flight() > 0) && std::chrono::steady_clock::now() < end) {
-        while (started < 30 && c.free_slots() > 0) ASSERT_EQ(c.start(get(s.url("/ok"), started++)), "");
+        while (started < 30 && c.free_slots() > 0)
+            ASSERT_EQ(c.start(get(s.url("/ok"), started++)), "");
         max_seen = std::max(max_seen, c.in_flight());
         if (c.free_slots() == 0) {
             EXPECT_EQ(c.start(get(s.url("/ok"))), "HTTP window full");

@@ -10,7 +10,8 @@ TEST(Webhook, StandardWebhooksReferenceVector) {
     const std::string secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     const std::string id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
     const std::string body = "{\"test\": 2432232314}";
-    EXPECT_EQ(webhook_signature(secret, id, 1614265330, body), "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    EXPECT_EQ(webhook_signature(secret, id, 1614265330, body),
+              "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     // The whsec_ prefix is optional.
     EXPECT_EQ(webhook_signature("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", id, 1614265330, body),
               "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
