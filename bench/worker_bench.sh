@@ -45,8 +45,14 @@ print("(a) commit -> request latency over %d events: p50 %.1f ms, p99 %.1f ms, m
 PY
 
 # (b) M events in one transaction, then time until all are delivered.
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # utime + stime, clock ticks
+wpid=$(wt_worker_pid); w0=$(cpu "$wpid"); r0=$(cpu "$WT_RECEIVER_PID")
 start=$(date +%s.%N)
 wt_sql "SELECT count(dataflow.register('thr', k::text)) FROM generate_series(1, $M) k" >/dev/null
 wt_wait "throughput deliveries" 600 "SELECT count(*) = $M FROM dataflow.deliveries WHERE dataset = 'thr' AND status = 'delivered'"
 end=$(date +%s.%N)
-echo "(b) $M deliveries, 64 in flight: $(echo "scale=1; $M / ($end - $start)" | bc) deliveries/s"
+hz=$(getconf CLK_TCK)
+echo "(b) $M deliveries, 64 in flight: $(echo "scale=1; $M / ($end - $start)" | bc) deliveries/s;" \
+     "CPU seconds: worker $(echo "scale=2; ($(cpu "$wpid") - $w0) / $hz" | bc)," \
+     "receiver $(echo "scale=2; ($(cpu "$WT_RECEIVER_PID") - $r0) / $hz" | bc)," \
+     "wall $(echo "scale=2; $end - $start" | bc)"

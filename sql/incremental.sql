@@ -4,6 +4,7 @@
 -- skipped or taken twice; the task carries the batch keys and the lowest key.
 DROP EXTENSION IF EXISTS pg_dataflow CASCADE;
 CREATE EXTENSION pg_dataflow;
+\set SHOW_CONTEXT never
 SELECT dataflow.create_dataset('arrivals', 'int', location => '/in/{key}') > 0 AS ok;
 SELECT dataflow.create_dataset('facts', 'int') > 0 AS ok;
 SELECT dataflow.create_dataset('dim', 'text') > 0 AS ok;

@@ -3,6 +3,7 @@
 -- version, and graph_dot().
 DROP EXTENSION IF EXISTS pg_dataflow CASCADE;
 CREATE EXTENSION pg_dataflow;
+\set SHOW_CONTEXT never
 -- mask(): hide wall-clock times in evidence text
 CREATE FUNCTION pg_temp.mask(t text) RETURNS text LANGUAGE sql AS $$
   SELECT regexp_replace(regexp_replace(t, '\d{4}-\d\d-\d\d \d\d:\d\d:\d\d( [A-Z+0-9:-]+)?', '<time>', 'g'),

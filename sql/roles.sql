@@ -2,6 +2,7 @@
 -- admin-only; a hostile search_path changes nothing.
 DROP EXTENSION IF EXISTS pg_dataflow CASCADE;
 CREATE EXTENSION pg_dataflow;
+\set SHOW_CONTEXT never
 CREATE FUNCTION pg_temp.can(q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN EXECUTE q; RETURN 'ok';
 EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM; END $$;

@@ -2,6 +2,7 @@
 -- records late events once per chunk version; prune(): bounded history.
 DROP EXTENSION IF EXISTS pg_dataflow CASCADE;
 CREATE EXTENSION pg_dataflow;
+\set SHOW_CONTEXT never
 SELECT dataflow.create_dataset('clicks', 'hour', cadence => '1 hour', lateness => '2 hours') > 0 AS ok;
 SELECT dataflow.create_dataset('clicks_daily', 'date', cadence => '1 day') > 0 AS ok;
 SELECT dataflow.create_dataset('weekly_dump', 'date', cadence => '7 days') > 0 AS ok;

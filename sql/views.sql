@@ -3,6 +3,7 @@
 -- counters must equal a full count of the chunk table.
 DROP EXTENSION IF EXISTS pg_dataflow CASCADE;
 CREATE EXTENSION pg_dataflow;
+\set SHOW_CONTEXT never
 -- counters_ok(): the counter-based view agrees with counting dataflow.chunk
 CREATE FUNCTION pg_temp.counters_ok() RETURNS boolean LANGUAGE sql AS $$
   SELECT NOT EXISTS (

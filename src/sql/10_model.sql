@@ -91,7 +91,7 @@ COMMENT ON TABLE dataflow.job_input IS 'An input of a job and how output keys ma
 -- hence the fillfactor.
 CREATE TABLE dataflow.chunk (
   id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  dataset_id   integer NOT NULL REFERENCES dataflow.dataset (id),
+  dataset_id   integer NOT NULL,          -- no FK: checked per row on bulk inserts; drop_dataset cleans up
   key          text NOT NULL,
   ord          bigint,
   status       text NOT NULL CHECK (status IN ('waiting', 'queued', 'running', 'ready', 'validated',

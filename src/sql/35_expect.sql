@@ -1,6 +1,12 @@
 -- expect(): create the expected chunks of a key range and, walking the job
 -- graph upstream, every input chunk they need (placeholders for sources).
--- Set-based end to end, so a million-key backfill is a handful of statements.
+--
+-- Set-based and linear in the number of chunks it touches: the wanted chunks
+-- and the edges between them are built in two temp tables, one dataset at a
+-- time in topological order (a dataset after all of its consumers), so every
+-- join is between tables whose size the planner knows; dataflow.chunk is only
+-- probed by its (dataset_id, key) key. A million-chunk backfill is a handful
+-- of statements.
 
 CREATE FUNCTION dataflow.expect(dataset text, from_key text, to_key text DEFAULT NULL)
 RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -10,6 +16,7 @@ DECLARE
   actor text := dataflow._actor();
   lat integer;
   bf integer;
+  step record;
 BEGIN
   d := dataflow._dataset_row(dataset);
   IF from_key IS NULL THEN
@@ -25,36 +32,65 @@ BEGIN
   IF to_regclass('pg_temp._df_want') IS NOT NULL THEN
     DROP TABLE pg_temp._df_want;
   END IF;
+  IF to_regclass('pg_temp._df_edge') IS NOT NULL THEN
+    DROP TABLE pg_temp._df_edge;
+  END IF;
+  -- existing_id/level: the chunk as found (and share-locked) before inserting;
+  -- chunk_id: the chunk this call created; status: 'existing', or the new chunk's status.
   CREATE TEMP TABLE _df_want (
-    dataset_id integer NOT NULL, key text NOT NULL, ord bigint, chunk_id bigint, status text
+    dataset_id integer NOT NULL, key text NOT NULL, ord bigint,
+    existing_id bigint, existing_level integer, chunk_id bigint, status text, unmet integer,
+    PRIMARY KEY (dataset_id, key)
+  ) ON COMMIT DROP;
+  CREATE TEMP TABLE _df_edge (
+    c_ds integer NOT NULL, c_key text NOT NULL, i_ds integer NOT NULL, i_key text NOT NULL, need smallint NOT NULL
   ) ON COMMIT DROP;
 
-  -- Every (dataset, key) the range needs, following same/window/rollup inputs upstream.
   INSERT INTO pg_temp._df_want (dataset_id, key, ord)
-  WITH RECURSIVE want(dataset_id, key, ord) AS (
-    SELECT d.id, r.key, r.ord FROM dataflow._key_range(d.key_kind, from_key, to_key, 10000000) r
-    UNION
-    SELECT ji.dataset_id, x.key, x.ord
-      FROM want w
-      JOIN dataflow.job j ON j.output_id = w.dataset_id
+  SELECT d.id, r.key, r.ord FROM dataflow._key_range(d.key_kind, from_key, to_key, 10000000) r;
+
+  -- Walk upstream one (job, input) at a time; a dataset comes after every consumer on the way
+  -- (longest distance from the requested dataset), so its wanted keys are complete when expanded.
+  FOR step IN
+    WITH RECURSIVE up(ds, depth) AS (
+      SELECT d.id, 0
+      UNION ALL
+      SELECT ji.dataset_id, up.depth + 1
+        FROM up JOIN dataflow.job j ON j.output_id = up.ds
+        JOIN dataflow.job_input ji ON ji.job_id = j.id AND ji.mapping IN ('same', 'window', 'rollup')
+       WHERE up.depth < 100
+    )
+    SELECT j.output_id AS out_ds, ji.dataset_id AS in_ds, ji.mapping, ji.lo, ji.hi, ji.need,
+           ind.key_kind AS in_kind
+      FROM (SELECT up.ds, max(up.depth) AS depth FROM up GROUP BY up.ds) o
+      JOIN dataflow.job j ON j.output_id = o.ds
       JOIN dataflow.job_input ji ON ji.job_id = j.id AND ji.mapping IN ('same', 'window', 'rollup')
       JOIN dataflow.dataset ind ON ind.id = ji.dataset_id
-      CROSS JOIN LATERAL dataflow._input_keys(ji.mapping, ind.key_kind, ji.lo, ji.hi, w.key, w.ord) x
-  )
-  SELECT * FROM want;
-  CREATE INDEX ON pg_temp._df_want (dataset_id, key);
+     ORDER BY o.depth, j.output_id, ji.dataset_id
+  LOOP
+    INSERT INTO pg_temp._df_edge (c_ds, c_key, i_ds, i_key, need)
+    SELECT w.dataset_id, w.key, step.in_ds, x.key, step.need
+      FROM pg_temp._df_want w
+     CROSS JOIN LATERAL dataflow._input_keys(step.mapping, step.in_kind, step.lo, step.hi, w.key, w.ord) x
+     WHERE w.dataset_id = step.out_ds;
+    INSERT INTO pg_temp._df_want (dataset_id, key, ord)
+    SELECT DISTINCT step.in_ds, e.i_key, dataflow._key_ord(step.in_kind, e.i_key)
+      FROM pg_temp._df_edge e
+     WHERE e.c_ds = step.out_ds AND e.i_ds = step.in_ds
+    ON CONFLICT DO NOTHING;
+  END LOOP;
   ANALYZE pg_temp._df_want;
+  ANALYZE pg_temp._df_edge;
 
-  -- Lock the chunks that already exist, so an input completing concurrently
+  -- Find and share-lock the chunks that already exist, so an input completing concurrently
   -- either finishes before we read its status or sees our dep edges after.
-  -- They are marked 'existing': any other input chunk this call does not create was inserted
-  -- by a concurrent transaction (see the recount below).
-  WITH locked AS (
-    SELECT c.dataset_id, c.key
-      FROM dataflow.chunk c JOIN pg_temp._df_want w ON w.dataset_id = c.dataset_id AND w.key = c.key
-     ORDER BY c.id FOR SHARE OF c)
-  UPDATE pg_temp._df_want w SET status = 'existing'
-    FROM locked l WHERE w.dataset_id = l.dataset_id AND w.key = l.key;
+  UPDATE pg_temp._df_want w SET existing_id = c.id
+    FROM dataflow.chunk c WHERE c.dataset_id = w.dataset_id AND c.key = w.key;
+  UPDATE pg_temp._df_want w SET existing_level = dataflow._level(l.status), status = 'existing'
+    FROM (SELECT c.id, c.status FROM dataflow.chunk c
+           WHERE c.id = ANY (ARRAY(SELECT x.existing_id FROM pg_temp._df_want x WHERE x.existing_id IS NOT NULL))
+           ORDER BY c.id FOR SHARE OF c) l
+   WHERE w.existing_id = l.id;
   -- The same for `latest` inputs: propagation of those datasets takes this lock too.
   FOR lat IN SELECT DISTINCT ji.dataset_id
                FROM dataflow.job_input ji JOIN dataflow.job j ON j.id = ji.job_id
@@ -66,29 +102,32 @@ BEGIN
   INSERT INTO dataflow.backfill (dataset_id, from_key, to_key, actor)
   VALUES (d.id, from_key, to_key, actor) RETURNING id INTO bf;
 
-  WITH latest_unmet AS (
-    SELECT jl.job_id, jl.dataset_id, jl.need
-      FROM dataflow.job_input jl
-     WHERE jl.mapping = 'latest'
-       AND NOT EXISTS (SELECT FROM dataflow.chunk lc
-                        WHERE lc.dataset_id = jl.dataset_id AND dataflow._level(lc.status) >= jl.need)
-  ), ins AS (
+  -- Unmet inputs of each chunk to create: its edges to inputs not available at the level needed,
+  -- plus `latest` inputs of its job that have no available chunk yet.
+  UPDATE pg_temp._df_want w SET unmet = coalesce(u.n, 0)
+    FROM (SELECT e.c_ds, e.c_key, count(*) AS n
+            FROM pg_temp._df_edge e
+            JOIN pg_temp._df_want iw ON iw.dataset_id = e.i_ds AND iw.key = e.i_key
+           WHERE coalesce(iw.existing_level, 0) < e.need
+           GROUP BY e.c_ds, e.c_key) u
+   WHERE u.c_ds = w.dataset_id AND u.c_key = w.key AND w.existing_id IS NULL;
+  UPDATE pg_temp._df_want w SET unmet = coalesce(w.unmet, 0) + l.n
+    FROM (SELECT j.output_id AS ds, count(*) AS n
+            FROM dataflow.job_input jl JOIN dataflow.job j ON j.id = jl.job_id
+           WHERE jl.mapping = 'latest'
+             AND NOT EXISTS (SELECT FROM dataflow.chunk lc
+                              WHERE lc.dataset_id = jl.dataset_id AND dataflow._level(lc.status) >= jl.need)
+           GROUP BY j.output_id) l
+   WHERE l.ds = w.dataset_id AND w.existing_id IS NULL;
+
+  WITH ins AS (
     INSERT INTO dataflow.chunk (dataset_id, key, ord, status, unmet, not_before, backfill_id)
     SELECT w.dataset_id, w.key, w.ord,
-           CASE WHEN j.id IS NOT NULL AND coalesce(u.n, 0) + coalesce(l.n, 0) = 0 THEN 'queued' ELSE 'waiting' END,
-           coalesce(u.n, 0) + coalesce(l.n, 0), now(), bf
+           CASE WHEN j.id IS NOT NULL AND coalesce(w.unmet, 0) = 0 THEN 'queued' ELSE 'waiting' END,
+           coalesce(w.unmet, 0), now(), bf
       FROM pg_temp._df_want w
       LEFT JOIN dataflow.job j ON j.output_id = w.dataset_id
-      LEFT JOIN LATERAL (
-        SELECT count(*) FILTER (WHERE ic.id IS NULL OR dataflow._level(ic.status) < ji.need) AS n
-          FROM dataflow.job_input ji
-          JOIN dataflow.dataset ind ON ind.id = ji.dataset_id
-          CROSS JOIN LATERAL dataflow._input_keys(ji.mapping, ind.key_kind, ji.lo, ji.hi, w.key, w.ord) x
-          LEFT JOIN dataflow.chunk ic ON ic.dataset_id = ji.dataset_id AND ic.key = x.key
-         WHERE ji.job_id = j.id AND ji.mapping IN ('same', 'window', 'rollup')
-      ) u ON j.id IS NOT NULL
-      LEFT JOIN LATERAL (SELECT count(*) AS n FROM latest_unmet lu WHERE lu.job_id = j.id) l
-        ON j.id IS NOT NULL
+     WHERE w.existing_id IS NULL
      ORDER BY w.dataset_id, w.ord, w.key
     ON CONFLICT ON CONSTRAINT chunk_dataset_key DO NOTHING
     RETURNING id, dataset_id, key, status
@@ -102,16 +141,25 @@ BEGIN
     RETURN 0;
   END IF;
   UPDATE dataflow.backfill SET created = n_created WHERE id = bf;
+  -- A large insert leaves the planner's statistics of dataflow.chunk stale for whoever plans
+  -- next (lease, propagation); sample now, own uncommitted rows included.
+  IF n_created >= 1000 AND n_created > 0.1 * greatest((SELECT c.reltuples FROM pg_class c
+                                                       WHERE c.oid = 'dataflow.chunk'::regclass), 0) THEN
+    ANALYZE dataflow.chunk;
+  END IF;
+
+  -- Chunks a concurrent register() (or expect()) inserted while this call ran: neither
+  -- existing when we looked nor created by us. Find them now.
+  UPDATE pg_temp._df_want w SET existing_id = c.id
+    FROM dataflow.chunk c
+   WHERE w.chunk_id IS NULL AND w.status IS NULL AND c.dataset_id = w.dataset_id AND c.key = w.key;
 
   INSERT INTO dataflow.dep (input, consumer, need)
-  SELECT ic.id, w.chunk_id, ji.need
-    FROM pg_temp._df_want w
-    JOIN dataflow.job j ON j.output_id = w.dataset_id
-    JOIN dataflow.job_input ji ON ji.job_id = j.id AND ji.mapping IN ('same', 'window', 'rollup')
-    JOIN dataflow.dataset ind ON ind.id = ji.dataset_id
-    CROSS JOIN LATERAL dataflow._input_keys(ji.mapping, ind.key_kind, ji.lo, ji.hi, w.key, w.ord) x
-    JOIN dataflow.chunk ic ON ic.dataset_id = ji.dataset_id AND ic.key = x.key
-   WHERE w.chunk_id IS NOT NULL
+  SELECT coalesce(iw.chunk_id, iw.existing_id), cw.chunk_id, e.need
+    FROM pg_temp._df_edge e
+    JOIN pg_temp._df_want cw ON cw.dataset_id = e.c_ds AND cw.key = e.c_key
+    JOIN pg_temp._df_want iw ON iw.dataset_id = e.i_ds AND iw.key = e.i_key
+   WHERE cw.chunk_id IS NOT NULL
   ON CONFLICT DO NOTHING;
 
   INSERT INTO dataflow.latest_wait (dataset_id, consumer, need)
@@ -123,18 +171,18 @@ BEGIN
      AND NOT EXISTS (SELECT FROM dataflow.chunk lc
                       WHERE lc.dataset_id = jl.dataset_id AND dataflow._level(lc.status) >= jl.need);
 
-  -- An input chunk that a concurrent register() (or expect()) inserted while this call ran was
-  -- invisible to the counts above, and its propagation could not see our dep edges: lock such
-  -- chunks and recount their new consumers, or those would wait forever.
+  -- Those concurrently inserted inputs were invisible to the counts above, and their
+  -- propagation could not see our dep edges: lock them and recount their new consumers,
+  -- or those would wait forever.
   IF EXISTS (SELECT FROM pg_temp._df_want w WHERE w.chunk_id IS NULL AND w.status IS NULL) THEN
-    PERFORM 1 FROM dataflow.chunk c JOIN pg_temp._df_want w ON w.dataset_id = c.dataset_id AND w.key = c.key
-     WHERE w.chunk_id IS NULL AND w.status IS NULL
+    PERFORM 1 FROM dataflow.chunk c
+     WHERE c.id = ANY (ARRAY(SELECT w.existing_id FROM pg_temp._df_want w
+                              WHERE w.chunk_id IS NULL AND w.status IS NULL))
      ORDER BY c.id FOR SHARE OF c;
     WITH cons AS (
       SELECT DISTINCT dp.consumer
         FROM pg_temp._df_want w
-        JOIN dataflow.chunk c ON c.dataset_id = w.dataset_id AND c.key = w.key
-        JOIN dataflow.dep dp ON dp.input = c.id
+        JOIN dataflow.dep dp ON dp.input = w.existing_id
        WHERE w.chunk_id IS NULL AND w.status IS NULL
     ), cnt AS (
       SELECT cons.consumer,

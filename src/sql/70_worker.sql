@@ -112,7 +112,10 @@ RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_
 DECLARE s text := coalesce(secret, dataflow._new_webhook_secret()); bad text;
 BEGIN
   PERFORM dataflow._check_name('subscription', name);
-  IF url IS NULL OR url !~* '^https?://[^\s/?#]+' OR url ~ '[[:cntrl:][:space:]]' OR length(url) > 2000 THEN
+  IF url IS NULL THEN
+    RAISE EXCEPTION 'url must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  IF url !~* '^https?://[^\s/?#]+' OR url ~ '[[:cntrl:][:space:]]' OR length(url) > 2000 THEN
     RAISE EXCEPTION 'invalid webhook URL "%"', left(url, 200) USING ERRCODE = '22023',
       HINT = 'Give an http:// or https:// URL; private addresses also need dataflow.http_allow.';
   END IF;

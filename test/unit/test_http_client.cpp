@@ -279,6 +279,46 @@ TEST(HttpClient, WaitReturnsWhenTheExtraFdIsReadable) {
     close(p[1]);
 }
 
+// The worker does not use poll_once(): it waits on sockets() with its latch,
+// reports readiness with socket_ready() and calls drive(). Same result.
+TEST(HttpClient, ExternalWaitThroughSocketsAndTimeout) {
+    TinyServer s;
+    HttpClient c(loopback_ok(), 8);
+    for (uint64_t i = 0; i < 5; ++i) ASSERT_EQ(c.start(get(s.url("/ok"), i)), "");
+    std::vector<HttpResponse> done;
+    auto end = std::chrono::steady_clock::now() + 10s;
+    while (done.size() < 5 && std::chrono::steady_clock::now() < end) {
+        std::vector<pollfd> fds;
+        for (const WaitSocket& w : c.sockets())
+            fds.push_back(pollfd{
+                w.fd, static_cast<short>((w.read ? POLLIN : 0) | (w.write ? POLLOUT : 0)), 0});
+        long t = c.timeout_ms();
+        ASSERT_TRUE(t >= 0 || !fds.empty()) << "nothing to wait for while requests are in flight";
+        poll(fds.data(), fds.size(), t < 0 || t > 200 ? 200 : static_cast<int>(t));
+        for (const pollfd& p : fds)
+            if (p.revents) c.socket_ready(p.fd, p.revents & POLLIN, p.revents & POLLOUT);
+        c.drive();
+        for (auto& r : c.take_finished()) done.push_back(std::move(r));
+    }
+    ASSERT_EQ(done.size(), 5u);
+    for (auto& r : done) EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(c.in_flight(), 0u);
+}
+
+TEST(HttpClient, HostNameEntryAllowsItsResolvedPrivateAddress) {
+    TinyServer s;
+    NetPolicy p;
+    std::string err;
+    ASSERT_TRUE(NetPolicy::parse("localhost", &p, &err)) << err;
+    HttpClient c(p, 2);
+    ASSERT_EQ(c.start(get("http://localhost:" + std::to_string(s.port()) + "/ok")), "");
+    auto rs = run(c);
+    ASSERT_EQ(rs.size(), 1u);
+    // localhost may resolve to ::1 first (refused: nothing listens there), then 127.0.0.1.
+    EXPECT_EQ(rs[0].status, 200) << rs[0].error;
+    EXPECT_FALSE(rs[0].refused);
+}
+
 TEST(BodyExcerpt, CutsOnUtf8BoundaryAndStripsControls) {
     EXPECT_EQ(body_excerpt("a\nb", 10), "a b");
     EXPECT_EQ(body_excerpt("\xc3\xa9\xc3\xa9", 3), "\xc3\xa9...");

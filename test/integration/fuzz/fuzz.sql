@@ -33,11 +33,11 @@ INSERT INTO fz.hostile VALUES
 INSERT INTO fz.pool (role, expr)
 SELECT 'KEY', e FROM unnest(ARRAY[
  $$'2024-01-03'$$, $$'2024-01-01'$$, $$'2024-01-20'$$, $$'2024-01-31'$$, $$'2024-01-01T05'$$, $$'2024-01-01T00'$$,
- $$'2024-01-31T23'$$, $$'0001-01-01T00'$$, $$'1'$$, $$'5'$$, $$'60'$$, $$'390'$$, $$'391'$$, $$'400'$$, $$'-1'$$,
+ $$'2024-01-31T23'$$, $$'0001-01-01T00'$$, $$'1'$$, $$'5'$$, $$'60'$$, $$'190'$$, $$'191'$$, $$'200'$$, $$'-1'$$,
  $$'0'$$, $$'1000000000000'$$, $$'9223372036854775807'$$, $$'-9223372036854775808'$$, $$'a'$$, $$'b'$$, $$'x'$$,
  $$'2024-02-30'$$, $$'2024-13-01'$$, $$'2024-1-1'$$, $$'20240101'$$, $$'2024-01-01T24'$$, $$'2024-01-01T5'$$,
  $$'2024-01-01 05'$$, $$'2024-01-01T05:00'$$, $$'0000-01-01'$$, $$'10000-01-01'$$, $$'-4713-01-01'$$,
- $$'1969-12-31T23'$$, $$'9223372036854775808'$$, $$'-9223372036854775809'$$, $$'+1'$$, $$'01'$$, $$' 1'$$,
+ $$'2023-12-31T23'$$, $$'9223372036854775808'$$, $$'-9223372036854775809'$$, $$'+1'$$, $$'01'$$, $$' 1'$$,
  $$'1 '$$, $$'1e3'$$, $$'0x1F'$$, $$'NaN'$$, $$'infinity'$$, $$'１'$$, $$'2024-01-0１'$$]) e;
 INSERT INTO fz.pool (role, expr, hostile) SELECT 'KEY', expr, true FROM fz.hostile;
 
@@ -45,8 +45,8 @@ INSERT INTO fz.pool (role, expr, hostile) SELECT 'KEY', expr, true FROM fz.hosti
 INSERT INTO fz.pool (role, expr)
 SELECT r, quote_literal(n) FROM (VALUES
   ('DS', ARRAY['s_date', 's_hour', 's_int', 's_text', 'dim', 'o_date', 'o_daily', 'o_int', 'o_text', 'o_batch',
-               'spare', 'o_int', 'o_date', 's_int', 'nope']),
-  ('JOB', ARRAY['j_date', 'j_daily', 'j_int', 'j_text', 'j_batch', 'j_int', 'j_date', 'j_int', 'nope']),
+               'spare', 'free1', 'free2', 'o_int', 'o_date', 's_int', 'nope']),
+  ('JOB', ARRAY['j_date', 'j_daily', 'j_int', 'j_text', 'j_batch', 'j_int', 'j_date', 'j_int', 'j_spare', 'nope']),
   ('POOLNAME', ARRAY['p1', 'p_spare', 'nope']),
   ('CONNNAME', ARRAY['c_http', 'c_air', 'c_spare', 'nope']),
   ('SUBNAME', ARRAY['sub1', 'nope']),
@@ -107,12 +107,21 @@ INSERT INTO fz.pool (role, expr)
 SELECT 'TEXT', e FROM unnest(ARRAY[$$'checksum-1'$$, $$'worker-1'$$, $$'a reason'$$, $$'whsec_' || repeat('A', 40)$$,
   $$'whsec_AAAA'$$, $$'secret'$$, $$'user'$$]) e;
 
+-- NULL is hostile for a required argument; optional arguments (role O<ROLE>)
+-- take NULL as an ordinary value, often.
+UPDATE fz.pool SET hostile = true WHERE expr = 'NULL';
+INSERT INTO fz.pool (role, expr, hostile)
+SELECT 'O' || r.role, p.expr, p.hostile
+  FROM (SELECT DISTINCT role FROM fz.pool) r JOIN fz.pool p ON p.role = r.role
+UNION ALL
+SELECT 'O' || r.role, 'NULL', false FROM (SELECT DISTINCT role FROM fz.pool) r, generate_series(1, 3);
+
 -- Every expression must evaluate (as text) without error; fail the setup otherwise.
 DO $$
 DECLARE p record;
 BEGIN
   FOR p IN SELECT DISTINCT role, expr FROM fz.pool LOOP
-    EXECUTE 'SELECT (' || p.expr || ')::' || CASE p.role WHEN 'JSON' THEN 'jsonb' WHEN 'INT' THEN 'integer'
+    EXECUTE 'SELECT (' || p.expr || ')::' || CASE ltrim(p.role, 'O') WHEN 'JSON' THEN 'jsonb' WHEN 'INT' THEN 'integer'
       WHEN 'BIGINT' THEN 'bigint' WHEN 'IVL' THEN 'interval' WHEN 'BOOL' THEN 'boolean' WHEN 'UUID' THEN 'uuid'
       WHEN 'TS' THEN 'timestamptz' WHEN 'TEXTARR' THEN 'text[]' ELSE 'text' END || ' IS NULL';
   END LOOP;
@@ -122,26 +131,26 @@ END $$;
 -- the statement, with {ROLE} placeholders filled from the pools left to right.
 CREATE TABLE fz.spec (fname text PRIMARY KEY, call text NOT NULL);
 INSERT INTO fz.spec VALUES
- ('create_dataset', 'SELECT dataflow.create_dataset(({NEWNAME})::text, ({KIND})::text, ({LOC})::text, ({BOOL})::boolean, ({IVL})::interval, ({IVL})::interval, ({IVL})::interval, ({JSON})::jsonb)'),
+ ('create_dataset', 'SELECT dataflow.create_dataset(({NEWNAME})::text, ({KIND})::text, ({OLOC})::text, ({BOOL})::boolean, ({OIVL})::interval, ({OIVL})::interval, ({OIVL})::interval, ({JSON})::jsonb)'),
  ('drop_dataset', 'SELECT dataflow.drop_dataset(({DS})::text)'),
  ('create_pool', 'SELECT dataflow.create_pool(({NEWNAME})::text, ({INT})::integer)'),
  ('drop_pool', 'SELECT dataflow.drop_pool(({POOLNAME})::text)'),
- ('create_connection', 'SELECT dataflow.create_connection(({NEWNAME})::text, ({DISPATCH})::text, ({URL})::text, ({AUTH})::text, ({TEXT})::text, ({TEXT})::text, ({INT})::integer, ({IVL})::interval, ({IVL})::interval)'),
+ ('create_connection', 'SELECT dataflow.create_connection(({NEWNAME})::text, ({DISPATCH})::text, ({URL})::text, ({AUTH})::text, ({OTEXT})::text, ({OTEXT})::text, ({OINT})::integer, ({IVL})::interval, ({IVL})::interval)'),
  ('drop_connection', 'SELECT dataflow.drop_connection(({CONNNAME})::text)'),
- ('create_job', 'SELECT dataflow.create_job(({NEWNAME})::text, ({DS})::text, ({DISPATCH})::text, ({CONNNAME})::text, ({TARGET})::text, ({URL})::text, ({JSON})::jsonb, ({POOLNAME})::text, ({INT})::integer, ({INT})::integer, ({IVL})::interval, ({IVL})::interval, ({IVL})::interval, ({INT})::integer)'),
- ('add_input', 'SELECT dataflow.add_input(({JOB})::text, ({DS})::text, ({MAPPING})::text, ({INT})::integer, ({INT})::integer, ({REQUIRE})::text)'),
+ ('create_job', 'SELECT dataflow.create_job(({NEWNAME})::text, ({DS})::text, ({DISPATCH})::text, ({OCONNNAME})::text, ({OTARGET})::text, ({OURL})::text, ({JSON})::jsonb, ({OPOOLNAME})::text, ({OINT})::integer, ({INT})::integer, ({IVL})::interval, ({IVL})::interval, ({IVL})::interval, ({INT})::integer)'),
+ ('add_input', 'SELECT dataflow.add_input(({JOB})::text, ({DS})::text, ({MAPPING})::text, ({OINT})::integer, ({OINT})::integer, ({OREQUIRE})::text)'),
  ('drop_job', 'SELECT dataflow.drop_job(({JOB})::text)'),
  ('pause_job', 'SELECT dataflow.pause_job(({JOB})::text)'),
  ('resume_job', 'SELECT dataflow.resume_job(({JOB})::text)'),
- ('expect', 'SELECT dataflow.expect(({DS})::text, ({KEY})::text, ({KEY})::text)'),
- ('register', 'SELECT dataflow.register(({DS})::text, ({KEY})::text, ({LOC})::text, ({BIGINT})::bigint, ({TEXT})::text, ({JSON})::jsonb)'),
+ ('expect', 'SELECT dataflow.expect(({DS})::text, ({KEY})::text, ({OKEY})::text)'),
+ ('register', 'SELECT dataflow.register(({DS})::text, ({KEY})::text, ({OLOC})::text, ({OBIGINT})::bigint, ({OTEXT})::text, ({OJSON})::jsonb)'),
  ('validate', 'SELECT dataflow.validate(({DS})::text, ({KEY})::text, ({BOOL})::boolean, ({JSON})::jsonb)'),
  ('skip', 'SELECT dataflow.skip(({DS})::text, ({KEY})::text, ({TEXT})::text)'),
  ('cancel', 'SELECT dataflow.cancel(({DS})::text, ({KEY})::text)'),
- ('resubmit', 'SELECT count(*) FROM dataflow.resubmit(({DS})::text, ({KEY})::text, ({KEY})::text, ({BOOL})::boolean, ({BOOL})::boolean)'),
- ('lease', 'SELECT count(*) FROM dataflow.lease(({JOB})::text, ({TEXT})::text, ({INT})::integer, ({IVL})::interval)'),
- ('heartbeat', 'SELECT dataflow.heartbeat(({UUID})::uuid, ({IVL})::interval)'),
- ('complete', 'SELECT dataflow.complete(({UUID})::uuid, ({BIGINT})::bigint, ({TEXT})::text, ({JSON})::jsonb, ({LOC})::text)'),
+ ('resubmit', 'SELECT count(*) FROM dataflow.resubmit(({DS})::text, ({KEY})::text, ({OKEY})::text, ({BOOL})::boolean, ({BOOL})::boolean)'),
+ ('lease', 'SELECT count(*) FROM dataflow.lease(({JOB})::text, ({TEXT})::text, ({INT})::integer, ({OIVL})::interval)'),
+ ('heartbeat', 'SELECT dataflow.heartbeat(({UUID})::uuid, ({OIVL})::interval)'),
+ ('complete', 'SELECT dataflow.complete(({UUID})::uuid, ({OBIGINT})::bigint, ({OTEXT})::text, ({OJSON})::jsonb, ({OLOC})::text)'),
  ('fail', 'SELECT dataflow.fail(({UUID})::uuid, ({TEXT})::text, ({BOOL})::boolean)'),
  ('reap', 'SELECT dataflow.reap()'),
  ('explain', 'SELECT count(*) FROM dataflow.explain(({DS})::text, ({KEY})::text)'),
@@ -150,8 +159,8 @@ INSERT INTO fz.spec VALUES
  ('downstream', 'SELECT count(*) FROM dataflow.downstream(({DS})::text, ({KEY})::text)'),
  ('graph_dot', 'SELECT length(dataflow.graph_dot())'),
  ('schedule', 'SELECT dataflow.schedule()'),
- ('prune', 'SELECT dataflow.prune(({IVL})::interval)'),
- ('subscribe', 'SELECT dataflow.subscribe(({NEWNAME})::text, ({URL})::text, ({TEXTARR})::text[], ({TEXTARR})::text[], ({TEXT})::text)'),
+ ('prune', 'SELECT dataflow.prune(({OIVL})::interval)'),
+ ('subscribe', 'SELECT dataflow.subscribe(({NEWNAME})::text, ({URL})::text, ({OTEXTARR})::text[], ({OTEXTARR})::text[], ({OTEXT})::text)'),
  ('unsubscribe', 'SELECT dataflow.unsubscribe(({SUBNAME})::text)'),
  ('drop_subscription', 'SELECT dataflow.drop_subscription(({SUBNAME})::text)'),
  ('redeliver', 'SELECT dataflow.redeliver(({BIGINT})::bigint)'),

@@ -1,0 +1,126 @@
+// Recording finished requests: one short transaction for every request that
+// finished since the last pass (see engine.h).
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/webhook.h"
+#include "pg/guard.h"
+#include "worker/engine.h"
+
+namespace dataflow::worker {
+
+using pg::Param;
+using pg::PgError;
+using pg::spi_exec;
+using pg::Xact;
+
+void Engine::worker_record(const std::string& token, const Outcome& o, const char* kind) {
+    auto rows = spi_exec(
+        "SELECT dataflow._worker_record($1::uuid, $2, $3::bigint, $4, $5::jsonb, $6, $7, "
+        "$8::boolean)",
+        {token, std::string(kind), o.row_count ? Param(std::to_string(*o.row_count)) : Param(),
+         o.checksum.empty() ? Param() : Param(o.checksum), Param(o.info_json),
+         o.location.empty() ? Param() : Param(o.location),
+         o.error.empty() ? Param() : Param(o.error), Param(o.retry ? "true" : "false")});
+    if (!rows.empty() && rows[0][0])
+        pg::log(pg::Level::kLog, "pg_dataflow worker: result not recorded: " + *rows[0][0]);
+}
+
+void Engine::record_one(const HttpResponse& resp, const Pending& p) {
+    switch (p.kind) {
+        case Pending::kHttpDispatch: {
+            Outcome o = interpret_http_dispatch(resp);
+            if (o.kind == Outcome::kSucceeded) worker_record(p.token, o, "succeeded");
+            if (o.kind == Outcome::kFailed) worker_record(p.token, o, "failed");
+            if (o.kind == Outcome::kRetry) worker_record(p.token, o, "retry");
+            break;  // kAccepted: the engine reports back through complete/fail
+        }
+        case Pending::kAirflowTrigger: {
+            Outcome o = airflow_interpret_trigger(resp, airflow_dag_run_id(p.id));
+            if (resp.status == 401 && !p.conn.empty()) bearers_[p.conn].token.clear();
+            worker_record(p.token, o, o.kind == Outcome::kPending ? "pending" : "retry");
+            break;
+        }
+        case Pending::kAirflowPoll: {
+            Outcome o = airflow_interpret_poll(resp);
+            if (resp.status == 401 && !p.conn.empty()) bearers_[p.conn].token.clear();
+            if (o.kind == Outcome::kSucceeded) worker_record(p.token, o, "succeeded");
+            if (o.kind == Outcome::kFailed) worker_record(p.token, o, "failed");
+            if (o.kind == Outcome::kPending) worker_record(p.token, o, "pending");
+            if (o.kind == Outcome::kRetry)
+                pg::log(pg::Level::kLog, "pg_dataflow worker: " + o.error);
+            break;
+        }
+        case Pending::kAirflowToken: {
+            Bearer& b = bearers_[p.conn];
+            b.fetching = false;
+            std::string error;
+            b.token = airflow_parse_token(resp, &error);
+            b.fetched = Clock::now();
+            auto waiting = std::move(b.waiting);
+            b.waiting.clear();
+            for (auto& w : waiting) {
+                busy_runs_.erase(w.second.id);
+                if (!b.token.empty()) {
+                    w.first.headers.push_back({"Authorization", "Bearer " + b.token});
+                    backlog_.push_back(std::move(w));
+                    busy_runs_.insert(w.second.id);
+                } else if (w.second.kind == Pending::kAirflowTrigger) {
+                    Outcome o;
+                    o.error = error;
+                    worker_record(w.second.token, o, "retry");
+                }
+            }
+            break;
+        }
+        case Pending::kDelivery: {
+            bool ok = resp.error.empty() && resp.status >= 200 && resp.status <= 299;
+            std::string error;
+            if (!ok)
+                error = resp.status
+                            ? "HTTP " + std::to_string(resp.status) + ": " + body_excerpt(resp.body)
+                            : resp.error;
+            if (!ok && error.empty()) error = "failed";
+            auto retry = ok ? std::nullopt : webhook_retry_delay_seconds(p.attempts + 1);
+            spi_exec(
+                "SELECT dataflow._delivery_result($1::bigint, $2::integer, $3, $4::integer, "
+                "$5::integer)",
+                {std::to_string(p.id), resp.status ? Param(std::to_string(resp.status)) : Param(),
+                 ok ? Param() : Param(error), retry ? Param(std::to_string(*retry)) : Param(),
+                 std::to_string(static_cast<long>(resp.seconds * 1000))});
+            break;
+        }
+    }
+}
+
+void Engine::record() {
+    std::vector<std::pair<HttpResponse, Pending>> done;
+    done.swap(start_failures_);
+    for (HttpResponse& r : http_.take_finished()) {
+        auto it = in_flight_.find(r.tag);
+        if (it == in_flight_.end()) continue;
+        done.emplace_back(std::move(r), std::move(it->second));
+        in_flight_.erase(it);
+    }
+    if (done.empty()) return;
+    recorded_ = true;
+    for (auto& d : done) {
+        if (d.second.kind == Pending::kDelivery)
+            busy_deliveries_.erase(d.second.id);
+        else if (d.second.kind != Pending::kAirflowToken)
+            busy_runs_.erase(d.second.id);
+    }
+    try {
+        Xact x("pg_dataflow: recording results");
+        for (auto& d : done) record_one(d.first, d.second);
+        x.commit();
+    } catch (const PgError& e) {
+        // Nothing is lost: undelivered webhooks stay pending and are sent again;
+        // unrecorded runs keep their lease until the reaper expires it.
+        pg::log(pg::Level::kWarning,
+                std::string("pg_dataflow worker: recording results failed: ") + e.what());
+    }
+}
+
+}  // namespace dataflow::worker
