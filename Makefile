@@ -29,7 +29,7 @@ PGXS       := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
               -fno-omit-frame-pointer -Isrc
 PG_CPPFLAGS = -Isrc
-SHLIB_LINK  = -lcurl -lstdc++
+SHLIB_LINK  = -lcurl -lcrypto -lstdc++
 
 # Bitcode for JIT is pointless for C++ code that calls libstdc++ and libcurl.
 override with_llvm = no
@@ -48,7 +48,19 @@ $(DATA_built): $(SQL_MODULES) pg_dataflow.control
 	   printf '%s\n' '\echo Use "CREATE EXTENSION pg_dataflow" to load this file. \quit'; \
 	   for f in $(SQL_MODULES); do echo; echo "-- ==== $$f"; cat $$f; done; } > $@
 
-.PHONY: deps test unit regress integration demo bench chaos check-valgrind
+# dataflow-run (src/cli) is built by CMake (build/dataflow-run) and installed
+# next to pg_config. cmake --build is a no-op when it is up to date.
+.PHONY: cli install-cli
+all: cli
+cli:
+	@[ -f build/CMakeCache.txt ] || cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	+@cmake --build build --target dataflow-run >/dev/null
+install: install-cli
+install-cli: cli
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) build/dataflow-run '$(DESTDIR)$(bindir)/dataflow-run'
+
+.PHONY: deps test unit regress isolation integration demo bench chaos
 
 deps:
 	@scripts/deps.sh
@@ -61,6 +73,9 @@ unit:
 
 regress:
 	@scripts/test.sh regress
+
+isolation:
+	@scripts/test.sh isolation
 
 integration:
 	@scripts/test.sh integration

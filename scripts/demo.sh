@@ -53,10 +53,18 @@ if [ "$SETUP" = 1 ]; then
 fi
 
 setup_seconds=$((SECONDS - started))
-TMP=$(df_tmpdir)
-cleanup() { df_cluster_stop "$TMP"; rm -rf "$TMP"; }
+TMP=
+cleanup() { [ -n "$TMP" ] && { df_cluster_stop "$TMP"; rm -rf "$TMP"; }; }
 trap cleanup EXIT
-df_cluster_start "$TMP"
+# Other instances may start at the same time (make test, other users): a port
+# found free can be taken before the postmaster binds it, so retry elsewhere.
+for try in 1 2 3; do
+    TMP=$(df_tmpdir)
+    DF_PORT_BASE=$((57000 + RANDOM % 5000)) df_cluster_start "$TMP" 2>"$TMP.log" && break
+    [ "$try" -eq 3 ] && { cat "$TMP.log" >&2; rm -f "$TMP.log"; exit 1; }
+    rm -f "$TMP.log"; cleanup
+done
+rm -f "$TMP.log"
 psql -X -q -d postgres -c "CREATE DATABASE dataflow_demo"
 export PGDATABASE=dataflow_demo
 LAKE=$TMP/lake

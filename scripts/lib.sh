@@ -32,15 +32,15 @@ df_free_port() {
 }
 
 # df_cluster_start DIR [extra postgresql.conf lines...]
+# Ports are picked at random and retried: suites started at the same moment
+# must not fight over one.
 df_cluster_start() {
     local dir=$1; shift
-    local port
-    port=$(df_free_port "${DF_PORT_BASE:-55432}")
+    local port attempt
     df_as_user initdb -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; return 1; }
     mkdir -p "$dir/sock"; [ "$(id -u)" -eq 0 ] && chown "$DF_USER" "$dir/sock"
     {
-        echo "port = $port"
         echo "listen_addresses = '127.0.0.1'"
         echo "unix_socket_directories = '$dir/sock'"
         echo "shared_preload_libraries = 'pg_dataflow'"
@@ -50,9 +50,17 @@ df_cluster_start() {
         echo "log_line_prefix = '%m [%p] %q%a '"
         for line in "$@"; do echo "$line"; done
     } >> "$dir/data/postgresql.conf"
-    df_as_user pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
-        || { cat "$dir/server.log" >&2; return 1; }
-    export PGHOST="$dir/sock" PGPORT="$port" PGUSER=postgres
+    for attempt in 1 2 3 4 5; do
+        port=$(df_free_port $(( ${DF_PORT_BASE:-20000} + RANDOM % 20000 )))
+        echo "port = $port" >> "$dir/data/postgresql.conf"
+        if df_as_user pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null; then
+            export PGHOST="$dir/sock" PGPORT="$port" PGUSER=postgres
+            return 0
+        fi
+        grep -q "already in use" "$dir/server.log" 2>/dev/null || break
+    done
+    cat "$dir/server.log" >&2
+    return 1
 }
 
 df_cluster_stop() {

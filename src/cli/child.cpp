@@ -1,12 +1,12 @@
 #include "child.h"
 
-#include <cerrno>
-#include <csignal>
-#include <cstring>
 #include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
 
 namespace dataflow::cli {
 
@@ -18,8 +18,8 @@ void close_pair(int fds[2]) {
 }
 
 // Only async-signal-safe calls between fork and exec.
-[[noreturn]] void exec_child(const char *path, char *const argv[], char *const envp[],
-                             int out_w, int err_w, pid_t parent) {
+[[noreturn]] void exec_child(const char* path, char* const argv[], char* const envp[], int out_w,
+                             int err_w, pid_t parent) {
     setpgid(0, 0);
     // If dataflow-run dies without stopping it (SIGKILL, OOM), the command is
     // stopped too: its lease expires and another attempt will run.
@@ -41,8 +41,8 @@ void close_pair(int fds[2]) {
     execve(path, argv, envp);
 
     int err = errno;
-    const char *prefix = "dataflow-run: cannot execute ";
-    const char *msg = strerror(err);
+    const char* prefix = "dataflow-run: cannot execute ";
+    const char* msg = strerror(err);
     (void)!write(STDERR_FILENO, prefix, strlen(prefix));
     (void)!write(STDERR_FILENO, path, strlen(path));
     (void)!write(STDERR_FILENO, ": ", 2);
@@ -53,13 +53,13 @@ void close_pair(int fds[2]) {
 
 }  // namespace
 
-bool spawn_child(const std::string &path, const std::vector<std::string> &argv,
-                 const std::vector<std::string> &env, Child *out, std::string *error) {
+bool spawn_child(const std::string& path, const std::vector<std::string>& argv,
+                 const std::vector<std::string>& env, Child* out, std::string* error) {
     // Everything the child needs is built before fork().
-    std::vector<char *> c_argv, c_env;
-    for (const auto &a : argv) c_argv.push_back(const_cast<char *>(a.c_str()));
+    std::vector<char*> c_argv, c_env;
+    for (const auto& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));
     c_argv.push_back(nullptr);
-    for (const auto &e : env) c_env.push_back(const_cast<char *>(e.c_str()));
+    for (const auto& e : env) c_env.push_back(const_cast<char*>(e.c_str()));
     c_env.push_back(nullptr);
 
     int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
@@ -93,8 +93,8 @@ bool spawn_child(const std::string &path, const std::vector<std::string> &argv,
     return true;
 }
 
-void LineSplitter::feed(const char *data, size_t n,
-                        const std::function<void(const std::string &)> &emit) {
+void LineSplitter::feed(const char* data, size_t n,
+                        const std::function<void(const std::string&)>& emit) {
     for (size_t i = 0; i < n; ++i) {
         char c = data[i];
         if (c == '\n') {
@@ -111,12 +111,12 @@ void LineSplitter::feed(const char *data, size_t n,
     }
 }
 
-void LineSplitter::finish(const std::function<void(const std::string &)> &emit) {
+void LineSplitter::finish(const std::function<void(const std::string&)>& emit) {
     if (!partial_.empty()) emit(partial_);
     partial_.clear();
 }
 
-void Tail::add(const std::string &line) {
+void Tail::add(const std::string& line) {
     lines_.push_back(line);
     bytes_ += line.size() + 1;
     while (lines_.size() > max_lines_ || (bytes_ > max_bytes_ && lines_.size() > 1)) {
@@ -127,7 +127,7 @@ void Tail::add(const std::string &line) {
 
 std::string Tail::text() const {
     std::string s;
-    for (const auto &l : lines_) {
+    for (const auto& l : lines_) {
         if (!s.empty()) s += '\n';
         s += l;
     }
@@ -135,7 +135,7 @@ std::string Tail::text() const {
     return s;
 }
 
-std::string sanitize_text(const std::string &s) {
+std::string sanitize_text(const std::string& s) {
     std::string out;
     out.reserve(s.size());
     size_t i = 0;
@@ -153,8 +153,8 @@ std::string sanitize_text(const std::string &s) {
             valid = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
         if (valid && len >= 3) {
             auto c1 = static_cast<unsigned char>(s[i + 1]);
-            if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 >= 0xa0) ||
-                (c == 0xf0 && c1 < 0x90) || (c == 0xf4 && c1 >= 0x90))
+            if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 >= 0xa0) || (c == 0xf0 && c1 < 0x90) ||
+                (c == 0xf4 && c1 >= 0x90))
                 valid = false;
         }
         if (!valid) {
@@ -172,8 +172,9 @@ std::string describe_wait_status(int status) {
     if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
     if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
-        const char *name = strsignal(sig);
-        return "killed by signal " + std::to_string(sig) + (name ? std::string(" (") + name + ")" : "");
+        const char* name = strsignal(sig);
+        return "killed by signal " + std::to_string(sig) +
+               (name ? std::string(" (") + name + ")" : "");
     }
     return "ended with wait status " + std::to_string(status);
 }

@@ -9,37 +9,36 @@ namespace {
 
 // The lease's remaining time is computed on the database clock: the worker's
 // clock may be off, the lease deadline is not.
-const char *const kLeaseSql =
+const char* const kLeaseSql =
     "SELECT t.run_id, t.token::text, t.job, t.dataset, t.key, t.version, t.attempt,"
     "       t.output_location, t.inputs::text, t.params::text, t.deadline::text,"
     "       pg_catalog.date_part('epoch', t.deadline - pg_catalog.now())::float8"
     "  FROM dataflow.lease($1::text, $2::text, $3::integer,"
     "                      $4::float8 * interval '1 second') AS t";
 
-const char *const kHeartbeatSql =
+const char* const kHeartbeatSql =
     "SELECT pg_catalog.date_part('epoch', dataflow.heartbeat($1::uuid,"
     "           $2::float8 * interval '1 second') - pg_catalog.now())::float8";
 
-const char *const kCompleteSql =
+const char* const kCompleteSql =
     "SELECT dataflow.complete($1::uuid, $2::bigint, $3::text, $4::jsonb, $5::text)";
 
-const char *const kFailSql = "SELECT dataflow.fail($1::uuid, $2::text, $3::boolean)";
+const char* const kFailSql = "SELECT dataflow.fail($1::uuid, $2::text, $3::boolean)";
 
 // The one place that knows how progress is counted.
-const char *const kProgressSql =
+const char* const kProgressSql =
     "SELECT done, total, failed, queued, running, waiting FROM dataflow.jobs WHERE job = $1::text";
 
-const char *const kRunStatusSql = "SELECT status FROM dataflow.runs WHERE run_id = $1::bigint";
+const char* const kRunStatusSql = "SELECT status FROM dataflow.runs WHERE run_id = $1::bigint";
 
 struct ResultGuard {
-    PGresult *res = nullptr;
+    PGresult* res = nullptr;
     ~ResultGuard() { PQclear(res); }
 };
 
-std::string field(PGresult *res, int row, int col) {
+std::string field(PGresult* res, int row, int col) {
     return PQgetisnull(res, row, col) ? std::string() : std::string(PQgetvalue(res, row, col));
 }
-
 
 }  // namespace
 
@@ -54,10 +53,10 @@ Db::~Db() {
     if (conn_) PQfinish(conn_);
 }
 
-bool Db::connect(const std::string &dsn, std::string *error) {
+bool Db::connect(const std::string& dsn, std::string* error) {
     // Later keywords override earlier ones, and the expanded DSN comes last,
     // so connect_timeout is only a default.
-    std::vector<const char *> keys, values;
+    std::vector<const char*> keys, values;
     if (!std::getenv("PGCONNECT_TIMEOUT")) {
         keys.push_back("connect_timeout");
         values.push_back("10");
@@ -75,9 +74,11 @@ bool Db::connect(const std::string &dsn, std::string *error) {
     return false;
 }
 
-bool Db::connected() const { return conn_ && PQstatus(conn_) == CONNECTION_OK; }
+bool Db::connected() const {
+    return conn_ && PQstatus(conn_) == CONNECTION_OK;
+}
 
-bool Db::reconnect(std::string *error) {
+bool Db::reconnect(std::string* error) {
     if (!conn_) {
         *error = "no connection";
         return false;
@@ -89,8 +90,8 @@ bool Db::reconnect(std::string *error) {
     return false;
 }
 
-DbStatus Db::exec(const char *sql, const std::vector<std::optional<std::string>> &params,
-                  PGresult **res) {
+DbStatus Db::exec(const char* sql, const std::vector<std::optional<std::string>>& params,
+                  PGresult** res) {
     DbStatus st;
     *res = nullptr;
     if (!connected()) {
@@ -99,36 +100,37 @@ DbStatus Db::exec(const char *sql, const std::vector<std::optional<std::string>>
         st.message = "not connected";
         return st;
     }
-    std::vector<const char *> values;
-    for (const auto &p : params) values.push_back(p ? p->c_str() : nullptr);
+    std::vector<const char*> values;
+    values.reserve(params.size());
+    for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
     *res = PQexecParams(conn_, sql, static_cast<int>(values.size()), nullptr, values.data(),
                         nullptr, nullptr, 0);
     ExecStatusType status = *res ? PQresultStatus(*res) : PGRES_FATAL_ERROR;
     if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) return st;
 
     st.ok = false;
-    const char *code = *res ? PQresultErrorField(*res, PG_DIAG_SQLSTATE) : nullptr;
-    const char *primary = *res ? PQresultErrorField(*res, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
-    const char *hint = *res ? PQresultErrorField(*res, PG_DIAG_MESSAGE_HINT) : nullptr;
+    const char* code = *res ? PQresultErrorField(*res, PG_DIAG_SQLSTATE) : nullptr;
+    const char* primary = *res ? PQresultErrorField(*res, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+    const char* hint = *res ? PQresultErrorField(*res, PG_DIAG_MESSAGE_HINT) : nullptr;
     st.sqlstate = code ? code : "";
     st.message = primary ? primary : PQerrorMessage(conn_);
     if (hint) st.message += std::string(" (hint: ") + hint + ")";
     while (!st.message.empty() && (st.message.back() == '\n' || st.message.back() == ' '))
         st.message.pop_back();
     // One line for the logs: libpq's connection messages span several.
-    for (char &c : st.message)
+    for (char& c : st.message)
         if (c == '\n' || c == '\t') c = ' ';
     st.connection_lost = PQstatus(conn_) != CONNECTION_OK || st.sqlstate.rfind("08", 0) == 0 ||
                          st.sqlstate.rfind("57P", 0) == 0;
     return st;
 }
 
-DbStatus Db::lease(const std::string &job, const std::string &worker, int max_chunks,
-                   double lease_for, std::vector<Task> *tasks) {
+DbStatus Db::lease(const std::string& job, const std::string& worker, int max_chunks,
+                   double lease_for, std::vector<Task>* tasks) {
     tasks->clear();
     ResultGuard g;
-    DbStatus st = exec(kLeaseSql, {job, worker, std::to_string(max_chunks), seconds_param(lease_for)},
-                       &g.res);
+    DbStatus st = exec(kLeaseSql,
+                       {job, worker, std::to_string(max_chunks), seconds_param(lease_for)}, &g.res);
     if (!st.ok) return st;
     for (int r = 0; r < PQntuples(g.res); ++r) {
         Task t;
@@ -149,7 +151,7 @@ DbStatus Db::lease(const std::string &job, const std::string &worker, int max_ch
     return st;
 }
 
-DbStatus Db::heartbeat(const std::string &token, double extend_by, double *lease_seconds) {
+DbStatus Db::heartbeat(const std::string& token, double extend_by, double* lease_seconds) {
     ResultGuard g;
     DbStatus st = exec(kHeartbeatSql, {token, seconds_param(extend_by)}, &g.res);
     if (st.ok && PQntuples(g.res) == 1 && !PQgetisnull(g.res, 0, 0))
@@ -157,25 +159,25 @@ DbStatus Db::heartbeat(const std::string &token, double extend_by, double *lease
     return st;
 }
 
-DbStatus Db::complete(const std::string &token, const RunResult &result, std::string *outcome) {
+DbStatus Db::complete(const std::string& token, const RunResult& result, std::string* outcome) {
     std::optional<std::string> row_count;
     if (result.row_count) row_count = std::to_string(*result.row_count);
     ResultGuard g;
-    DbStatus st = exec(kCompleteSql, {token, row_count, result.checksum, result.info, result.location},
-                       &g.res);
+    DbStatus st = exec(kCompleteSql,
+                       {token, row_count, result.checksum, result.info, result.location}, &g.res);
     if (st.ok && PQntuples(g.res) == 1) *outcome = field(g.res, 0, 0);
     return st;
 }
 
-DbStatus Db::fail(const std::string &token, const std::string &error, bool retry,
-                  std::string *chunk_status) {
+DbStatus Db::fail(const std::string& token, const std::string& error, bool retry,
+                  std::string* chunk_status) {
     ResultGuard g;
     DbStatus st = exec(kFailSql, {token, error, std::string(retry ? "true" : "false")}, &g.res);
     if (st.ok && PQntuples(g.res) == 1) *chunk_status = field(g.res, 0, 0);
     return st;
 }
 
-DbStatus Db::progress(const std::string &job, Progress *out) {
+DbStatus Db::progress(const std::string& job, Progress* out) {
     ResultGuard g;
     DbStatus st = exec(kProgressSql, {job}, &g.res);
     if (!st.ok) return st;
@@ -191,7 +193,7 @@ DbStatus Db::progress(const std::string &job, Progress *out) {
     return st;
 }
 
-DbStatus Db::run_status(int64_t run_id, std::string *status) {
+DbStatus Db::run_status(int64_t run_id, std::string* status) {
     ResultGuard g;
     DbStatus st = exec(kRunStatusSql, {std::to_string(run_id)}, &g.res);
     if (st.ok) *status = PQntuples(g.res) == 1 ? field(g.res, 0, 0) : "";

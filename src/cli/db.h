@@ -30,47 +30,47 @@ struct DbStatus {
 // Chunk counts of a job's output dataset (from the dataflow.jobs view, which
 // the dataflow_worker role may read; the base tables are admin-only).
 struct Progress {
-    int64_t done = 0;     // ready + validated + skipped
-    int64_t total = 0;    // every chunk of the output dataset
-    int64_t failed = 0;   // failed with no attempts left
-    int64_t queued = 0;   // runnable now or after a retry backoff
-    int64_t running = 0;  // leased, here or elsewhere
-    int64_t waiting = 0;  // waiting for inputs
+    int64_t done = 0;                                    // ready + validated + skipped
+    int64_t total = 0;                                   // every chunk of the output dataset
+    int64_t failed = 0;                                  // failed with no attempts left
+    int64_t queued = 0;                                  // runnable now or after a retry backoff
+    int64_t running = 0;                                 // leased, here or elsewhere
+    int64_t waiting = 0;                                 // waiting for inputs
     int64_t active() const { return queued + running; }  // what --until-idle waits for
 };
 
 class Db {
-  public:
+public:
     Db() = default;
     ~Db();
-    Db(const Db &) = delete;
-    Db &operator=(const Db &) = delete;
+    Db(const Db&) = delete;
+    Db& operator=(const Db&) = delete;
 
     // Connects; on failure returns false with the libpq message in *error.
-    bool connect(const std::string &dsn, std::string *error);
+    bool connect(const std::string& dsn, std::string* error);
     // Re-establishes a lost connection; true when usable again.
-    bool reconnect(std::string *error);
+    bool reconnect(std::string* error);
     bool connected() const;
 
-    DbStatus lease(const std::string &job, const std::string &worker, int max_chunks,
-                   double lease_for, std::vector<Task> *tasks);
+    DbStatus lease(const std::string& job, const std::string& worker, int max_chunks,
+                   double lease_for, std::vector<Task>* tasks);
     // *lease_seconds: time left on the new deadline, on the database clock.
-    DbStatus heartbeat(const std::string &token, double extend_by, double *lease_seconds);
+    DbStatus heartbeat(const std::string& token, double extend_by, double* lease_seconds);
     // *outcome: 'succeeded' or 'superseded'.
-    DbStatus complete(const std::string &token, const RunResult &result, std::string *outcome);
+    DbStatus complete(const std::string& token, const RunResult& result, std::string* outcome);
     // *chunk_status: the chunk's new status (queued for a retry, failed, ...).
-    DbStatus fail(const std::string &token, const std::string &error, bool retry,
-                  std::string *chunk_status);
-    DbStatus progress(const std::string &job, Progress *out);
+    DbStatus fail(const std::string& token, const std::string& error, bool retry,
+                  std::string* chunk_status);
+    DbStatus progress(const std::string& job, Progress* out);
     // Status of a run by id (running, succeeded, failed, expired, ...).
-    DbStatus run_status(int64_t run_id, std::string *status);
+    DbStatus run_status(int64_t run_id, std::string* status);
 
-  private:
+private:
     // Runs sql with text parameters (nullopt = NULL). *res is owned by the caller.
-    DbStatus exec(const char *sql, const std::vector<std::optional<std::string>> &params,
-                  PGresult **res);
+    DbStatus exec(const char* sql, const std::vector<std::optional<std::string>>& params,
+                  PGresult** res);
 
-    PGconn *conn_ = nullptr;
+    PGconn* conn_ = nullptr;
 };
 
 // "1.5" for 1.5 seconds, or nullopt when the value means "the default" (0).

@@ -1,11 +1,11 @@
 // dataflow-run: runs a shell command for every chunk a pull job leases.
 // See docs/cli.md for the user's view and README.md here for the internals.
+#include <unistd.h>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <string>
-#include <unistd.h>
 
 #include "db.h"
 #include "options.h"
@@ -16,11 +16,11 @@ using namespace dataflow::cli;
 
 namespace {
 
-int run_main(int argc, char **argv) {
+int run_main(int argc, char** argv) {
     Options opt;
     try {
         opt = parse_options(argc, argv);
-    } catch (const UsageError &e) {
+    } catch (const UsageError& e) {
         std::fprintf(stderr, "dataflow-run: %s\n\n%s", e.what(), usage_text());
         return kExitUsage;
     }
@@ -66,10 +66,10 @@ int run_main(int argc, char **argv) {
 
 }  // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     try {
         return run_main(argc, argv);
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
         std::fprintf(stderr, "dataflow-run: internal error: %s\n", e.what());
     } catch (...) {
         std::fprintf(stderr, "dataflow-run: internal error\n");

@@ -2,19 +2,19 @@
 // "--opt=VALUE", everything after "--" is the command.
 #include "options.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace dataflow::cli {
 
 namespace {
 
-double parse_seconds(const std::string &opt, const std::string &value, bool allow_zero) {
+double parse_seconds(const std::string& opt, const std::string& value, bool allow_zero) {
     errno = 0;
-    char *end = nullptr;
+    char* end = nullptr;
     double v = std::strtod(value.c_str(), &end);
     if (value.empty() || errno != 0 || end == nullptr || *end != '\0' || !std::isfinite(v) ||
         v < 0 || (!allow_zero && v == 0) || v > 86400.0 * 365)
@@ -22,16 +22,16 @@ double parse_seconds(const std::string &opt, const std::string &value, bool allo
     return v;
 }
 
-int parse_count(const std::string &opt, const std::string &value) {
+int parse_count(const std::string& opt, const std::string& value) {
     errno = 0;
-    char *end = nullptr;
+    char* end = nullptr;
     long v = std::strtol(value.c_str(), &end, 10);
     if (value.empty() || errno != 0 || end == nullptr || *end != '\0' || v < 1 || v > 1000)
         throw UsageError(opt + ": expected an integer from 1 to 1000, got '" + value + "'");
     return static_cast<int>(v);
 }
 
-bool is_executable_file(const std::string &path, int *error) {
+bool is_executable_file(const std::string& path, int* error) {
     struct stat st {};
     if (stat(path.c_str(), &st) != 0) {
         *error = ENOENT;
@@ -46,7 +46,7 @@ bool is_executable_file(const std::string &path, int *error) {
 
 }  // namespace
 
-const char *usage_text() {
+const char* usage_text() {
     return "usage: dataflow-run --job NAME [options] -- COMMAND [ARG...]\n"
            "\n"
            "Leases chunks of a pull job from pg_dataflow and runs COMMAND once per chunk,\n"
@@ -72,7 +72,7 @@ const char *usage_text() {
            "not found; 128+signal when stopped by a signal and commands had to be cut off.\n";
 }
 
-Options parse_options(int argc, char **argv) {
+Options parse_options(int argc, char** argv) {
     Options o;
     bool have_mode = false;
     int i = 1;
@@ -148,7 +148,7 @@ Options parse_options(int argc, char **argv) {
     return o;
 }
 
-ResolvedCommand resolve_command(const std::string &program, const char *path_env) {
+ResolvedCommand resolve_command(const std::string& program, const char* path_env) {
     ResolvedCommand r;
     if (program.find('/') != std::string::npos) {
         r.path = program;
@@ -161,8 +161,8 @@ ResolvedCommand resolve_command(const std::string &program, const char *path_env
     size_t start = 0;
     while (true) {
         size_t colon = path.find(':', start);
-        std::string dir = path.substr(start, colon == std::string::npos ? std::string::npos
-                                                                         : colon - start);
+        std::string dir =
+            path.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
         std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + program;
         int error = 0;
         if (is_executable_file(candidate, &error)) {

@@ -14,12 +14,12 @@ struct Options {
     std::string job;
     int concurrency = 1;
     Mode mode = Mode::Forever;
-    std::string dsn;           // empty: libpq defaults (PGHOST, PGDATABASE, ...)
-    std::string worker;        // empty: "<hostname>:<pid>"
-    double lease_for = 0;      // seconds; 0: the job's own lease duration
-    double heartbeat = 0;      // seconds; 0: a third of the remaining lease
-    double grace = 30;         // seconds a running command may finish after SIGTERM
-    bool quiet = false;        // do not relay the command's stdout/stderr lines
+    std::string dsn;       // empty: libpq defaults (PGHOST, PGDATABASE, ...)
+    std::string worker;    // empty: "<hostname>:<pid>"
+    double lease_for = 0;  // seconds; 0: the job's own lease duration
+    double heartbeat = 0;  // seconds; 0: a third of the remaining lease
+    double grace = 30;     // seconds a running command may finish after SIGTERM
+    bool quiet = false;    // do not relay the command's stdout/stderr lines
     std::vector<std::string> command;
     bool help = false;
 };
@@ -30,16 +30,16 @@ struct UsageError : std::runtime_error {
 };
 
 // Throws UsageError. Sets help and returns early for --help.
-Options parse_options(int argc, char **argv);
+Options parse_options(int argc, char** argv);
 
-const char *usage_text();
+const char* usage_text();
 
 // Resolution of COMMAND's program through PATH, done once before any lease so a
 // typo fails at start instead of failing every chunk of the job.
 struct ResolvedCommand {
-    std::string path;   // absolute or relative path to execve()
-    int error = 0;      // 0, ENOENT (not found) or EACCES (not executable)
+    std::string path;  // absolute or relative path to execve()
+    int error = 0;     // 0, ENOENT (not found) or EACCES (not executable)
 };
-ResolvedCommand resolve_command(const std::string &program, const char *path_env);
+ResolvedCommand resolve_command(const std::string& program, const char* path_env);
 
 }  // namespace dataflow::cli

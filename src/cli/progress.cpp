@@ -1,9 +1,9 @@
 #include "progress.h"
 
-#include <cmath>
-#include <ctime>
 #include <sys/ioctl.h>
 #include <unistd.h>
+#include <cmath>
+#include <ctime>
 
 namespace dataflow::cli {
 
@@ -20,7 +20,7 @@ Reporter::Reporter(std::string job, bool tty) : job_(std::move(job)), tty_(tty) 
 
 std::string Reporter::format_duration(double seconds) {
     if (!std::isfinite(seconds) || seconds < 0) return "?";
-    auto s = static_cast<long long>(seconds + 0.5);
+    long long s = std::llround(seconds);
     char buf[48];
     if (s >= 3600)
         std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
@@ -36,7 +36,7 @@ void Reporter::clear_line() {
     }
 }
 
-void Reporter::line(FILE *stream, const std::string &text) {
+void Reporter::line(FILE* stream, const std::string& text) {
     clear_line();
     std::fflush(stderr);
     std::fputs(text.c_str(), stream);
@@ -45,11 +45,11 @@ void Reporter::line(FILE *stream, const std::string &text) {
     redraw(true);
 }
 
-void Reporter::log(const std::string &text) {
+void Reporter::log(const std::string& text) {
     line(stderr, tty_ ? "dataflow-run: " + text : utc_timestamp() + " dataflow-run: " + text);
 }
 
-void Reporter::update(const Progress &p, int running_here, int succeeded_here, int failed_here) {
+void Reporter::update(const Progress& p, int running_here, int succeeded_here, int failed_here) {
     auto now = Clock::now();
     progress_ = p;
     have_progress_ = true;
@@ -97,8 +97,8 @@ std::string Reporter::status_text() const {
 
 std::string Reporter::counts() const {
     if (!have_progress_) return "";
-    std::string s = " [" + std::to_string(progress_.done) + "/" +
-                    std::to_string(progress_.total) + " done";
+    std::string s =
+        " [" + std::to_string(progress_.done) + "/" + std::to_string(progress_.total) + " done";
     if (progress_.failed > 0) s += ", " + std::to_string(progress_.failed) + " failed";
     return s + "]";
 }

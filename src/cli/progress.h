@@ -12,19 +12,19 @@
 namespace dataflow::cli {
 
 class Reporter {
-  public:
+public:
     using Clock = std::chrono::steady_clock;
 
     Reporter(std::string job, bool tty);
 
     // A log line (already without trailing newline) on stream; keeps the
     // progress line intact below it on a terminal.
-    void line(FILE *stream, const std::string &text);
+    void line(FILE* stream, const std::string& text);
     // A dataflow-run message on stderr with a timestamp when not on a terminal.
-    void log(const std::string &text);
+    void log(const std::string& text);
 
     // A fresh count of the job's chunks plus what this process is doing.
-    void update(const Progress &p, int running_here, int succeeded_here, int failed_here);
+    void update(const Progress& p, int running_here, int succeeded_here, int failed_here);
     // Redraws the progress line (terminal only) at most every 200 ms unless forced.
     void redraw(bool force = false);
     // Removes the progress line before exit.
@@ -36,7 +36,7 @@ class Reporter {
     // "0:14", "1:02:03": ETA and durations.
     static std::string format_duration(double seconds);
 
-  private:
+private:
     std::string status_text() const;
     void clear_line();
 

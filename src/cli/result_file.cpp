@@ -3,10 +3,10 @@
 #include <nlohmann/json.hpp>
 
 #include <cerrno>
-#include <cstdlib>
-#include <cstring>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <sstream>
 
 namespace dataflow::cli {
@@ -15,33 +15,33 @@ namespace {
 
 constexpr size_t kMaxResultBytes = 1 << 20;
 
-std::string trim(const std::string &s) {
+std::string trim(const std::string& s) {
     size_t b = s.find_first_not_of(" \t\r\n");
     if (b == std::string::npos) return "";
     size_t e = s.find_last_not_of(" \t\r\n");
     return s.substr(b, e - b + 1);
 }
 
-bool parse_row_count(const std::string &text, int64_t *out) {
+bool parse_row_count(const std::string& text, int64_t* out) {
     if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) return false;
     errno = 0;
-    char *end = nullptr;
+    char* end = nullptr;
     long long v = std::strtoll(text.c_str(), &end, 10);
     if (errno != 0 || *end != '\0') return false;
     *out = v;
     return true;
 }
 
-void add_info(nlohmann::json *info, const std::string &key, nlohmann::json value) {
+void add_info(nlohmann::json* info, const std::string& key, nlohmann::json value) {
     (*info)[key] = std::move(value);
 }
 
-void set_info(RunResult *out, const nlohmann::json &info) {
+void set_info(RunResult* out, const nlohmann::json& info) {
     if (!info.empty())
         out->info = info.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-bool parse_json_result(const std::string &content, RunResult *out, std::string *error) {
+bool parse_json_result(const std::string& content, RunResult* out, std::string* error) {
     nlohmann::json info = nlohmann::json::object();
     nlohmann::json j = nlohmann::json::parse(content, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
@@ -49,13 +49,12 @@ bool parse_json_result(const std::string &content, RunResult *out, std::string *
         return false;
     }
     for (auto it = j.begin(); it != j.end(); ++it) {
-        const std::string &k = it.key();
-        const nlohmann::json &v = it.value();
+        const std::string& k = it.key();
+        const nlohmann::json& v = it.value();
         if (v.is_null()) continue;
         if (k == "row_count") {
             int64_t n = 0;
-            if (v.is_number_unsigned() &&
-                v.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX)) {
+            if (v.is_number_unsigned() && v.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX)) {
                 out->row_count = static_cast<int64_t>(v.get<uint64_t>());
             } else if (v.is_string() && parse_row_count(v.get<std::string>(), &n)) {
                 out->row_count = n;
@@ -83,7 +82,7 @@ bool parse_json_result(const std::string &content, RunResult *out, std::string *
     return true;
 }
 
-bool parse_line_result(const std::string &content, RunResult *out, std::string *error) {
+bool parse_line_result(const std::string& content, RunResult* out, std::string* error) {
     nlohmann::json info = nlohmann::json::object();
     std::istringstream in(content);
     std::string line;
@@ -121,7 +120,7 @@ bool parse_line_result(const std::string &content, RunResult *out, std::string *
 
 }  // namespace
 
-bool parse_result(const std::string &content, RunResult *out, std::string *error) {
+bool parse_result(const std::string& content, RunResult* out, std::string* error) {
     *out = RunResult{};
     std::string t = trim(content);
     if (t.empty()) return true;
@@ -129,9 +128,9 @@ bool parse_result(const std::string &content, RunResult *out, std::string *error
     return parse_line_result(t, out, error);
 }
 
-bool read_result_file(const std::string &path, RunResult *out, std::string *error) {
+bool read_result_file(const std::string& path, RunResult* out, std::string* error) {
     *out = RunResult{};
-    std::FILE *f = std::fopen(path.c_str(), "rb");
+    std::FILE* f = std::fopen(path.c_str(), "rb");
     if (!f) {
         if (errno == ENOENT) return true;
         *error = "cannot read result file " + path + ": " + std::strerror(errno);

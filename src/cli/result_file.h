@@ -24,9 +24,9 @@ struct RunResult {
 
 // Parses the content of a result file. Returns false and sets *error when the
 // content is malformed (the run is then failed: a bad result is not a success).
-bool parse_result(const std::string &content, RunResult *out, std::string *error);
+bool parse_result(const std::string& content, RunResult* out, std::string* error);
 
 // Reads and parses a file; a file that does not exist is an empty result.
-bool read_result_file(const std::string &path, RunResult *out, std::string *error);
+bool read_result_file(const std::string& path, RunResult* out, std::string* error);
 
 }  // namespace dataflow::cli

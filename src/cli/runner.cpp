@@ -2,25 +2,25 @@
 #include "runner.h"
 #include "runner_slot.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <fcntl.h>
 #include <fstream>
-#include <poll.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-extern char **environ;
+extern char** environ;
 
 namespace dataflow::cli {
 
 namespace {
 
-constexpr auto kKillAfter = std::chrono::seconds(5);          // SIGTERM → SIGKILL
-constexpr auto kDbOutageLimit = std::chrono::seconds(60);     // give up when idle this long
+constexpr auto kKillAfter = std::chrono::seconds(5);       // SIGTERM → SIGKILL
+constexpr auto kDbOutageLimit = std::chrono::seconds(60);  // give up when idle this long
 constexpr auto kMaxIdleDelay = std::chrono::milliseconds(2000);
 
 int g_signal_pipe[2] = {-1, -1};
@@ -40,10 +40,9 @@ Runner::Clock::duration secs(double s) {
     return std::chrono::duration_cast<Runner::Clock::duration>(std::chrono::duration<double>(s));
 }
 
-
 }  // namespace
 
-int install_signal_handlers(std::string *error) {
+int install_signal_handlers(std::string* error) {
     if (pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
         *error = std::string("pipe: ") + strerror(errno);
         return -1;
@@ -57,9 +56,12 @@ int install_signal_handlers(std::string *error) {
     return g_signal_pipe[0];
 }
 
-Runner::Runner(const Options &opt, std::string command_path, Db &db, Reporter &reporter,
+Runner::Runner(const Options& opt, std::string command_path, Db& db, Reporter& reporter,
                int signal_fd)
-    : opt_(opt), command_path_(std::move(command_path)), db_(db), reporter_(reporter),
+    : opt_(opt),
+      command_path_(std::move(command_path)),
+      db_(db),
+      reporter_(reporter),
       signal_fd_(signal_fd) {
     worker_ = opt.worker;
     if (worker_.empty()) {
@@ -70,7 +72,7 @@ Runner::Runner(const Options &opt, std::string command_path, Db &db, Reporter &r
 }
 
 Runner::~Runner() {
-    for (auto &s : slots_) {
+    for (auto& s : slots_) {
         close_output(*s);
         unlink(s->task_file.c_str());
         unlink(s->result_file.c_str());
@@ -79,7 +81,7 @@ Runner::~Runner() {
 }
 
 bool Runner::make_temp_dir() {
-    const char *base = std::getenv("TMPDIR");
+    const char* base = std::getenv("TMPDIR");
     std::string tmpl = std::string(base && *base ? base : "/tmp") + "/dataflow-run.XXXXXX";
     std::vector<char> buf(tmpl.begin(), tmpl.end());
     buf.push_back('\0');
@@ -106,11 +108,11 @@ int Runner::run() {
                 reporter_.log("reconnected to the database");
                 db_down_ = false;
             } else if (slots_.empty() || std::all_of(slots_.begin(), slots_.end(),
-                                                     [](auto &s) { return s->exited; })) {
+                                                     [](auto& s) { return s->exited; })) {
                 if (now - db_down_since_ > kDbOutageLimit) {
                     reporter_.log("database unreachable for " +
                                   std::to_string(kDbOutageLimit.count()) + " s, giving up: " + err);
-                    for (auto &s : slots_)
+                    for (auto& s : slots_)
                         reporter_.log("run " + std::to_string(s->task.run_id) + " (" + s->task.key +
                                       ") not recorded; its lease will expire and it is retried");
                     runtime_error_ = true;
@@ -121,11 +123,11 @@ int Runner::run() {
         }
 
         // Finished children: report, free the slot.
-        for (auto &s : slots_)
+        for (auto& s : slots_)
             if (s->exited && !db_down_ && now >= s->report_at) report(*s);
-        slots_.erase(std::remove_if(slots_.begin(), slots_.end(),
-                                    [](auto &s) { return s->child.pid < 0; }),
-                     slots_.end());
+        slots_.erase(
+            std::remove_if(slots_.begin(), slots_.end(), [](auto& s) { return s->child.pid < 0; }),
+            slots_.end());
 
         now = Clock::now();
         if (!db_down_) heartbeats(now);
@@ -139,10 +141,10 @@ int Runner::run() {
         if (stopping && slots_.empty()) break;
 
         std::vector<pollfd> fds;
-        std::vector<std::pair<Slot *, bool>> owners;
+        std::vector<std::pair<Slot*, bool>> owners;
         fds.push_back({signal_fd_, POLLIN, 0});
         owners.emplace_back(nullptr, false);
-        for (auto &s : slots_) {
+        for (auto& s : slots_) {
             if (s->child.out_fd >= 0) {
                 fds.push_back({s->child.out_fd, POLLIN, 0});
                 owners.emplace_back(s.get(), false);
@@ -183,7 +185,7 @@ void Runner::handle_signals() {
 }
 
 void Runner::begin_stop(int sig) {
-    const char *name = sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP" : "SIGTERM";
+    const char* name = sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP" : "SIGTERM";
     if (stop_signal_ != 0) {
         reporter_.log(std::string("second ") + name + ": stopping the running commands now");
         grace_deadline_ = Clock::now();
@@ -204,7 +206,7 @@ void Runner::reap_children() {
     int status = 0;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        for (auto &s : slots_) {
+        for (auto& s : slots_) {
             if (s->child.pid != pid || s->exited) continue;
             s->exited = true;
             s->wait_status = status;
@@ -218,10 +220,10 @@ void Runner::reap_children() {
     }
 }
 
-void Runner::read_output(Slot &slot, bool err) {
-    int &fd = err ? slot.child.err_fd : slot.child.out_fd;
-    LineSplitter &lines = err ? slot.err_lines : slot.out_lines;
-    auto emit = [&](const std::string &raw) {
+void Runner::read_output(Slot& slot, bool err) {
+    int& fd = err ? slot.child.err_fd : slot.child.out_fd;
+    LineSplitter& lines = err ? slot.err_lines : slot.out_lines;
+    auto emit = [&](const std::string& raw) {
         std::string line = sanitize_text(raw);
         if (err) slot.tail.add(line);
         if (!opt_.quiet) reporter_.line(err ? stderr : stdout, "[" + slot.task.key + "] " + line);
@@ -240,9 +242,9 @@ void Runner::read_output(Slot &slot, bool err) {
     }
 }
 
-void Runner::close_output(Slot &slot) {
-    auto emit_err = [&](const std::string &l) { slot.tail.add(sanitize_text(l)); };
-    for (int *fd : {&slot.child.out_fd, &slot.child.err_fd})
+void Runner::close_output(Slot& slot) {
+    auto emit_err = [&](const std::string& l) { slot.tail.add(sanitize_text(l)); };
+    for (int* fd : {&slot.child.out_fd, &slot.child.err_fd})
         if (*fd >= 0) {
             close(*fd);
             *fd = -1;
@@ -276,7 +278,7 @@ void Runner::try_lease(Clock::time_point now) {
     }
     idle_delay_ = std::chrono::milliseconds(200);
     if (opt_.mode == Mode::Once) leasing_done_ = true;
-    for (auto &t : tasks) start(std::move(t));
+    for (auto& t : tasks) start(std::move(t));
     next_lease_ = now;
 }
 
@@ -297,7 +299,7 @@ bool Runner::check_idle() {
 void Runner::start(Task task) {
     auto slot = std::make_unique<Slot>();
     slot->task = std::move(task);
-    const Task &t = slot->task;
+    const Task& t = slot->task;
     std::string base = temp_dir_ + "/" + std::to_string(t.run_id);
     slot->task_file = base + ".task.json";
     slot->result_file = base + ".result";
@@ -329,7 +331,7 @@ void Runner::start(Task task) {
 }
 
 void Runner::heartbeats(Clock::time_point now) {
-    for (auto &s : slots_) {
+    for (auto& s : slots_) {
         if (s->exited || !s->heartbeating || s->lease_lost || now < s->next_heartbeat) continue;
         double left = 0;
         DbStatus st = db_.heartbeat(s->task.token, opt_.lease_for, &left);
@@ -363,7 +365,7 @@ void Runner::heartbeats(Clock::time_point now) {
 }
 
 void Runner::enforce_deadlines(Clock::time_point now) {
-    for (auto &s : slots_) {
+    for (auto& s : slots_) {
         if (s->exited) continue;
         if (stop_signal_ != 0 && !s->terminated && now >= grace_deadline_) {
             s->interrupted = true;
@@ -377,7 +379,7 @@ void Runner::enforce_deadlines(Clock::time_point now) {
     }
 }
 
-void Runner::after_db_error(const std::string &what, const DbStatus &st) {
+void Runner::after_db_error(const std::string& what, const DbStatus& st) {
     if (st.connection_lost) {
         if (!db_down_) {
             reporter_.log("lost the database connection (" + what + "): " + st.message +
@@ -418,7 +420,7 @@ int Runner::wait_timeout_ms(Clock::time_point now) const {
         consider(next_lease_);
     if (stop_signal_ != 0) consider(grace_deadline_);
     if (db_down_) consider(next_reconnect_);
-    for (const auto &s : slots_) {
+    for (const auto& s : slots_) {
         if (s->exited) {
             if (!db_down_) consider(s->report_at);
             continue;

@@ -28,44 +28,43 @@ enum ExitCode {
 };
 
 // Installs the handlers; returns the read end of the self-pipe.
-int install_signal_handlers(std::string *error);
+int install_signal_handlers(std::string* error);
 
 class Runner {
-  public:
+public:
     using Clock = std::chrono::steady_clock;
 
-    Runner(const Options &opt, std::string command_path, Db &db, Reporter &reporter,
-           int signal_fd);
+    Runner(const Options& opt, std::string command_path, Db& db, Reporter& reporter, int signal_fd);
     ~Runner();
     // Runs until the mode says stop; returns the exit status.
     int run();
 
-  private:
+private:
     struct Slot;
 
     bool make_temp_dir();
     void handle_signals();
     void begin_stop(int sig);
     void reap_children();
-    void read_output(Slot &slot, bool err);
-    void close_output(Slot &slot);
+    void read_output(Slot& slot, bool err);
+    void close_output(Slot& slot);
     void try_lease(Clock::time_point now);
     void start(Task task);
     void heartbeats(Clock::time_point now);
     void enforce_deadlines(Clock::time_point now);
-    void report(Slot &slot);
-    bool settle_not_live(Slot &slot, const DbStatus &st);
-    void after_db_error(const std::string &what, const DbStatus &st);
+    void report(Slot& slot);
+    bool settle_not_live(Slot& slot, const DbStatus& st);
+    void after_db_error(const std::string& what, const DbStatus& st);
     void refresh_progress(bool force);
-    void log_finished(const Slot &slot, const std::string &outcome, const std::string &detail);
+    void log_finished(const Slot& slot, const std::string& outcome, const std::string& detail);
     bool check_idle();
     int wait_timeout_ms(Clock::time_point now) const;
     int exit_code() const;
 
-    const Options &opt_;
+    const Options& opt_;
     std::string command_path_;
-    Db &db_;
-    Reporter &reporter_;
+    Db& db_;
+    Reporter& reporter_;
     int signal_fd_;
     std::string worker_;
     std::string temp_dir_;

@@ -1,8 +1,8 @@
 // Recording the outcome of a finished command: complete / fail, and what a
 // refused token (SQLSTATE 55000) means.
-#include <cstdio>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <cstdio>
 
 #include "runner_slot.h"
 
@@ -10,17 +10,18 @@ namespace dataflow::cli {
 
 // Called for an exited child; clears child.pid once the outcome is recorded
 // (or cannot ever be), which frees the slot.
-void Runner::report(Slot &slot) {
-    const Task &t = slot.task;
+void Runner::report(Slot& slot) {
+    const Task& t = slot.task;
     std::string outcome, detail;
     DbStatus st;
     if (slot.lease_lost) {
         ++lost_;
         log_finished(slot, "abandoned", "lease lost; not recorded");
     } else if (slot.interrupted) {
-        std::string error = "interrupted: dataflow-run received a stop signal and the command "
-                            "did not finish within the grace period (" +
-                            describe_wait_status(slot.wait_status) + ")";
+        std::string error =
+            "interrupted: dataflow-run received a stop signal and the command "
+            "did not finish within the grace period (" +
+            describe_wait_status(slot.wait_status) + ")";
         std::string tail = slot.tail.text();
         if (!tail.empty()) error += "\n" + tail;
         st = db_.fail(t.token, error, true, &outcome);
@@ -55,10 +56,11 @@ void Runner::report(Slot &slot) {
         st = db_.fail(t.token, error, true, &outcome);
         if (st.ok) {
             ++failed_;
-            std::string last = tail.substr(tail.rfind('\n') == std::string::npos ? 0
-                                                                                  : tail.rfind('\n') + 1);
-            log_finished(slot, "failed", describe_wait_status(slot.wait_status) + ", chunk " +
-                                             outcome + (last.empty() ? "" : ": " + last));
+            std::string last =
+                tail.substr(tail.rfind('\n') == std::string::npos ? 0 : tail.rfind('\n') + 1);
+            log_finished(slot, "failed",
+                         describe_wait_status(slot.wait_status) + ", chunk " + outcome +
+                             (last.empty() ? "" : ": " + last));
         }
     }
     if (!st.ok && !settle_not_live(slot, st)) {
@@ -78,7 +80,7 @@ void Runner::report(Slot &slot) {
 
 // complete/fail refused with 55000: either the command already recorded its
 // own outcome with DATAFLOW_TOKEN (fine), or the lease expired or was cancelled.
-bool Runner::settle_not_live(Slot &slot, const DbStatus &st) {
+bool Runner::settle_not_live(Slot& slot, const DbStatus& st) {
     if (!st.lease_not_live()) return false;
     std::string status;
     DbStatus q = db_.run_status(slot.task.run_id, &status);
@@ -97,14 +99,13 @@ bool Runner::settle_not_live(Slot &slot, const DbStatus &st) {
     return true;
 }
 
-void Runner::log_finished(const Slot &slot, const std::string &outcome,
-                          const std::string &detail) {
+void Runner::log_finished(const Slot& slot, const std::string& outcome, const std::string& detail) {
     refresh_progress(true);
     bool quiet_success = reporter_.tty() && (outcome == "succeeded");
     if (quiet_success) return;
     char dur[32];
     std::snprintf(dur, sizeof dur, "%.1fs", slot.duration);
-    const Task &t = slot.task;
+    const Task& t = slot.task;
     std::string text = opt_.job + " " + t.key + " v" + std::to_string(t.version) + " attempt " +
                        std::to_string(t.attempt) + " (run " + std::to_string(t.run_id) +
                        "): " + outcome + " in " + dur;

@@ -15,15 +15,15 @@ struct Runner::Slot {
     bool heartbeating = true;
     bool exited = false;
     int wait_status = 0;
-    bool lease_lost = false;    // the token is dead: stop the command, report nothing
-    bool interrupted = false;   // cut off after the grace period
+    bool lease_lost = false;   // the token is dead: stop the command, report nothing
+    bool interrupted = false;  // cut off after the grace period
     Clock::time_point kill_at{}, report_at{};
     bool terminated = false, killed = false;
     double duration = 0;
 };
 
 // Errors worth retrying: serialization failures, deadlocks, lock timeouts, cancels.
-inline bool transient(const DbStatus &st) {
+inline bool transient(const DbStatus& st) {
     return st.sqlstate.rfind("40", 0) == 0 || st.sqlstate == "55P03" || st.sqlstate == "57014";
 }
 

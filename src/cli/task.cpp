@@ -7,17 +7,17 @@ namespace dataflow::cli {
 namespace {
 
 // Serialise without ever throwing on bad UTF-8 (STYLE rule 3).
-std::string dump_json(const nlohmann::json &j, int indent = -1) {
+std::string dump_json(const nlohmann::json& j, int indent = -1) {
     return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 // JSON text from the server, or fallback when it does not parse.
-nlohmann::json parse_or(const std::string &text, nlohmann::json fallback) {
+nlohmann::json parse_or(const std::string& text, const nlohmann::json& fallback) {
     nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
     return j.is_discarded() ? fallback : j;
 }
 
-nlohmann::json task_json(const Task &task) {
+nlohmann::json task_json(const Task& task) {
     nlohmann::json j = {
         {"run_id", task.run_id},
         {"token", task.token},
@@ -37,21 +37,22 @@ nlohmann::json task_json(const Task &task) {
 
 }  // namespace
 
-std::string task_file_json(const Task &task) { return dump_json(task_json(task), 2) + "\n"; }
+std::string task_file_json(const Task& task) {
+    return dump_json(task_json(task), 2) + "\n";
+}
 
-std::vector<std::string> child_environment(char **parent_env, const Task &task,
-                                           const std::string &task_file,
-                                           const std::string &result_file,
-                                           const std::string &dsn) {
+std::vector<std::string> child_environment(char** parent_env, const Task& task,
+                                           const std::string& task_file,
+                                           const std::string& result_file, const std::string& dsn) {
     std::vector<std::string> env;
     // A dataflow-run started from a command of another dataflow-run must not
     // leak the outer task into the inner one.
-    for (char **e = parent_env; e && *e; ++e) {
+    for (char** e = parent_env; e && *e; ++e) {
         std::string var = *e;
         if (var.rfind("DATAFLOW_", 0) == 0) continue;
         env.push_back(std::move(var));
     }
-    auto add = [&](const char *name, const std::string &value) {
+    auto add = [&](const char* name, const std::string& value) {
         env.push_back(std::string(name) + "=" + value);
     };
     add("DATAFLOW_RUN_ID", std::to_string(task.run_id));

@@ -26,13 +26,12 @@ struct Task {
 
 // The task as one JSON object, indented: the content of DATAFLOW_TASK_FILE.
 // (nlohmann_json stays inside task.cpp and result_file.cpp: it is slow to compile.)
-std::string task_file_json(const Task &task);
+std::string task_file_json(const Task& task);
 
 // "NAME=value" strings for the child: the caller's environment with every
 // inherited DATAFLOW_* variable replaced by this task's.
-std::vector<std::string> child_environment(char **parent_env, const Task &task,
-                                           const std::string &task_file,
-                                           const std::string &result_file,
-                                           const std::string &dsn);
+std::vector<std::string> child_environment(char** parent_env, const Task& task,
+                                           const std::string& task_file,
+                                           const std::string& result_file, const std::string& dsn);
 
 }  // namespace dataflow::cli

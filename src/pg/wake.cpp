@@ -57,16 +57,15 @@ void detach(int, Datum) {
     pg_atomic_compare_exchange_u32(&state->procno_plus_one, &expected, 0);
 }
 
+// COMMIT sets the latch; ABORT and PREPARE forget the request (COMMIT
+// PREPARED runs in another session: the worker's naptime covers it).
 void on_xact(XactEvent event, void*) {
-    switch (event) {
-        case XACT_EVENT_COMMIT:
-        case XACT_EVENT_PARALLEL_COMMIT:
-            if (wake_at_commit) notify();
-            wake_at_commit = false;
-            break;
-        case XACT_EVENT_ABORT:
-        case XACT_EVENT_PARALLEL_ABORT: wake_at_commit = false; break;
-        default: break;
+    if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT) {
+        if (wake_at_commit) notify();
+        wake_at_commit = false;
+    } else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+               event == XACT_EVENT_PREPARE) {
+        wake_at_commit = false;
     }
 }
 

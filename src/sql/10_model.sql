@@ -112,7 +112,7 @@ CREATE TABLE dataflow.chunk (
   available_at timestamptz,
   CONSTRAINT chunk_dataset_key UNIQUE (dataset_id, key)
 ) WITH (fillfactor = 80);
-CREATE INDEX chunk_queue ON dataflow.chunk (dataset_id, not_before) WHERE status = 'queued';
+CREATE INDEX chunk_queue ON dataflow.chunk (dataset_id, not_before, id) WHERE status = 'queued';
 CREATE INDEX chunk_ord ON dataflow.chunk (dataset_id, ord);
 COMMENT ON TABLE dataflow.chunk IS
   'One chunk of a dataset: status, version, location, counts, lineage pointer; '

@@ -222,5 +222,8 @@ BEGIN
   UPDATE dataflow.job SET paused = false WHERE id = j.id;
   INSERT INTO dataflow.event (to_status, actor, detail)
   VALUES ('resumed', dataflow._actor(), jsonb_build_object('job', j.name, 'was_paused', j.paused));
+  IF j.dispatch <> 'pull' THEN
+    PERFORM dataflow._wake();   -- the dispatcher picks the job up at once, not after a naptime
+  END IF;
 END $$;
 COMMENT ON FUNCTION dataflow.resume_job(text) IS 'Lease a paused job''s chunks again';

@@ -69,9 +69,12 @@ BEGIN
     SELECT c.id
       FROM dataflow.chunk c
      WHERE c.dataset_id = j.output_id AND c.status = 'queued' AND c.not_before <= now()
-       -- Safe: never re-produce a chunk while runs still read it.
-       AND NOT EXISTS (SELECT FROM dataflow.run_input ri JOIN dataflow.run rr ON rr.id = ri.run_id
-                        WHERE ri.chunk_id = c.id AND rr.status = 'running')
+       -- Safe: never re-produce a chunk while runs still read it. Only a resubmitted chunk
+       -- (version > 1) can have readers; the check is a per-row subplan, not an anti-join,
+       -- so the scan stays an index probe in queue order.
+       AND (c.version = 1
+            OR (SELECT count(*) FROM dataflow.run_input ri JOIN dataflow.run rr ON rr.id = ri.run_id
+                 WHERE ri.chunk_id = c.id AND rr.status = 'running') = 0)
      ORDER BY c.not_before, c.id
      LIMIT n
        FOR UPDATE OF c SKIP LOCKED

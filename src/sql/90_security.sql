@@ -108,3 +108,12 @@ ALTER FUNCTION dataflow.downstream(text, text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.graph_dot() SECURITY DEFINER;
 -- The view's INSTEAD OF trigger writes dataflow.chunk on behalf of the operator.
 ALTER FUNCTION dataflow._chunks_update() SECURITY DEFINER;
+
+-- Webhooks (src/sql/70_worker.sql): subscriptions are definitions (admin); redelivery is an
+-- operator's tool; the deliveries view shows no URL or secret.
+GRANT EXECUTE ON FUNCTION dataflow.subscribe(text, text, text[], text[], text), dataflow.unsubscribe(text),
+  dataflow.drop_subscription(text), dataflow.redeliver(bigint), dataflow.redeliver(text, timestamptz, boolean)
+  TO dataflow_admin;
+GRANT EXECUTE ON FUNCTION dataflow.redeliver(bigint), dataflow.redeliver(text, timestamptz, boolean)
+  TO dataflow_operator;
+GRANT SELECT ON dataflow.deliveries TO dataflow_reader;

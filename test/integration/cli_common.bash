@@ -69,7 +69,10 @@ cli_setup() {
     done
     rm -f "$log"
     export PGDATABASE=postgres
-    mkdir -p "$CLI_TMP/bin" "$CLI_TMP/work"
+    mkdir -p "$CLI_TMP/bin" "$CLI_TMP/work" "$CLI_TMP/tmp"
+    # dataflow-run's own temporary directories go here, so even a killed one
+    # leaves nothing behind.
+    export TMPDIR=$CLI_TMP/tmp
     cli_find_binary
     echo "using $CLI"
 }

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# make chaos: the full forms of the reliability tests (docs/reliability.md).
+#   scripts/chaos.sh [kill|fuzz|churn]...   (default: all three)
+# Bounded: about 30 minutes in all on 2 cores (kill -9 over 20,000 chunks per
+# stage, 10,000 hostile calls per public function, 10 minutes of churn).
+# CHURN_SECONDS=1800 gives the 30-minute churn run. Exits non-zero when any fails.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+. scripts/lib.sh
+
+parts=("$@")
+[ ${#parts[@]} -eq 0 ] && parts=(kill fuzz churn)
+scripts/deps.sh || exit 1
+SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+make -s -j2 >/dev/null || { echo "build failed" >&2; exit 1; }
+$SUDO make -s install >/dev/null || { echo "install failed" >&2; exit 1; }
+
+export DF_FULL=1
+export CHURN_SECONDS=${CHURN_SECONDS:-600}
+failed=()
+for p in "${parts[@]}"; do
+    case $p in
+        kill)  t=test/integration/chaos_kill_workers.sh; limit=1800 ;;
+        fuzz)  t=test/integration/fuzz_sql.sh; limit=1800 ;;
+        churn) t=test/integration/churn.sh; limit=$((CHURN_SECONDS + 300)) ;;
+        *) echo "unknown part $p (kill, fuzz, churn)" >&2; exit 2 ;;
+    esac
+    echo "== $t (full form)"
+    start=$(date +%s)
+    timeout "$limit" bash "$t"
+    rc=$?
+    echo "-- $t: rc=$rc in $(($(date +%s) - start))s"
+    [ $rc -eq 0 ] || failed+=("$p")
+done
+echo
+if [ ${#failed[@]} -eq 0 ]; then echo "chaos: all passed"; else echo "chaos: failed: ${failed[*]}"; exit 1; fi
