@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make chaos: the full forms of the reliability tests (docs/reliability.md).
-#   scripts/chaos.sh [kill|fuzz|churn]...   (default: all three)
+#   scripts/chaos.sh [kill|stall|fuzz|churn]...   (default: all of them)
 # Bounded: about 30 minutes in all on 2 cores (kill -9 over 20,000 chunks per
 # stage, 10,000 hostile calls per public function, 10 minutes of churn).
 # CHURN_SECONDS=1800 gives the 30-minute churn run. Exits non-zero when any fails.
@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.." || exit 1
 . scripts/lib.sh
 
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(kill fuzz churn)
+[ ${#parts[@]} -eq 0 ] && parts=(kill stall fuzz churn)
 scripts/deps.sh || exit 1
 SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
 make -s -j2 >/dev/null || { echo "build failed" >&2; exit 1; }
@@ -21,9 +21,10 @@ failed=()
 for p in "${parts[@]}"; do
     case $p in
         kill)  t=test/integration/chaos_kill_workers.sh; limit=1800 ;;
+        stall) t=test/integration/chaos_stalled_worker.sh; limit=300 ;;
         fuzz)  t=test/integration/fuzz_sql.sh; limit=1800 ;;
         churn) t=test/integration/churn.sh; limit=$((CHURN_SECONDS + 300)) ;;
-        *) echo "unknown part $p (kill, fuzz, churn)" >&2; exit 2 ;;
+        *) echo "unknown part $p (kill, stall, fuzz, churn)" >&2; exit 2 ;;
     esac
     echo "== $t (full form)"
     start=$(date +%s)

@@ -26,7 +26,9 @@ df_tmpdir() {
 
 df_free_port() {
     local p=${1:-55432}
-    while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((p + 1)); done
+    while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do
+        p=$((p + 1)); [ "$p" -le 65000 ] || p=20000
+    done
     # also skip ports whose socket file exists in /tmp (another instance without TCP)
     echo "$p"
 }
@@ -51,7 +53,9 @@ df_cluster_start() {
         for line in "$@"; do echo "$line"; done
     } >> "$dir/data/postgresql.conf"
     for attempt in 1 2 3 4 5; do
-        port=$(df_free_port $(( ${DF_PORT_BASE:-20000} + RANDOM % 20000 )))
+        local base=${DF_PORT_BASE:-20000}
+        [ "$base" -ge 1024 ] && [ "$base" -lt 60000 ] || base=20000
+        port=$(df_free_port $(( base + RANDOM % (64000 - base) )))
         echo "port = $port" >> "$dir/data/postgresql.conf"
         if df_as_user pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null; then
             export PGHOST="$dir/sock" PGPORT="$port" PGUSER=postgres

@@ -2,10 +2,12 @@
 -- milliseconds at millions of chunks, without counting by scans.
 --
 -- chunk_count holds per (dataset, backfill, shard) the number of chunks in
--- each status. A transaction updates the shard of its backend, so concurrent
--- workers rarely touch the same row; readers sum over shards. Shards may go
--- negative; their sum is exact. done_minute buckets completions and failures
--- per minute for throughput and ETA.
+-- each status; readers sum over shards. A writer updates the first shard row
+-- no other transaction holds (FOR UPDATE SKIP LOCKED) and adds a row when all
+-- are held, so it never waits for anyone: a worker that keeps its transaction
+-- open (complete() in the same transaction as a long load) cannot stall the
+-- others. Shards may go negative; their sum is exact. done_minute buckets
+-- completions and failures per minute the same way, for throughput and ETA.
 
 CREATE TABLE dataflow.backfill (
   id         integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -52,7 +54,13 @@ CREATE FUNCTION dataflow._shard() RETURNS smallint
 LANGUAGE sql STABLE PARALLEL SAFE
 RETURN (pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.%) 16)::smallint;
 
--- Add (sign * 1) to a status column of a counter row, creating it when missing.
+-- A shard number for a new counter row: random, so that two transactions
+-- adding rows at once practically never collide (a collision would wait).
+CREATE FUNCTION dataflow._new_shard() RETURNS smallint
+LANGUAGE sql VOLATILE PARALLEL SAFE
+RETURN (pg_catalog.random() OPERATOR(pg_catalog.*) 32000)::smallint;
+
+-- Move p_n chunks from status p_old to p_new in a counter row nobody else holds.
 CREATE FUNCTION dataflow._count(p_dataset integer, p_backfill integer, p_old text, p_new text,
                                 p_n bigint, p_ord bigint, p_at timestamptz)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -72,10 +80,16 @@ BEGIN
            resubmit  = resubmit  + CASE p_new WHEN 'resubmit'  THEN p_n ELSE 0 END - CASE p_old WHEN 'resubmit'  THEN p_n ELSE 0 END,
            newest_ord = CASE WHEN p_ord IS NOT NULL THEN greatest(newest_ord, p_ord) ELSE newest_ord END,
            newest_at = CASE WHEN p_at IS NOT NULL THEN greatest(newest_at, p_at) ELSE newest_at END
-     WHERE dataset_id = p_dataset AND backfill_id = p_backfill AND shard = s;
+     WHERE (dataset_id, backfill_id, shard) =
+           (SELECT k.dataset_id, k.backfill_id, k.shard FROM dataflow.chunk_count k
+             WHERE k.dataset_id = p_dataset AND k.backfill_id = p_backfill
+             ORDER BY k.shard <> s, k.shard
+             LIMIT 1
+               FOR UPDATE SKIP LOCKED);
     EXIT WHEN FOUND;
     INSERT INTO dataflow.chunk_count (dataset_id, backfill_id, shard)
-    VALUES (p_dataset, p_backfill, s) ON CONFLICT DO NOTHING;
+    VALUES (p_dataset, p_backfill, dataflow._new_shard())
+    ON CONFLICT DO NOTHING;
   END LOOP;
 END $$;
 
@@ -86,11 +100,20 @@ BEGIN
   PERFORM dataflow._count(NEW.dataset_id, NEW.backfill_id, OLD.status, NEW.status, 1,
                           CASE WHEN avail THEN NEW.ord END, CASE WHEN avail THEN NEW.available_at END);
   IF OLD.status = 'running' AND NEW.status IN ('ready', 'failed', 'queued') THEN
-    INSERT INTO dataflow.done_minute AS m (dataset_id, minute, shard, succeeded, failed)
-    VALUES (NEW.dataset_id, date_trunc('minute', now()), dataflow._shard(),
-            (NEW.status = 'ready')::integer, (NEW.status <> 'ready')::integer)
-    ON CONFLICT (dataset_id, minute, shard) DO UPDATE
-      SET succeeded = m.succeeded + excluded.succeeded, failed = m.failed + excluded.failed;
+    LOOP
+      UPDATE dataflow.done_minute
+         SET succeeded = succeeded + (NEW.status = 'ready')::integer,
+             failed = failed + (NEW.status <> 'ready')::integer
+       WHERE (dataset_id, minute, shard) =
+             (SELECT m.dataset_id, m.minute, m.shard FROM dataflow.done_minute m
+               WHERE m.dataset_id = NEW.dataset_id AND m.minute = date_trunc('minute', now())
+               ORDER BY m.shard LIMIT 1
+                 FOR UPDATE SKIP LOCKED);
+      EXIT WHEN FOUND;
+      INSERT INTO dataflow.done_minute (dataset_id, minute, shard)
+      VALUES (NEW.dataset_id, date_trunc('minute', now()), dataflow._new_shard())
+      ON CONFLICT DO NOTHING;
+    END LOOP;
   END IF;
   RETURN NULL;
 END $$;

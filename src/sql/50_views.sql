@@ -46,6 +46,12 @@ BEGIN
   IF NEW.status = 'skipped' AND OLD.status = 'skipped' THEN
     RETURN NEW;
   END IF;
+  -- One UPDATE may name a chunk and its upstream: the upstream's cascade already reset this
+  -- one (new version) earlier in the same statement; resetting it again would skip a version.
+  IF NEW.status = 'resubmit'
+     AND (SELECT c.version FROM dataflow.chunk c WHERE c.id = OLD.chunk_id) <> OLD.version THEN
+    RETURN NEW;
+  END IF;
   UPDATE dataflow.chunk
      SET status = NEW.status,
          info = CASE WHEN NEW.status = 'skipped'

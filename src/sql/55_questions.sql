@@ -148,6 +148,14 @@ BEGIN
                 JOIN dataflow.dataset lds ON lds.id = lw.dataset_id WHERE lw.consumer = ch.id)
            WHEN ch.status = 'waiting' THEN ch.unmet || ' input(s) not available'
            WHEN ch.status = 'queued' AND jb.paused THEN 'job ' || jb.name || ' is paused (dataflow.resume_job)'
+           WHEN ch.status = 'queued' AND EXISTS (
+                  SELECT FROM dataflow.job_input jl WHERE jl.job_id = jb.id AND jl.mapping = 'latest'
+                     AND NOT EXISTS (SELECT FROM dataflow.chunk lc WHERE lc.dataset_id = jl.dataset_id
+                                        AND dataflow._level(lc.status) >= jl.need)) THEN
+             'waits for an available chunk of its latest input(s) '
+             || (SELECT string_agg(lds.name, ', ') FROM dataflow.job_input jl
+                   JOIN dataflow.dataset lds ON lds.id = jl.dataset_id
+                  WHERE jl.job_id = jb.id AND jl.mapping = 'latest')
            WHEN ch.status = 'queued' AND ch.not_before > now() THEN
              'retry backoff until ' || to_char(ch.not_before, 'YYYY-MM-DD HH24:MI:SS TZ')
              || coalesce(', last error: ' || left(ch.error, 200), '')

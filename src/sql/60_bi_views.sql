@@ -195,14 +195,15 @@ SELECT b.name AS dataset, dataflow._key_text(b.key_kind, g) AS key, coalesce(c.s
   LEFT JOIN dataflow.chunk c ON c.dataset_id = b.id AND c.ord = g
  WHERE b.lo IS NOT NULL AND (c.id IS NULL OR c.status NOT IN ('ready', 'validated', 'skipped'))
 UNION ALL
-SELECT d.name, c.key, c.status, 'overdue', dataflow._period_end(d.key_kind, c.ord)
-  FROM dataflow.dataset d
+SELECT b.name, c.key, c.status, 'overdue', dataflow._period_end(b.key_kind, c.ord)
+  FROM bounds b
+  JOIN dataflow.dataset d ON d.id = b.id
   JOIN dataflow.chunk c ON c.dataset_id = d.id
  WHERE d.lateness IS NOT NULL AND d.key_kind IN ('date', 'hour')
    AND c.status NOT IN ('ready', 'validated', 'skipped')
    AND dataflow._period_end(d.key_kind, c.ord) + d.lateness < now()
-   AND c.ord > (SELECT coalesce(max(a.ord), -1e15::bigint) FROM dataflow.chunk a
-                 WHERE a.dataset_id = d.id AND a.status IN ('ready', 'validated', 'skipped'));
+   -- keys between the oldest and newest available ones are listed as holes already
+   AND (b.lo IS NULL OR c.ord < b.lo OR c.ord > b.hi);
 COMMENT ON VIEW dataflow.gaps IS
   'Holes: keys between the oldest and newest available keys of a date/hour/int dataset with no available '
   'chunk; and overdue: expected keys past their period plus the dataset''s lateness, not available yet';
@@ -247,3 +248,21 @@ COMMENT ON COLUMN dataflow.deletable.location IS 'Where its data is';
 COMMENT ON COLUMN dataflow.deletable.row_count IS 'Rows reported by the producer';
 COMMENT ON COLUMN dataflow.deletable.consumers IS 'Consumer chunks, all finished with it';
 COMMENT ON COLUMN dataflow.deletable.available_at IS 'When it became available';
+
+CREATE VIEW dataflow.events AS
+SELECT e.id AS event_id, e.at, d.name AS dataset, e.key, e.version, e.from_status, e.to_status,
+       e.actor, e.run_id, e.detail
+  FROM dataflow.event e
+  LEFT JOIN dataflow.dataset d ON d.id = e.dataset_id;
+COMMENT ON VIEW dataflow.events IS
+  'The append-only history of every status transition (the forensic record), newest last';
+COMMENT ON COLUMN dataflow.events.event_id IS 'Event id (increasing)';
+COMMENT ON COLUMN dataflow.events.at IS 'When (transaction time)';
+COMMENT ON COLUMN dataflow.events.dataset IS 'Dataset of the chunk (NULL for job events)';
+COMMENT ON COLUMN dataflow.events.key IS 'Chunk key';
+COMMENT ON COLUMN dataflow.events.version IS 'Chunk version after the transition';
+COMMENT ON COLUMN dataflow.events.from_status IS 'Status before (NULL when the chunk was created)';
+COMMENT ON COLUMN dataflow.events.to_status IS 'Status after (or late, paused, resumed)';
+COMMENT ON COLUMN dataflow.events.actor IS 'Role or worker that caused it';
+COMMENT ON COLUMN dataflow.events.run_id IS 'Run involved, if any';
+COMMENT ON COLUMN dataflow.events.detail IS 'Why: reason, error, inputs, backfill …';

@@ -40,7 +40,8 @@ GRANT EXECUTE ON FUNCTION dataflow._level(text), dataflow._key_text(text, bigint
 
 -- Reader: views and read-only questions.
 GRANT SELECT ON dataflow.datasets, dataflow.jobs, dataflow.chunks, dataflow.runs, dataflow.progress,
-  dataflow.gaps, dataflow.deletable, dataflow.dataset_counts, dataflow.dataset_rate TO dataflow_reader;
+  dataflow.gaps, dataflow.deletable, dataflow.dataset_counts, dataflow.dataset_rate, dataflow.events
+  TO dataflow_reader;
 GRANT EXECUTE ON FUNCTION dataflow.explain(text, text), dataflow.blockers(text, text),
   dataflow.upstream(text, text), dataflow.downstream(text, text), dataflow.graph_dot() TO dataflow_reader;
 

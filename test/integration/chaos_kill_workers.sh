@@ -3,7 +3,7 @@
 # A 3-stage flow src -> ja -> a -> jb -> b -> jc -> c over N chunks per stage,
 # 2-second leases, 6 pull workers (long-lived psql sessions, see
 # chaos/worker.bash), a reaper calling dataflow.reap() every 0.5 s (the
-# background worker reaps too). Every 1-3 s a random worker is SIGKILLed (its
+# background worker reaps too). Every 0.5-2 s a random worker is SIGKILLed (its
 # whole process group: generator and psql) and replaced; one event in five is a
 # SIGSTOP longer than the lease instead (a zombie that wakes up and calls
 # complete on an expired lease).
@@ -16,8 +16,7 @@
 # CHAOS_REAP_GRACE (seconds), DF_FAULT_SQL (SQL file run after CREATE
 # EXTENSION, to show that an injected fault is caught).
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-ROOT=$PWD
+cd "$(dirname "$0")/../.." || exit 1
 . scripts/lib.sh
 . test/integration/chaos/lib.bash
 
@@ -79,7 +78,7 @@ while :; do
                       WHERE d.name = 'c' AND c.status = 'ready'")
     [ "$done_c" -ge "$N" ] && break
     [ $((now - t0)) -ge "$TIMEOUT" ] && { echo "timed out after ${TIMEOUT}s with $done_c/$N of c ready"; break; }
-    sleep "$((1 + RANDOM % 2)).$((RANDOM % 10))"
+    sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.2f", 0.5 + (r % 150) / 100 }')"   # 0.5-2 s
     names=("${!wpid[@]}")
     victim=${names[$((RANDOM % ${#names[@]}))]}
     if ((RANDOM % 5 == 0)); then
@@ -99,7 +98,6 @@ while :; do
 done
 elapsed=$(($(date +%s) - t0))
 touch "$STOP"
-wait_end=$(($(date +%s) + 20))
 # Let zombies wake and the last leases finish or expire (they hold no work any more).
 rt_sql "SELECT pg_sleep($LEASE + 1); SELECT dataflow.reap();" >/dev/null
 for g in "${RT_PGIDS[@]}"; do kill -CONT -- "-$g" 2>/dev/null; kill -TERM -- "-$g" 2>/dev/null; done

@@ -29,13 +29,15 @@ rt_setup() {
     RT_DIR=$(df_tmpdir)
     trap rt_cleanup EXIT
     trap 'exit 130' INT TERM
-    # Other suites start clusters at the same time: start from a random port and
-    # try again when another instance took the port between probe and bind.
+    # df_cluster_start picks a random free port and retries on a clash; start
+    # over (fresh initdb) if it still fails, e.g. while another suite's tests
+    # make many ports answer at once.
     local try
     for try in 1 2 3; do
-        DF_PORT_BASE=$((58000 + RANDOM % 4000)) df_cluster_start "$RT_DIR" "$@" 2>"$RT_DIR/start.err" && break
+        df_cluster_start "$RT_DIR" "$@" 2>"$RT_DIR/start.err" && break
         [ "$try" -eq 3 ] && { cat "$RT_DIR/start.err" >&2; echo "FAIL: cluster did not start" >&2; exit 1; }
         df_cluster_stop "$RT_DIR"; rm -rf "$RT_DIR/data" "$RT_DIR/sock"
+        sleep "$try"
     done
     rt_sql "CREATE EXTENSION pg_dataflow" >/dev/null
 }

@@ -5,7 +5,7 @@
 # Iterations vary on purpose:
 #   ~70% lease (autocommit) -> work -> [heartbeat] -> complete
 #   ~12% BEGIN; lease; work; COMMIT -> complete      (kill inside the lease txn: rolled back)
-#   ~12% lease -> work -> BEGIN; complete; pause; COMMIT (kill inside complete: result lost, lease expires)
+#   ~12% lease -> work -> BEGIN; complete + pause; COMMIT (kill inside: result lost, lease expires)
 #   ~ 3% lease -> fail(retry)                        (retried: max_attempts is high)
 # psql prints errors with their SQLSTATE (VERBOSITY verbose) on stderr; the test
 # accepts only 55000 (a late call on a lease that is no longer live).
@@ -31,9 +31,10 @@ gen() {
         echo "SELECT pg_sleep($work);"
         if ((r < 12)); then echo 'COMMIT;'; fi
         if ((r >= 12 && r < 24)); then
+            # complete and a pause in one statement: a kill in the pause rolls the
+            # completion back; a refused completion leaves no aborted block behind.
             echo 'BEGIN;'
-            echo "SELECT dataflow.complete(:'tok', 1, 'ck-$name', NULL, NULL);"
-            echo "SELECT pg_sleep($work);"
+            echo "SELECT dataflow.complete(:'tok', 1, 'ck-$name', NULL, NULL), pg_sleep($work);"
             echo 'COMMIT;'
         elif ((r >= 24 && r < 27)); then
             echo "SELECT dataflow.fail(:'tok', 'chaos: injected failure', true);"

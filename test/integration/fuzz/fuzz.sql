@@ -138,6 +138,8 @@ INSERT INTO fz.spec VALUES
  ('create_connection', 'SELECT dataflow.create_connection(({NEWNAME})::text, ({DISPATCH})::text, ({URL})::text, ({AUTH})::text, ({OTEXT})::text, ({OTEXT})::text, ({OINT})::integer, ({IVL})::interval, ({IVL})::interval)'),
  ('drop_connection', 'SELECT dataflow.drop_connection(({CONNNAME})::text)'),
  ('create_job', 'SELECT dataflow.create_job(({NEWNAME})::text, ({DS})::text, ({DISPATCH})::text, ({OCONNNAME})::text, ({OTARGET})::text, ({OURL})::text, ({JSON})::jsonb, ({OPOOLNAME})::text, ({OINT})::integer, ({INT})::integer, ({IVL})::interval, ({IVL})::interval, ({IVL})::interval, ({INT})::integer)'),
+ ('create_job(pull)', 'SELECT dataflow.create_job(({NEWNAME})::text, ({DS})::text, ''pull'', NULL, NULL, NULL, ({JSON})::jsonb, ({OPOOLNAME})::text, ({OINT})::integer, ({INT})::integer, ({IVL})::interval, ({IVL})::interval, ({IVL})::interval, ({INT})::integer)'),
+ ('create_job(http)', 'SELECT dataflow.create_job(({NEWNAME})::text, ({DS})::text, ''http'', NULL, NULL, ({URL})::text, ''{}'', NULL, ({OINT})::integer, 3, ''1 second'', ''1 minute'', ({IVL})::interval, 0)'),
  ('add_input', 'SELECT dataflow.add_input(({JOB})::text, ({DS})::text, ({MAPPING})::text, ({OINT})::integer, ({OINT})::integer, ({OREQUIRE})::text)'),
  ('drop_job', 'SELECT dataflow.drop_job(({JOB})::text)'),
  ('pause_job', 'SELECT dataflow.pause_job(({JOB})::text)'),

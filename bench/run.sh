@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# pg_dataflow against its baselines and peers, in ONE throwaway cluster and one run,
+# so every ratio compares figures measured minutes apart on the same machine.
+#   bench/run.sh            (make bench runs it)   env: BENCH_JOBS (default 50000), BENCH_OUT (table file)
+# Each scenario is bounded in count and in time; the cluster is stopped on exit.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+. scripts/lib.sh
+JOBS=${BENCH_JOBS:-50000}
+CLIENTS=8
+PER=$((JOBS / CLIENTS))
+OUT=${BENCH_OUT:-}
+T_START=$(date +%s)
+
+tmp=$(df_tmpdir)
+cleanup() { df_cluster_stop "$tmp"; rm -rf "$tmp"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+# Same settings for every system: fsync and synchronous_commit on (defaults), autovacuum on.
+df_cluster_start "$tmp" "shared_buffers = '512MB'" "max_wal_size = '4GB'" "max_connections = 200" \
+    "dataflow.naptime = 1000" || exit 1
+export PGDATABASE=postgres
+q()  { df_as_user psql -X -q -v ON_ERROR_STOP=1 -At -d "${DB:-postgres}" "$@"; }
+pgb() { df_as_user pgbench -n "$@" "${DB:-postgres}"; }
+now() { date +%s.%N; }
+rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN{printf "%.0f", n/(b-a)}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || b == 0) print "-"; else printf "%.2fx", a/b }'; }
+tps() { sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -1; }
+log() { printf '[%4ds] %s\n' $(( $(date +%s) - T_START )) "$*" >&2; }
+declare -A R   # results by name
+
+# ---------------------------------------------------------------- baselines
+log "baselines: 1-row UPDATE, INSERT with/without pg_notify, raw SKIP LOCKED queue"
+q -f bench/queue_baseline.sql >/dev/null
+R[update]=$(pgb -c $CLIENTS -j 2 -T 8 -f bench/pgbench_update.sql 2>/dev/null | tps)
+R[insert]=$(pgb -c $CLIENTS -j 2 -T 5 -f bench/pgbench_insert.sql 2>/dev/null | tps)
+R[insert_notify]=$(pgb -c $CLIENTS -j 2 -T 5 -f bench/pgbench_insert_notify.sql 2>/dev/null | tps)
+raw_queue() { # raw_queue SCRIPT PER_CLIENT_TXNS -> jobs/s
+    q -c "TRUNCATE bench_queue" -c "INSERT INTO bench_queue (payload) SELECT '{}' FROM generate_series(1, $JOBS)" -c "VACUUM ANALYZE bench_queue" >/dev/null
+    local t0 t1 done
+    t0=$(now); pgb -c $CLIENTS -j 2 -t "$2" -f "$1" >/dev/null 2>&1; t1=$(now)
+    done=$(q -c "SELECT count(*) FROM bench_queue WHERE status = 'done'")
+    rate "$done" "$t0" "$t1"
+}
+R[raw1]=$(raw_queue bench/pgbench_queue1.sql $PER)
+R[raw10]=$(raw_queue bench/pgbench_queue10.sql $((PER / 10 + 1)))
+
+# ---------------------------------------------------------------- peers (npm)
+node_env() { df_as_user env PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER=postgres PGDATABASE="$1" "${@:2}"; }
+jfield() { python3 -c "import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); print(round(d['$1'], ${2:-0}))" 2>/dev/null; }
+if [ -d bench/peers/node_modules/graphile-worker ] && [ -d bench/peers/node_modules/pg-boss ]; then
+    for db in gw gwb gwl pb pbl; do q -c "CREATE DATABASE $db" >/dev/null; done
+    log "graphile-worker defaults ($JOBS jobs)"
+    R[gw]=$(cd bench/peers && node_env gw timeout 300 node graphile.js throughput "$JOBS" | jfield jobs_per_s)
+    log "graphile-worker local queue 10 + batched completion"
+    R[gwb]=$(cd bench/peers && node_env gwb timeout 300 node graphile.js throughput "$JOBS" batched | jfield jobs_per_s)
+    log "graphile-worker enqueue->start latency (1000 jobs, 10 ms apart)"
+    gl=$(cd bench/peers && node_env gwl timeout 120 node graphile.js latency 1000 10)
+    R[gw_p50]=$(jfield p50_ms 1 <<<"$gl"); R[gw_p99]=$(jfield p99_ms 1 <<<"$gl")
+    log "pg-boss batch 100 ($JOBS jobs)"
+    R[pb]=$(cd bench/peers && node_env pb timeout 300 node pgboss.js throughput "$JOBS" | jfield jobs_per_s)
+    log "pg-boss send->handler latency (300 jobs, 10 ms apart)"
+    pl=$(cd bench/peers && node_env pbl timeout 60 node pgboss.js latency 300 10)
+    R[pb_p50]=$(jfield p50_ms 1 <<<"$pl"); R[pb_p99]=$(jfield p99_ms 1 <<<"$pl")
+    for db in gw gwb gwl pb pbl; do q -c "DROP DATABASE $db WITH (FORCE)" >/dev/null; done
+else
+    log "peers not installed: run (cd bench/peers && npm ci)"
+fi
+
+# ---------------------------------------------------------------- 2a + 2e: lease/complete
+# A chain src -> a -> b -> c -> d (same mapping): every completion makes the next
+# stage's chunk queued. 2a: stage a with max_chunks 1, stage b with max_chunks 10;
+# stages c and d (max_chunks 10) bring the total to 4 x JOBS cycles for 2e.
+log "pg_dataflow: setting up $JOBS-key 5-stage chain"
+q -c "CREATE DATABASE df" >/dev/null
+DB=df q -c "CREATE EXTENSION pg_dataflow" -c "
+SELECT dataflow.create_dataset(d, 'int') FROM unnest('{src,a,b,c,d}'::text[]) d;
+SELECT dataflow.create_job('j' || o, output => o), dataflow.add_input('j' || o, i)
+  FROM (VALUES ('a','src'), ('b','a'), ('c','b'), ('d','c')) v(o, i);" >/dev/null
+t0=$(now); DB=df q -c "SELECT dataflow.expect('d', '1', '$JOBS')" >/dev/null; t1=$(now)
+R[expect_chain]=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')
+# register the sources 1,000 per transaction
+t0=$(now)
+DB=df q -c "DO \$\$ BEGIN FOR i IN 0 .. ($JOBS - 1) / 1000 LOOP
+  PERFORM dataflow.register('src', g::text) FROM generate_series(i * 1000 + 1, least($JOBS, i * 1000 + 1000)) g;
+  COMMIT; END LOOP; END \$\$" >/dev/null
+t1=$(now); R[register]=$(rate "$JOBS" "$t0" "$t1")
+DB=df q -c "VACUUM ANALYZE" >/dev/null
+df_cycle() { # df_cycle JOB SCRIPT PER_CLIENT_TXNS -> jobs/s
+    local t0 t1 done
+    t0=$(now); DB=df pgb -c $CLIENTS -j 2 -t "$3" -D job="$1" -f "$2" >"$tmp/pgbench_$1.log" 2>&1; t1=$(now)
+    done=$(DB=df q -c "SELECT count(*) FROM dataflow.chunk c JOIN dataflow.job j ON j.output_id = c.dataset_id
+                        WHERE j.name = '$1' AND c.status = 'ready'")
+    rate "$done" "$t0" "$t1"
+}
+log "pg_dataflow lease+complete, max_chunks 1"
+R[df1]=$(df_cycle ja bench/pgbench_df1.sql $PER)
+log "pg_dataflow lease+complete, max_chunks 10"
+R[df10]=$(df_cycle jb bench/pgbench_df10.sql $((PER / 10 + 1)))
+log "pg_dataflow: 2 more stages for the size scenario (max_chunks 10)"
+R[dfc]=$(df_cycle jc bench/pgbench_df10.sql $((PER / 10 + 1)))
+R[dfd]=$(df_cycle jd bench/pgbench_df10.sql $((PER / 10 + 1)))
+R[cycles]=$(DB=df q -c "SELECT count(*) FROM dataflow.run WHERE status = 'succeeded'")
+DB=df q -F ' ' -c "SELECT c.relname, pg_size_pretty(pg_relation_size(c.oid)) AS heap,
+         pg_size_pretty(pg_indexes_size(c.oid)) AS indexes, s.n_live_tup, s.n_dead_tup, s.autovacuum_count
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_stat_user_tables s ON s.relid = c.oid
+   WHERE n.nspname = 'dataflow' AND c.relkind = 'r' AND pg_total_relation_size(c.oid) > 65536
+   ORDER BY pg_total_relation_size(c.oid) DESC" >"$tmp/sizes.txt"
+R[size_total]=$(DB=df q -c "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_class c
+                             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'dataflow' AND c.relkind = 'r'")
+R[size_per_cycle]=$(DB=df q -c "SELECT round(sum(pg_total_relation_size(c.oid)) / ${R[cycles]:-1}.0) FROM pg_class c
+                             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'dataflow' AND c.relkind = 'r'")
+q -c "DROP DATABASE df WITH (FORCE)" >/dev/null
+
+# ---------------------------------------------------------------- 2b: propagation
+# up1 -> f1 (same: fan-out 1), up24 -> f24 (window -23..0: fan-out 24). Time of
+# complete() of one upstream chunk (server side, one transaction each, median of 200),
+# at ~10k chunks and after adding ~1M more chunks (a 2-stage filler flow).
+log "propagation at 10k and 1M chunks"
+q -c "CREATE DATABASE prop" >/dev/null
+K=1600
+DB=prop q -c "CREATE EXTENSION pg_dataflow" -c "
+SELECT dataflow.create_dataset(d, 'int') FROM unnest('{s1,up1,f1,s24,up24,f24,fill_src,fill}'::text[]) d;
+SELECT dataflow.create_job('jup1', output => 'up1'), dataflow.add_input('jup1', 's1');
+SELECT dataflow.create_job('jf1', output => 'f1'), dataflow.add_input('jf1', 'up1');
+SELECT dataflow.create_job('jup24', output => 'up24'), dataflow.add_input('jup24', 's24');
+SELECT dataflow.create_job('jf24', output => 'f24'), dataflow.add_input('jf24', 'up24', mapping => 'window', lo => -23, hi => 0);
+SELECT dataflow.create_job('jfill', output => 'fill'), dataflow.add_input('jfill', 'fill_src');
+SELECT dataflow.expect('f1', '1', '$K'), dataflow.expect('f24', '24', '$((K + 23))');" >/dev/null
+DB=prop q -c "DO \$\$ BEGIN FOR i IN 0 .. $((K + 23)) / 500 LOOP
+  PERFORM dataflow.register('s1', g::text) FROM generate_series(i * 500 + 1, least($K, i * 500 + 500)) g;
+  PERFORM dataflow.register('s24', g::text) FROM generate_series(i * 500 + 1, least($((K + 23)), i * 500 + 500)) g;
+  COMMIT; END LOOP; END \$\$" >/dev/null
+prop_ms() { # prop_ms JOB -> "median p90" of complete() in ms over 200 leases
+    DB=prop q -c "VACUUM ANALYZE" >/dev/null
+    DB=prop q 2>&1 -c "DO \$\$ DECLARE t uuid; t0 timestamptz; d double precision[] := '{}'; BEGIN
+      FOR i IN 1 .. 200 LOOP
+        SELECT token INTO t FROM dataflow.lease('$1', 'bench'); COMMIT;
+        EXIT WHEN t IS NULL;
+        t0 := clock_timestamp(); PERFORM dataflow.complete(t);
+        d := d || extract(epoch FROM clock_timestamp() - t0)::double precision * 1000; COMMIT;
+      END LOOP;
+      RAISE NOTICE 'RESULT % %', (SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY x)::numeric, 3) FROM unnest(d) x),
+                                (SELECT round(percentile_cont(0.9) WITHIN GROUP (ORDER BY x)::numeric, 3) FROM unnest(d) x);
+    END \$\$" | sed -n 's/.*RESULT //p'
+}
+R[chunks_small]=$(DB=prop q -c "SELECT count(*) FROM dataflow.chunk")
+read -r R[p1_10k] R[p1_10k_p90] <<<"$(prop_ms jup1)"
+read -r R[p24_10k] R[p24_10k_p90] <<<"$(prop_ms jup24)"
+# ~1M more chunks: fill_src ready, fill waiting on it, one dep edge each (bulk SQL, not a scenario).
+DB=prop q -c "
+INSERT INTO dataflow.chunk (dataset_id, key, ord, status, available_at, location)
+SELECT (SELECT id FROM dataflow.dataset WHERE name = 'fill_src'), g::text, g, 'ready', now(), 's3://fill/' || g FROM generate_series(1, 500000) g;
+INSERT INTO dataflow.chunk (dataset_id, key, ord, status, unmet)
+SELECT (SELECT id FROM dataflow.dataset WHERE name = 'fill'), g::text, g, 'waiting', 1 FROM generate_series(1, 500000) g;
+INSERT INTO dataflow.dep (input, consumer, need)
+SELECT s.id, f.id, 1 FROM dataflow.chunk s JOIN dataflow.chunk f ON f.key = s.key
+ WHERE s.dataset_id = (SELECT id FROM dataflow.dataset WHERE name = 'fill_src')
+   AND f.dataset_id = (SELECT id FROM dataflow.dataset WHERE name = 'fill');" >/dev/null
+R[chunks_big]=$(DB=prop q -c "SELECT count(*) FROM dataflow.chunk")
+read -r R[p1_1m] R[p1_1m_p90] <<<"$(prop_ms jup1)"
+read -r R[p24_1m] R[p24_1m_p90] <<<"$(prop_ms jup24)"
+q -c "DROP DATABASE prop WITH (FORCE)" >/dev/null
+df_cluster_stop "$tmp"
+
+# ---------------------------------------------------------------- 2c: 1M expect + views
+log "1M-chunk expect and views (bench/views_1m.sh, 240 s limit)"
+vout=$(timeout 240 bash bench/views_1m.sh 2>&1); vrc=$?
+R[expect_1m]=$(sed -n 's/^expect() of the backfill *\([0-9.]*\) s$/\1/p' <<<"$vout")
+R[chunks_1m]=$(sed -n 's/^chunks created by one expect() *\([0-9]*\)$/\1/p' <<<"$vout")
+for v in datasets jobs progress gaps deletable; do
+    R[view_$v]=$(sed -n "s/^view dataflow.$v *\([0-9.]*\) ms$/\1/p" <<<"$vout")
+done
+[ $vrc -eq 0 ] || R[views_note]="views_1m.sh exit $vrc (timeout 240 s = 124)"
+
+# ---------------------------------------------------------------- 2d: background worker
+log "background worker: bench/worker_bench.sh (150 s limit)"
+if [ -x bench/worker_bench.sh ] || [ -f bench/worker_bench.sh ]; then
+    wout=$(timeout 150 bash bench/worker_bench.sh 1000 5000 2>&1); wrc=$?
+    R[wk_p50]=$(sed -n 's/.*p50 \([0-9.]*\) ms.*/\1/p' <<<"$wout" | head -1)
+    R[wk_p99]=$(sed -n 's/.*p99 \([0-9.]*\) ms.*/\1/p' <<<"$wout" | head -1)
+    R[wk_max]=$(sed -n 's/.*max \([0-9.]*\) ms.*/\1/p' <<<"$wout" | head -1)
+    R[wk_dps]=$(sed -n 's/.*in flight: \([0-9.]*\) deliveries\/s.*/\1/p' <<<"$wout" | head -1)
+    [ $wrc -eq 0 ] || R[wk_note]="worker_bench.sh exit $wrc: $(tail -2 <<<"$wout" | tr '\n' ' ' | cut -c1-150)"
+fi
+
+# ---------------------------------------------------------------- table
+v() { local x=${R[$1]:-}; [ -n "$x" ] && echo "$x" || echo "not measured"; }
+target() { # target VALUE OP LIMIT -> holds/FAILS
+    awk -v a="$1" -v op="$2" -v b="$3" 'BEGIN{ if (a == "" || b == "") { print "?"; exit }
+      ok = (op == ">=") ? (a >= b) : (a <= b); print ok ? "holds" : "FAILS" }'
+}
+r_df1_raw=$(ratio "${R[df1]:-}" "${R[raw1]:-}"); r_df1_gw=$(ratio "${R[df1]:-}" "${R[gw]:-}")
+r_df10_raw=$(ratio "${R[df10]:-}" "${R[raw10]:-}"); r_df10_gwb=$(ratio "${R[df10]:-}" "${R[gwb]:-}")
+r_p1=$(ratio "${R[p1_1m]:-}" "${R[p1_10k]:-}"); r_p24=$(ratio "${R[p24_1m]:-}" "${R[p24_10k]:-}")
+{
+echo "pg_dataflow benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, PostgreSQL $(q -c 'SHOW server_version' 2>/dev/null || $PG_BINDIR/postgres --version | awk '{print $3}'),"
+echo "one throwaway cluster, fsync on, synchronous_commit on, $CLIENTS clients, $JOBS jobs per queue scenario"
+echo
+echo "| scenario | figure | ratio | target |"
+echo "|---|---|---|---|"
+echo "| 1-row UPDATE per transaction (physical limit) | $(v update) txn/s | 1.00x | |"
+echo "| 1-row INSERT without / with pg_notify trigger | $(v insert) / $(v insert_notify) txn/s | $(ratio "${R[insert]:-}" "${R[insert_notify]:-}") faster without | no NOTIFY on lease/complete: holds (none in the SQL) |"
+echo "| raw SKIP LOCKED queue, 1 job per claim (2 txn/job) | $(v raw1) jobs/s | $(ratio "${R[raw1]:-}" "${R[update]:-}") of UPDATE limit | |"
+echo "| raw SKIP LOCKED queue, 10 jobs per claim | $(v raw10) jobs/s | | |"
+echo "| graphile-worker 0.17, defaults, concurrency 8 | $(v gw) jobs/s | | |"
+echo "| graphile-worker, local queue 10 + batched completion | $(v gwb) jobs/s | | |"
+echo "| graphile-worker enqueue->start latency (1000 jobs) | p50 $(v gw_p50) ms, p99 $(v gw_p99) ms | | |"
+echo "| pg-boss 10, work() batch 100, 0.5 s polling, 8 workers | $(v pb) jobs/s | | |"
+echo "| pg-boss send->handler latency (300 jobs) | p50 $(v pb_p50) ms, p99 $(v pb_p99) ms | | |"
+echo "| **2a** pg_dataflow lease+complete, max_chunks 1 | $(v df1) chunks/s | $r_df1_raw of raw-1, $r_df1_gw of graphile | >=0.8x raw: $(target "${r_df1_raw%x}" '>=' 0.8); >=1.2x graphile: $(target "${r_df1_gw%x}" '>=' 1.2) |"
+echo "| **2a** pg_dataflow lease+complete, max_chunks 10 | $(v df10) chunks/s | $r_df10_raw of raw-10, $r_df10_gwb of graphile batched | >=0.6x raw: $(target "${r_df10_raw%x}" '>=' 0.6); >=1.3x graphile: $(target "${r_df10_gwb%x}" '>=' 1.3) |"
+echo "| **2b** complete() with fan-out 1, $(v chunks_small) vs $(v chunks_big) chunks (median) | $(v p1_10k) ms vs $(v p1_1m) ms | $r_p1 | <=1.3x: $(target "${r_p1%x}" '<=' 1.3) |"
+echo "| **2b** complete() with fan-out 24, $(v chunks_small) vs $(v chunks_big) chunks (median) | $(v p24_10k) ms vs $(v p24_1m) ms | $r_p24 | <=1.3x: $(target "${r_p24%x}" '<=' 1.3) |"
+echo "| **2c** expect() of a $(v chunks_1m)-chunk 3-stage backfill | $(v expect_1m) s | | <60 s: $(target "${R[expect_1m]:-}" '<=' 60) |"
+for vw in datasets jobs progress; do
+echo "| **2c** view dataflow.$vw at that size | $(v view_$vw) ms | | <50 ms: $(target "${R[view_$vw]:-}" '<=' 50) |"
+done
+for vw in gaps deletable; do
+echo "| **2c** view dataflow.$vw at that size | $(v view_$vw) ms | | |"
+done
+[ -n "${R[views_note]:-}" ] && echo "| **2c** note | ${R[views_note]} | | |"
+echo "| **2d** register commit -> webhook request (worker, 1000 events) | p50 $(v wk_p50) ms, p99 $(v wk_p99) ms, max $(v wk_max) ms | p99 $(ratio "${R[wk_p99]:-}" "${R[gw_p99]:-}") of graphile p99 | <=1x graphile p99: $(target "$(ratio "${R[wk_p99]:-}" "${R[gw_p99]:-}" | tr -d x)" '<=' 1) |"
+echo "| **2d** register commit -> http dispatch request | not measured: bench/worker_bench.sh measures webhooks; dispatch latency driver not written yet | | |"
+echo "| **2d** webhook deliveries/s, 64 in flight | $(v wk_dps) /s | | >=2000/s: $(target "${R[wk_dps]:-}" '>=' 2000) |"
+[ -n "${R[wk_note]:-}" ] && echo "| **2d** note | ${R[wk_note]} | | |"
+echo "| **2e** after $(v cycles) lease/complete cycles, autovacuum on | $(v size_total) in dataflow tables, $(v size_per_cycle) bytes/cycle | | |"
+echo "| setup: expect() of the 5-stage chain ($((JOBS * 5)) chunks) | $(v expect_chain) s | | |"
+echo "| setup: register() of sources, 1,000 per transaction | $(v register) /s | | |"
+echo
+echo "2e sizes (table heap indexes live dead autovacuums):"
+sed 's/^/    /' "$tmp/sizes.txt" 2>/dev/null
+echo
+echo "total bench time: $(( $(date +%s) - T_START )) s"
+} | tee ${OUT:+"$OUT"}
