@@ -63,7 +63,8 @@ RETURN (pg_catalog.random() OPERATOR(pg_catalog.*) 32000)::smallint;
 -- Move p_n chunks from status p_old to p_new in a counter row nobody else holds.
 CREATE FUNCTION dataflow._count(p_dataset integer, p_backfill integer, p_old text, p_new text,
                                 p_n bigint, p_ord bigint, p_at timestamptz)
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE s smallint := dataflow._shard();
 BEGIN
   LOOP
@@ -94,7 +95,8 @@ BEGIN
 END $$;
 
 CREATE FUNCTION dataflow._chunk_counted_update() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan AS $$
 DECLARE avail boolean := dataflow._level(NEW.status) > 0;
 BEGIN
   PERFORM dataflow._count(NEW.dataset_id, NEW.backfill_id, OLD.status, NEW.status, 1,

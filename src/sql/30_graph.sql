@@ -8,7 +8,8 @@
 
 CREATE FUNCTION dataflow._propagate(p_input bigint, p_dataset integer, p_old integer, p_new integer,
                                     p_actor text)
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
   IF p_old = p_new THEN
     RETURN;

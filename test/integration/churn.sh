@@ -63,16 +63,18 @@ consumer() { # NAME SECONDS
     done
 }
 # Producer: every 0.1 s resubmit the RATE/10 oldest ready chunks (one
-# statement, one transaction); every 5 s prune history older than 30 s.
-producer() { # RATE SECONDS
-    local i n=$(($1 / 10 > 0 ? $1 / 10 : 1)) end=$(($(date +%s) + $2))
-    for ((i = 0; i < $2 * 10; i++)); do
-        ((i % 10 == 0)) && [ "$(date +%s)" -ge "$end" ] && break
-        echo "SELECT count(*) FROM (SELECT c.key FROM dataflow.chunk c JOIN dataflow.dataset d ON d.id = c.dataset_id
-               WHERE d.name = 'out' AND c.status = 'ready' ORDER BY c.updated_at LIMIT $n) k,
-              LATERAL dataflow.resubmit('out', k.key) r;"
+# statement, one transaction); every 5 s prune history older than 30 s. psql
+# paces itself (pg_sleep until the next tick) and statements past the end do
+# nothing, so a generator running ahead of a slow session cannot overrun.
+producer() { # RATE START_EPOCH END_EPOCH
+    local i n=$(($1 / 10 > 0 ? $1 / 10 : 1)) ticks
+    ticks=$(awk -v a="$2" -v b="$3" 'BEGIN { printf "%d", (b - a) * 10 }')
+    for ((i = 0; i < ticks; i++)); do
+        echo "SELECT pg_sleep(greatest(0, $2 + $i * 0.1 - extract(epoch FROM clock_timestamp())));"
+        echo "SELECT 'N', count(*) FROM (SELECT c.key FROM dataflow.chunk c JOIN dataflow.dataset d ON d.id = c.dataset_id
+               WHERE d.name = 'out' AND c.status = 'ready' AND clock_timestamp() < to_timestamp($3)
+               ORDER BY c.updated_at LIMIT $n) k, LATERAL dataflow.resubmit('out', k.key) r;"
         ((i % 50 == 49)) && echo "SELECT dataflow.prune('30 seconds');"
-        sleep 0.1
     done
 }
 t0=$(rt_sql "SELECT extract(epoch FROM clock_timestamp())")
@@ -82,7 +84,8 @@ for ((i = 0; i < CONSUMERS; i++)); do
     cons[$i]=$RT_BG_PID
 done
 rt_bg bash -c "$(declare -f producer df_as_user); PG_BINDIR='$PG_BINDIR' DF_USER='$DF_USER'; \
-    producer $RATE $D | df_as_user psql -X -q -At -d postgres" >"$RT_DIR/producer.out" 2>"$RT_DIR/producer.err"
+    producer $RATE $t0 $(awk -v a="$t0" -v d="$D" 'BEGIN { printf "%.3f", a + d }') \
+    | df_as_user psql -X -q -At -d postgres" >"$RT_DIR/producer.out" 2>"$RT_DIR/producer.err"
 prod=$RT_BG_PID
 
 step=$(awk -v d="$D" 'BEGIN { s = d / 30; if (s < 1) s = 1; printf "%.1f", s }')
@@ -151,9 +154,8 @@ for ph in "1 before" "2 during" "3 after"; do
     rt_le "p99 lease time ${ph#* }" "$p99" "$P99_LIMIT" " ms"
 done
 done_n=$(awk '{ s += $1 } END { print s + 0 }' "$RT_DIR/completed")
-# The producer prints how many chunks each tick resubmitted (and the prune
-# counts, every 50th line): the work actually offered.
-offered=$(awk 'NR % 51 != 0 { s += $1 } END { print s + 0 }' "$RT_DIR/producer.out")
+# The producer prints N|<chunks resubmitted> for each tick: the work actually offered.
+offered=$(awk -F'|' '$1 == "N" { s += $2 } END { print s + 0 }' "$RT_DIR/producer.out")
 rt_check "consumers keep up" "$([ "$done_n" -ge $((offered * 9 / 10)) ] && echo 0 || echo 1)" \
     "$done_n chunks produced of $offered offered ($(awk -v o="$offered" -v d="$D" 'BEGIN { printf "%.1f", o / d }')/s, nominal $RATE/s; >= 90%)"
 # Backlog after the snapshot ends: back under 2 s of work within D/6.

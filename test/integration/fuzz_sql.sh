@@ -11,7 +11,7 @@
 # documents (the ERRCODEs raised in src/sql and by src/pg/keys_sql.cpp, plus
 # 42501 for privileges) -- anything else (XX000, 23xxx, 53xxx, ...) fails with
 # the call that raised it; the dataflow tables are unchanged by failed calls
-# (md5 fingerprint before/after: calls 1-10 of each function, then every
+# (md5 fingerprint before/after: calls 1-10 of each batch of 1,000, then every
 # 100th); no call takes longer than FUZZ_SLOW_MS (a huge
 # range must be refused, not attempted); every public function is covered.
 # Short form (default, CI): 1,000 calls per function; full (DF_FULL=1, make
