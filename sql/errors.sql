@@ -3,47 +3,7 @@
 -- Every failing call changes nothing (fails() marks any table change with '<<< TABLES CHANGED').
 DROP EXTENSION IF EXISTS pg_dataflow CASCADE;
 CREATE EXTENSION pg_dataflow;
-SET datestyle = 'ISO, YMD';   -- error messages quoting timestamps are masked in ISO form
--- err(q): run q; 'ok', or its SQLSTATE and message (timestamps masked)
-CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN EXECUTE q; RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-  RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?[+-]\d\d(:\d\d)?', '<ts>', 'g');
-END $$;
--- fingerprint(): md5 over the contents of every table of schema dataflow
-CREATE FUNCTION pg_temp.fingerprint() RETURNS text LANGUAGE plpgsql AS $$
-DECLARE t regclass; acc text := ''; h text;
-BEGIN
-  FOR t IN SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname = 'dataflow' AND c.relkind IN ('r', 'p') ORDER BY c.relname LOOP
-    EXECUTE format('SELECT md5(coalesce(string_agg(x::text, %L ORDER BY x::text), %L)) FROM %s x', E'\n', '', t)
-      INTO h;
-    acc := acc || t::text || ':' || h || ';';
-  END LOOP;
-  RETURN md5(acc);
-END $$;
--- fails(q): err(q), plus a loud marker if the failed call changed any table
-CREATE FUNCTION pg_temp.fails(q text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE before text := pg_temp.fingerprint(); res text;
-BEGIN
-  res := pg_temp.err(q);
-  IF pg_temp.fingerprint() <> before THEN
-    res := res || '  <<< TABLES CHANGED';
-  END IF;
-  RETURN res;
-END $$;
--- tok(ds, key): the lease token of the newest run of a chunk
-CREATE FUNCTION pg_temp.tok(ds text, k text) RETURNS uuid LANGUAGE sql AS $$
-  SELECT r.token FROM dataflow.run r JOIN dataflow.chunk c ON c.id = r.chunk_id
-    JOIN dataflow.dataset d ON d.id = c.dataset_id
-   WHERE d.name = ds AND c.key = k ORDER BY r.id DESC LIMIT 1 $$;
--- st(ds...): the chunks of some datasets, without timestamps
-CREATE FUNCTION pg_temp.st(VARIADIC ds text[])
-RETURNS TABLE(dataset text, key text, status text, version integer, attempts integer, unmet integer,
-              backoff boolean, error text)
-LANGUAGE sql AS $$
-  SELECT c.dataset, c.key, c.status, c.version, c.attempts, c.unmet_inputs, c.not_before > now(), c.error
-    FROM dataflow.chunks c WHERE c.dataset = ANY (ds) ORDER BY array_position(ds, c.dataset), c.key $$;
+\i sql/include/helpers.psql
 
 SELECT dataflow.create_dataset('src', 'date'), dataflow.create_dataset('out', 'date'),
        dataflow.create_dataset('tx', 'text'), dataflow.create_dataset('n', 'int');
