@@ -37,7 +37,7 @@ CREATE FUNCTION dataflow._cut_batch(p_job integer) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE j dataflow.job; nb bigint; b bigint; n integer;
 BEGIN
-  IF NOT EXISTS (SELECT FROM dataflow.incremental_pending p WHERE p.job_id = p_job) THEN
+  IF NOT (EXISTS (SELECT FROM dataflow.incremental_pending p WHERE p.job_id = p_job)) THEN
     RETURN NULL;
   END IF;
   PERFORM pg_advisory_xact_lock(7403, p_job);
@@ -49,7 +49,7 @@ BEGIN
   -- Inputs that stopped being available since they arrived go back to waiting for their new version.
   DELETE FROM dataflow.incremental_pending p USING dataflow.chunk c
    WHERE p.job_id = p_job AND c.id = p.chunk_id AND dataflow._level(c.status) < p.need;
-  IF NOT EXISTS (SELECT FROM dataflow.incremental_pending p WHERE p.job_id = p_job) THEN
+  IF NOT (EXISTS (SELECT FROM dataflow.incremental_pending p WHERE p.job_id = p_job)) THEN
     RETURN NULL;
   END IF;
   SELECT coalesce(max(c.ord), 0) + 1 INTO nb FROM dataflow.chunk c WHERE c.dataset_id = j.output_id;

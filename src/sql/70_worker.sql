@@ -71,7 +71,7 @@ BEGIN
               WHERE e.to_status OPERATOR(pg_catalog.=) 'queued' AND j.dispatch OPERATOR(pg_catalog.<>) 'pull') THEN
     PERFORM dataflow._wake();
   END IF;
-  IF NOT EXISTS (SELECT FROM dataflow.subscription s WHERE s.enabled) THEN
+  IF NOT (EXISTS (SELECT FROM dataflow.subscription s WHERE s.enabled)) THEN
     RETURN NULL;
   END IF;
   INSERT INTO dataflow.delivery (subscription_id, event_id, chunk_id, payload)
