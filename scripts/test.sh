@@ -37,58 +37,51 @@ run_unit() {
     fi
 }
 
+# pg_suite NAME RUNNER EXPECTED_DIR DIFFS DBNAME FILES...: copy FILES into a directory the
+# test user owns and run pg_regress or pg_isolation_regress there in a temporary instance
+# that preloads the library. DF_REGRESS_ACCEPT=1 takes the outputs as expected (a
+# developer aid: review them with git diff).
+pg_suite() {
+    local name=$1 runner=$2 expected=$3 diffs=$4 dbname=$5; shift 5
+    local tmp; tmp=$(df_tmpdir)
+    cp -r "$@" test/regress.conf "$tmp/"
+    [ "$(id -u)" -eq 0 ] && chown -R "$DF_USER" "$tmp"
+    local port; port=$(df_free_port $((20000 + RANDOM % 40000)))
+    (cd "$tmp" && df_as_user "$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)/pgxs/src/test/$runner" \
+        --bindir="$PG_BINDIR" --temp-instance="$tmp/tmp_check" --temp-config="$tmp/regress.conf" \
+        --port="$port" --inputdir="$tmp" --outputdir="$tmp" --schedule="$tmp/schedule" \
+        --dbname="$dbname")
+    local rc=$?
+    if [ -n "${DF_REGRESS_ACCEPT:-}" ]; then
+        cp "$tmp"/results/*.out "$ROOT/$expected/" && echo "$expected/ updated from results" && rc=0
+    fi
+    if [ $rc -ne 0 ]; then
+        cp "$tmp/regression.diffs" "$ROOT/$diffs" 2>/dev/null
+        head -c 20000 "$tmp/regression.diffs" 2>/dev/null
+        tail -30 "$tmp/tmp_check/log/postmaster.log" 2>/dev/null
+    fi
+    rm -rf "$tmp"
+    record "$name" $rc
+}
+
 run_regress() {
     echo "== regress (pg_regress, temporary instance)"
-    # Every test file must be in the schedule (and vice versa), or it silently never runs.
+    # Every test file must be in the schedule, or it silently never runs.
     local f missing=0
     for f in sql/*.sql; do
         grep -qE "^test:.*[[:space:]]$(basename "$f" .sql)([[:space:]]|\$)" test/schedule \
             || { echo "sql/$(basename "$f") is not in test/schedule" >&2; missing=1; }
     done
     [ $missing -eq 0 ] || { record "regress-schedule" 1; return; }
-    local tmp; tmp=$(df_tmpdir)
-    cp -r sql expected test/schedule test/regress.conf "$tmp/"
-    [ -d test/regress-data ] && cp -r test/regress-data "$tmp/"
-    [ "$(id -u)" -eq 0 ] && chown -R "$DF_USER" "$tmp"
-    local port; port=$(df_free_port 56432)
-    (cd "$tmp" && df_as_user "$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)/pgxs/src/test/regress/pg_regress" \
-        --bindir="$PG_BINDIR" --temp-instance="$tmp/tmp_check" --temp-config="$tmp/regress.conf" \
-        --port="$port" --inputdir="$tmp" --outputdir="$tmp" --schedule="$tmp/schedule" \
-        --dbname=contrib_regression)
-    local rc=$?
-    if [ -n "${DF_REGRESS_ACCEPT:-}" ]; then   # developer aid: take the outputs as expected (review with git diff)
-        cp "$tmp"/results/*.out "$ROOT/expected/" && echo "expected/ updated from results" && rc=0
-    fi
-    if [ $rc -ne 0 ]; then
-        cp "$tmp/regression.diffs" "$ROOT/regression.diffs" 2>/dev/null
-        head -c 20000 "$tmp/regression.diffs" 2>/dev/null
-        tail -30 "$tmp/tmp_check/log/postmaster.log" 2>/dev/null
-    fi
-    rm -rf "$tmp"
-    record "regress" $rc
+    pg_suite regress regress/pg_regress expected regression.diffs contrib_regression \
+        sql expected test/schedule
 }
 
 run_isolation() {
     [ -f test/isolation/schedule ] || return 0
     echo "== isolation (pg_isolation_regress: concurrent sessions)"
-    local tmp; tmp=$(df_tmpdir)
-    cp -r test/isolation/specs test/isolation/expected test/isolation/schedule test/regress.conf "$tmp/"
-    [ "$(id -u)" -eq 0 ] && chown -R "$DF_USER" "$tmp"
-    local port; port=$(df_free_port 57432)
-    (cd "$tmp" && df_as_user "$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)/pgxs/src/test/isolation/pg_isolation_regress" \
-        --bindir="$PG_BINDIR" --temp-instance="$tmp/tmp_check" --temp-config="$tmp/regress.conf" \
-        --port="$port" --inputdir="$tmp" --outputdir="$tmp" --schedule="$tmp/schedule" \
-        --dbname=isolation_regression)
-    local rc=$?
-    if [ -n "${DF_REGRESS_ACCEPT:-}" ]; then
-        cp "$tmp"/results/*.out "$ROOT/test/isolation/expected/" && echo "isolation expected/ updated" && rc=0
-    fi
-    if [ $rc -ne 0 ]; then
-        cp "$tmp/regression.diffs" "$ROOT/isolation.diffs" 2>/dev/null
-        head -c 20000 "$tmp/regression.diffs" 2>/dev/null
-    fi
-    rm -rf "$tmp"
-    record "isolation" $rc
+    pg_suite isolation isolation/pg_isolation_regress test/isolation/expected isolation.diffs \
+        isolation_regression test/isolation/specs test/isolation/expected test/isolation/schedule
 }
 
 run_integration() {
