@@ -6,8 +6,9 @@
 #   make demo       run the example pipeline end to end
 #   make bench      benchmarks against peers (long)
 #   make chaos      the long reliability runs
+#   make check-valgrind  the worker under valgrind memcheck, leak-checked at shutdown (~1 min)
 #
-# `make test`, `make demo`, `make bench` and `make chaos` do not need PGXS to
+# `make test`, `make demo`, `make bench`, `make chaos` and `make check-valgrind` do not need PGXS to
 # be present: they install the Debian packages first (scripts/deps.sh).
 
 EXTENSION   = pg_dataflow
@@ -37,6 +38,8 @@ override with_llvm = no
 EXTRA_CLEAN = $(DATA_built) build build-asan results regression.diffs regression.out tmp_check
 
 ifneq ($(PGXS),)
+# header dependencies of the C++ objects (.deps/), so a changed header rebuilds its users
+autodepend = yes
 include $(PGXS)
 else
 all install:
@@ -60,7 +63,7 @@ install-cli: cli
 	$(MKDIR_P) '$(DESTDIR)$(bindir)'
 	$(INSTALL_PROGRAM) build/dataflow-run '$(DESTDIR)$(bindir)/dataflow-run'
 
-.PHONY: deps test unit regress isolation integration demo bench chaos
+.PHONY: deps test unit regress isolation integration demo bench chaos check-valgrind
 
 deps:
 	@scripts/deps.sh
@@ -88,3 +91,6 @@ bench:
 
 chaos:
 	@scripts/chaos.sh
+
+check-valgrind:
+	@scripts/valgrind.sh

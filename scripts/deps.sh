@@ -4,8 +4,9 @@
 set -euo pipefail
 
 PACKAGES=(postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev nlohmann-json3-dev
-          libgtest-dev libpq-dev cmake g++ make graphviz python3)
+          libgtest-dev libpq-dev cmake g++ make graphviz python3 valgrind)
 # graphviz: `make demo` renders the pipeline graph as SVG (dot).
+# valgrind: the worker under memcheck (make check-valgrind, integration/valgrind_worker).
 # python3: test HTTP receivers and integration drivers (stdlib only).
 
 missing=()
