@@ -88,7 +88,9 @@ COMMENT ON TABLE dataflow.job_input IS 'An input of a job and how output keys ma
 
 -- One row per (dataset, key). unmet counts the inputs that are not available
 -- yet; a waiting chunk whose unmet reaches 0 becomes queued. Updated often,
--- hence the fillfactor.
+-- hence the fillfactor; no index covers a column a transition writes (status,
+-- not_before, run_id, ...), so status changes are HOT updates that add no
+-- index entries. The queue is the separate table below.
 CREATE TABLE dataflow.chunk (
   id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   dataset_id   integer NOT NULL,          -- no FK: checked per row on bulk inserts; drop_dataset cleans up
@@ -112,11 +114,26 @@ CREATE TABLE dataflow.chunk (
   available_at timestamptz,
   CONSTRAINT chunk_dataset_key UNIQUE (dataset_id, key)
 ) WITH (fillfactor = 80);
-CREATE INDEX chunk_queue ON dataflow.chunk (dataset_id, not_before, id) WHERE status = 'queued';
 CREATE INDEX chunk_ord ON dataflow.chunk (dataset_id, ord);
 COMMENT ON TABLE dataflow.chunk IS
   'One chunk of a dataset: status, version, location, counts, lineage pointer; '
   'UPDATE status to ''resubmit'' or ''skipped'' to restart or skip it';
+
+-- The queue: one row per queued chunk, kept by the status trigger on chunk
+-- (12_counts.sql), never written directly. lease() walks its one index in
+-- (not_before, chunk) order. It lives beside chunk, not as a partial index on
+-- it, because an index whose predicate reads chunk.status would make every
+-- status change a non-HOT update with new entries in every chunk index. The
+-- index also serves the deletes (dataset, not_before and chunk are all known).
+CREATE TABLE dataflow.queue (
+  dataset_id integer NOT NULL,
+  not_before timestamptz NOT NULL,
+  chunk_id   bigint NOT NULL
+) WITH (fillfactor = 100, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 2000,
+        autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 2000);
+CREATE INDEX queue_order ON dataflow.queue (dataset_id, not_before, chunk_id);
+COMMENT ON TABLE dataflow.queue IS
+  'Queued chunks in lease order (dataset, not_before, chunk); maintained by a trigger on dataflow.chunk';
 
 -- Dependency edges between chunks, made when chunks are expected. Propagation
 -- follows them from an input to its direct consumers only.

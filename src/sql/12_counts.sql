@@ -2,9 +2,9 @@
 -- milliseconds at millions of chunks, without counting by scans.
 --
 -- chunk_count holds per (dataset, backfill, shard) the number of chunks in
--- each status; readers sum over shards. A writer updates the first shard row
--- no other transaction holds (FOR UPDATE SKIP LOCKED) and adds a row when all
--- are held, so it never waits for anyone: a worker that keeps its transaction
+-- each status; readers sum over shards. A writer updates a shard row no other
+-- transaction holds (an advisory lock per row, tried without waiting) and adds
+-- the row when it is missing, so it never waits for anyone: a worker that keeps its transaction
 -- open (complete() in the same transaction as a long load) cannot stall the
 -- others. Shards may go negative; their sum is exact. done_minute buckets
 -- completions and failures per minute the same way, for throughput and ETA.
@@ -50,24 +50,36 @@ CREATE TABLE dataflow.done_minute (
   PRIMARY KEY (dataset_id, minute, shard)
 ) WITH (fillfactor = 70);
 
-CREATE FUNCTION dataflow._shard() RETURNS smallint
-LANGUAGE sql STABLE PARALLEL SAFE
-RETURN (pg_catalog.pg_backend_pid() OPERATOR(pg_catalog.%) 16)::smallint;
+-- Counter rows are claimed with transaction-level advisory locks rather than
+-- row locks: pg_try_advisory_xact_lock writes no WAL, where SELECT ... FOR
+-- UPDATE SKIP LOCKED writes a lock record per claim. Every writer of a counter
+-- row holds its lock, so the UPDATE never waits. The lock key mixes dataset,
+-- backfill (or minute) and shard; two rows sharing a key only make a writer
+-- move to the next shard.
+CREATE FUNCTION dataflow._count_lock(p_space integer, p_a bigint, p_b bigint, p_shard integer)
+RETURNS boolean LANGUAGE sql VOLATILE PARALLEL UNSAFE
+RETURN pg_catalog.pg_try_advisory_xact_lock(p_space,
+         ((p_a OPERATOR(pg_catalog.*) 8191 OPERATOR(pg_catalog.+) p_b OPERATOR(pg_catalog.*) 64
+           OPERATOR(pg_catalog.+) p_shard) OPERATOR(pg_catalog.%) 2147483647)::integer);
 
--- A shard number for a new counter row: random, so that two transactions
--- adding rows at once practically never collide (a collision would wait).
-CREATE FUNCTION dataflow._new_shard() RETURNS smallint
-LANGUAGE sql VOLATILE PARALLEL SAFE
-RETURN (pg_catalog.random() OPERATOR(pg_catalog.*) 32000)::smallint;
-
--- Move p_n chunks from status p_old to p_new in a counter row nobody else holds.
+-- Move p_n chunks from status p_old to p_new in a counter row nobody else holds:
+-- the backend's own shard (pid mod 64) first, the next ones when it is taken.
 CREATE FUNCTION dataflow._count(p_dataset integer, p_backfill integer, p_old text, p_new text,
                                 p_n bigint, p_ord bigint, p_at timestamptz)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan AS $$
-DECLARE s smallint := dataflow._shard();
+DECLARE s integer := pg_backend_pid() % 64; tries integer := 0;
 BEGIN
   LOOP
+    tries := tries + 1;
+    IF tries > 256 THEN
+      RAISE EXCEPTION 'no free counter shard for dataset % after % tries', p_dataset, tries - 1
+        USING ERRCODE = '55P03';
+    END IF;
+    IF NOT dataflow._count_lock(7410, p_dataset, p_backfill, s) THEN
+      s := (s + 1) % 64;
+      CONTINUE;
+    END IF;
     UPDATE dataflow.chunk_count
        SET waiting   = waiting   + CASE p_new WHEN 'waiting'   THEN p_n ELSE 0 END - CASE p_old WHEN 'waiting'   THEN p_n ELSE 0 END,
            queued    = queued    + CASE p_new WHEN 'queued'    THEN p_n ELSE 0 END - CASE p_old WHEN 'queued'    THEN p_n ELSE 0 END,
@@ -81,41 +93,73 @@ BEGIN
            resubmit  = resubmit  + CASE p_new WHEN 'resubmit'  THEN p_n ELSE 0 END - CASE p_old WHEN 'resubmit'  THEN p_n ELSE 0 END,
            newest_ord = CASE WHEN p_ord IS NOT NULL THEN greatest(newest_ord, p_ord) ELSE newest_ord END,
            newest_at = CASE WHEN p_at IS NOT NULL THEN greatest(newest_at, p_at) ELSE newest_at END
-     WHERE (dataset_id, backfill_id, shard) =
-           (SELECT k.dataset_id, k.backfill_id, k.shard FROM dataflow.chunk_count k
-             WHERE k.dataset_id = p_dataset AND k.backfill_id = p_backfill
-             ORDER BY k.shard <> s, k.shard
-             LIMIT 1
-               FOR UPDATE SKIP LOCKED);
+     WHERE dataset_id = p_dataset AND backfill_id = p_backfill AND shard = s;
     EXIT WHEN FOUND;
+    -- Only the lock holder adds this row; a conflict means a row this snapshot
+    -- cannot see (repeatable read): try the next shard.
     INSERT INTO dataflow.chunk_count (dataset_id, backfill_id, shard)
-    VALUES (p_dataset, p_backfill, dataflow._new_shard())
+    VALUES (p_dataset, p_backfill, s)
     ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+      s := (s + 1) % 64;
+    END IF;
   END LOOP;
 END $$;
 
+-- One completion or failure in this minute's throughput bucket.
+CREATE FUNCTION dataflow._count_done(p_dataset integer, p_succeeded boolean)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+  s integer := pg_backend_pid() % 64;
+  m timestamptz := date_trunc('minute', now());
+  tries integer := 0;
+BEGIN
+  LOOP
+    tries := tries + 1;
+    IF tries > 256 THEN
+      RAISE EXCEPTION 'no free throughput shard for dataset % after % tries', p_dataset, tries - 1
+        USING ERRCODE = '55P03';
+    END IF;
+    IF NOT dataflow._count_lock(7411, p_dataset, (extract(epoch FROM m) / 60)::bigint, s) THEN
+      s := (s + 1) % 64;
+      CONTINUE;
+    END IF;
+    UPDATE dataflow.done_minute
+       SET succeeded = succeeded + p_succeeded::integer, failed = failed + (NOT p_succeeded)::integer
+     WHERE dataset_id = p_dataset AND minute = m AND shard = s;
+    EXIT WHEN FOUND;
+    INSERT INTO dataflow.done_minute (dataset_id, minute, shard)
+    VALUES (p_dataset, m, s)
+    ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+      s := (s + 1) % 64;
+    END IF;
+  END LOOP;
+END $$;
+
+-- The row trigger behind every status change: counters, the throughput bucket
+-- and queue membership (dataflow.queue) move with the chunk, in its transaction.
 CREATE FUNCTION dataflow._chunk_counted_update() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan AS $$
-DECLARE avail boolean := dataflow._level(NEW.status) > 0;
+DECLARE avail boolean;
 BEGIN
+  IF OLD.status = 'queued' THEN
+    DELETE FROM dataflow.queue q
+     WHERE q.dataset_id = OLD.dataset_id AND q.not_before = OLD.not_before AND q.chunk_id = OLD.id;
+  END IF;
+  IF NEW.status = 'queued' THEN
+    INSERT INTO dataflow.queue (dataset_id, not_before, chunk_id) VALUES (NEW.dataset_id, NEW.not_before, NEW.id);
+  END IF;
+  IF OLD.status = NEW.status THEN
+    RETURN NULL;   -- a queued chunk's not_before moved
+  END IF;
+  avail := dataflow._level(NEW.status) > 0;
   PERFORM dataflow._count(NEW.dataset_id, NEW.backfill_id, OLD.status, NEW.status, 1,
                           CASE WHEN avail THEN NEW.ord END, CASE WHEN avail THEN NEW.available_at END);
   IF OLD.status = 'running' AND NEW.status IN ('ready', 'failed', 'queued') THEN
-    LOOP
-      UPDATE dataflow.done_minute
-         SET succeeded = succeeded + (NEW.status = 'ready')::integer,
-             failed = failed + (NEW.status <> 'ready')::integer
-       WHERE (dataset_id, minute, shard) =
-             (SELECT m.dataset_id, m.minute, m.shard FROM dataflow.done_minute m
-               WHERE m.dataset_id = NEW.dataset_id AND m.minute = date_trunc('minute', now())
-               ORDER BY m.shard LIMIT 1
-                 FOR UPDATE SKIP LOCKED);
-      EXIT WHEN FOUND;
-      INSERT INTO dataflow.done_minute (dataset_id, minute, shard)
-      VALUES (NEW.dataset_id, date_trunc('minute', now()), dataflow._new_shard())
-      ON CONFLICT DO NOTHING;
-    END LOOP;
+    PERFORM dataflow._count_done(NEW.dataset_id, NEW.status = 'ready');
   END IF;
   RETURN NULL;
 END $$;
@@ -130,6 +174,8 @@ BEGIN
              FROM new_rows GROUP BY 1, 2, 3 LOOP
     PERFORM dataflow._count(r.dataset_id, r.backfill_id, NULL, r.status, r.n, r.ord, r.at);
   END LOOP;
+  INSERT INTO dataflow.queue (dataset_id, not_before, chunk_id)
+  SELECT n.dataset_id, n.not_before, n.id FROM new_rows n WHERE n.status = 'queued';
   RETURN NULL;
 END $$;
 
@@ -140,11 +186,16 @@ BEGIN
   FOR r IN SELECT dataset_id, backfill_id, status, count(*) AS n FROM old_rows GROUP BY 1, 2, 3 LOOP
     PERFORM dataflow._count(r.dataset_id, r.backfill_id, r.status, NULL, r.n, NULL, NULL);
   END LOOP;
+  DELETE FROM dataflow.queue q
+   USING old_rows o
+   WHERE o.status = 'queued' AND q.dataset_id = o.dataset_id AND q.not_before = o.not_before
+     AND q.chunk_id = o.id;
   RETURN NULL;
 END $$;
 
-CREATE TRIGGER chunk_counted_update AFTER UPDATE OF status ON dataflow.chunk
-  FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+CREATE TRIGGER chunk_counted_update AFTER UPDATE OF status, not_before ON dataflow.chunk
+  FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status
+                     OR (NEW.status = 'queued' AND OLD.not_before IS DISTINCT FROM NEW.not_before))
   EXECUTE FUNCTION dataflow._chunk_counted_update();
 CREATE TRIGGER chunk_counted_insert AFTER INSERT ON dataflow.chunk
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT

@@ -162,6 +162,13 @@ BEGIN
    WHERE cw.chunk_id IS NOT NULL
   ON CONFLICT DO NOTHING;
 
+  -- The same for the new edges (lease's lineage insert joins dep by consumer) and queue rows.
+  IF n_created >= 1000 AND n_created > 0.1 * greatest((SELECT c.reltuples FROM pg_class c
+                                                       WHERE c.oid = 'dataflow.dep'::regclass), 0) THEN
+    ANALYZE dataflow.dep;
+    ANALYZE dataflow.queue;
+  END IF;
+
   INSERT INTO dataflow.latest_wait (dataset_id, consumer, need)
   SELECT jl.dataset_id, w.chunk_id, jl.need
     FROM pg_temp._df_want w

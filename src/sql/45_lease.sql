@@ -2,6 +2,33 @@
 -- leases whose deadline passed. Every call that changes a run presents its
 -- token, and only the live lease (status running, deadline not passed) counts.
 
+-- Claim up to p_n queued chunks of a dataset in queue order, locked. The queue
+-- row leads to the chunk; the chunk is what gets locked (every other writer
+-- locks chunks first), and its status is rechecked once locked. The only good
+-- plan walks queue_order in order and stops after p_n: sorts and bitmap scans
+-- are disabled here because the cached generic plan must not depend on how
+-- large the queue was when the statistics were last taken.
+CREATE FUNCTION dataflow._claim(p_dataset integer, p_n integer) RETURNS bigint[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan SET enable_sort = off SET enable_bitmapscan = off AS $$
+DECLARE ids bigint[];
+BEGIN
+  SELECT array_agg(q.id) INTO ids FROM (
+    SELECT c.id
+      FROM dataflow.queue qu JOIN dataflow.chunk c ON c.id = qu.chunk_id
+     WHERE qu.dataset_id = p_dataset AND qu.not_before <= now() AND c.status = 'queued'
+       -- Safe: never re-produce a chunk while runs still read it. Only a resubmitted chunk
+       -- (version > 1) can have readers; the check is a per-row subplan, not an anti-join,
+       -- so the scan stays an index probe in queue order.
+       AND (c.version = 1
+            OR (SELECT count(*) FROM dataflow.run_input ri JOIN dataflow.run rr ON rr.id = ri.run_id
+                 WHERE ri.chunk_id = c.id AND rr.status = 'running') = 0)
+     ORDER BY qu.not_before, qu.chunk_id
+     LIMIT p_n
+       FOR UPDATE OF c SKIP LOCKED) q;
+  RETURN ids;
+END $$;
+
 CREATE FUNCTION dataflow.lease(job text, worker text, max_chunks integer DEFAULT 1,
                                lease_for interval DEFAULT NULL)
 RETURNS SETOF dataflow.task
@@ -72,26 +99,16 @@ BEGIN
 
   -- Claim, then one small statement per table: each keeps a cheap generic plan
   -- (the single 6-CTE statement was re-planned on every call).
-  SELECT array_agg(q.id) INTO ids FROM (
-    SELECT c.id
-      FROM dataflow.chunk c
-     WHERE c.dataset_id = j.output_id AND c.status = 'queued' AND c.not_before <= now()
-       -- Safe: never re-produce a chunk while runs still read it. Only a resubmitted chunk
-       -- (version > 1) can have readers; the check is a per-row subplan, not an anti-join,
-       -- so the scan stays an index probe in queue order.
-       AND (c.version = 1
-            OR (SELECT count(*) FROM dataflow.run_input ri JOIN dataflow.run rr ON rr.id = ri.run_id
-                 WHERE ri.chunk_id = c.id AND rr.status = 'running') = 0)
-     ORDER BY c.not_before, c.id
-     LIMIT n
-       FOR UPDATE OF c SKIP LOCKED) q;
+  ids := dataflow._claim(j.output_id, n);
   IF ids IS NULL THEN
     RETURN;
   END IF;
+  -- run ids follow the claim (queue) order, whatever the rows' physical order
   UPDATE dataflow.chunk c
-     SET status = 'running', attempts = c.attempts + 1, run_id = nextval('dataflow.run_id_seq'),
-         updated_at = now()
-   WHERE c.id = ANY (ids);
+     SET status = 'running', attempts = c.attempts + 1, run_id = r.run_id, updated_at = now()
+    FROM (SELECT u.id, nextval('dataflow.run_id_seq') AS run_id
+            FROM unnest(ids) WITH ORDINALITY AS u(id, o) ORDER BY u.o) r
+   WHERE c.id = r.id;
   INSERT INTO dataflow.run (id, job_id, pool_id, chunk_id, version, attempt, worker, status, deadline,
                             output_location)
   SELECT c.run_id, j.id, j.pool_id, c.id, c.version, c.attempts, worker, 'running', now() + lf,

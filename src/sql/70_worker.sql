@@ -250,8 +250,7 @@ BEGIN ATOMIC
     FROM dataflow.job j LEFT JOIN dataflow.connection c ON c.id = j.connection_id
    WHERE j.dispatch IN ('http', 'airflow') AND NOT j.paused
      AND (j.endpoint IS NOT NULL OR c.id IS NOT NULL)
-     AND EXISTS (SELECT FROM dataflow.chunk ch
-                  WHERE ch.dataset_id = j.output_id AND ch.status = 'queued' AND ch.not_before <= now())
+     AND EXISTS (SELECT FROM dataflow.queue q WHERE q.dataset_id = j.output_id AND q.not_before <= now())
    ORDER BY j.priority DESC, j.id;
 END;
 
@@ -340,8 +339,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
   SELECT (extract(epoch FROM least(
             (SELECT min(d.next_attempt_at) FROM dataflow.delivery d WHERE d.status = 'pending'),
-            (SELECT min(c.not_before) FROM dataflow.job j JOIN dataflow.chunk c ON c.dataset_id = j.output_id
-              WHERE j.dispatch IN ('http', 'airflow') AND NOT j.paused AND c.status = 'queued')) - now())
+            (SELECT min(q.not_before) FROM dataflow.job j JOIN dataflow.queue q ON q.dataset_id = j.output_id
+              WHERE j.dispatch IN ('http', 'airflow') AND NOT j.paused)) - now())
           * 1000)::bigint;
 END;
 
