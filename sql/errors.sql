@@ -160,3 +160,12 @@ SELECT q, pg_temp.fails(q) FROM unnest(ARRAY[
 -- the lease taken at the start is still live and untouched by all of the above
 SELECT status, worker FROM dataflow.runs WHERE dataset = 'out';
 SELECT dataflow.complete(:'tok');
+
+-- a window reaching past the ends of the int64 key range: a clear 22003, nothing created
+SELECT dataflow.create_dataset('nw', 'int'), dataflow.create_job('jnw', output => 'nw'),
+       dataflow.add_input('jnw', 'n', mapping => 'window', lo => -5, hi => 2);
+SELECT q, pg_temp.fails(q) FROM unnest(ARRAY[
+  $$SELECT dataflow.expect('nw', '-9223372036854775807', '-9223372036854775805')$$,
+  $$SELECT dataflow.expect('nw', '9223372036854775806')$$
+]) q;
+SELECT dataflow.expect('nw', '-9223372036854775803') AS created_at_the_edge;

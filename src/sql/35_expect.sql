@@ -68,11 +68,24 @@ BEGIN
       JOIN dataflow.dataset ind ON ind.id = ji.dataset_id
      ORDER BY o.depth, j.output_id, ji.dataset_id
   LOOP
-    INSERT INTO pg_temp._df_edge (c_ds, c_key, i_ds, i_key, need)
-    SELECT w.dataset_id, w.key, step.in_ds, x.key, step.need
-      FROM pg_temp._df_want w
-     CROSS JOIN LATERAL dataflow._input_keys(step.mapping, step.in_kind, step.lo, step.hi, w.key, w.ord) x
-     WHERE w.dataset_id = step.out_ds;
+    BEGIN
+      INSERT INTO pg_temp._df_edge (c_ds, c_key, i_ds, i_key, need)
+      SELECT w.dataset_id, w.key, step.in_ds, x.key, step.need
+        FROM pg_temp._df_want w
+       CROSS JOIN LATERAL dataflow._input_keys(step.mapping, step.in_kind, step.lo, step.hi, w.key, w.ord) x
+       WHERE w.dataset_id = step.out_ds;
+    EXCEPTION WHEN numeric_value_out_of_range THEN
+      RAISE EXCEPTION 'the % input of dataset "%" needs keys outside the range of % keys',
+                      step.mapping, (SELECT ds.name FROM dataflow.dataset ds WHERE ds.id = step.out_ds),
+                      step.in_kind
+        USING ERRCODE = '22003',
+              DETAIL = format('Wanted keys of "%s" run from %s to %s; the mapping reads offsets %s..%s.',
+                              (SELECT ds.name FROM dataflow.dataset ds WHERE ds.id = step.out_ds),
+                              (SELECT w.key FROM pg_temp._df_want w WHERE w.dataset_id = step.out_ds ORDER BY w.ord LIMIT 1),
+                              (SELECT w.key FROM pg_temp._df_want w WHERE w.dataset_id = step.out_ds ORDER BY w.ord DESC LIMIT 1),
+                              coalesce(step.lo, 0), coalesce(step.hi, 0)),
+              HINT = 'Expect a range further from the ends of the key range.';
+    END;
     INSERT INTO pg_temp._df_want (dataset_id, key, ord)
     SELECT DISTINCT step.in_ds, e.i_key, dataflow._key_ord(step.in_kind, e.i_key)
       FROM pg_temp._df_edge e
