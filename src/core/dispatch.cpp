@@ -19,18 +19,15 @@ std::string dump(const json& j) {
 }
 
 std::string status_error(const HttpResponse& r) {
-    if (!r.error.empty() && r.status == 0) return r.error;
-    std::string e = "HTTP " + std::to_string(r.status);
-    if (!r.error.empty()) e += " (" + r.error + ")";
-    std::string excerpt = body_excerpt(r.body);
-    if (!excerpt.empty()) e += ": " + excerpt;
-    return e;
+    return response_error(r);
 }
 
-Outcome retry(std::string error) {
+// A retryable failure; a 429/503 with Retry-After sets when the next attempt may start.
+Outcome retry(std::string error, const HttpResponse& r) {
     Outcome o;
     o.kind = Outcome::kRetry;
     o.error = std::move(error);
+    o.retry_after_s = requested_retry_delay(r);
     return o;
 }
 
@@ -81,17 +78,28 @@ std::string task_json(const Task& t) {
 }
 
 Outcome interpret_http_dispatch(const HttpResponse& r) {
-    if (r.status == 0 || !r.error.empty()) return retry(status_error(r));
+    if (r.status == 410) {  // the endpoint says it is gone for good: retrying cannot help
+        Outcome o;
+        o.kind = Outcome::kFailed;
+        o.retry = false;
+        o.gone = true;
+        o.error = "HTTP 410 Gone (not retried: the endpoint no longer exists)";
+        std::string excerpt = body_excerpt(r.body);
+        if (!excerpt.empty()) o.error += ": " + excerpt;
+        return o;
+    }
+    if (r.status == 0 || !r.error.empty()) return retry(status_error(r), r);
     if (r.status == 202) {
         Outcome o;
         o.kind = Outcome::kAccepted;
         return o;
     }
-    if (r.status < 200 || r.status > 299) return retry(status_error(r));
+    if (r.status < 200 || r.status > 299) return retry(status_error(r), r);
     json j = json::parse(r.body, nullptr, false);
     if (j.is_discarded() || !j.is_object() || !j.contains("status") || !j["status"].is_string())
         return retry("HTTP " + std::to_string(r.status) +
-                     " without a status in the body: " + body_excerpt(r.body));
+                         " without a status in the body: " + body_excerpt(r.body),
+                     r);
     std::string status = j["status"].get<std::string>();
     Outcome o;
     if (status == "succeeded") {
@@ -112,7 +120,8 @@ Outcome interpret_http_dispatch(const HttpResponse& r) {
         o.kind = Outcome::kAccepted;
     } else {
         return retry("HTTP " + std::to_string(r.status) + " with unknown status \"" +
-                     body_excerpt(status, 60) + "\"");
+                         body_excerpt(status, 60) + "\"",
+                     r);
     }
     return o;
 }
@@ -196,16 +205,16 @@ Outcome airflow_interpret_trigger(const HttpResponse& r, const std::string& dag_
         o.external_id = dag_run_id;
         return o;
     }
-    Outcome o = retry("Airflow trigger: " + status_error(r));
+    Outcome o = retry("Airflow trigger: " + status_error(r), r);
     if (r.status == 401 || r.status == 403) o.error += " (check the connection's credentials)";
     return o;
 }
 
 Outcome airflow_interpret_poll(const HttpResponse& r) {
-    if (r.status != 200 || !r.error.empty()) return retry("Airflow poll: " + status_error(r));
+    if (r.status != 200 || !r.error.empty()) return retry("Airflow poll: " + status_error(r), r);
     json j = json::parse(r.body, nullptr, false);
     if (j.is_discarded() || !j.is_object() || !j.contains("state") || !j["state"].is_string())
-        return retry("Airflow poll: no state in the response: " + body_excerpt(r.body));
+        return retry("Airflow poll: no state in the response: " + body_excerpt(r.body), r);
     std::string state = j["state"].get<std::string>();
     Outcome o;
     o.external_id = string_field(j, "dag_run_id");

@@ -35,16 +35,19 @@ struct Outcome {
     std::optional<int64_t> row_count;
     std::string checksum, location;
     std::string info_json = "{}";
-    std::string error;  // for kFailed / kRetry
-    bool retry = true;  // for kFailed: may the chunk be retried?
+    std::string error;                     // for kFailed / kRetry
+    bool retry = true;                     // for kFailed: may the chunk be retried?
+    bool gone = false;                     // kFailed by a 410 Gone: the endpoint no longer exists
+    std::optional<int64_t> retry_after_s;  // kRetry after a 429/503 with Retry-After
     std::string external_id;
 };
 
 // http dispatch: 202 (or a 2xx whose body says accepted/running/queued) is
 // accepted; a 2xx body {"status":"succeeded", row_count, checksum, info,
-// location} or {"status":"failed", error, retry} is terminal; anything else,
-// including transport errors, is a retryable failure with the HTTP status and
-// a body excerpt.
+// location} or {"status":"failed", error, retry} is terminal; 410 Gone is a
+// terminal failure marked `gone` (the worker also pauses the job); anything
+// else, including transport errors, is a retryable failure with the HTTP status
+// and a body excerpt, and a 429/503 with Retry-After says when to retry.
 Outcome interpret_http_dispatch(const HttpResponse& response);
 
 // ---- Airflow stable REST API (v1: Airflow 2, basic auth; v2: Airflow 3, bearer token)

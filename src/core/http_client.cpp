@@ -5,6 +5,9 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <cstring>
+#include <ctime>
 #include <mutex>
 
 namespace dataflow {
@@ -218,6 +221,13 @@ void HttpClient::collect() {
         HttpResponse& resp = t.response;
         long status = 0;
         curl_easy_getinfo(t.easy, CURLINFO_RESPONSE_CODE, &status);
+        resp.received_unix = static_cast<int64_t>(std::time(nullptr));
+        curl_header* retry_after = nullptr;
+        if (status != 0 &&
+            curl_easy_header(t.easy, "Retry-After", 0, CURLH_HEADER, -1, &retry_after) ==
+                CURLHE_OK &&
+            retry_after->value != nullptr)
+            resp.retry_after.assign(retry_after->value, strnlen(retry_after->value, 128));
         resp.seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t.started).count();
         if (rc == CURLE_OK) {
@@ -268,6 +278,150 @@ bool HttpClient::poll_once(int max_wait_ms, int extra_fd) {
     }
     drive();
     return extra;
+}
+
+namespace {
+
+constexpr int64_t kSaturate = int64_t{1} << 40;  // "forever", far beyond any cap
+
+// Reads exactly n digits at s[*pos]; advances *pos.
+bool digits(const std::string& s, size_t* pos, size_t n, int* out) {
+    if (*pos + n > s.size()) return false;
+    int v = 0;
+    for (size_t i = 0; i < n; ++i) {
+        char c = s[*pos + i];
+        if (c < '0' || c > '9') return false;
+        v = v * 10 + (c - '0');
+    }
+    *pos += n;
+    *out = v;
+    return true;
+}
+
+bool literal(const std::string& s, size_t* pos, const char* text) {
+    size_t n = std::strlen(text);
+    if (s.compare(*pos, n, text) != 0) return false;
+    *pos += n;
+    return true;
+}
+
+// Index (0-based) of the 3-letter name at s[*pos] in `names`; advances *pos.
+int name3(const std::string& s, size_t* pos, const char* const* names, int count) {
+    for (int i = 0; i < count; ++i)
+        if (s.compare(*pos, 3, names[i]) == 0) {
+            *pos += 3;
+            return i;
+        }
+    return -1;
+}
+
+const char* const kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                               "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+const char* const kDays[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+const char* const kLongDays[] = {"Monday", "Tuesday",  "Wednesday", "Thursday",
+                                 "Friday", "Saturday", "Sunday"};
+
+bool clock_time(const std::string& s, size_t* pos, int* h, int* m, int* sec) {
+    return digits(s, pos, 2, h) && literal(s, pos, ":") && digits(s, pos, 2, m) &&
+           literal(s, pos, ":") && digits(s, pos, 2, sec) && *h < 24 && *m < 60 && *sec <= 60;
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+int64_t days_from_civil(int64_t y, int m, int d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+bool valid_day(int year, int month, int day) {
+    static const int kLength[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    int last = kLength[month] + (month == 1 && leap ? 1 : 0);
+    return day >= 1 && day <= last;
+}
+
+// An HTTP-date in one of its three forms, as Unix seconds.
+bool parse_http_date(const std::string& s, int64_t* out) {
+    size_t pos = 0;
+    int day = 0, month = -1, year = 0, h = 0, m = 0, sec = 0;
+    if (s.size() == 29 && s[3] == ',') {  // IMF-fixdate
+        if (name3(s, &pos, kDays, 7) < 0 || !literal(s, &pos, ", ") || !digits(s, &pos, 2, &day) ||
+            !literal(s, &pos, " ") || (month = name3(s, &pos, kMonths, 12)) < 0 ||
+            !literal(s, &pos, " ") || !digits(s, &pos, 4, &year) || !literal(s, &pos, " ") ||
+            !clock_time(s, &pos, &h, &m, &sec) || !literal(s, &pos, " GMT"))
+            return false;
+    } else if (s.find(',') != std::string::npos) {  // RFC 850, two-digit year
+        bool named = false;
+        for (const char* d : kLongDays)
+            if (literal(s, &pos, d)) {
+                named = true;
+                break;
+            }
+        int yy = 0;
+        if (!named || !literal(s, &pos, ", ") || !digits(s, &pos, 2, &day) ||
+            !literal(s, &pos, "-") || (month = name3(s, &pos, kMonths, 12)) < 0 ||
+            !literal(s, &pos, "-") || !digits(s, &pos, 2, &yy) || !literal(s, &pos, " ") ||
+            !clock_time(s, &pos, &h, &m, &sec) || !literal(s, &pos, " GMT"))
+            return false;
+        year = yy < 70 ? 2000 + yy : 1900 + yy;
+    } else if (s.size() == 24) {  // asctime: "Sun Nov  6 08:49:37 1994"
+        if (name3(s, &pos, kDays, 7) < 0 || !literal(s, &pos, " ") ||
+            (month = name3(s, &pos, kMonths, 12)) < 0 || !literal(s, &pos, " "))
+            return false;
+        if (s[pos] == ' ') {
+            ++pos;
+            if (!digits(s, &pos, 1, &day)) return false;
+        } else if (!digits(s, &pos, 2, &day)) {
+            return false;
+        }
+        if (!literal(s, &pos, " ") || !clock_time(s, &pos, &h, &m, &sec) ||
+            !literal(s, &pos, " ") || !digits(s, &pos, 4, &year))
+            return false;
+    } else {
+        return false;
+    }
+    if (pos != s.size() || !valid_day(year, month, day)) return false;
+    *out = days_from_civil(year, month + 1, day) * 86400 + h * 3600 + m * 60 + sec;
+    return true;
+}
+
+}  // namespace
+
+std::optional<int64_t> parse_retry_after(const std::string& value, int64_t now_unix) {
+    size_t b = value.find_first_not_of(" \t"), e = value.find_last_not_of(" \t");
+    if (b == std::string::npos) return std::nullopt;
+    std::string v = value.substr(b, e - b + 1);
+    if (v.find_first_not_of("0123456789") == std::string::npos) {
+        int64_t seconds = 0;
+        for (char c : v) {
+            seconds = seconds * 10 + (c - '0');
+            if (seconds >= kSaturate) return kSaturate;
+        }
+        return seconds;
+    }
+    int64_t at = 0;
+    if (!parse_http_date(v, &at)) return std::nullopt;
+    return at <= now_unix ? 0 : std::min(at - now_unix, kSaturate);
+}
+
+std::optional<int64_t> requested_retry_delay(const HttpResponse& r, int64_t max_seconds) {
+    if ((r.status != 429 && r.status != 503) || r.retry_after.empty()) return std::nullopt;
+    std::optional<int64_t> wait = parse_retry_after(r.retry_after, r.received_unix);
+    if (!wait) return std::nullopt;
+    return std::max<int64_t>(1, std::min(*wait, max_seconds));
+}
+
+std::string response_error(const HttpResponse& r) {
+    if (r.status == 0) return r.error.empty() ? "no response" : r.error;
+    std::string e = "HTTP " + std::to_string(r.status);
+    if (r.status >= 300 && r.status <= 399) e += " (redirects are not followed)";
+    if (!r.error.empty()) e += " (" + r.error + ")";
+    std::string excerpt = body_excerpt(r.body);
+    if (!excerpt.empty()) e += ": " + excerpt;
+    return e;
 }
 
 std::string body_excerpt(const std::string& body, size_t max) {

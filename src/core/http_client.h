@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -51,6 +52,8 @@ struct HttpResponse {
     bool refused = false;    // refused by the address policy
     bool too_large = false;  // body exceeded max_body (status kept, body truncated)
     double seconds = 0;
+    std::string retry_after;    // the Retry-After header as sent (at most 128 bytes), "" if none
+    int64_t received_unix = 0;  // wall clock (Unix seconds) when the exchange ended
 };
 
 struct WaitSocket {
@@ -106,8 +109,33 @@ private:
     std::vector<HttpResponse> finished_;
 };
 
+// The longest wait a Retry-After header can impose: the longest step of the
+// webhook retry schedule (10 h). A larger value is cut to this, so a hostile
+// endpoint cannot park work for years.
+constexpr int64_t kRetryAfterMaxSeconds = 10 * 3600;
+
+// Parses a Retry-After value (RFC 9110 section 10.2.3): delay-seconds, or an
+// HTTP-date in any of the three forms a recipient must accept (IMF-fixdate
+// "Sun, 06 Nov 1994 08:49:37 GMT", RFC 850 "Sunday, 06-Nov-94 08:49:37 GMT",
+// asctime "Sun Nov  6 08:49:37 1994"). Returns the wait in seconds counted from
+// `now_unix` (0 for a date already past; huge values saturate), or nullopt for
+// anything else.
+std::optional<int64_t> parse_retry_after(const std::string& value, int64_t now_unix);
+
+// The wait a response asks for before the next attempt: only a 429 or 503 with a
+// valid Retry-After counts (other statuses follow the normal retry schedule).
+// Counted from when the response arrived, clamped to [1 s, max_seconds].
+std::optional<int64_t> requested_retry_delay(const HttpResponse& response,
+                                             int64_t max_seconds = kRetryAfterMaxSeconds);
+
 // An excerpt of a response body fit for an error message: at most `max` bytes,
 // cut on a UTF-8 boundary, control characters replaced by spaces.
 std::string body_excerpt(const std::string& body, size_t max = 300);
+
+// Why a request did not succeed, fit for a log line or an error column: the
+// transport error when no response arrived, else "HTTP <status>" (noting that a
+// redirect was not followed, and any transport error after the status line)
+// followed by a body excerpt. Never a request header or URL credential.
+std::string response_error(const HttpResponse& response);
 
 }  // namespace dataflow

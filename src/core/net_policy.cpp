@@ -45,6 +45,7 @@ const Range kV4Special[] = {
     {"172.16.0.0", 12, "private (172.16.0.0/12)"},
     {"192.0.0.0", 24, "IETF protocol assignments (192.0.0.0/24)"},
     {"192.0.2.0", 24, "documentation (192.0.2.0/24)"},
+    {"192.88.99.0", 24, "6to4 relay anycast (192.88.99.0/24)"},
     {"192.168.0.0", 16, "private (192.168.0.0/16)"},
     {"198.18.0.0", 15, "benchmarking (198.18.0.0/15)"},
     {"198.51.100.0", 24, "documentation (198.51.100.0/24)"},
@@ -55,8 +56,12 @@ const Range kV4Special[] = {
 const Range kV6Special[] = {
     {"::", 128, "unspecified (::)"},
     {"::1", 128, "loopback (::1)"},
+    // ::a.b.c.d, deprecated by RFC 4291; never a real destination, whatever it embeds
+    {"::", 96, "IPv4-compatible (deprecated, ::/96)"},
     {"64:ff9b:1::", 48, "local-use translation (64:ff9b:1::/48)"},
     {"100::", 64, "discard-only (100::/64)"},
+    {"2001::", 32, "Teredo (2001::/32)"},
+    {"2001:2::", 48, "benchmarking (2001:2::/48)"},
     {"2001:db8::", 32, "documentation (2001:db8::/32)"},
     {"fc00::", 7, "unique local (fc00::/7)"},
     {"fe80::", 10, "link-local (fe80::/10)"},
@@ -64,14 +69,29 @@ const Range kV6Special[] = {
     {"ff00::", 8, "multicast (ff00::/8)"},
 };
 
+// IPv6 forms that stand for an IPv4 host and are judged (and allowed) as that
+// host: IPv4-mapped ::ffff:a.b.c.d, IPv4-translated ::ffff:0:a.b.c.d (SIIT) and
+// the NAT64 well-known prefix 64:ff9b::a.b.c.d.
 bool embedded_v4(const IpAddress& ip, IpAddress* v4) {
     static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+    static const uint8_t translated[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0, 0};
     static const uint8_t nat64[12] = {0x00, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0};
     if (!ip.v6) return false;
-    if (std::memcmp(ip.bytes, mapped, 12) != 0 && std::memcmp(ip.bytes, nat64, 12) != 0)
+    if (std::memcmp(ip.bytes, mapped, 12) != 0 && std::memcmp(ip.bytes, translated, 12) != 0 &&
+        std::memcmp(ip.bytes, nat64, 12) != 0)
         return false;
     *v4 = IpAddress{};
     std::memcpy(v4->bytes, ip.bytes + 12, 4);
+    return true;
+}
+
+// A 6to4 address 2002:AABB:CCDD::/48 routes through the IPv4 host A.B.C.D: special when
+// that host is. Judged only, never allowed through an IPv4 entry (the destination is
+// another machine behind it).
+bool sixto4_v4(const IpAddress& ip, IpAddress* v4) {
+    if (!ip.v6 || ip.bytes[0] != 0x20 || ip.bytes[1] != 0x02) return false;
+    *v4 = IpAddress{};
+    std::memcpy(v4->bytes, ip.bytes + 2, 4);
     return true;
 }
 
@@ -125,6 +145,10 @@ std::string ip_to_string(const IpAddress& ip) {
 std::string special_range(const IpAddress& ip) {
     IpAddress v4;
     if (embedded_v4(ip, &v4)) return special_range(v4);
+    if (sixto4_v4(ip, &v4)) {
+        std::string inner = special_range(v4);
+        if (!inner.empty()) return "6to4 (2002::/16) of " + inner;
+    }
     const Range* table = ip.v6 ? kV6Special : kV4Special;
     size_t count = ip.v6 ? std::size(kV6Special) : std::size(kV4Special);
     for (size_t i = 0; i < count; ++i) {

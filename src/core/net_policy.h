@@ -37,7 +37,9 @@ bool ip_from_sockaddr(const struct sockaddr* sa, IpAddress* out);
 std::string ip_to_string(const IpAddress& ip);
 
 // Why an address is special, or "" when it is ordinary public unicast.
-// IPv4-mapped IPv6 addresses are judged by their embedded IPv4 address.
+// IPv4-mapped (::ffff:0:0/96), IPv4-translated (::ffff:0:0:0/96) and NAT64
+// (64:ff9b::/96) addresses are judged by their embedded IPv4 address, 6to4
+// (2002::/16) also by its relay's; IPv4-compatible ::/96 and Teredo are refused.
 std::string special_range(const IpAddress& ip);
 
 class NetPolicy {

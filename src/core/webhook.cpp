@@ -123,4 +123,30 @@ std::optional<int64_t> webhook_retry_delay_seconds(int failed_attempts) {
     return kDelays[failed_attempts - 1];
 }
 
+DeliveryOutcome webhook_outcome(const HttpResponse& r, int attempts_before) {
+    DeliveryOutcome o;
+    bool two_xx = r.status >= 200 && r.status <= 299;
+    if (two_xx && (r.error.empty() || r.too_large)) {
+        o.kind = DeliveryOutcome::kDelivered;
+        return o;
+    }
+    if (r.status == 410) {
+        o.kind = DeliveryOutcome::kGone;
+        o.error =
+            "HTTP 410 Gone: the receiver says this endpoint no longer exists; "
+            "subscription disabled";
+        return o;
+    }
+    o.error = response_error(r);
+    std::optional<int64_t> delay = webhook_retry_delay_seconds(attempts_before + 1);
+    if (!delay) {
+        o.kind = DeliveryOutcome::kGiveUp;
+        return o;
+    }
+    std::optional<int64_t> asked = requested_retry_delay(r);
+    o.kind = DeliveryOutcome::kRetry;
+    o.retry_in_seconds = asked ? *asked : *delay;
+    return o;
+}
+
 }  // namespace dataflow

@@ -10,6 +10,8 @@
 #include <optional>
 #include <string>
 
+#include "core/http_client.h"
+
 namespace dataflow {
 
 std::string base64_encode(const std::string& bytes);
@@ -35,5 +37,21 @@ bool webhook_verify(const std::string& secret, const std::string& msg_id, int64_
 // 5 s, 5 min, 30 min, 2 h, 5 h, 10 h; nullopt after the sixth failure (give up).
 std::optional<int64_t> webhook_retry_delay_seconds(int failed_attempts);
 constexpr int kWebhookMaxAttempts = 7;
+
+// What one delivery attempt means for the delivery and its subscription.
+//   kDelivered  a 2xx status (a body over the cap does not matter: only the status does)
+//   kGone       410 Gone: the receiver says the endpoint is gone for good; the worker
+//               disables the subscription and the delivery waits, pending, for it to be
+//               re-enabled (dataflow.enable_subscription)
+//   kRetry      anything else, while attempts remain: after the schedule's delay, or
+//               after the Retry-After of a 429/503 (clamped to [1 s, 10 h])
+//   kGiveUp     anything else after the last attempt
+// A Retry-After never grants extra attempts.
+struct DeliveryOutcome {
+    enum Kind { kDelivered, kRetry, kGiveUp, kGone } kind = kRetry;
+    std::string error;                        // why the attempt failed; "" when delivered
+    std::optional<int64_t> retry_in_seconds;  // kRetry only
+};
+DeliveryOutcome webhook_outcome(const HttpResponse& response, int attempts_before);
 
 }  // namespace dataflow

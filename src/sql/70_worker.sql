@@ -13,16 +13,19 @@ COMMENT ON FUNCTION dataflow._wake() IS
 CREATE TABLE dataflow.subscription (
   id         integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   name       text NOT NULL UNIQUE,
-  url        text NOT NULL CHECK (url ~* '^https?://[^\s/?#]+' AND url !~ '[[:cntrl:]]'),
+  url        text NOT NULL CHECK (url ~* '^https?://[^\s/?#@]+([/?#]|$)' AND url !~ '[[:cntrl:]]'),
   datasets   text[],
   statuses   text[],
   secret     text NOT NULL CHECK (secret ~ '^whsec_[A-Za-z0-9+/]+={0,2}$'),
   enabled    boolean NOT NULL DEFAULT true,
-  created_at timestamptz NOT NULL DEFAULT now()
+  created_at timestamptz NOT NULL DEFAULT now(),
+  disabled_at     timestamptz,  -- set with disabled_reason when the worker disables it (410 Gone)
+  disabled_reason text
 );
 COMMENT ON TABLE dataflow.subscription IS
   'Webhook subscriptions: events of the listed datasets (NULL: all) entering the listed statuses '
-  '(NULL: all) are POSTed to url, signed with secret (readable by the admin role only)';
+  '(NULL: all) are POSTed to url, signed with secret (readable by the admin role only); a receiver '
+  'answering 410 Gone gets its subscription disabled, with disabled_at and disabled_reason';
 
 -- The outbox: one durable row per (event, matching subscription), written in
 -- the event's own transaction. msg_id is the webhook-id, stable across retries.
@@ -115,9 +118,10 @@ BEGIN
   IF url IS NULL THEN
     RAISE EXCEPTION 'url must not be NULL' USING ERRCODE = '22004';
   END IF;
-  IF url !~* '^https?://[^\s/?#]+' OR url ~ '[[:cntrl:][:space:]]' OR length(url) > 2000 THEN
+  IF url !~* '^https?://[^\s/?#@]+([/?#]|$)' OR url ~ '[[:cntrl:][:space:]]' OR length(url) > 2000 THEN
     RAISE EXCEPTION 'invalid webhook URL "%"', left(url, 200) USING ERRCODE = '22023',
-      HINT = 'Give an http:// or https:// URL; private addresses also need dataflow.http_allow.';
+      HINT = 'Give an http:// or https:// URL without credentials (user@host) in it; '
+             'private addresses also need dataflow.http_allow.';
   END IF;
   IF s !~ '^whsec_[A-Za-z0-9+/]+={0,2}$' OR length(s) < 30 OR length(s) % 4 <> 2 THEN
     RAISE EXCEPTION 'invalid webhook secret' USING ERRCODE = '22023',
@@ -162,6 +166,35 @@ BEGIN ATOMIC
   SELECT dataflow.unsubscribe(name);
 END;
 COMMENT ON FUNCTION dataflow.drop_subscription(text) IS 'Same as dataflow.unsubscribe(name)';
+
+-- The way back after the worker disabled a subscription (its receiver answered
+-- 410 Gone) or an admin did: enabled again, and its pending deliveries are due
+-- at once, oldest first, per-chunk order kept.
+CREATE FUNCTION dataflow.enable_subscription(name text) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE sid integer; n integer;
+BEGIN
+  IF name IS NULL THEN
+    RAISE EXCEPTION 'name must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  UPDATE dataflow.subscription s SET enabled = true, disabled_at = NULL, disabled_reason = NULL
+   WHERE s.name = enable_subscription.name
+  RETURNING s.id INTO sid;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'subscription "%" does not exist', left(name, 64) USING ERRCODE = '42704',
+      HINT = 'SELECT name, enabled, disabled_reason FROM dataflow.subscription lists them.';
+  END IF;
+  UPDATE dataflow.delivery d SET next_attempt_at = now()
+   WHERE d.subscription_id = sid AND d.status = 'pending' AND d.next_attempt_at > now();
+  SELECT count(*) INTO n FROM dataflow.delivery d WHERE d.subscription_id = sid AND d.status = 'pending';
+  IF n > 0 THEN
+    PERFORM dataflow._wake();
+  END IF;
+  RETURN n;
+END $$;
+COMMENT ON FUNCTION dataflow.enable_subscription(text) IS
+  'Enable a webhook subscription again (after its receiver answered 410 Gone, or an admin disabled it): '
+  'its pending deliveries are sent at once; returns how many are pending';
 
 CREATE FUNCTION dataflow.redeliver(delivery bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -289,10 +322,15 @@ END;
 
 -- Records one dispatch outcome. Never raises: a lease that is no longer live
 -- (expired, superseded, cancelled) is reported back as text for the log.
+-- 'retry' with p_retry_after (a 429/503 with Retry-After, already capped): the
+-- chunk's next attempt waits exactly that long instead of the job's backoff.
+-- 'gone' (the endpoint answered 410 Gone): the run fails without retry and the
+-- job is paused, so its other chunks are not sent to a vanished endpoint.
 CREATE FUNCTION dataflow._worker_record(p_token uuid, p_kind text, p_row_count bigint, p_checksum text,
-                                        p_info jsonb, p_location text, p_error text, p_retry boolean)
+                                        p_info jsonb, p_location text, p_error text, p_retry boolean,
+                                        p_retry_after integer DEFAULT NULL)
 RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE rid bigint;
+DECLARE rid bigint; jname text;
 BEGIN
   SELECT r.id INTO rid FROM dataflow.run r WHERE r.token = p_token;
   CASE p_kind
@@ -301,7 +339,23 @@ BEGIN
     WHEN 'failed' THEN
       PERFORM dataflow.fail(p_token, p_error, p_retry);
     WHEN 'retry' THEN
-      PERFORM dataflow.fail(p_token, p_error, true);
+      IF dataflow.fail(p_token, p_error, true) = 'queued' AND p_retry_after IS NOT NULL THEN
+        UPDATE dataflow.chunk c SET not_before = now() + make_interval(secs => p_retry_after)
+          FROM dataflow.run r
+         WHERE r.id = rid AND c.id = r.chunk_id AND c.status = 'queued';
+      END IF;
+    WHEN 'gone' THEN
+      PERFORM dataflow.fail(p_token, p_error, false);
+      UPDATE dataflow.job j SET paused = true
+        FROM dataflow.run r
+       WHERE r.id = rid AND j.id = r.job_id AND NOT j.paused
+      RETURNING j.name INTO jname;
+      IF FOUND THEN
+        INSERT INTO dataflow.event (to_status, actor, detail)
+        VALUES ('paused', 'bgworker', jsonb_build_object('job', jname, 'was_paused', false, 'reason', p_error));
+        RAISE WARNING 'pg_dataflow worker: job "%" paused: its endpoint answered 410 Gone', jname
+          USING HINT = 'Fix the endpoint, then dataflow.resume_job(''' || jname || ''') and resubmit the failed chunk.';
+      END IF;
     WHEN 'pending' THEN
       UPDATE dataflow._dispatch SET triggered = true WHERE run_id = rid;
       PERFORM dataflow.heartbeat(p_token);
@@ -316,15 +370,19 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 
 -- Due deliveries, oldest first, never overtaking an earlier pending delivery
--- of the same chunk to the same subscription (per-chunk order).
-CREATE FUNCTION dataflow._worker_deliveries(p_limit integer, p_exclude bigint[])
-RETURNS TABLE (id bigint, msg_id text, ts bigint, url text, secret text, body text, attempts integer)
+-- of the same chunk to the same subscription (per-chunk order). p_full lists
+-- the subscriptions that already use their share of the worker's HTTP window
+-- (a hanging receiver must not starve the others).
+CREATE FUNCTION dataflow._worker_deliveries(p_limit integer, p_exclude bigint[], p_full integer[])
+RETURNS TABLE (id bigint, msg_id text, ts bigint, url text, secret text, body text, attempts integer,
+               subscription_id integer)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-  SELECT d.id, 'msg_' || d.id, extract(epoch FROM now())::bigint, s.url, s.secret, d.payload::text, d.attempts
+  SELECT d.id, 'msg_' || d.id, extract(epoch FROM now())::bigint, s.url, s.secret, d.payload::text, d.attempts,
+         d.subscription_id
     FROM dataflow.delivery d JOIN dataflow.subscription s ON s.id = d.subscription_id
    WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND s.enabled
-     AND d.id <> ALL (p_exclude)
+     AND d.id <> ALL (p_exclude) AND d.subscription_id <> ALL (p_full)
      AND NOT EXISTS (SELECT FROM dataflow.delivery e
                       WHERE e.subscription_id = d.subscription_id AND e.chunk_id = d.chunk_id
                         AND e.status = 'pending' AND e.id < d.id)
@@ -332,24 +390,55 @@ BEGIN ATOMIC
    LIMIT p_limit;
 END;
 
--- Milliseconds until the next delivery retry or dispatchable chunk is due
--- (NULL: nothing waits), so the worker need not poll for backoffs.
+-- Milliseconds until the next delivery retry or dispatchable chunk becomes due
+-- (NULL: nothing waits), so the worker need not poll for backoffs. Only future
+-- times count: work already due but not claimed waits for a slot (a finishing
+-- request triggers the next claim) and must not hide the next backoff expiry.
+-- Rounded up, so the worker never wakes a fraction of a millisecond early and
+-- finds nothing due yet.
 CREATE FUNCTION dataflow._worker_next_due() RETURNS bigint
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-  SELECT (extract(epoch FROM least(
-            (SELECT min(d.next_attempt_at) FROM dataflow.delivery d WHERE d.status = 'pending'),
+  SELECT ceil(extract(epoch FROM least(
+            (SELECT min(d.next_attempt_at) FROM dataflow.delivery d JOIN dataflow.subscription s
+                ON s.id = d.subscription_id WHERE d.status = 'pending' AND s.enabled AND d.next_attempt_at > now()),
             (SELECT min(q.not_before) FROM dataflow.job j JOIN dataflow.queue q ON q.dataset_id = j.output_id
-              WHERE j.dispatch IN ('http', 'airflow') AND NOT j.paused)) - now())
+              WHERE j.dispatch IN ('http', 'airflow') AND NOT j.paused AND q.not_before > now())) - now())
           * 1000)::bigint;
 END;
 
 -- Records one delivery attempt; p_retry_in NULL after a failure means give up.
+-- p_gone (the receiver answered 410 Gone): the attempt is recorded, the delivery
+-- stays pending, and the subscription is disabled until enable_subscription().
 CREATE FUNCTION dataflow._delivery_result(p_id bigint, p_http_status integer, p_error text,
-                                          p_retry_in_seconds integer, p_duration_ms integer)
+                                          p_retry_in_seconds integer, p_duration_ms integer,
+                                          p_gone boolean DEFAULT false)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE n integer; ok boolean := p_error IS NULL AND p_http_status BETWEEN 200 AND 299;
+DECLARE n integer; sid integer; sname text;
+        ok boolean := p_error IS NULL AND p_http_status BETWEEN 200 AND 299;
 BEGIN
+  IF p_gone THEN
+    UPDATE dataflow.delivery d
+       SET attempts = d.attempts + 1, last_attempt_at = now(), last_http_status = p_http_status,
+           last_error = left(p_error, 1000)
+     WHERE d.id = p_id AND d.status = 'pending'
+    RETURNING d.attempts, d.subscription_id INTO n, sid;
+    IF FOUND THEN
+      INSERT INTO dataflow.delivery_attempt (delivery_id, attempt, http_status, error, duration_ms)
+      VALUES (p_id, n, p_http_status, left(p_error, 1000), p_duration_ms)
+      ON CONFLICT DO NOTHING;
+      UPDATE dataflow.subscription s
+         SET enabled = false, disabled_at = now(), disabled_reason = left(p_error, 1000)
+       WHERE s.id = sid AND s.enabled
+      RETURNING s.name INTO sname;
+      IF FOUND THEN
+        RAISE WARNING 'pg_dataflow worker: subscription "%" disabled: its receiver answered 410 Gone', sname
+          USING HINT = 'Its pending deliveries wait; fix the receiver or the URL, then call '
+                       'dataflow.enable_subscription(''' || sname || ''').';
+      END IF;
+    END IF;
+    RETURN;
+  END IF;
   UPDATE dataflow.delivery d
      SET attempts = d.attempts + 1, last_attempt_at = now(), last_http_status = p_http_status,
          last_error = left(p_error, 1000),
@@ -379,10 +468,11 @@ BEGIN
 END $$;
 
 REVOKE ALL ON FUNCTION dataflow._worker_jobs(), dataflow._worker_claim(text, integer),
-  dataflow._worker_airflow_runs(), dataflow._worker_record(uuid, text, bigint, text, jsonb, text, text, boolean),
-  dataflow._worker_deliveries(integer, bigint[]), dataflow._worker_next_due(),
-  dataflow._delivery_result(bigint, integer, text, integer, integer), dataflow._worker_prune(interval),
+  dataflow._worker_airflow_runs(),
+  dataflow._worker_record(uuid, text, bigint, text, jsonb, text, text, boolean, integer),
+  dataflow._worker_deliveries(integer, bigint[], integer[]), dataflow._worker_next_due(),
+  dataflow._delivery_result(bigint, integer, text, integer, integer, boolean), dataflow._worker_prune(interval),
   dataflow._event_fanout(), dataflow._new_webhook_secret(),
   dataflow.subscribe(text, text, text[], text[], text), dataflow.unsubscribe(text),
-  dataflow.drop_subscription(text), dataflow.redeliver(bigint),
+  dataflow.drop_subscription(text), dataflow.enable_subscription(text), dataflow.redeliver(bigint),
   dataflow.redeliver(text, timestamptz, boolean) FROM PUBLIC;

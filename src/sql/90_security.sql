@@ -115,6 +115,7 @@ ALTER FUNCTION dataflow._chunks_update() SECURITY DEFINER;
 GRANT EXECUTE ON FUNCTION dataflow.subscribe(text, text, text[], text[], text), dataflow.unsubscribe(text),
   dataflow.drop_subscription(text), dataflow.redeliver(bigint), dataflow.redeliver(text, timestamptz, boolean)
   TO dataflow_admin;
+GRANT EXECUTE ON FUNCTION dataflow.enable_subscription(text) TO dataflow_admin;
 GRANT EXECUTE ON FUNCTION dataflow.redeliver(bigint), dataflow.redeliver(text, timestamptz, boolean)
   TO dataflow_operator;
 GRANT SELECT ON dataflow.deliveries TO dataflow_reader;

@@ -3,6 +3,7 @@
 #include "worker/engine.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "core/webhook.h"
 #include "pg/guard.h"
@@ -69,6 +70,25 @@ size_t Engine::budget() const {
     return free > backlog_.size() ? free - backlog_.size() : 0;
 }
 
+size_t Engine::group_cap() const {
+    size_t w = http_.window();
+    return w <= 1 ? 1 : w - w / 4;
+}
+
+size_t Engine::group_load(const std::string& group) const {
+    auto it = group_in_flight_.find(group);
+    return it == group_in_flight_.end() ? 0 : it->second;
+}
+
+void Engine::group_add(const std::string& group) {
+    if (!group.empty()) ++group_in_flight_[group];
+}
+
+void Engine::group_done(const std::string& group) {
+    auto it = group_in_flight_.find(group);
+    if (it != group_in_flight_.end() && --it->second == 0) group_in_flight_.erase(it);
+}
+
 bool Engine::check_extension() {
     auto now = Clock::now();
     if (present_ && now < next_check_) return true;
@@ -104,6 +124,7 @@ bool Engine::pass(bool woken) {
         in_flight_.clear();
         busy_runs_.clear();
         busy_deliveries_.clear();
+        group_in_flight_.clear();
         backlog_.clear();
         return false;
     }
@@ -127,8 +148,9 @@ bool Engine::pass(bool woken) {
             auto rows = spi_exec("SELECT dataflow._worker_next_due()");
             x.commit();
             long ms = rows.empty() ? -1 : col_long(rows[0], 0, -1);
-            // Work due already but not claimed is blocked behind an in-flight
-            // request; its completion triggers the next claim (recorded_).
+            // Only future due times come back (rounded up): work due already but
+            // not claimed is blocked behind an in-flight request or a concurrency
+            // limit, and a finishing request triggers the next claim (recorded_).
             if (ms > 0) next_due_ = Clock::now() + std::chrono::milliseconds(ms);
         } catch (const PgError& e) {
             warn("looking for due work failed", e);
@@ -234,12 +256,19 @@ void Engine::dispatch() {
                 more_dispatch_ = true;
                 break;
             }
+            bool airflow = col(j, 1) == "airflow";
+            std::string group = airflow ? "" : "j" + col(j, 0);
+            size_t share = std::min<size_t>(room, 1000);
+            if (!airflow) {
+                size_t load = group_load(group);
+                share = std::min(share, load >= group_cap() ? 0 : group_cap() - load);
+                if (share == 0) continue;  // its requests are still out; the next result refills
+            }
             auto tasks = spi_exec(
                 "SELECT run_id, token, job, dataset, key, version, attempt, output_location, "
                 "inputs::text, "
                 "params::text, deadline::text FROM dataflow._worker_claim($1, $2::integer)",
-                {col(j, 0), std::to_string(std::min<size_t>(room, 1000))});
-            bool airflow = col(j, 1) == "airflow";
+                {col(j, 0), std::to_string(share)});
             AirflowConnection c;
             c.base_url = col(j, 2);
             c.auth = col(j, 4);
@@ -263,7 +292,8 @@ void Engine::dispatch() {
                 task.params_json = col(t, 9);
                 task.deadline = col(t, 10);
                 Send s{HttpRequest(),
-                       Pending{Pending::kHttpDispatch, task.run_id, task.token, "", 0}, c, airflow};
+                       Pending{Pending::kHttpDispatch, task.run_id, task.token, "", 0, group}, c,
+                       airflow};
                 if (airflow) {
                     s.pending.kind = Pending::kAirflowTrigger;
                     std::string bearer = c.api_version >= 2 && c.auth == "bearer" ? c.secret : "";
@@ -289,7 +319,7 @@ void Engine::dispatch() {
                 sends.push_back(std::move(s));
                 --room;
             }
-            if (tasks.size() >= 1000) more_dispatch_ = true;
+            if (tasks.size() >= 1000 && share == 1000) more_dispatch_ = true;
         }
         x.commit();
     } catch (const PgError& e) {
@@ -299,6 +329,7 @@ void Engine::dispatch() {
     }
     // Committed: the leases are durable, now the requests may go out.
     for (Send& s : sends) {
+        group_add(s.pending.group);
         if (s.airflow)
             send_airflow(s.conn, std::move(s.request), std::move(s.pending));
         else
@@ -381,11 +412,18 @@ void Engine::deliver() {
         more_deliveries_ = true;
         return;
     }
+    // Subscriptions at their share of the window are not claimed from: a receiver
+    // that hangs holds at most group_cap() slots, the rest serve the others.
+    std::set<int64_t> full;
+    for (const auto& g : group_in_flight_)
+        if (g.first[0] == 's' && g.second >= group_cap())
+            full.insert(std::atoll(g.first.c_str() + 1));
     std::vector<Row> rows;
     try {
         Xact x("pg_dataflow: claiming webhook deliveries");
-        rows = spi_exec("SELECT * FROM dataflow._worker_deliveries($1::integer, $2::bigint[])",
-                        {std::to_string(room), pg_array(busy_deliveries_)});
+        rows = spi_exec(
+            "SELECT * FROM dataflow._worker_deliveries($1::integer, $2::bigint[], $3::integer[])",
+            {std::to_string(room), pg_array(busy_deliveries_), pg_array(full)});
         x.commit();
     } catch (const PgError& e) {
         warn("claiming deliveries failed", e);
@@ -394,6 +432,10 @@ void Engine::deliver() {
     more_deliveries_ = rows.size() >= room;
     for (const Row& d : rows) {
         int64_t id = col_long(d, 0, 0);
+        std::string group = "s" + col(d, 7);
+        // A claim is only a read: a delivery beyond its subscription's share stays
+        // pending and is claimed again when a slot of that subscription frees.
+        if (group_load(group) >= group_cap()) continue;
         int64_t ts = col_long(d, 2, 0);
         std::string body = col(d, 5);
         HttpRequest r;
@@ -408,7 +450,8 @@ void Engine::deliver() {
                      {"webhook-id", col(d, 1)},
                      {"webhook-timestamp", std::to_string(ts)},
                      {"webhook-signature", sig}};
-        Pending p{Pending::kDelivery, id, "", "", static_cast<int>(col_long(d, 6, 0))};
+        Pending p{Pending::kDelivery, id, "", "", static_cast<int>(col_long(d, 6, 0)), group};
+        group_add(group);
         if (sig.empty()) {
             HttpResponse bad;
             bad.error = "malformed subscription secret";

@@ -40,6 +40,9 @@ private:
         std::string token;
         std::string conn;  // Airflow connection key (base_url + user)
         int attempts = 0;  // deliveries: attempts before this one
+        // Fair-share group ("s<subscription id>" for deliveries, "j<job>" for http
+        // dispatch; "" for none): no group holds more than group_cap() slots.
+        std::string group;
     };
 
     bool check_extension();
@@ -54,12 +57,20 @@ private:
     void send_airflow(const AirflowConnection& c, HttpRequest request, Pending pending);
     void worker_record(const std::string& token, const Outcome& o, const char* kind);
     size_t budget() const;
+    // Most requests one subscription or job may have in flight: three quarters of
+    // the window, so receivers that hang (until dataflow.http_timeout) can never
+    // take the slots the others need.
+    size_t group_cap() const;
+    size_t group_load(const std::string& group) const;
+    void group_add(const std::string& group);
+    void group_done(const std::string& group);
 
     settings::Snapshot cfg_;
     HttpClient http_;
     uint64_t next_tag_ = 1;
     std::map<uint64_t, Pending> in_flight_;
     std::set<int64_t> busy_runs_, busy_deliveries_;
+    std::map<std::string, size_t> group_in_flight_;
     std::map<int64_t, Clock::time_point> next_poll_;
     struct Bearer {
         std::string token;

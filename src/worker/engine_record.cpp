@@ -18,11 +18,12 @@ using pg::Xact;
 void Engine::worker_record(const std::string& token, const Outcome& o, const char* kind) {
     auto rows = spi_exec(
         "SELECT dataflow._worker_record($1::uuid, $2, $3::bigint, $4, $5::jsonb, $6, $7, "
-        "$8::boolean)",
+        "$8::boolean, $9::integer)",
         {token, std::string(kind), o.row_count ? Param(std::to_string(*o.row_count)) : Param(),
          o.checksum.empty() ? Param() : Param(o.checksum), Param(o.info_json),
          o.location.empty() ? Param() : Param(o.location),
-         o.error.empty() ? Param() : Param(o.error), Param(o.retry ? "true" : "false")});
+         o.error.empty() ? Param() : Param(o.error), Param(o.retry ? "true" : "false"),
+         o.retry_after_s ? Param(std::to_string(*o.retry_after_s)) : Param()});
     if (!rows.empty() && rows[0][0])
         pg::log(pg::Level::kLog, "pg_dataflow worker: result not recorded: " + *rows[0][0]);
 }
@@ -32,7 +33,7 @@ void Engine::record_one(const HttpResponse& resp, const Pending& p) {
         case Pending::kHttpDispatch: {
             Outcome o = interpret_http_dispatch(resp);
             if (o.kind == Outcome::kSucceeded) worker_record(p.token, o, "succeeded");
-            if (o.kind == Outcome::kFailed) worker_record(p.token, o, "failed");
+            if (o.kind == Outcome::kFailed) worker_record(p.token, o, o.gone ? "gone" : "failed");
             if (o.kind == Outcome::kRetry) worker_record(p.token, o, "retry");
             break;  // kAccepted: the engine reports back through complete/fail
         }
@@ -48,8 +49,12 @@ void Engine::record_one(const HttpResponse& resp, const Pending& p) {
             if (o.kind == Outcome::kSucceeded) worker_record(p.token, o, "succeeded");
             if (o.kind == Outcome::kFailed) worker_record(p.token, o, "failed");
             if (o.kind == Outcome::kPending) worker_record(p.token, o, "pending");
-            if (o.kind == Outcome::kRetry)
+            if (o.kind == Outcome::kRetry) {
                 pg::log(pg::Level::kLog, "pg_dataflow worker: " + o.error);
+                auto wait = Clock::now() + std::chrono::seconds(o.retry_after_s.value_or(0));
+                auto& due = next_poll_[p.id];
+                if (wait > due) due = wait;  // Airflow asked us to back off (429/503)
+            }
             break;
         }
         case Pending::kAirflowToken: {
@@ -75,20 +80,16 @@ void Engine::record_one(const HttpResponse& resp, const Pending& p) {
             break;
         }
         case Pending::kDelivery: {
-            bool ok = resp.error.empty() && resp.status >= 200 && resp.status <= 299;
-            std::string error;
-            if (!ok)
-                error = resp.status
-                            ? "HTTP " + std::to_string(resp.status) + ": " + body_excerpt(resp.body)
-                            : resp.error;
-            if (!ok && error.empty()) error = "failed";
-            auto retry = ok ? std::nullopt : webhook_retry_delay_seconds(p.attempts + 1);
+            DeliveryOutcome o = webhook_outcome(resp, p.attempts);
+            bool ok = o.kind == DeliveryOutcome::kDelivered;
             spi_exec(
                 "SELECT dataflow._delivery_result($1::bigint, $2::integer, $3, $4::integer, "
-                "$5::integer)",
+                "$5::integer, $6::boolean)",
                 {std::to_string(p.id), resp.status ? Param(std::to_string(resp.status)) : Param(),
-                 ok ? Param() : Param(error), retry ? Param(std::to_string(*retry)) : Param(),
-                 std::to_string(static_cast<long>(resp.seconds * 1000))});
+                 ok ? Param() : Param(o.error),
+                 o.retry_in_seconds ? Param(std::to_string(*o.retry_in_seconds)) : Param(),
+                 std::to_string(static_cast<long>(resp.seconds * 1000)),
+                 Param(o.kind == DeliveryOutcome::kGone ? "true" : "false")});
             break;
         }
     }
@@ -106,6 +107,7 @@ void Engine::record() {
     if (done.empty()) return;
     recorded_ = true;
     for (auto& d : done) {
+        group_done(d.second.group);
         if (d.second.kind == Pending::kDelivery)
             busy_deliveries_.erase(d.second.id);
         else if (d.second.kind != Pending::kAirflowToken)

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <string>
 #include <thread>
 #include <vector>
@@ -94,6 +95,9 @@ private:
             body = "";
         } else if (path == "/echo") {
             body = req;
+        } else if (path == "/busy") {
+            status = "503 Service Unavailable";
+            extra = "Retry-After:  120 \r\n";
         }
         std::string out = "HTTP/1.1 " + status +
                           "\r\nContent-Length: " + std::to_string(body.size()) +
@@ -211,6 +215,26 @@ TEST(HttpClient, RedirectsAreNotFollowed) {
     ASSERT_EQ(rs.size(), 1u);
     EXPECT_EQ(rs[0].status, 302);
     EXPECT_EQ(rs[0].body, "");
+}
+
+TEST(HttpClient, KeepsRetryAfterAndWhenTheResponseArrived) {
+    TinyServer s;
+    HttpClient c(loopback_ok(), 4);
+    ASSERT_EQ(c.start(get(s.url("/busy"))), "");
+    ASSERT_EQ(c.start(get(s.url("/ok"), 2)), "");
+    int64_t before = static_cast<int64_t>(std::time(nullptr));
+    auto rs = run(c);
+    ASSERT_EQ(rs.size(), 2u);
+    for (const HttpResponse& r : rs) {
+        EXPECT_GE(r.received_unix, before);
+        EXPECT_LE(r.received_unix, static_cast<int64_t>(std::time(nullptr)));
+        if (r.tag == 1) {
+            EXPECT_EQ(r.status, 503);
+            EXPECT_EQ(requested_retry_delay(r), 120) << "[" << r.retry_after << "]";
+        } else {
+            EXPECT_EQ(r.retry_after, "");
+        }
+    }
 }
 
 TEST(HttpClient, ConnectionRefusedIsATransportError) {

@@ -48,6 +48,43 @@ TEST(NetPolicy, RefusesSpecialRangesByDefault) {
         EXPECT_FALSE(allowed(p, a)) << a;
 }
 
+// Every IPv6 spelling of an internal IPv4 host, and the IPv6 ranges that tunnel or
+// translate to one, is refused by default and named in the refusal.
+TEST(NetPolicy, RefusesIpv6FormsOfInternalIpv4) {
+    NetPolicy p = policy("");
+    struct Case {
+        const char* addr;
+        const char* why;
+    } cases[] = {
+        {"::ffff:7f00:1", "loopback (127.0.0.0/8)"},         // IPv4-mapped
+        {"::ffff:0:7f00:1", "loopback (127.0.0.0/8)"},       // IPv4-translated (SIIT)
+        {"64:ff9b::7f00:1", "loopback (127.0.0.0/8)"},       // NAT64 well-known prefix
+        {"64:ff9b::a9fe:a9fe", "link-local"},                // NAT64 of cloud metadata
+        {"::127.0.0.1", "IPv4-compatible"},                  // deprecated ::/96
+        {"::8.8.8.8", "IPv4-compatible"},                    // deprecated whatever it embeds
+        {"2002:7f00:1::1", "6to4 (2002::/16) of loopback"},  // 6to4 relay on loopback
+        {"2002:a00:1::", "6to4 (2002::/16) of private"},
+        {"2001:0:4136:e378::1", "Teredo"},
+        {"fd00:ec2::254", "unique local"},  // AWS metadata over IPv6
+        {"0:0:0:0:0:0:0:1", "loopback (::1)"},
+    };
+    for (const Case& c : cases) {
+        std::string why;
+        EXPECT_FALSE(p.address_allowed(ip(c.addr), "", &why)) << c.addr;
+        EXPECT_NE(why.find(c.why), std::string::npos) << c.addr << ": " << why;
+    }
+    EXPECT_TRUE(allowed(p, "2002:808:808::1"));  // 6to4 of a public relay is ordinary
+    EXPECT_TRUE(allowed(p, "64:ff9b::808:808"));
+    // A listed IPv4 range covers the IPv4 host's own IPv6 spellings, not 6to4 networks
+    // behind it nor the deprecated compatible form.
+    NetPolicy lo = policy("127.0.0.1/32");
+    EXPECT_TRUE(allowed(lo, "::ffff:127.0.0.1"));
+    EXPECT_TRUE(allowed(lo, "::ffff:0:127.0.0.1"));
+    EXPECT_FALSE(allowed(lo, "2002:7f00:1::1"));
+    EXPECT_FALSE(allowed(lo, "::127.0.0.1"));
+    EXPECT_FALSE(allowed(lo, "::ffff:127.0.0.2"));
+}
+
 TEST(NetPolicy, AllowsPublicUnicast) {
     NetPolicy p = policy("");
     for (const char* a : {"8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "2606:4700:4700::1111",
