@@ -273,8 +273,9 @@ COMMENT ON FUNCTION dataflow.complete(uuid, bigint, text, jsonb, text) IS
   'returns succeeded, or superseded when an input was re-produced meanwhile (the chunk is re-queued)';
 
 -- Where a chunk goes after a failed or expired attempt.
+-- p_delay (seconds) replaces the job's backoff: an engine's Retry-After.
 CREATE FUNCTION dataflow._retry_or_fail(p_chunk bigint, p_run bigint, p_error text, p_retry boolean,
-                                        p_actor text, p_reason text)
+                                        p_actor text, p_reason text, p_delay double precision DEFAULT NULL)
 RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE c dataflow.chunk; j dataflow.job; new_status text; delay double precision;
@@ -287,8 +288,9 @@ BEGIN
   IF p_retry AND j.id IS NOT NULL AND c.attempts < j.max_attempts THEN
     -- an input being re-produced meanwhile (unmet > 0): wait for it, not the queue
     new_status := CASE WHEN c.unmet = 0 THEN 'queued' ELSE 'waiting' END;
-    delay := dataflow._backoff(c.attempts, extract(epoch FROM j.backoff_min)::double precision,
-                               extract(epoch FROM j.backoff_max)::double precision, random());
+    delay := coalesce(p_delay,
+                      dataflow._backoff(c.attempts, extract(epoch FROM j.backoff_min)::double precision,
+                                        extract(epoch FROM j.backoff_max)::double precision, random()));
   ELSE
     new_status := 'failed';
   END IF;
@@ -304,18 +306,23 @@ BEGIN
   RETURN new_status;
 END $$;
 
-CREATE FUNCTION dataflow.fail(token uuid, error text, retry boolean DEFAULT true)
+-- fail() with an optional delay before the retry (seconds; NULL: the job's backoff).
+CREATE FUNCTION dataflow._fail(p_token uuid, p_error text, p_retry boolean, p_delay double precision)
 RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan AS $$
-DECLARE r dataflow.run := dataflow._live_run(token);
+DECLARE r dataflow.run := dataflow._live_run(p_token);
 BEGIN
-  IF error IS NULL OR retry IS NULL THEN
+  IF p_error IS NULL OR p_retry IS NULL THEN
     RAISE EXCEPTION 'error and retry must not be NULL' USING ERRCODE = '22004';
   END IF;
-  UPDATE dataflow.run SET status = 'failed', finished_at = now(), error = left(fail.error, 4000)
+  UPDATE dataflow.run SET status = 'failed', finished_at = now(), error = left(p_error, 4000)
    WHERE id = r.id;
-  RETURN dataflow._retry_or_fail(r.chunk_id, r.id, error, retry, r.worker, 'fail');
+  RETURN dataflow._retry_or_fail(r.chunk_id, r.id, p_error, p_retry, r.worker, 'fail', p_delay);
 END $$;
+
+CREATE FUNCTION dataflow.fail(token uuid, error text, retry boolean DEFAULT true)
+RETURNS text LANGUAGE sql SET search_path = pg_catalog, pg_temp
+RETURN dataflow._fail(token, error, retry, NULL);
 COMMENT ON FUNCTION dataflow.fail(uuid, text, boolean) IS
   'Finish a live lease with an error: the chunk is retried after an exponential, jittered backoff '
   'while attempts remain and retry is true, else it is failed; returns the chunk''s new status';

@@ -339,11 +339,7 @@ BEGIN
     WHEN 'failed' THEN
       PERFORM dataflow.fail(p_token, p_error, p_retry);
     WHEN 'retry' THEN
-      IF dataflow.fail(p_token, p_error, true) = 'queued' AND p_retry_after IS NOT NULL THEN
-        UPDATE dataflow.chunk c SET not_before = now() + make_interval(secs => p_retry_after)
-          FROM dataflow.run r
-         WHERE r.id = rid AND c.id = r.chunk_id AND c.status = 'queued';
-      END IF;
+      PERFORM dataflow._fail(p_token, p_error, true, p_retry_after);
     WHEN 'gone' THEN
       PERFORM dataflow.fail(p_token, p_error, false);
       UPDATE dataflow.job j SET paused = true
