@@ -63,9 +63,13 @@ BEGIN
   IF j.paused THEN
     RETURN;
   END IF;
-  SELECT array_agg(ids.name) INTO batch_from
+  -- The shape of the inputs in one statement: incremental ones, any latest one.
+  SELECT array_agg(ids.name) FILTER (WHERE ji.mapping = 'incremental'),
+         coalesce(bool_or(ji.mapping = 'latest'), false)
+    INTO batch_from, has_latest
     FROM dataflow.job_input ji JOIN dataflow.dataset ids ON ids.id = ji.dataset_id
-   WHERE ji.job_id = j.id AND ji.mapping = 'incremental';
+   WHERE ji.job_id = j.id;
+  SELECT * INTO ds FROM dataflow.dataset WHERE id = j.output_id;
   incremental := batch_from IS NOT NULL;
   IF incremental THEN
     PERFORM dataflow._cut_batch(j.id);
@@ -88,14 +92,13 @@ BEGIN
   END IF;
   -- Ready: a `latest` input whose dataset has no available chunk (its only one was
   -- resubmitted or invalidated after the consumers were queued) holds the job back.
-  IF EXISTS (SELECT FROM dataflow.job_input jl
-              WHERE jl.job_id = j.id AND jl.mapping = 'latest'
-                AND NOT EXISTS (SELECT FROM dataflow.chunk x
-                                 WHERE x.dataset_id = jl.dataset_id AND dataflow._level(x.status) >= jl.need)) THEN
+  IF has_latest AND EXISTS (SELECT FROM dataflow.job_input jl
+                             WHERE jl.job_id = j.id AND jl.mapping = 'latest'
+                               AND NOT EXISTS (SELECT FROM dataflow.chunk x
+                                                WHERE x.dataset_id = jl.dataset_id
+                                                  AND dataflow._level(x.status) >= jl.need)) THEN
     RETURN;
   END IF;
-  SELECT * INTO ds FROM dataflow.dataset WHERE id = j.output_id;
-  has_latest := EXISTS (SELECT FROM dataflow.job_input jl WHERE jl.job_id = j.id AND jl.mapping = 'latest');
 
   -- Claim, then one small statement per table: each keeps a cheap generic plan
   -- (the single 6-CTE statement was re-planned on every call).
@@ -170,13 +173,13 @@ BEGIN
   IF p_token IS NULL THEN
     RAISE EXCEPTION 'token must not be NULL' USING ERRCODE = '22004';
   END IF;
-  SELECT * INTO r FROM dataflow.run WHERE token = p_token;
+  -- Lock the chunk before the run, the order resubmit, cancel and skip take them in, so a
+  -- worker's transaction (heartbeat ... complete) and an operator never deadlock.
+  PERFORM 1 FROM dataflow.run rr JOIN dataflow.chunk c ON c.id = rr.chunk_id
+   WHERE rr.token = p_token FOR UPDATE OF c;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'no lease has this token' USING ERRCODE = '42704';
   END IF;
-  -- Lock the chunk before the run, the order resubmit, cancel and skip take them in, so a
-  -- worker's transaction (heartbeat ... complete) and an operator never deadlock.
-  PERFORM 1 FROM dataflow.chunk WHERE id = r.chunk_id FOR UPDATE;
   SELECT * INTO r FROM dataflow.run WHERE token = p_token FOR UPDATE;
   IF r.status <> 'running' THEN
     RAISE EXCEPTION 'lease of run % is no longer live: the run is %', r.id, r.status
