@@ -55,89 +55,79 @@ CREATE TABLE dataflow.done_minute (
 -- Counter rows are claimed with transaction-level advisory locks rather than
 -- row locks: pg_try_advisory_xact_lock writes no WAL, where SELECT ... FOR
 -- UPDATE SKIP LOCKED writes a lock record per claim. Every writer of a counter
--- row holds its lock, so the UPDATE never waits. The lock key mixes dataset,
+-- row holds its lock, so its upsert never waits. The lock key mixes dataset,
 -- backfill (or minute) and shard; two rows sharing a key only make a writer
--- move to the next shard.
-CREATE FUNCTION dataflow._count_lock(p_space integer, p_a bigint, p_b bigint, p_shard integer)
-RETURNS boolean LANGUAGE sql VOLATILE PARALLEL UNSAFE
-RETURN pg_catalog.pg_try_advisory_xact_lock(p_space,
-         ((p_a OPERATOR(pg_catalog.*) 8191 OPERATOR(pg_catalog.+) p_b OPERATOR(pg_catalog.*) 64
-           OPERATOR(pg_catalog.+) p_shard) OPERATOR(pg_catalog.%) 2147483647)::integer);
+-- move to the next shard. Returns the shard this transaction now holds: the
+-- backend's own (pid mod 64) first, the next ones when another holds it.
+CREATE FUNCTION dataflow._count_shard(p_space integer, p_a bigint, p_b bigint) RETURNS integer
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE s integer := pg_backend_pid() % 64;
+BEGIN
+  FOR i IN 1..64 LOOP
+    IF pg_try_advisory_xact_lock(p_space, ((p_a * 8191 + p_b * 64 + s) % 2147483647)::integer) THEN
+      RETURN s;
+    END IF;
+    s := (s + 1) % 64;
+  END LOOP;
+  RAISE EXCEPTION 'all 64 counter shards of (%, %) are held by other transactions', p_a, p_b
+    USING ERRCODE = '55P03', HINT = 'More than 64 transactions change chunks of one dataset at once.';
+END $$;
 
--- Move p_n chunks from status p_old to p_new in a counter row nobody else holds:
--- the backend's own shard (pid mod 64) first, the next ones when it is taken.
+-- Move p_n chunks from status p_old to p_new in a counter row nobody else holds.
+-- An UPDATE, and the row added first when missing (an upsert would also write a
+-- row-lock record per call). Under repeatable read, a row another transaction
+-- added after the snapshot is a serialization failure.
 CREATE FUNCTION dataflow._count(p_dataset integer, p_backfill integer, p_old text, p_new text,
                                 p_n bigint, p_ord bigint, p_at timestamptz)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan AS $$
-DECLARE s integer := pg_backend_pid() % 64; tries integer := 0;
+DECLARE s integer := dataflow._count_shard(7410, p_dataset, p_backfill);
 BEGIN
-  LOOP
-    tries := tries + 1;
-    IF tries > 256 THEN
-      RAISE EXCEPTION 'no free counter shard for dataset % after % tries', p_dataset, tries - 1
-        USING ERRCODE = '55P03';
-    END IF;
-    IF NOT dataflow._count_lock(7410, p_dataset, p_backfill, s) THEN
-      s := (s + 1) % 64;
-      CONTINUE;
-    END IF;
+  FOR attempt IN 1..2 LOOP
     UPDATE dataflow.chunk_count
-       SET waiting   = waiting   + CASE p_new WHEN 'waiting'   THEN p_n ELSE 0 END - CASE p_old WHEN 'waiting'   THEN p_n ELSE 0 END,
-           queued    = queued    + CASE p_new WHEN 'queued'    THEN p_n ELSE 0 END - CASE p_old WHEN 'queued'    THEN p_n ELSE 0 END,
-           running   = running   + CASE p_new WHEN 'running'   THEN p_n ELSE 0 END - CASE p_old WHEN 'running'   THEN p_n ELSE 0 END,
-           ready     = ready     + CASE p_new WHEN 'ready'     THEN p_n ELSE 0 END - CASE p_old WHEN 'ready'     THEN p_n ELSE 0 END,
+       SET waiting = waiting + CASE p_new WHEN 'waiting' THEN p_n ELSE 0 END - CASE p_old WHEN 'waiting' THEN p_n ELSE 0 END,
+           queued = queued + CASE p_new WHEN 'queued' THEN p_n ELSE 0 END - CASE p_old WHEN 'queued' THEN p_n ELSE 0 END,
+           running = running + CASE p_new WHEN 'running' THEN p_n ELSE 0 END - CASE p_old WHEN 'running' THEN p_n ELSE 0 END,
+           ready = ready + CASE p_new WHEN 'ready' THEN p_n ELSE 0 END - CASE p_old WHEN 'ready' THEN p_n ELSE 0 END,
            validated = validated + CASE p_new WHEN 'validated' THEN p_n ELSE 0 END - CASE p_old WHEN 'validated' THEN p_n ELSE 0 END,
-           invalid   = invalid   + CASE p_new WHEN 'invalid'   THEN p_n ELSE 0 END - CASE p_old WHEN 'invalid'   THEN p_n ELSE 0 END,
-           failed    = failed    + CASE p_new WHEN 'failed'    THEN p_n ELSE 0 END - CASE p_old WHEN 'failed'    THEN p_n ELSE 0 END,
-           skipped   = skipped   + CASE p_new WHEN 'skipped'   THEN p_n ELSE 0 END - CASE p_old WHEN 'skipped'   THEN p_n ELSE 0 END,
+           invalid = invalid + CASE p_new WHEN 'invalid' THEN p_n ELSE 0 END - CASE p_old WHEN 'invalid' THEN p_n ELSE 0 END,
+           failed = failed + CASE p_new WHEN 'failed' THEN p_n ELSE 0 END - CASE p_old WHEN 'failed' THEN p_n ELSE 0 END,
+           skipped = skipped + CASE p_new WHEN 'skipped' THEN p_n ELSE 0 END - CASE p_old WHEN 'skipped' THEN p_n ELSE 0 END,
            cancelled = cancelled + CASE p_new WHEN 'cancelled' THEN p_n ELSE 0 END - CASE p_old WHEN 'cancelled' THEN p_n ELSE 0 END,
-           resubmit  = resubmit  + CASE p_new WHEN 'resubmit'  THEN p_n ELSE 0 END - CASE p_old WHEN 'resubmit'  THEN p_n ELSE 0 END,
-           newest_ord = CASE WHEN p_ord IS NOT NULL THEN greatest(newest_ord, p_ord) ELSE newest_ord END,
-           newest_at = CASE WHEN p_at IS NOT NULL THEN greatest(newest_at, p_at) ELSE newest_at END
+           resubmit = resubmit + CASE p_new WHEN 'resubmit' THEN p_n ELSE 0 END - CASE p_old WHEN 'resubmit' THEN p_n ELSE 0 END,
+           newest_ord = greatest(newest_ord, p_ord),
+           newest_at = greatest(newest_at, p_at)
      WHERE dataset_id = p_dataset AND backfill_id = p_backfill AND shard = s;
-    EXIT WHEN FOUND;
-    -- Only the lock holder adds this row; a conflict means a row this snapshot
-    -- cannot see (repeatable read): try the next shard.
-    INSERT INTO dataflow.chunk_count (dataset_id, backfill_id, shard)
-    VALUES (p_dataset, p_backfill, s)
+    EXIT WHEN FOUND OR attempt = 2;
+    INSERT INTO dataflow.chunk_count (dataset_id, backfill_id, shard) VALUES (p_dataset, p_backfill, s)
     ON CONFLICT DO NOTHING;
-    IF NOT FOUND THEN
-      s := (s + 1) % 64;
-    END IF;
   END LOOP;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'counter row of dataset % changed after this transaction''s snapshot', p_dataset
+      USING ERRCODE = '40001';
+  END IF;
 END $$;
 
--- One completion or failure in this minute's throughput bucket.
+-- One completion or failure in this minute's throughput bucket, the same way.
 CREATE FUNCTION dataflow._count_done(p_dataset integer, p_succeeded boolean)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
-  s integer := pg_backend_pid() % 64;
   m timestamptz := date_trunc('minute', now());
-  tries integer := 0;
+  s integer := dataflow._count_shard(7411, p_dataset, (extract(epoch FROM m) / 60)::bigint);
 BEGIN
-  LOOP
-    tries := tries + 1;
-    IF tries > 256 THEN
-      RAISE EXCEPTION 'no free throughput shard for dataset % after % tries', p_dataset, tries - 1
-        USING ERRCODE = '55P03';
-    END IF;
-    IF NOT dataflow._count_lock(7411, p_dataset, (extract(epoch FROM m) / 60)::bigint, s) THEN
-      s := (s + 1) % 64;
-      CONTINUE;
-    END IF;
+  FOR attempt IN 1..2 LOOP
     UPDATE dataflow.done_minute
        SET succeeded = succeeded + p_succeeded::integer, failed = failed + (NOT p_succeeded)::integer
      WHERE dataset_id = p_dataset AND minute = m AND shard = s;
-    EXIT WHEN FOUND;
-    INSERT INTO dataflow.done_minute (dataset_id, minute, shard)
-    VALUES (p_dataset, m, s)
+    EXIT WHEN FOUND OR attempt = 2;
+    INSERT INTO dataflow.done_minute (dataset_id, minute, shard) VALUES (p_dataset, m, s)
     ON CONFLICT DO NOTHING;
-    IF NOT FOUND THEN
-      s := (s + 1) % 64;
-    END IF;
   END LOOP;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'throughput row of dataset % changed after this transaction''s snapshot', p_dataset
+      USING ERRCODE = '40001';
+  END IF;
 END $$;
 
 -- The row trigger behind every status change: counters, the throughput bucket
