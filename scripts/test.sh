@@ -91,7 +91,8 @@ run_integration() {
         [ -e "$t" ] || continue
         echo "-- $t"
         timeout 900 bash "$t"
-        record "integration/$(basename "$t" .sh)" $?
+        local rc=$?   # before any expansion below: $(basename) would reset $?
+        record "integration/$(basename "$t" .sh)" "$rc"
     done
 }
 

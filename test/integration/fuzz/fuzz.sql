@@ -164,6 +164,7 @@ INSERT INTO fz.spec VALUES
  ('prune', 'SELECT dataflow.prune(({OIVL})::interval)'),
  ('subscribe', 'SELECT dataflow.subscribe(({NEWNAME})::text, ({URL})::text, ({OTEXTARR})::text[], ({OTEXTARR})::text[], ({OTEXT})::text)'),
  ('unsubscribe', 'SELECT dataflow.unsubscribe(({SUBNAME})::text)'),
+ ('enable_subscription', 'SELECT dataflow.enable_subscription(({SUBNAME})::text)'),
  ('drop_subscription', 'SELECT dataflow.drop_subscription(({SUBNAME})::text)'),
  ('redeliver', 'SELECT dataflow.redeliver(({BIGINT})::bigint)'),
  ('redeliver(text,timestamptz,boolean)', 'SELECT dataflow.redeliver(({SUBNAME})::text, ({TS})::timestamptz, ({BOOL})::boolean)'),
