@@ -365,26 +365,33 @@ EXCEPTION WHEN OTHERS THEN
   RETURN SQLERRM;
 END $$;
 
--- Due deliveries, oldest first, never overtaking an earlier pending delivery
+-- Due deliveries, earliest due first, never overtaking an earlier pending delivery
 -- of the same chunk to the same subscription (per-chunk order). p_full lists
 -- the subscriptions that already use their share of the worker's HTTP window
--- (a hanging receiver must not starve the others).
+-- (a hanging receiver must not starve the others). PL/pgSQL for a cached generic
+-- plan that walks delivery_due in order and stops at p_limit, with the chunk-order
+-- check as one index probe per row: the set-based form scanned, checked and sorted
+-- every pending row per claim (15 ms at 5,000 pending, growing with the backlog).
 CREATE FUNCTION dataflow._worker_deliveries(p_limit integer, p_exclude bigint[], p_full integer[])
 RETURNS TABLE (id bigint, msg_id text, ts bigint, url text, secret text, body text, attempts integer,
                subscription_id integer)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan SET enable_sort = off SET enable_bitmapscan = off
+SET enable_seqscan = off AS $$
+BEGIN
+  RETURN QUERY
   SELECT d.id, 'msg_' || d.id, extract(epoch FROM now())::bigint, s.url, s.secret, d.payload::text, d.attempts,
          d.subscription_id
     FROM dataflow.delivery d JOIN dataflow.subscription s ON s.id = d.subscription_id
    WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND s.enabled
      AND d.id <> ALL (p_exclude) AND d.subscription_id <> ALL (p_full)
-     AND NOT EXISTS (SELECT FROM dataflow.delivery e
-                      WHERE e.subscription_id = d.subscription_id AND e.chunk_id = d.chunk_id
-                        AND e.status = 'pending' AND e.id < d.id)
-   ORDER BY d.id
+     AND (SELECT e.id FROM dataflow.delivery e
+           WHERE e.subscription_id = d.subscription_id AND e.chunk_id = d.chunk_id
+             AND e.status = 'pending' AND e.id < d.id
+           LIMIT 1) IS NULL
+   ORDER BY d.next_attempt_at, d.id
    LIMIT p_limit;
-END;
+END $$;
 
 -- Milliseconds until the next delivery retry or dispatchable chunk becomes due
 -- (NULL: nothing waits), so the worker need not poll for backoffs. Only future
