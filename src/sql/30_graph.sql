@@ -6,11 +6,14 @@
 -- touched: O(fan-out), never a scan. A waiting consumer whose unmet reaches 0
 -- becomes queued; a queued one whose unmet rises goes back to waiting.
 
-CREATE FUNCTION dataflow._propagate(p_input bigint, p_dataset integer, p_old integer, p_new integer,
+CREATE FUNCTION dataflow._propagate(p_inputs bigint[], p_dataset integer, p_old integer, p_new integer,
                                     p_actor text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan AS $$
+DECLARE inp bigint;
 BEGIN
+  -- p_inputs: chunks of dataset p_dataset whose level moved from p_old to p_new
+  -- (complete_many passes a whole batch; everyone else one chunk).
   IF p_old = p_new THEN
     RETURN;
   END IF;
@@ -23,23 +26,25 @@ BEGIN
   END IF;
   IF p_new > p_old AND EXISTS (SELECT FROM dataflow.job_input ji
                                 WHERE ji.dataset_id = p_dataset AND ji.mapping = 'incremental') THEN
-    PERFORM dataflow._incremental_arrived(p_input, p_dataset, p_old, p_new);
+    FOREACH inp IN ARRAY p_inputs LOOP
+      PERFORM dataflow._incremental_arrived(inp, p_dataset, p_old, p_new);
+    END LOOP;
   END IF;
   WITH lw AS (
     DELETE FROM dataflow.latest_wait w
      WHERE p_new > p_old AND w.dataset_id = p_dataset AND w.need <= p_new
-    RETURNING w.consumer, 1 AS delta
+    RETURNING w.consumer, NULL::bigint AS input, 1 AS delta
   ), dd AS (
-    SELECT d.consumer, (p_new >= d.need)::integer - (p_old >= d.need)::integer AS delta
+    SELECT d.consumer, d.input, (p_new >= d.need)::integer - (p_old >= d.need)::integer AS delta
       FROM dataflow.dep d
-     WHERE d.input = p_input
+     WHERE d.input = ANY (p_inputs)
   ), delta AS (
-    SELECT x.consumer, sum(x.delta)::integer AS delta
+    SELECT x.consumer, max(x.input) AS input, sum(x.delta)::integer AS delta
       FROM (SELECT * FROM dd UNION ALL SELECT * FROM lw) x
      GROUP BY x.consumer
     HAVING sum(x.delta) <> 0
   ), locked AS (
-    SELECT c.id, c.status, c.unmet, delta.delta
+    SELECT c.id, c.status, c.unmet, delta.delta, delta.input
       FROM dataflow.chunk c JOIN delta ON c.id = delta.consumer
      ORDER BY c.id
        FOR UPDATE OF c
@@ -54,12 +59,12 @@ BEGIN
            updated_at = now()
       FROM locked l
      WHERE c.id = l.id
-    RETURNING c.id, c.dataset_id, c.key, c.version, l.status AS old_status, c.status AS new_status
+    RETURNING c.id, c.dataset_id, c.key, c.version, l.status AS old_status, c.status AS new_status, l.input
   )
   INSERT INTO dataflow.event (dataset_id, chunk_id, key, version, from_status, to_status, actor, detail)
   SELECT u.dataset_id, u.id, u.key, u.version, u.old_status, u.new_status, p_actor,
          jsonb_build_object('reason', CASE WHEN p_new > p_old THEN 'inputs available' ELSE 'input unavailable' END,
-                            'input', p_input)
+                            'input', coalesce(u.input, p_inputs[1]))
     FROM upd u
    WHERE u.old_status <> u.new_status;
 END $$;

@@ -25,7 +25,7 @@ END $$;
 CREATE FUNCTION dataflow.register(dataset text, key text, location text DEFAULT NULL,
                                   row_count bigint DEFAULT NULL, checksum text DEFAULT NULL,
                                   info jsonb DEFAULT NULL)
-RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
   d dataflow.dataset; k text; c dataflow.chunk; producer text; actor text := dataflow._actor();
   old_status text;
@@ -55,7 +55,7 @@ BEGIN
   IF FOUND THEN
     INSERT INTO dataflow.event (dataset_id, chunk_id, key, version, from_status, to_status, actor, detail)
     VALUES (d.id, c.id, k, 1, NULL, 'ready', actor, jsonb_build_object('reason', 'register'));
-    PERFORM dataflow._propagate(c.id, d.id, 0, 1, actor);
+    PERFORM dataflow._propagate(ARRAY[c.id], d.id, 0, 1, actor);
     RETURN 1;
   END IF;
 
@@ -75,7 +75,7 @@ BEGIN
   INSERT INTO dataflow.event (dataset_id, chunk_id, key, version, from_status, to_status, actor, detail)
   VALUES (d.id, c.id, k, c.version, c.status, 'ready', actor,
           jsonb_build_object('reason', 'register', 'previous_status', old_status));
-  PERFORM dataflow._propagate(c.id, d.id, 0, 1, actor);
+  PERFORM dataflow._propagate(ARRAY[c.id], d.id, 0, 1, actor);
   RETURN c.version;
 END $$;
 COMMENT ON FUNCTION dataflow.register(text, text, text, bigint, text, jsonb) IS
@@ -83,7 +83,7 @@ COMMENT ON FUNCTION dataflow.register(text, text, text, bigint, text, jsonb) IS
   're-registering an existing chunk makes a new version and re-runs everything built on it; returns the version';
 
 CREATE FUNCTION dataflow.validate(dataset text, key text, passed boolean, report jsonb DEFAULT '{}')
-RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE c dataflow.chunk; actor text := dataflow._actor(); new_status text;
 BEGIN
   IF passed IS NULL THEN
@@ -108,7 +108,7 @@ BEGIN
   INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor, detail)
   VALUES (c.dataset_id, c.id, c.key, c.run_id, c.version, c.status, new_status, actor,
           jsonb_build_object('reason', 'validate', 'report', report));
-  PERFORM dataflow._propagate(c.id, c.dataset_id, dataflow._level(c.status), dataflow._level(new_status), actor);
+  PERFORM dataflow._propagate(ARRAY[c.id], c.dataset_id, dataflow._level(c.status), dataflow._level(new_status), actor);
   RETURN new_status;
 END $$;
 COMMENT ON FUNCTION dataflow.validate(text, text, boolean, jsonb) IS
@@ -137,7 +137,7 @@ BEGIN
   INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor, detail)
   VALUES (c.dataset_id, c.id, c.key, c.run_id, c.version, p_old_status, 'skipped', actor,
           jsonb_build_object('reason', p_reason));
-  PERFORM dataflow._propagate(c.id, c.dataset_id, dataflow._level(p_old_status), 2, actor);
+  PERFORM dataflow._propagate(ARRAY[c.id], c.dataset_id, dataflow._level(p_old_status), 2, actor);
 END $$;
 
 CREATE FUNCTION dataflow.skip(dataset text, key text, reason text)

@@ -9,7 +9,7 @@
 -- are disabled here because the cached generic plan must not depend on how
 -- large the queue was when the statistics were last taken.
 CREATE FUNCTION dataflow._claim(p_dataset integer, p_n integer) RETURNS bigint[]
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
 SET plan_cache_mode = force_generic_plan SET enable_sort = off SET enable_bitmapscan = off AS $$
 DECLARE ids bigint[];
 BEGIN
@@ -32,7 +32,7 @@ END $$;
 CREATE FUNCTION dataflow.lease(job text, worker text, max_chunks integer DEFAULT 1,
                                lease_for interval DEFAULT NULL)
 RETURNS SETOF dataflow.task
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
 -- every statement below has a cheap index-probe generic plan; custom plans cost
 -- ~1 ms of planning per statement per call (measured), more than executing them
 SET plan_cache_mode = force_generic_plan AS $$
@@ -180,7 +180,11 @@ BEGIN
   IF NOT FOUND THEN
     RAISE EXCEPTION 'no lease has this token' USING ERRCODE = '42704';
   END IF;
-  SELECT * INTO r FROM dataflow.run WHERE token = p_token FOR UPDATE;
+  -- The run is read, not locked: whoever ends a run holds its chunk's lock, which is
+  -- ours now (reap locks the run first but skips a chunk it cannot lock at once), and
+  -- this statement's fresh snapshot sees any change committed while we waited.
+  -- Not locking it saves a WAL record per call; the caller's UPDATE locks it.
+  SELECT * INTO r FROM dataflow.run WHERE token = p_token;
   IF r.status <> 'running' THEN
     RAISE EXCEPTION 'lease of run % is no longer live: the run is %', r.id, r.status
       USING ERRCODE = '55000',
@@ -196,7 +200,7 @@ BEGIN
 END $$;
 
 CREATE FUNCTION dataflow.heartbeat(token uuid, extend_by interval DEFAULT NULL)
-RETURNS timestamptz LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+RETURNS timestamptz LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE r dataflow.run := dataflow._live_run(token); dl timestamptz;
 BEGIN
@@ -215,7 +219,7 @@ COMMENT ON FUNCTION dataflow.heartbeat(uuid, interval) IS
 
 CREATE FUNCTION dataflow.complete(token uuid, row_count bigint DEFAULT NULL, checksum text DEFAULT NULL,
                                   info jsonb DEFAULT NULL, location text DEFAULT NULL)
-RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
   r dataflow.run := dataflow._live_run(token);
@@ -228,7 +232,7 @@ BEGIN
   IF info IS NOT NULL AND jsonb_typeof(info) <> 'object' THEN
     RAISE EXCEPTION 'info must be a JSON object' USING ERRCODE = '22023';
   END IF;
-  SELECT * INTO c FROM dataflow.chunk WHERE id = r.chunk_id FOR UPDATE;
+  SELECT * INTO c FROM dataflow.chunk WHERE id = r.chunk_id;   -- locked by _live_run
 
   -- Correct: every input must still be the version this run read.
   SELECT jsonb_agg(jsonb_build_object('chunk', ri.chunk_id, 'read_version', ri.version,
@@ -268,12 +272,140 @@ BEGIN
    WHERE id = c.id;
   INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor)
   VALUES (c.dataset_id, c.id, c.key, r.id, c.version, 'running', 'ready', r.worker);
-  PERFORM dataflow._propagate(c.id, c.dataset_id, 0, 1, r.worker);
+  PERFORM dataflow._propagate(ARRAY[c.id], c.dataset_id, 0, 1, r.worker);
   RETURN 'succeeded';
 END $$;
 COMMENT ON FUNCTION dataflow.complete(uuid, bigint, text, jsonb, text) IS
   'Finish a live lease successfully: the chunk becomes ready at its version and its consumers may start; '
   'returns succeeded, or superseded when an input was re-produced meanwhile (the chunk is re-queued)';
+
+-- Complete several live leases at once: what complete() does for each token in
+-- turn, in one transaction and set-based (one UPDATE per table, one propagation
+-- per dataset), for workers that lease many chunks at a time. All or nothing: a
+-- token that is not a live lease raises and completes none. Tokens never appear
+-- in errors; positions (1-based) do.
+CREATE FUNCTION dataflow.complete_many(tokens uuid[], row_counts bigint[] DEFAULT NULL,
+                                       checksums text[] DEFAULT NULL, infos jsonb[] DEFAULT NULL,
+                                       locations text[] DEFAULT NULL)
+RETURNS TABLE (token uuid, result text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
+SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+  n integer := cardinality(tokens);
+  locked integer;
+  pos bigint;
+  bad record;
+  stale uuid[];
+  results text[];
+  g record;
+BEGIN
+  IF tokens IS NULL THEN
+    RAISE EXCEPTION 'tokens must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  IF n = 0 THEN
+    RETURN;
+  END IF;
+  IF array_ndims(tokens) <> 1 THEN
+    RAISE EXCEPTION 'tokens must be a one-dimensional array' USING ERRCODE = '22023';
+  END IF;
+  IF n > 1000 THEN
+    RAISE EXCEPTION 'at most 1000 tokens per call, not %', n USING ERRCODE = '22023',
+          HINT = 'lease() hands out at most 1000 chunks per call; complete them in batches of that size.';
+  END IF;
+  pos := array_position(tokens, NULL);
+  IF pos IS NOT NULL THEN
+    RAISE EXCEPTION 'token % is NULL', pos USING ERRCODE = '22004';
+  END IF;
+  SELECT min(t.i) INTO pos FROM unnest(tokens) WITH ORDINALITY t(tok, i)
+   WHERE EXISTS (SELECT FROM unnest(tokens) WITH ORDINALITY u(tok, i) WHERE u.tok = t.tok AND u.i < t.i);
+  IF pos IS NOT NULL THEN
+    RAISE EXCEPTION 'token % repeats an earlier token', pos USING ERRCODE = '22023';
+  END IF;
+  IF cardinality(row_counts) <> n OR cardinality(checksums) <> n OR cardinality(infos) <> n
+     OR cardinality(locations) <> n THEN
+    RAISE EXCEPTION 'row_counts, checksums, infos and locations must be NULL or have one element per token (%)', n
+      USING ERRCODE = '22023';
+  END IF;
+  pos := (SELECT min(x.i) FROM unnest(row_counts) WITH ORDINALITY x(v, i) WHERE x.v < 0);
+  IF pos IS NOT NULL THEN
+    RAISE EXCEPTION 'row_counts[%] must be >= 0', pos USING ERRCODE = '22023';
+  END IF;
+  pos := (SELECT min(x.i) FROM unnest(infos) WITH ORDINALITY x(v, i) WHERE jsonb_typeof(x.v) <> 'object');
+  IF pos IS NOT NULL THEN
+    RAISE EXCEPTION 'infos[%] must be a JSON object', pos USING ERRCODE = '22023';
+  END IF;
+
+  -- Lock the chunks in id order (what every multi-chunk writer does: no deadlocks),
+  -- then read the runs with a fresh snapshot, as _live_run does for one token.
+  SELECT count(*) INTO locked FROM (
+    SELECT c.id FROM unnest(tokens) t(tok) JOIN dataflow.run rr ON rr.token = t.tok
+      JOIN dataflow.chunk c ON c.id = rr.chunk_id
+     ORDER BY c.id FOR UPDATE OF c) l;
+  IF locked < n THEN
+    SELECT min(t.i) INTO pos FROM unnest(tokens) WITH ORDINALITY t(tok, i)
+     WHERE NOT EXISTS (SELECT FROM dataflow.run rr WHERE rr.token = t.tok);
+    RAISE EXCEPTION 'no lease has token %', pos USING ERRCODE = '42704';
+  END IF;
+  SELECT t.i, rr.id, rr.status, rr.deadline, rr.error INTO bad
+    FROM unnest(tokens) WITH ORDINALITY t(tok, i) JOIN dataflow.run rr ON rr.token = t.tok
+   WHERE rr.status <> 'running' OR rr.deadline < now()
+   ORDER BY t.i LIMIT 1;
+  IF FOUND AND bad.status <> 'running' THEN
+    RAISE EXCEPTION 'lease of run % (token %) is no longer live: the run is %', bad.id, bad.i, bad.status
+      USING ERRCODE = '55000', DETAIL = coalesce('Run error: ' || left(bad.error, 500), ''),
+            HINT = 'Another attempt owns the chunk now; drop this result.';
+  ELSIF FOUND THEN
+    RAISE EXCEPTION 'lease of run % (token %) expired at %', bad.id, bad.i, bad.deadline
+      USING ERRCODE = '55000',
+            HINT = 'Heartbeat more often than the lease duration; the chunk will be retried.';
+  END IF;
+
+  -- Runs whose chunk moved on or whose inputs changed go through complete(), which
+  -- records them as superseded (rare; it re-checks under the locks we hold).
+  SELECT array_agg(rr.token ORDER BY t.i) INTO stale
+    FROM unnest(tokens) WITH ORDINALITY t(tok, i) JOIN dataflow.run rr ON rr.token = t.tok JOIN dataflow.chunk c ON c.id = rr.chunk_id
+   WHERE c.run_id <> rr.id OR c.status <> 'running'
+      OR EXISTS (SELECT FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
+                  WHERE ri.run_id = rr.id AND (ic.version <> ri.version OR dataflow._level(ic.status) = 0));
+  IF stale IS NOT NULL THEN
+    SELECT array_agg(dataflow.complete(x.tok, x.rc, x.cs, x.inf, x.loc) ORDER BY x.i) INTO results
+      FROM unnest(tokens, row_counts, checksums, infos, locations) WITH ORDINALITY x(tok, rc, cs, inf, loc, i)
+     WHERE x.tok = ANY (stale);
+  END IF;
+
+  UPDATE dataflow.run r
+     SET status = 'succeeded', finished_at = now(), row_count = x.rc, checksum = x.cs, info = x.inf,
+         output_location = coalesce(x.loc, r.output_location)
+    FROM unnest(tokens, row_counts, checksums, infos, locations) x(tok, rc, cs, inf, loc)
+   WHERE r.token = x.tok AND NOT (x.tok = ANY (coalesce(stale, '{}')));
+  WITH u AS (
+    UPDATE dataflow.chunk c
+       SET status = 'ready', row_count = x.rc, checksum = x.cs, info = coalesce(x.inf, '{}'),
+           location = coalesce(x.loc, r.output_location), error = NULL, available_at = now(), updated_at = now()
+      FROM unnest(tokens, row_counts, checksums, infos, locations) WITH ORDINALITY x(tok, rc, cs, inf, loc, i)
+      JOIN dataflow.run r ON r.token = x.tok
+     WHERE c.id = r.chunk_id AND NOT (x.tok = ANY (coalesce(stale, '{}')))
+    RETURNING c.id, c.dataset_id, c.key, c.version, r.id AS run_id, r.worker, x.i)
+  INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor)
+  SELECT u.dataset_id, u.id, u.key, u.run_id, u.version, 'running', 'ready', u.worker
+    FROM u ORDER BY u.i;
+  -- Readiness: one propagation per dataset and worker (the events' actor).
+  FOR g IN SELECT c.dataset_id, r.worker, array_agg(c.id ORDER BY c.id) AS ids
+             FROM unnest(tokens) t(tok) JOIN dataflow.run r ON r.token = t.tok
+             JOIN dataflow.chunk c ON c.id = r.chunk_id
+            WHERE NOT (t.tok = ANY (coalesce(stale, '{}')))
+            GROUP BY c.dataset_id, r.worker LOOP
+    PERFORM dataflow._propagate(g.ids, g.dataset_id, 0, 1, g.worker);
+  END LOOP;
+  RETURN QUERY
+  SELECT x.tok, CASE WHEN x.tok = ANY (coalesce(stale, '{}'))
+                     THEN results[array_position(stale, x.tok)]   -- stale and results share the order of tokens
+                     ELSE 'succeeded' END
+    FROM unnest(tokens) WITH ORDINALITY x(tok, i) ORDER BY x.i;
+END $$;
+COMMENT ON FUNCTION dataflow.complete_many(uuid[], bigint[], text[], jsonb[], text[]) IS
+  'complete() for several live leases in one call and transaction (element i of each array belongs to token i); '
+  'all or nothing: an unknown or dead token raises and completes none; returns each token''s result in order';
 
 -- Where a chunk goes after a failed or expired attempt.
 -- p_delay (seconds) replaces the job's backoff: an engine's Retry-After.
@@ -311,7 +443,7 @@ END $$;
 
 -- fail() with an optional delay before the retry (seconds; NULL: the job's backoff).
 CREATE FUNCTION dataflow._fail(p_token uuid, p_error text, p_retry boolean, p_delay double precision)
-RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE r dataflow.run := dataflow._live_run(p_token);
 BEGIN
@@ -331,7 +463,7 @@ COMMENT ON FUNCTION dataflow.fail(uuid, text, boolean) IS
   'while attempts remain and retry is true, else it is failed; returns the chunk''s new status';
 
 CREATE FUNCTION dataflow.reap() RETURNS integer
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE r record; n integer := 0;
 BEGIN
   FOR r IN

@@ -47,8 +47,8 @@ GRANT EXECUTE ON FUNCTION dataflow.explain(text, text), dataflow.blockers(text, 
 
 -- Worker: the lease lifecycle and source registration.
 GRANT EXECUTE ON FUNCTION dataflow.lease(text, text, integer, interval), dataflow.heartbeat(uuid, interval),
-  dataflow.complete(uuid, bigint, text, jsonb, text), dataflow.fail(uuid, text, boolean),
-  dataflow.register(text, text, text, bigint, text, jsonb), dataflow.validate(text, text, boolean, jsonb)
+  dataflow.complete(uuid, bigint, text, jsonb, text), dataflow.complete_many(uuid[], bigint[], text[], jsonb[], text[]),
+  dataflow.fail(uuid, text, boolean), dataflow.register(text, text, text, bigint, text, jsonb), dataflow.validate(text, text, boolean, jsonb)
   TO dataflow_worker;
 
 -- Operator: backfill, restart, skip, cancel, pause, limits, housekeeping.
@@ -98,6 +98,7 @@ ALTER FUNCTION dataflow.resubmit(text, text, text, boolean, boolean) SECURITY DE
 ALTER FUNCTION dataflow.lease(text, text, integer, interval) SECURITY DEFINER;
 ALTER FUNCTION dataflow.heartbeat(uuid, interval) SECURITY DEFINER;
 ALTER FUNCTION dataflow.complete(uuid, bigint, text, jsonb, text) SECURITY DEFINER;
+ALTER FUNCTION dataflow.complete_many(uuid[], bigint[], text[], jsonb[], text[]) SECURITY DEFINER;
 ALTER FUNCTION dataflow.fail(uuid, text, boolean) SECURITY DEFINER;
 ALTER FUNCTION dataflow.reap() SECURITY DEFINER;
 ALTER FUNCTION dataflow.schedule() SECURITY DEFINER;

@@ -153,6 +153,7 @@ INSERT INTO fz.spec VALUES
  ('lease', 'SELECT count(*) FROM dataflow.lease(({JOB})::text, ({TEXT})::text, ({INT})::integer, ({OIVL})::interval)'),
  ('heartbeat', 'SELECT dataflow.heartbeat(({UUID})::uuid, ({OIVL})::interval)'),
  ('complete', 'SELECT dataflow.complete(({UUID})::uuid, ({OBIGINT})::bigint, ({OTEXT})::text, ({OJSON})::jsonb, ({OLOC})::text)'),
+ ('complete_many', 'SELECT count(*) FROM dataflow.complete_many(ARRAY[({UUID})::uuid, ({UUID})::uuid], ARRAY[({OBIGINT})::bigint, ({OBIGINT})::bigint], NULL, ARRAY[({OJSON})::jsonb, ({OJSON})::jsonb], ({OTEXTARR})::text[])'),
  ('fail', 'SELECT dataflow.fail(({UUID})::uuid, ({TEXT})::text, ({BOOL})::boolean)'),
  ('reap', 'SELECT dataflow.reap()'),
  ('explain', 'SELECT count(*) FROM dataflow.explain(({DS})::text, ({KEY})::text)'),
