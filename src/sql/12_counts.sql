@@ -108,8 +108,8 @@ BEGIN
   END IF;
 END $$;
 
--- One completion or failure in this minute's throughput bucket, the same way.
-CREATE FUNCTION dataflow._count_done(p_dataset integer, p_succeeded boolean)
+-- Completions and failures in this minute's throughput bucket, the same way.
+CREATE FUNCTION dataflow._count_done(p_dataset integer, p_succeeded bigint, p_failed bigint)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
@@ -118,7 +118,7 @@ DECLARE
 BEGIN
   FOR attempt IN 1..2 LOOP
     UPDATE dataflow.done_minute
-       SET succeeded = succeeded + p_succeeded::integer, failed = failed + (NOT p_succeeded)::integer
+       SET succeeded = succeeded + p_succeeded, failed = failed + p_failed
      WHERE dataset_id = p_dataset AND minute = m AND shard = s;
     EXIT WHEN FOUND OR attempt = 2;
     INSERT INTO dataflow.done_minute (dataset_id, minute, shard) VALUES (p_dataset, m, s)
@@ -130,29 +130,57 @@ BEGIN
   END IF;
 END $$;
 
--- The row trigger behind every status change: counters, the throughput bucket
--- and queue membership (dataflow.queue) move with the chunk, in its transaction.
+-- The trigger behind every status change: counters, the throughput bucket and
+-- queue membership (dataflow.queue) move with the chunks, in their transaction.
+-- Statement-level, with the statement's old and new rows: a statement that moves
+-- many chunks (a 10-chunk lease, complete_many, a fan-out propagation) changes
+-- the queue in one DELETE and one INSERT and each counter row once per group,
+-- not once per chunk. Transition tables cannot be limited to UPDATE OF status,
+-- so it fires for every UPDATE of chunk and keeps the rows whose status (or,
+-- when queued, not_before) changed. Counters add deltas, so their order does not
+-- matter; the queue is reconciled with each chunk's current row, because a row
+-- trigger (chunk_status_written: a resubmit written with UPDATE) may have changed
+-- the chunk again, in a nested statement, before this statement-level one runs.
 CREATE FUNCTION dataflow._chunk_counted_update() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan AS $$
-DECLARE avail boolean;
+DECLARE r record;
 BEGIN
-  IF OLD.status = 'queued' THEN
-    DELETE FROM dataflow.queue q
-     WHERE q.dataset_id = OLD.dataset_id AND q.not_before = OLD.not_before AND q.chunk_id = OLD.id;
-  END IF;
-  IF NEW.status = 'queued' THEN
-    INSERT INTO dataflow.queue (dataset_id, not_before, chunk_id) VALUES (NEW.dataset_id, NEW.not_before, NEW.id);
-  END IF;
-  IF OLD.status = NEW.status THEN
-    RETURN NULL;   -- a queued chunk's not_before moved
-  END IF;
-  avail := dataflow._level(NEW.status) > 0;
-  PERFORM dataflow._count(NEW.dataset_id, NEW.backfill_id, OLD.status, NEW.status, 1,
-                          CASE WHEN avail THEN NEW.ord END, CASE WHEN avail THEN NEW.available_at END);
-  IF OLD.status = 'running' AND NEW.status IN ('ready', 'failed', 'queued') THEN
-    PERFORM dataflow._count_done(NEW.dataset_id, NEW.status = 'ready');
-  END IF;
+  FOR r IN
+    WITH ch AS MATERIALIZED (
+      SELECT n.id, n.dataset_id, n.backfill_id, o.status AS old_status, n.status AS new_status,
+             o.not_before AS old_not_before, n.not_before, n.ord, n.available_at
+        FROM old_rows o JOIN new_rows n ON n.id = o.id
+       WHERE o.status <> n.status OR (n.status = 'queued' AND o.not_before <> n.not_before)
+    ), dq AS (
+      DELETE FROM dataflow.queue q
+       USING ch
+       WHERE ch.old_status = 'queued' AND q.dataset_id = ch.dataset_id AND q.not_before = ch.old_not_before
+         AND q.chunk_id = ch.id
+         AND NOT EXISTS (SELECT FROM dataflow.chunk c
+                          WHERE c.id = ch.id AND c.status = 'queued' AND c.not_before = ch.old_not_before)
+    ), iq AS (
+      INSERT INTO dataflow.queue (dataset_id, not_before, chunk_id)
+      SELECT ch.dataset_id, ch.not_before, ch.id FROM ch
+       WHERE ch.new_status = 'queued'
+         AND EXISTS (SELECT FROM dataflow.chunk c
+                      WHERE c.id = ch.id AND c.status = 'queued' AND c.not_before = ch.not_before)
+         AND NOT EXISTS (SELECT FROM dataflow.queue q
+                          WHERE q.dataset_id = ch.dataset_id AND q.not_before = ch.not_before AND q.chunk_id = ch.id)
+    )
+    SELECT ch.dataset_id, ch.backfill_id, ch.old_status, ch.new_status, count(*) AS n,
+           max(ch.ord) FILTER (WHERE dataflow._level(ch.new_status) > 0) AS ord,
+           max(ch.available_at) FILTER (WHERE dataflow._level(ch.new_status) > 0) AS at
+      FROM ch
+     WHERE ch.old_status <> ch.new_status
+     GROUP BY 1, 2, 3, 4
+  LOOP
+    PERFORM dataflow._count(r.dataset_id, r.backfill_id, r.old_status, r.new_status, r.n, r.ord, r.at);
+    IF r.old_status = 'running' AND r.new_status IN ('ready', 'failed', 'queued') THEN
+      PERFORM dataflow._count_done(r.dataset_id, CASE WHEN r.new_status = 'ready' THEN r.n ELSE 0 END,
+                                   CASE WHEN r.new_status = 'ready' THEN 0 ELSE r.n END);
+    END IF;
+  END LOOP;
   RETURN NULL;
 END $$;
 
@@ -185,9 +213,8 @@ BEGIN
   RETURN NULL;
 END $$;
 
-CREATE TRIGGER chunk_counted_update AFTER UPDATE OF status, not_before ON dataflow.chunk
-  FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status
-                     OR (NEW.status = 'queued' AND OLD.not_before IS DISTINCT FROM NEW.not_before))
+CREATE TRIGGER chunk_counted_update AFTER UPDATE ON dataflow.chunk
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
   EXECUTE FUNCTION dataflow._chunk_counted_update();
 CREATE TRIGGER chunk_counted_insert AFTER INSERT ON dataflow.chunk
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
