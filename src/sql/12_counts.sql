@@ -144,43 +144,47 @@ END $$;
 CREATE FUNCTION dataflow._chunk_counted_update() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan AS $$
-DECLARE r record;
+DECLARE r record; leave_queue boolean := false; enter_queue boolean := false;
 BEGIN
+  -- One row per (dataset, backfill, old status, new status) that changed; a queued
+  -- chunk whose not_before moved comes as queued -> queued (queue only, no count).
   FOR r IN
-    WITH ch AS MATERIALIZED (
-      SELECT n.id, n.dataset_id, n.backfill_id, o.status AS old_status, n.status AS new_status,
-             o.not_before AS old_not_before, n.not_before, n.ord, n.available_at
-        FROM old_rows o JOIN new_rows n ON n.id = o.id
-       WHERE o.status <> n.status OR (n.status = 'queued' AND o.not_before <> n.not_before)
-    ), dq AS (
-      DELETE FROM dataflow.queue q
-       USING ch
-       WHERE ch.old_status = 'queued' AND q.dataset_id = ch.dataset_id AND q.not_before = ch.old_not_before
-         AND q.chunk_id = ch.id
-         AND NOT EXISTS (SELECT FROM dataflow.chunk c
-                          WHERE c.id = ch.id AND c.status = 'queued' AND c.not_before = ch.old_not_before)
-    ), iq AS (
-      INSERT INTO dataflow.queue (dataset_id, not_before, chunk_id)
-      SELECT ch.dataset_id, ch.not_before, ch.id FROM ch
-       WHERE ch.new_status = 'queued'
-         AND EXISTS (SELECT FROM dataflow.chunk c
-                      WHERE c.id = ch.id AND c.status = 'queued' AND c.not_before = ch.not_before)
-         AND NOT EXISTS (SELECT FROM dataflow.queue q
-                          WHERE q.dataset_id = ch.dataset_id AND q.not_before = ch.not_before AND q.chunk_id = ch.id)
-    )
-    SELECT ch.dataset_id, ch.backfill_id, ch.old_status, ch.new_status, count(*) AS n,
-           max(ch.ord) FILTER (WHERE dataflow._level(ch.new_status) > 0) AS ord,
-           max(ch.available_at) FILTER (WHERE dataflow._level(ch.new_status) > 0) AS at
-      FROM ch
-     WHERE ch.old_status <> ch.new_status
+    SELECT n.dataset_id, n.backfill_id, o.status AS old_status, n.status AS new_status, count(*) AS n,
+           max(n.ord) FILTER (WHERE dataflow._level(n.status) > 0) AS ord,
+           max(n.available_at) FILTER (WHERE dataflow._level(n.status) > 0) AS at
+      FROM old_rows o JOIN new_rows n ON n.id = o.id
+     WHERE o.status <> n.status OR (n.status = 'queued' AND o.not_before <> n.not_before)
      GROUP BY 1, 2, 3, 4
   LOOP
+    leave_queue := leave_queue OR r.old_status = 'queued';
+    enter_queue := enter_queue OR r.new_status = 'queued';
+    CONTINUE WHEN r.old_status = r.new_status;
     PERFORM dataflow._count(r.dataset_id, r.backfill_id, r.old_status, r.new_status, r.n, r.ord, r.at);
     IF r.old_status = 'running' AND r.new_status IN ('ready', 'failed', 'queued') THEN
       PERFORM dataflow._count_done(r.dataset_id, CASE WHEN r.new_status = 'ready' THEN r.n ELSE 0 END,
                                    CASE WHEN r.new_status = 'ready' THEN 0 ELSE r.n END);
     END IF;
   END LOOP;
+  -- The queue follows each chunk's current row (see above), so a nested change that
+  -- already moved the chunk again is neither undone nor duplicated.
+  IF leave_queue THEN
+    DELETE FROM dataflow.queue q
+     USING old_rows o JOIN new_rows n ON n.id = o.id
+     WHERE o.status = 'queued' AND (n.status <> 'queued' OR n.not_before <> o.not_before)
+       AND q.dataset_id = o.dataset_id AND q.not_before = o.not_before AND q.chunk_id = o.id
+       AND NOT EXISTS (SELECT FROM dataflow.chunk c
+                        WHERE c.id = o.id AND c.status = 'queued' AND c.not_before = o.not_before);
+  END IF;
+  IF enter_queue THEN
+    INSERT INTO dataflow.queue (dataset_id, not_before, chunk_id)
+    SELECT n.dataset_id, n.not_before, n.id
+      FROM old_rows o JOIN new_rows n ON n.id = o.id
+     WHERE n.status = 'queued' AND (o.status <> 'queued' OR o.not_before <> n.not_before)
+       AND EXISTS (SELECT FROM dataflow.chunk c
+                    WHERE c.id = n.id AND c.status = 'queued' AND c.not_before = n.not_before)
+       AND NOT EXISTS (SELECT FROM dataflow.queue q
+                        WHERE q.dataset_id = n.dataset_id AND q.not_before = n.not_before AND q.chunk_id = n.id);
+  END IF;
   RETURN NULL;
 END $$;
 
