@@ -410,53 +410,75 @@ BEGIN ATOMIC
           * 1000)::bigint;
 END;
 
--- Records one delivery attempt; p_retry_in NULL after a failure means give up.
--- p_gone (the receiver answered 410 Gone): the attempt is recorded, the delivery
--- stays pending, and the subscription is disabled until enable_subscription().
+-- Records the delivery attempts of one recording pass of the worker in one
+-- statement (one call per pass instead of one per delivery). Element i of the
+-- arrays is one attempt: the delivery id (distinct), the HTTP status (NULL: no
+-- response), the error (NULL: delivered when the status is 2xx), the delay before
+-- the next attempt (NULL after a failure: give up; already the Retry-After when
+-- the receiver sent one) and whether the receiver answered 410 Gone. A gone attempt
+-- is recorded, the delivery stays pending, and the subscription is disabled until
+-- enable_subscription() (its reason is the first gone attempt's error). Results of
+-- deliveries no longer pending (redelivered meanwhile, pruned) are ignored, as are
+-- repeats of an attempt already recorded.
+CREATE FUNCTION dataflow._delivery_results(p_id bigint[], p_http_status integer[], p_error text[],
+                                           p_retry_in_seconds integer[], p_duration_ms integer[],
+                                           p_gone boolean[])
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE sname text; n integer := cardinality(p_id);
+BEGIN
+  IF n IS NULL OR cardinality(p_http_status) IS DISTINCT FROM n OR cardinality(p_error) IS DISTINCT FROM n
+     OR cardinality(p_retry_in_seconds) IS DISTINCT FROM n OR cardinality(p_duration_ms) IS DISTINCT FROM n
+     OR cardinality(p_gone) IS DISTINCT FROM n THEN
+    RAISE EXCEPTION 'delivery result arrays must all have the same length' USING ERRCODE = '22023',
+      HINT = 'Pass one element per attempt in each array (NULL elements where there is no value).';
+  END IF;
+  FOR sname IN
+    WITH r AS (
+      SELECT r.i, r.id, r.http_status, left(r.error, 1000) AS error, r.retry_in, r.duration_ms,
+             coalesce(r.gone, false) AS gone, r.error IS NULL AND r.http_status BETWEEN 200 AND 299 AS ok
+        FROM unnest(p_id, p_http_status, p_error, p_retry_in_seconds, p_duration_ms, p_gone)
+             WITH ORDINALITY AS r(id, http_status, error, retry_in, duration_ms, gone, i)
+    ), u AS (
+      UPDATE dataflow.delivery d
+         SET attempts = d.attempts + 1, last_attempt_at = now(), last_http_status = r.http_status,
+             last_error = r.error,
+             status = CASE WHEN r.gone THEN d.status WHEN r.ok THEN 'delivered'
+                           WHEN r.retry_in IS NULL THEN 'failed' ELSE 'pending' END,
+             next_attempt_at = CASE WHEN r.gone OR r.ok OR r.retry_in IS NULL THEN d.next_attempt_at
+                                    ELSE now() + make_interval(secs => r.retry_in) END,
+             finished_at = CASE WHEN r.gone THEN d.finished_at WHEN r.ok OR r.retry_in IS NULL THEN now() END
+        FROM r
+       WHERE d.id = r.id AND d.status = 'pending'
+      RETURNING r.i, d.id, d.attempts, d.subscription_id, r.http_status, r.error, r.duration_ms, r.gone
+    ), attempt AS (
+      INSERT INTO dataflow.delivery_attempt (delivery_id, attempt, http_status, error, duration_ms)
+      SELECT u.id, u.attempts, u.http_status, u.error, u.duration_ms FROM u
+      ON CONFLICT DO NOTHING
+    ), gone AS (
+      SELECT DISTINCT ON (u.subscription_id) u.subscription_id, u.error
+        FROM u WHERE u.gone ORDER BY u.subscription_id, u.i
+    )
+    UPDATE dataflow.subscription s SET enabled = false, disabled_at = now(), disabled_reason = gone.error
+      FROM gone
+     WHERE s.id = gone.subscription_id AND s.enabled
+    RETURNING s.name
+  LOOP
+    RAISE WARNING 'pg_dataflow worker: subscription "%" disabled: its receiver answered 410 Gone', sname
+      USING HINT = 'Its pending deliveries wait; fix the receiver or the URL, then call '
+                   'dataflow.enable_subscription(''' || sname || ''').';
+  END LOOP;
+END $$;
+
+-- Records one delivery attempt, as one element of _delivery_results (which the
+-- worker calls once per recording pass).
 CREATE FUNCTION dataflow._delivery_result(p_id bigint, p_http_status integer, p_error text,
                                           p_retry_in_seconds integer, p_duration_ms integer,
                                           p_gone boolean DEFAULT false)
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE n integer; sid integer; sname text;
-        ok boolean := p_error IS NULL AND p_http_status BETWEEN 200 AND 299;
-BEGIN
-  IF p_gone THEN
-    UPDATE dataflow.delivery d
-       SET attempts = d.attempts + 1, last_attempt_at = now(), last_http_status = p_http_status,
-           last_error = left(p_error, 1000)
-     WHERE d.id = p_id AND d.status = 'pending'
-    RETURNING d.attempts, d.subscription_id INTO n, sid;
-    IF FOUND THEN
-      INSERT INTO dataflow.delivery_attempt (delivery_id, attempt, http_status, error, duration_ms)
-      VALUES (p_id, n, p_http_status, left(p_error, 1000), p_duration_ms)
-      ON CONFLICT DO NOTHING;
-      UPDATE dataflow.subscription s
-         SET enabled = false, disabled_at = now(), disabled_reason = left(p_error, 1000)
-       WHERE s.id = sid AND s.enabled
-      RETURNING s.name INTO sname;
-      IF FOUND THEN
-        RAISE WARNING 'pg_dataflow worker: subscription "%" disabled: its receiver answered 410 Gone', sname
-          USING HINT = 'Its pending deliveries wait; fix the receiver or the URL, then call '
-                       'dataflow.enable_subscription(''' || sname || ''').';
-      END IF;
-    END IF;
-    RETURN;
-  END IF;
-  UPDATE dataflow.delivery d
-     SET attempts = d.attempts + 1, last_attempt_at = now(), last_http_status = p_http_status,
-         last_error = left(p_error, 1000),
-         status = CASE WHEN ok THEN 'delivered' WHEN p_retry_in_seconds IS NULL THEN 'failed' ELSE 'pending' END,
-         next_attempt_at = CASE WHEN ok OR p_retry_in_seconds IS NULL THEN d.next_attempt_at
-                                ELSE now() + make_interval(secs => p_retry_in_seconds) END,
-         finished_at = CASE WHEN ok OR p_retry_in_seconds IS NULL THEN now() END
-   WHERE d.id = p_id AND d.status = 'pending'
-  RETURNING d.attempts INTO n;
-  IF FOUND THEN
-    INSERT INTO dataflow.delivery_attempt (delivery_id, attempt, http_status, error, duration_ms)
-    VALUES (p_id, n, p_http_status, left(p_error, 1000), p_duration_ms)
-    ON CONFLICT DO NOTHING;
-  END IF;
-END $$;
+RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+  SELECT dataflow._delivery_results(ARRAY[p_id], ARRAY[p_http_status], ARRAY[p_error],
+                                    ARRAY[p_retry_in_seconds], ARRAY[p_duration_ms], ARRAY[p_gone]);
+END;
 
 -- Janitor: finished deliveries and dispatch records past retention.
 CREATE FUNCTION dataflow._worker_prune(p_retention interval) RETURNS integer
@@ -474,7 +496,9 @@ REVOKE ALL ON FUNCTION dataflow._worker_jobs(), dataflow._worker_claim(text, int
   dataflow._worker_airflow_runs(),
   dataflow._worker_record(uuid, text, bigint, text, jsonb, text, text, boolean, integer),
   dataflow._worker_deliveries(integer, bigint[], integer[]), dataflow._worker_next_due(),
-  dataflow._delivery_result(bigint, integer, text, integer, integer, boolean), dataflow._worker_prune(interval),
+  dataflow._delivery_result(bigint, integer, text, integer, integer, boolean),
+  dataflow._delivery_results(bigint[], integer[], text[], integer[], integer[], boolean[]),
+  dataflow._worker_prune(interval),
   dataflow._event_fanout(), dataflow._new_webhook_secret(),
   dataflow.subscribe(text, text, text[], text[], text), dataflow.unsubscribe(text),
   dataflow.drop_subscription(text), dataflow.enable_subscription(text), dataflow.redeliver(bigint),

@@ -131,17 +131,19 @@ bool Engine::pass(bool woken) {
     record();
     periodic();
     auto now = Clock::now();
-    // Finished requests free slots; refill in batches (a quarter of the window)
-    // rather than one claim transaction per completion.
-    bool refill = recorded_ && (budget() * 4 >= http_.window() || http_.in_flight() == 0);
-    bool claim = woken || refill || now >= next_due_ ||
+    // New work (a wake-up), a due backoff or the naptime poll: claim everything.
+    bool timed = woken || now >= next_due_ ||
                  now >= last_claim_ + std::chrono::milliseconds(cfg_.naptime_ms);
-    if (claim || more_dispatch_) dispatch();
+    // A refill claims only where finished requests freed slots, or work was left over:
+    // it needs neither the job list of the other kind nor the next due time.
+    bool refill = refill_due();
+    if (timed || more_dispatch_ || (refill && recorded_dispatch_)) dispatch();
     if (now >= next_airflow_) airflow();
-    if (claim || more_deliveries_) deliver();
-    if (claim) {
-        recorded_ = false;
-        last_claim_ = now;
+    if (timed || more_deliveries_ || (refill && recorded_delivery_)) deliver();
+    if (timed || refill) recorded_ = recorded_dispatch_ = recorded_delivery_ = false;
+    if (timed) last_claim_ = now;
+    if (timed || due_changed_) {
+        due_changed_ = false;
         next_due_ = Clock::time_point::max();
         try {
             Xact x("pg_dataflow: looking for due work");
@@ -157,11 +159,28 @@ bool Engine::pass(bool woken) {
         }
     }
     start_backlog();
-    record();  // requests refused before they started
+    http_.drive();
+    // Requests refused before or as they started (malformed URL or secret, the
+    // address policy): sleep_ms() sees what they freed and the retries they scheduled.
+    record();
     return true;
 }
 
+// Finished requests free slots; refill in batches of a quarter of the window (the
+// part group_cap() keeps free, so a group at its cap cannot block the refill)
+// rather than one claim transaction per completion.
+bool Engine::refill_due() const {
+    size_t batch = std::max<size_t>(1, http_.window() / 4);
+    return recorded_ && (budget() >= batch || http_.in_flight() == 0);
+}
+
 long Engine::sleep_ms() const {
+    // Work the next pass can do at once must not wait for a socket, a timer or
+    // naptime: results recorded at the end of the pass (refusals) that call for a
+    // refill or moved the next due time, and claims cut short with slots now free.
+    if (present_ && cfg_.enabled && !record_failed_ &&
+        (refill_due() || due_changed_ || ((more_dispatch_ || more_deliveries_) && budget() > 0)))
+        return 0;
     long ms = cfg_.naptime_ms;
     long curl = http_.timeout_ms();
     if (curl >= 0 && curl < ms) ms = curl;
@@ -259,10 +278,13 @@ void Engine::dispatch() {
             bool airflow = col(j, 1) == "airflow";
             std::string group = airflow ? "" : "j" + col(j, 0);
             size_t share = std::min<size_t>(room, 1000);
+            bool capped = false;  // the job's share of the window, not the room, is the limit
             if (!airflow) {
                 size_t load = group_load(group);
-                share = std::min(share, load >= group_cap() ? 0 : group_cap() - load);
-                if (share == 0) continue;  // its requests are still out; the next result refills
+                size_t left = load >= group_cap() ? 0 : group_cap() - load;
+                if (left == 0) continue;  // its requests are still out; its next result refills
+                capped = left < share;
+                share = std::min(share, left);
             }
             auto tasks = spi_exec(
                 "SELECT run_id, token, job, dataset, key, version, attempt, output_location, "
@@ -319,7 +341,8 @@ void Engine::dispatch() {
                 sends.push_back(std::move(s));
                 --room;
             }
-            if (tasks.size() >= 1000 && share == 1000) more_dispatch_ = true;
+            // It got all it asked for, so it may have more due: claim again as slots free.
+            if (tasks.size() >= share && !capped) more_dispatch_ = true;
         }
         x.commit();
     } catch (const PgError& e) {
@@ -335,6 +358,8 @@ void Engine::dispatch() {
         else
             start(std::move(s.request), std::move(s.pending));
     }
+    // Send now: the rest of the pass (more claims, the due-time query) need not wait.
+    if (!sends.empty()) http_.drive();
 }
 
 // Airflow 3 (api_version 2) with basic credentials needs a bearer token from
@@ -461,6 +486,7 @@ void Engine::deliver() {
         }
         start(std::move(r), std::move(p));
     }
+    if (!rows.empty()) http_.drive();  // send now, before the rest of the pass
 }
 
 }  // namespace dataflow::worker

@@ -1,7 +1,8 @@
 // The worker's duties, above the guarded Postgres layer: reaper, scheduler,
 // janitor, http/airflow dispatch and polling, webhook delivery. One pass()
 // claims work in short transactions, starts HTTP requests only after the claim
-// committed, and records finished requests in another short transaction.
+// committed (and sends them at once, before the rest of the pass), and records
+// finished requests in another short transaction.
 // Plain C++; every Postgres call goes through pg/guard.h.
 #pragma once
 
@@ -28,7 +29,9 @@ public:
     // One round of duties. Returns false when the extension is absent (or the
     // worker is disabled): the caller then just sleeps for naptime.
     bool pass(bool woken);
-    // Longest sleep before the next pass is due (ms), given curl's timers.
+    // Longest sleep before the next pass is due (ms), given curl's timers: 0 when
+    // the pass left work that can go now (results that free slots for a refill,
+    // claims cut short by the window, retries whose due time is not known yet).
     long sleep_ms() const;
     HttpClient& http() { return http_; }
 
@@ -52,6 +55,8 @@ private:
     void deliver();
     void record();
     void record_one(const HttpResponse& response, const Pending& p);
+    // Whether recorded results freed enough slots for a refill claim.
+    bool refill_due() const;
     void start(HttpRequest request, Pending pending);
     void start_backlog();
     void send_airflow(const AirflowConnection& c, HttpRequest request, Pending pending);
@@ -81,7 +86,15 @@ private:
     std::map<std::string, Bearer> bearers_;
     std::deque<std::pair<HttpRequest, Pending>> backlog_;
     std::vector<std::pair<HttpResponse, Pending>> start_failures_;
+    // more_*: a claim stopped at the free window with work left. recorded_*: results
+    // recorded since the last claim (of http/airflow requests, of deliveries), so a
+    // refill claims only where slots were freed. due_changed_: results scheduled
+    // retries, so _worker_next_due must be asked again.
     bool more_dispatch_ = false, more_deliveries_ = false, recorded_ = false;
+    bool recorded_dispatch_ = false, recorded_delivery_ = false, due_changed_ = false;
+    // The last recording transaction failed: no immediate next pass (the results are
+    // lost, the work is claimed again), or a persistent failure would spin.
+    bool record_failed_ = false;
     Clock::time_point last_claim_{};
     Clock::time_point next_due_ = Clock::time_point::max();
 

@@ -1,5 +1,7 @@
 // Recording finished requests: one short transaction for every request that
-// finished since the last pass (see engine.h).
+// finished since the last pass (see engine.h), with every webhook delivery
+// attempt in it recorded by one call of dataflow._delivery_results.
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,6 +17,55 @@ using pg::PgError;
 using pg::spi_exec;
 using pg::Xact;
 
+namespace {
+
+// _delivery_results' arguments: one Postgres array literal per column, one
+// element per delivery attempt.
+class DeliveryResults {
+public:
+    void add(int64_t id, const HttpResponse& resp, const DeliveryOutcome& o) {
+        bool ok = o.kind == DeliveryOutcome::kDelivered;
+        element(&id_, std::to_string(id));
+        element(&status_, resp.status ? Param(std::to_string(resp.status)) : Param());
+        element(&error_, ok ? Param() : Param(o.error));
+        element(&retry_in_,
+                o.retry_in_seconds ? Param(std::to_string(*o.retry_in_seconds)) : Param());
+        element(&duration_ms_, std::to_string(static_cast<long>(resp.seconds * 1000)));
+        element(&gone_, Param(o.kind == DeliveryOutcome::kGone ? "t" : "f"));
+        ++n_;
+    }
+    void record() const {
+        if (n_ == 0) return;
+        spi_exec(
+            "SELECT dataflow._delivery_results($1::bigint[], $2::integer[], $3::text[], "
+            "$4::integer[], $5::integer[], $6::boolean[])",
+            {id_ + "}", status_ + "}", error_ + "}", retry_in_ + "}", duration_ms_ + "}",
+             gone_ + "}"});
+    }
+
+private:
+    // Appends NULL, or the value double-quoted with " and \ escaped: commas, braces,
+    // blanks and the word NULL in an error text stay data.
+    static void element(std::string* array, const Param& value) {
+        *array += array->size() > 1 ? "," : "";
+        if (!value) {
+            *array += "NULL";
+            return;
+        }
+        *array += '"';
+        for (char c : *value) {
+            if (c == '"' || c == '\\') *array += '\\';
+            *array += c;
+        }
+        *array += '"';
+    }
+    std::string id_ = "{", status_ = "{", error_ = "{", retry_in_ = "{", duration_ms_ = "{",
+                gone_ = "{";
+    size_t n_ = 0;
+};
+
+}  // namespace
+
 void Engine::worker_record(const std::string& token, const Outcome& o, const char* kind) {
     auto rows = spi_exec(
         "SELECT dataflow._worker_record($1::uuid, $2, $3::bigint, $4, $5::jsonb, $6, $7, "
@@ -24,6 +75,8 @@ void Engine::worker_record(const std::string& token, const Outcome& o, const cha
          o.location.empty() ? Param() : Param(o.location),
          o.error.empty() ? Param() : Param(o.error), Param(o.retry ? "true" : "false"),
          o.retry_after_s ? Param(std::to_string(*o.retry_after_s)) : Param()});
+    // A failed run's chunk waits for its backoff: the next due time may be sooner.
+    if (std::string(kind) == "failed" || std::string(kind) == "retry") due_changed_ = true;
     if (!rows.empty() && rows[0][0])
         pg::log(pg::Level::kLog, "pg_dataflow worker: result not recorded: " + *rows[0][0]);
 }
@@ -79,19 +132,7 @@ void Engine::record_one(const HttpResponse& resp, const Pending& p) {
             }
             break;
         }
-        case Pending::kDelivery: {
-            DeliveryOutcome o = webhook_outcome(resp, p.attempts);
-            bool ok = o.kind == DeliveryOutcome::kDelivered;
-            spi_exec(
-                "SELECT dataflow._delivery_result($1::bigint, $2::integer, $3, $4::integer, "
-                "$5::integer, $6::boolean)",
-                {std::to_string(p.id), resp.status ? Param(std::to_string(resp.status)) : Param(),
-                 ok ? Param() : Param(o.error),
-                 o.retry_in_seconds ? Param(std::to_string(*o.retry_in_seconds)) : Param(),
-                 std::to_string(static_cast<long>(resp.seconds * 1000)),
-                 Param(o.kind == DeliveryOutcome::kGone ? "true" : "false")});
-            break;
-        }
+        case Pending::kDelivery: break;  // record() collects them for one _delivery_results call
     }
 }
 
@@ -108,15 +149,30 @@ void Engine::record() {
     recorded_ = true;
     for (auto& d : done) {
         group_done(d.second.group);
-        if (d.second.kind == Pending::kDelivery)
+        if (d.second.kind == Pending::kDelivery) {
             busy_deliveries_.erase(d.second.id);
-        else if (d.second.kind != Pending::kAirflowToken)
-            busy_runs_.erase(d.second.id);
+            recorded_delivery_ = true;
+        } else {
+            if (d.second.kind != Pending::kAirflowToken) busy_runs_.erase(d.second.id);
+            recorded_dispatch_ = true;
+        }
     }
+    record_failed_ = true;
     try {
         Xact x("pg_dataflow: recording results");
-        for (auto& d : done) record_one(d.first, d.second);
+        DeliveryResults deliveries;
+        for (auto& d : done) {
+            if (d.second.kind != Pending::kDelivery) {
+                record_one(d.first, d.second);
+                continue;
+            }
+            DeliveryOutcome o = webhook_outcome(d.first, d.second.attempts);
+            if (o.kind == DeliveryOutcome::kRetry) due_changed_ = true;
+            deliveries.add(d.second.id, d.first, o);
+        }
+        deliveries.record();
         x.commit();
+        record_failed_ = false;
     } catch (const PgError& e) {
         // Nothing is lost: undelivered webhooks stay pending and are sent again;
         // unrecorded runs keep their lease until the reaper expires it.

@@ -28,6 +28,7 @@ extern "C" {
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "utils/guc.h"
 #include "storage/procsignal.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
@@ -156,6 +157,11 @@ void df_worker_main(Datum) {
     BackgroundWorkerInitializeConnection(GetConfigOption("dataflow.database", false, false),
                                          nullptr, 0);
     pgstat_report_appname("pg_dataflow worker");
+    // The worker's statements are index walks with cached generic plans whose
+    // estimated cost grows with the backlog (LIMIT $n is costed at a tenth of
+    // it): past jit_above_cost every call would be JIT-compiled, which takes
+    // far longer than running it. The SQL entry points do the same (SET jit).
+    SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
     dataflow::wake::attach();
     int code = run();
     // Exit 1 even after a clean loop end: the postmaster then restarts the

@@ -17,7 +17,8 @@ timeout). LOGFILE gets one JSON line per event:
 Paths (query parameters after ?):
   /ok                       200 "ok"
   /status/CODE              CODE; ra=RAW sets Retry-After to RAW, ra_in=N to an HTTP-date
-                            N seconds ahead (ra_form=imf|rfc850|asctime)
+                            N seconds ahead (ra_form=imf|rfc850|asctime); body=TEXT is the
+                            body (default "hostile status")
   /redirect/CODE?to=URL     CODE with Location: URL
   /reset                    reads the request, then resets the connection (RST)
   /reset-mid                sends half a status line, then resets
@@ -179,7 +180,7 @@ def serve(conn):
             if "ra_in" in q:
                 at = time.time() + float(q["ra_in"])
                 extra.append(("Retry-After", http_date(at, q.get("ra_form", "imf"))))
-            reply(conn, int(path.split("/")[2]), "hostile status", extra)
+            reply(conn, int(path.split("/")[2]), q.get("body", "hostile status"), extra)
         elif path.startswith("/redirect/"):
             reply(conn, int(path.split("/")[2]), "", [("Location", q.get("to", "/ok"))])
         elif path == "/reset":

@@ -82,7 +82,8 @@ declare -A WANT=(  # subscription -> path?query | expected gap to the next attem
     [rfc850]="/status/429?ra_in=9&ra_form=rfc850|9" [asctime]="/status/503?ra_in=9&ra_form=asctime|9"
     [no503]="/status/503|5" [no429]="/status/429|5" [bad]="/status/503?ra=soon|5"
     [redir]="/redirect/302?to=$RX/ok?via=redirect|5" [redir308]="/redirect/308?to=$RX/ok?via=redirect|5"
-    [reset]="/reset|5" [resetmid]="/reset-mid|5")
+    [reset]="/reset|5" [resetmid]="/reset-mid|5"
+    [quoted]="/status/500?body=a%20%22b%22%20%5C%20%7Bc%7D%2C%20NULL|5")
 for s in "${!WANT[@]}"; do sub "$s" "$RX${WANT[$s]%|*}" ev; done
 wt_sql "SELECT dataflow.register('ev', '1')" >/dev/null
 wt_wait "a first attempt at every hostile receiver" 10 \
@@ -99,6 +100,10 @@ wt_sql "SELECT count(*) = 2 FROM dataflow.deliveries WHERE subscription IN ('red
           AND last_http_status IN (302, 308) AND last_error LIKE '%redirects are not followed%'" | grep -qx t \
     || wt_fail "redirect not reported as such"
 [ "$(requests /ok via=redirect)" = 0 ] || wt_fail "a redirect was followed"
+# All attempts of a pass are recorded in one call (arrays): quotes, backslashes, braces,
+# commas and the word NULL in an error text arrive intact.
+[ "$(wt_sql "SELECT last_error FROM dataflow.deliveries WHERE subscription = 'quoted'")" = 'HTTP 500: a "b" \ {c}, NULL' ] \
+    || wt_fail "error text mangled: $(wt_sql "SELECT last_error FROM dataflow.deliveries WHERE subscription = 'quoted'")"
 wt_sql "SELECT count(*) = 2 FROM dataflow.deliveries WHERE subscription IN ('reset', 'resetmid')
           AND last_http_status IS NULL AND status = 'pending' AND last_error ~* 'reset|recv failure|empty reply'" \
     | grep -qx t || wt_fail "resets: $(wt_sql "SELECT subscription, last_error FROM dataflow.deliveries WHERE subscription LIKE 'reset%'")"
