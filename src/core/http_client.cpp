@@ -424,13 +424,43 @@ std::string response_error(const HttpResponse& r) {
     return e;
 }
 
+// Length of the valid UTF-8 sequence at body[i] as PostgreSQL accepts it (no
+// overlong forms, surrogates or code points past U+10FFFF), 0 when invalid.
+static size_t utf8_sequence(const std::string& body, size_t i) {
+    auto at = [&](size_t k) { return static_cast<unsigned char>(body[i + k]); };
+    unsigned char c = at(0);
+    if (c < 0x80) return 1;
+    size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (len == 0 || i + len > body.size()) return 0;
+    unsigned char lo = 0x80, hi = 0xBF;   // the second byte's range
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+    if (at(1) < lo || at(1) > hi) return 0;
+    for (size_t k = 2; k < len; ++k)
+        if ((at(k) & 0xC0) != 0x80) return 0;
+    return len;
+}
+
 std::string body_excerpt(const std::string& body, size_t max) {
-    size_t n = body.size() <= max ? body.size() : max;
-    while (n > 0 && n < body.size() && (static_cast<unsigned char>(body[n]) & 0xC0) == 0x80) --n;
-    std::string out = body.substr(0, n);
-    for (char& c : out)
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) c = ' ';
-    if (n < body.size()) out += "...";
+    // Error texts end up in text columns: a byte PostgreSQL would refuse as UTF-8
+    // must not fail the transaction that records the attempt (and so resend it).
+    std::string out;
+    size_t i = 0;
+    while (i < body.size()) {
+        size_t len = utf8_sequence(body, i);
+        if (out.size() + (len ? len : 1) > max) break;
+        unsigned char c = static_cast<unsigned char>(body[i]);
+        if (len == 0)
+            out += '?';
+        else if (len == 1 && (c < 0x20 || c == 0x7F))
+            out += ' ';
+        else
+            out.append(body, i, len);
+        i += len ? len : 1;
+    }
+    if (i < body.size()) out += "...";
     return out;
 }
 

@@ -129,7 +129,8 @@ std::optional<int64_t> requested_retry_delay(const HttpResponse& response,
                                              int64_t max_seconds = kRetryAfterMaxSeconds);
 
 // An excerpt of a response body fit for an error message: at most `max` bytes,
-// cut on a UTF-8 boundary, control characters replaced by spaces.
+// cut on a UTF-8 boundary, control characters replaced by spaces and every byte
+// that is not valid UTF-8 (as PostgreSQL checks it) by '?'.
 std::string body_excerpt(const std::string& body, size_t max = 300);
 
 // Why a request did not succeed, fit for a log line or an error column: the

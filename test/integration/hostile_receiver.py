@@ -18,7 +18,7 @@ Paths (query parameters after ?):
   /ok                       200 "ok"
   /status/CODE              CODE; ra=RAW sets Retry-After to RAW, ra_in=N to an HTTP-date
                             N seconds ahead (ra_form=imf|rfc850|asctime); body=TEXT is the
-                            body (default "hostile status")
+                            body (default "hostile status"), hex=HEX raw body bytes
   /redirect/CODE?to=URL     CODE with Location: URL
   /reset                    reads the request, then resets the connection (RST)
   /reset-mid                sends half a status line, then resets
@@ -180,7 +180,8 @@ def serve(conn):
             if "ra_in" in q:
                 at = time.time() + float(q["ra_in"])
                 extra.append(("Retry-After", http_date(at, q.get("ra_form", "imf"))))
-            reply(conn, int(path.split("/")[2]), q.get("body", "hostile status"), extra)
+            body = bytes.fromhex(q["hex"]) if "hex" in q else q.get("body", "hostile status")
+            reply(conn, int(path.split("/")[2]), body, extra)
         elif path.startswith("/redirect/"):
             reply(conn, int(path.split("/")[2]), "", [("Location", q.get("to", "/ok"))])
         elif path == "/reset":
