@@ -430,9 +430,12 @@ static size_t utf8_sequence(const std::string& body, size_t i) {
     auto at = [&](size_t k) { return static_cast<unsigned char>(body[i + k]); };
     unsigned char c = at(0);
     if (c < 0x80) return 1;
-    size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    size_t len = c >= 0xC2 && c <= 0xDF   ? 2
+                 : c >= 0xE0 && c <= 0xEF ? 3
+                 : c >= 0xF0 && c <= 0xF4 ? 4
+                                          : 0;
     if (len == 0 || i + len > body.size()) return 0;
-    unsigned char lo = 0x80, hi = 0xBF;   // the second byte's range
+    unsigned char lo = 0x80, hi = 0xBF;  // the second byte's range
     if (c == 0xE0) lo = 0xA0;
     if (c == 0xED) hi = 0x9F;
     if (c == 0xF0) lo = 0x90;
