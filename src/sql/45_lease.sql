@@ -32,12 +32,13 @@ END $$;
 CREATE FUNCTION dataflow.lease(job text, worker text, max_chunks integer DEFAULT 1,
                                lease_for interval DEFAULT NULL)
 RETURNS SETOF dataflow.task
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off SET enable_seqscan = off SET enable_mergejoin = off SET enable_hashjoin = off
 -- every statement below has a cheap index-probe generic plan; custom plans cost
 -- ~1 ms of planning per statement per call (measured), more than executing them
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
   ids bigint[];
+  run_ids bigint[];
   has_latest boolean;
   j dataflow.job := dataflow._job(job);
   n integer := max_chunks;
@@ -107,11 +108,14 @@ BEGIN
     RETURN;
   END IF;
   -- run ids follow the claim (queue) order, whatever the rows' physical order
-  UPDATE dataflow.chunk c
-     SET status = 'running', attempts = c.attempts + 1, run_id = r.run_id, updated_at = now()
-    FROM (SELECT u.id, nextval('dataflow.run_id_seq') AS run_id
-            FROM unnest(ids) WITH ORDINALITY AS u(id, o) ORDER BY u.o) r
-   WHERE c.id = r.id;
+  WITH u AS (
+    UPDATE dataflow.chunk c
+       SET status = 'running', attempts = c.attempts + 1, run_id = r.run_id, updated_at = now()
+      FROM (SELECT u.id, nextval('dataflow.run_id_seq') AS run_id
+              FROM unnest(ids) WITH ORDINALITY AS u(id, o) ORDER BY u.o) r
+     WHERE c.id = r.id
+    RETURNING c.run_id)
+  SELECT array_agg(u.run_id) INTO run_ids FROM u;
   INSERT INTO dataflow.run (id, job_id, pool_id, chunk_id, version, attempt, worker, status, deadline,
                             output_location)
   SELECT c.run_id, j.id, j.pool_id, c.id, c.version, c.attempts, worker, 'running', now() + lf,
@@ -157,7 +161,9 @@ BEGIN
          ELSE j.params END,
          r.deadline
     FROM dataflow.chunk c JOIN dataflow.run r ON r.id = c.run_id
-   WHERE c.id = ANY (ids)
+   -- both sides restricted by key arrays, so any join order probes an index: the
+   -- generic plan made while run was empty must not walk all of run_pkey
+   WHERE c.id = ANY (ids) AND r.id = ANY (run_ids)
    ORDER BY r.id;
 END $$;
 COMMENT ON FUNCTION dataflow.lease(text, text, integer, interval) IS
@@ -200,7 +206,7 @@ BEGIN
 END $$;
 
 CREATE FUNCTION dataflow.heartbeat(token uuid, extend_by interval DEFAULT NULL)
-RETURNS timestamptz LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
+RETURNS timestamptz LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off SET enable_seqscan = off SET enable_mergejoin = off SET enable_hashjoin = off
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE r dataflow.run := dataflow._live_run(token); dl timestamptz;
 BEGIN
@@ -219,7 +225,7 @@ COMMENT ON FUNCTION dataflow.heartbeat(uuid, interval) IS
 
 CREATE FUNCTION dataflow.complete(token uuid, row_count bigint DEFAULT NULL, checksum text DEFAULT NULL,
                                   info jsonb DEFAULT NULL, location text DEFAULT NULL)
-RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
+RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off SET enable_seqscan = off SET enable_mergejoin = off SET enable_hashjoin = off
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
   r dataflow.run := dataflow._live_run(token);
@@ -288,7 +294,7 @@ CREATE FUNCTION dataflow.complete_many(tokens uuid[], row_counts bigint[] DEFAUL
                                        checksums text[] DEFAULT NULL, infos jsonb[] DEFAULT NULL,
                                        locations text[] DEFAULT NULL)
 RETURNS TABLE (token uuid, result text)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off SET enable_seqscan = off SET enable_mergejoin = off SET enable_hashjoin = off
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
   n integer := cardinality(tokens);
@@ -443,7 +449,7 @@ END $$;
 
 -- fail() with an optional delay before the retry (seconds; NULL: the job's backoff).
 CREATE FUNCTION dataflow._fail(p_token uuid, p_error text, p_retry boolean, p_delay double precision)
-RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
+RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off SET enable_seqscan = off SET enable_mergejoin = off SET enable_hashjoin = off
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE r dataflow.run := dataflow._live_run(p_token);
 BEGIN
