@@ -272,8 +272,10 @@ REVOKE ALL ON dataflow._dispatch FROM PUBLIC;
 CREATE FUNCTION dataflow._worker_jobs()
 RETURNS TABLE (job text, dispatch text, url text, target text, auth text, username text, secret text,
                api_version integer, connect_timeout_ms integer, timeout_ms integer)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN QUERY
   SELECT j.name, j.dispatch,
          CASE WHEN j.endpoint IS NOT NULL THEN j.endpoint
               WHEN j.dispatch = 'airflow' THEN c.base_url
@@ -285,7 +287,7 @@ BEGIN ATOMIC
      AND (j.endpoint IS NOT NULL OR c.id IS NOT NULL)
      AND EXISTS (SELECT FROM dataflow.queue q WHERE q.dataset_id = j.output_id AND q.not_before <= now())
    ORDER BY j.priority DESC, j.id;
-END;
+END $$;
 
 -- Lease for the worker; Airflow runs get their dag_run_id recorded at once.
 CREATE FUNCTION dataflow._worker_claim(p_job text, p_n integer) RETURNS SETOF dataflow.task
@@ -307,8 +309,10 @@ CREATE FUNCTION dataflow._worker_airflow_runs()
 RETURNS TABLE (run_id bigint, token uuid, external_id text, triggered boolean, task text, dag_id text,
                base_url text, auth text, username text, secret text, api_version integer,
                connect_timeout_ms integer, timeout_ms integer)
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN QUERY
   SELECT r.id, r.token, r.external_id, x.triggered, x.task::text, j.target, c.base_url, c.auth, c.username,
          c.secret, coalesce(c.api_version, 1), (extract(epoch FROM c.connect_timeout) * 1000)::integer,
          (extract(epoch FROM c.timeout) * 1000)::integer
@@ -318,7 +322,7 @@ BEGIN ATOMIC
     JOIN dataflow.connection c ON c.id = j.connection_id
    WHERE r.status = 'running'
    ORDER BY r.id;
-END;
+END $$;
 
 -- Records one dispatch outcome. Never raises: a lease that is no longer live
 -- (expired, superseded, cancelled) is reported back as text for the log.
@@ -400,15 +404,17 @@ END $$;
 -- Rounded up, so the worker never wakes a fraction of a millisecond early and
 -- finds nothing due yet.
 CREATE FUNCTION dataflow._worker_next_due() RETURNS bigint
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RETURN (
   SELECT ceil(extract(epoch FROM least(
             (SELECT min(d.next_attempt_at) FROM dataflow.delivery d JOIN dataflow.subscription s
                 ON s.id = d.subscription_id WHERE d.status = 'pending' AND s.enabled AND d.next_attempt_at > now()),
             (SELECT min(q.not_before) FROM dataflow.job j JOIN dataflow.queue q ON q.dataset_id = j.output_id
               WHERE j.dispatch IN ('http', 'airflow') AND NOT j.paused AND q.not_before > now())) - now())
-          * 1000)::bigint;
-END;
+          * 1000)::bigint);
+END $$;
 
 -- Records the delivery attempts of one recording pass of the worker in one
 -- statement (one call per pass instead of one per delivery). Element i of the
