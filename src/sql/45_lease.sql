@@ -18,21 +18,38 @@ BEGIN
       FROM dataflow.queue qu JOIN dataflow.chunk c ON c.id = qu.chunk_id
      WHERE qu.dataset_id = p_dataset AND qu.not_before <= now() AND c.status = 'queued'
        -- Safe: never re-produce a chunk while runs still read it. Only a resubmitted chunk
-       -- (version > 1) can have readers; the check is a per-row subplan, not an anti-join,
-       -- so the scan stays an index probe in queue order.
+       -- (version > 1) can have readers; the check is a per-row subplan (a LIMIT 1, not
+       -- NOT EXISTS, which becomes an anti-join), so the scan stays an index probe in queue order.
        AND (c.version = 1
-            OR (SELECT count(*) FROM dataflow.run_input ri JOIN dataflow.run rr ON rr.id = ri.run_id
-                 WHERE ri.chunk_id = c.id AND rr.status = 'running') = 0)
+            OR (SELECT 1 FROM dataflow.run_input ri JOIN dataflow.run rr ON rr.id = ri.run_id
+                 WHERE ri.chunk_id = c.id AND rr.status = 'running' LIMIT 1) IS NULL)
      ORDER BY qu.not_before, qu.chunk_id
      LIMIT p_n
        FOR UPDATE OF c SKIP LOCKED) q;
   RETURN ids;
 END $$;
 
+-- The params of an incremental job's run: {"batch": {number, keys, lowest_key,
+-- highest_key}} over the incremental inputs the run reads. A function of its own,
+-- so lease() sets up its aggregates only for incremental jobs.
+CREATE FUNCTION dataflow._batch_params(p_run bigint, p_key text, p_from text[]) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN (SELECT jsonb_build_object('batch', jsonb_build_object(
+                   'number', p_key::bigint,
+                   'keys', coalesce(jsonb_agg(ic.key ORDER BY ic.ord, ic.key), '[]'::jsonb),
+                   'lowest_key', (array_agg(ic.key ORDER BY ic.ord, ic.key))[1],
+                   'highest_key', (array_agg(ic.key ORDER BY ic.ord DESC, ic.key DESC))[1]))
+            FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
+            JOIN dataflow.dataset ids ON ids.id = ic.dataset_id
+           WHERE ri.run_id = p_run AND ids.name = ANY (p_from));
+END $$;
+
 CREATE FUNCTION dataflow.lease(job text, worker text, max_chunks integer DEFAULT 1,
                                lease_for interval DEFAULT NULL)
 RETURNS SETOF dataflow.task
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off SET enable_seqscan = off SET enable_mergejoin = off SET enable_hashjoin = off
+SET enable_bitmapscan = off
 -- every statement below has a cheap index-probe generic plan; custom plans cost
 -- ~1 ms of planning per statement per call (measured), more than executing them
 SET plan_cache_mode = force_generic_plan AS $$
@@ -64,15 +81,16 @@ BEGIN
   IF j.paused THEN
     RETURN;
   END IF;
-  -- The shape of the inputs in one statement: incremental ones, any latest one.
-  SELECT array_agg(ids.name) FILTER (WHERE ji.mapping = 'incremental'),
-         coalesce(bool_or(ji.mapping = 'latest'), false)
-    INTO batch_from, has_latest
-    FROM dataflow.job_input ji JOIN dataflow.dataset ids ON ids.id = ji.dataset_id
-   WHERE ji.job_id = j.id;
+  -- The output dataset, and the shape of the inputs (any incremental, any latest) as
+  -- index probes: no aggregate to set up on every call.
   SELECT * INTO ds FROM dataflow.dataset WHERE id = j.output_id;
-  incremental := batch_from IS NOT NULL;
+  SELECT EXISTS (SELECT FROM dataflow.job_input ji WHERE ji.job_id = j.id AND ji.mapping = 'incremental'),
+         EXISTS (SELECT FROM dataflow.job_input ji WHERE ji.job_id = j.id AND ji.mapping = 'latest')
+    INTO incremental, has_latest;
   IF incremental THEN
+    SELECT array_agg(ids.name) INTO batch_from
+      FROM dataflow.job_input ji JOIN dataflow.dataset ids ON ids.id = ji.dataset_id
+     WHERE ji.job_id = j.id AND ji.mapping = 'incremental';
     PERFORM dataflow._cut_batch(j.id);
   END IF;
   -- Limits are counted from live leases. The advisory lock serializes the
@@ -149,16 +167,8 @@ BEGIN
                      FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
                      JOIN dataflow.dataset ids2 ON ids2.id = ic.dataset_id
                     WHERE ri.run_id = r.id), '[]'::jsonb),
-         CASE WHEN incremental THEN
-           j.params || (SELECT jsonb_build_object('batch', jsonb_build_object(
-                                 'number', c.key::bigint,
-                                 'keys', coalesce(jsonb_agg(ic.key ORDER BY ic.ord, ic.key), '[]'::jsonb),
-                                 'lowest_key', (array_agg(ic.key ORDER BY ic.ord, ic.key))[1],
-                                 'highest_key', (array_agg(ic.key ORDER BY ic.ord DESC, ic.key DESC))[1]))
-                          FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
-                          JOIN dataflow.dataset ids2 ON ids2.id = ic.dataset_id
-                         WHERE ri.run_id = r.id AND ids2.name = ANY (batch_from))
-         ELSE j.params END,
+         CASE WHEN incremental THEN j.params || dataflow._batch_params(r.id, c.key, batch_from)
+              ELSE j.params END,
          r.deadline
     FROM dataflow.chunk c JOIN dataflow.run r ON r.id = c.run_id
    -- both sides restricted by key arrays, so any join order probes an index: the
@@ -207,6 +217,7 @@ END $$;
 
 CREATE FUNCTION dataflow.heartbeat(token uuid, extend_by interval DEFAULT NULL)
 RETURNS timestamptz LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off SET enable_seqscan = off SET enable_mergejoin = off SET enable_hashjoin = off
+SET enable_bitmapscan = off
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE r dataflow.run := dataflow._live_run(token); dl timestamptz;
 BEGIN
@@ -226,6 +237,7 @@ COMMENT ON FUNCTION dataflow.heartbeat(uuid, interval) IS
 CREATE FUNCTION dataflow.complete(token uuid, row_count bigint DEFAULT NULL, checksum text DEFAULT NULL,
                                   info jsonb DEFAULT NULL, location text DEFAULT NULL)
 RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off SET enable_seqscan = off SET enable_mergejoin = off SET enable_hashjoin = off
+SET enable_bitmapscan = off
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
   r dataflow.run := dataflow._live_run(token);
@@ -240,12 +252,16 @@ BEGIN
   END IF;
   SELECT * INTO c FROM dataflow.chunk WHERE id = r.chunk_id;   -- locked by _live_run
 
-  -- Correct: every input must still be the version this run read.
-  SELECT jsonb_agg(jsonb_build_object('chunk', ri.chunk_id, 'read_version', ri.version,
-                                      'version', ic.version, 'status', ic.status))
-    INTO stale
-    FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
-   WHERE ri.run_id = r.id AND (ic.version <> ri.version OR dataflow._level(ic.status) = 0);
+  -- Correct: every input must still be the version this run read (probed first; the
+  -- details are gathered only for a stale run).
+  IF EXISTS (SELECT FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
+              WHERE ri.run_id = r.id AND (ic.version <> ri.version OR dataflow._level(ic.status) = 0)) THEN
+    SELECT jsonb_agg(jsonb_build_object('chunk', ri.chunk_id, 'read_version', ri.version,
+                                          'version', ic.version, 'status', ic.status))
+      INTO stale
+      FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
+     WHERE ri.run_id = r.id AND (ic.version <> ri.version OR dataflow._level(ic.status) = 0);
+  END IF;
 
   IF stale IS NOT NULL OR c.run_id <> r.id OR c.status <> 'running' THEN
     UPDATE dataflow.run
@@ -295,6 +311,7 @@ CREATE FUNCTION dataflow.complete_many(tokens uuid[], row_counts bigint[] DEFAUL
                                        locations text[] DEFAULT NULL)
 RETURNS TABLE (token uuid, result text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off SET enable_seqscan = off SET enable_mergejoin = off SET enable_hashjoin = off
+SET enable_bitmapscan = off
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
   n integer := cardinality(tokens);
@@ -450,6 +467,7 @@ END $$;
 -- fail() with an optional delay before the retry (seconds; NULL: the job's backoff).
 CREATE FUNCTION dataflow._fail(p_token uuid, p_error text, p_retry boolean, p_delay double precision)
 RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off SET enable_seqscan = off SET enable_mergejoin = off SET enable_hashjoin = off
+SET enable_bitmapscan = off
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE r dataflow.run := dataflow._live_run(p_token);
 BEGIN
