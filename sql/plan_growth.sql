@@ -1,0 +1,58 @@
+-- The work of one lease() and one complete() must not grow with the history (runs,
+-- events) behind them. The functions' generic plans are made on a session's first call,
+-- often on a fresh install while run is empty; such a plan once walked all of run_pkey
+-- on every later lease of that session. Measured as shared buffer accesses of one call
+-- (EXPLAIN's count includes the statements run inside the function): ~60-100 per call,
+-- the same after 200 runs and after 1,700. (The plans that walked run grew from 167 to
+-- 228 per lease and from 140 to 287 per completion between those two points.)
+DROP EXTENSION IF EXISTS pg_dataflow CASCADE;
+CREATE EXTENSION pg_dataflow;
+\set SHOW_CONTEXT never
+-- buffers(sql): shared buffers hit or read while running sql once
+CREATE FUNCTION pg_temp.buffers(sql text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE plan json;
+BEGIN
+  EXECUTE 'EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON) ' || sql INTO plan;
+  RETURN (plan -> 0 -> 'Plan' ->> 'Shared Hit Blocks')::bigint
+       + (plan -> 0 -> 'Plan' ->> 'Shared Read Blocks')::bigint;
+END $$;
+SELECT dataflow.create_dataset(n, 'int') > 0 AS ok FROM unnest('{src,a}'::text[]) n;
+SELECT dataflow.create_job('j_a', output => 'a');
+SELECT dataflow.add_input('j_a', 'src');
+SELECT dataflow.expect('a', '1', '2000');
+SELECT count(dataflow.register('src', k::text)) FROM generate_series(1, 2000) k;
+ANALYZE;   -- run and run_input are empty: the statistics say so
+-- This session's plans are made now, with run empty.
+SELECT count(dataflow.complete(t.token)) FROM dataflow.lease('j_a', 'w', 1) t;
+-- cycles(n): n leases and completions, committed one by one, in this session
+CREATE PROCEDURE pg_temp.cycles(n integer) LANGUAGE plpgsql AS $$
+DECLARE tok uuid;
+BEGIN
+  FOR i IN 1 .. n LOOP
+    SELECT token INTO tok FROM dataflow.lease('j_a', 'w', 1);
+    PERFORM dataflow.complete(tok);
+    COMMIT;
+  END LOOP;
+END $$;
+-- cost(): buffers of one more lease and of one more completion
+CREATE TEMP TABLE cost (runs bigint, lease bigint, complete bigint);
+CREATE PROCEDURE pg_temp.measure() LANGUAGE plpgsql AS $$
+DECLARE tok uuid; l bigint;
+BEGIN
+  SELECT token INTO tok FROM dataflow.lease('j_a', 'w', 1);
+  l := pg_temp.buffers(format('SELECT * FROM dataflow.lease(%L, %L, 1)', 'j_a', 'w'));
+  INSERT INTO cost SELECT (SELECT count(*) FROM dataflow.run), l,
+                          pg_temp.buffers(format('SELECT dataflow.complete(%L)', tok));
+  PERFORM dataflow.complete(r.token) FROM dataflow.run r WHERE r.status = 'running';
+END $$;
+CALL pg_temp.cycles(200);
+CALL pg_temp.measure();
+CALL pg_temp.cycles(1500);
+CALL pg_temp.measure();
+-- the second measure follows 1,500 more runs: at most a few more buffers (index depth)
+SELECT max(runs) - min(runs) AS more_runs,
+       max(lease) FILTER (WHERE runs > 1000) - max(lease) FILTER (WHERE runs < 1000) < 30 AS lease_flat,
+       max(complete) FILTER (WHERE runs > 1000) - max(complete) FILTER (WHERE runs < 1000) < 30 AS complete_flat
+  FROM cost;
+SELECT status, count(*) FROM dataflow.chunk c JOIN dataflow.dataset d ON d.id = c.dataset_id
+ WHERE d.name = 'a' GROUP BY 1 ORDER BY 1;
