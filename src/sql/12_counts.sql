@@ -75,12 +75,13 @@ END $$;
 
 -- Move p_n chunks from status p_old to p_new in a counter row nobody else holds.
 -- An UPDATE, and the row added first when missing (an upsert would also write a
--- row-lock record per call). Under repeatable read, a row another transaction
+-- row-lock record per call). By primary key even when the plan was made while the
+-- table had one page: dead counter rows can make it thousands of pages. Under repeatable read, a row another transaction
 -- added after the snapshot is a serialization failure.
 CREATE FUNCTION dataflow._count(p_dataset integer, p_backfill integer, p_old text, p_new text,
                                 p_n bigint, p_ord bigint, p_at timestamptz)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan AS $$
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
 DECLARE s integer := dataflow._count_shard(7410, p_dataset, p_backfill);
 BEGIN
   FOR attempt IN 1..2 LOOP
@@ -111,7 +112,7 @@ END $$;
 -- Completions and failures in this minute's throughput bucket, the same way.
 CREATE FUNCTION dataflow._count_done(p_dataset integer, p_succeeded bigint, p_failed bigint)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan AS $$
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
 DECLARE
   m timestamptz := date_trunc('minute', now());
   s integer := dataflow._count_shard(7411, p_dataset, (extract(epoch FROM m) / 60)::bigint);

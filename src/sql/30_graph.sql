@@ -9,11 +9,14 @@
 -- The generic plan cannot know how many inputs p_inputs holds, so it is costed for
 -- ten: joins are disabled here so that it stays a walk of dep and chunk by index,
 -- O(fan-out), rather than a hash join over a scan of chunk (measured: 2.5 ms per
--- complete() at 10k chunks, growing with the table).
+-- complete() at 10k chunks, growing with the table). Sequential scans are off too:
+-- the plan is made once per session, often while latest_wait is empty, and must not
+-- become a scan of it on every completion once it has rows.
 CREATE FUNCTION dataflow._propagate(p_inputs bigint[], p_dataset integer, p_old integer, p_new integer,
                                     p_actor text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+SET plan_cache_mode = force_generic_plan SET enable_hashjoin = off SET enable_mergejoin = off
+SET enable_seqscan = off SET enable_bitmapscan = off AS $$
 DECLARE inp bigint;
 BEGIN
   -- p_inputs: chunks of dataset p_dataset whose level moved from p_old to p_new
