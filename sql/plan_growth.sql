@@ -72,3 +72,20 @@ SELECT max(runs) - min(runs) AS more_runs,
   FROM cost;
 SELECT status, count(*) FROM dataflow.chunk c JOIN dataflow.dataset d ON d.id = c.dataset_id
  WHERE d.name = 'a' GROUP BY 1 ORDER BY 1;
+-- A one-chunk resubmit touches the chunk and its consumers, whatever the size of the
+-- table: measured before and after 30,000 more chunks (another dataset). Its work
+-- table is new in every call; it once went unanalyzed and the planner hash-joined a
+-- scan of all of chunk in five statements.
+SELECT dataflow.create_dataset('other', 'int') > 0 AS ok;
+CREATE TEMP TABLE rs (chunks bigint, buffers bigint);
+INSERT INTO rs SELECT count(*), pg_temp.buffers(
+  $$UPDATE dataflow.chunks SET status = 'resubmit' WHERE dataset = 'src' AND key = '5'$$) FROM dataflow.chunk;
+SELECT count(dataflow.register('other', k::text)) FROM generate_series(1, 30000) k;
+INSERT INTO rs SELECT count(*), pg_temp.buffers(
+  $$UPDATE dataflow.chunks SET status = 'resubmit' WHERE dataset = 'src' AND key = '6'$$) FROM dataflow.chunk;
+SELECT max(chunks) - min(chunks) AS more_chunks,
+       max(buffers) FILTER (WHERE chunks > 30000) - max(buffers) FILTER (WHERE chunks < 30000) < 100
+         AS resubmit_flat
+  FROM rs;
+SELECT c.dataset, c.key, c.status, c.version FROM dataflow.chunks c
+ WHERE (c.dataset, c.key) IN (('src', '5'), ('src', '6'), ('a', '5'), ('a', '6')) ORDER BY 1, 2;

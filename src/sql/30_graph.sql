@@ -104,6 +104,11 @@ BEGIN
      WHERE p_cascade OR down.depth = 0
   )
   SELECT down.id, min(down.depth) FROM down GROUP BY down.id;
+  -- The statements below are planned on first use in this call (the table is new):
+  -- with its real size the planner probes chunk, dep and run by index for a few
+  -- chunks instead of hash-joining a scan of them (measured: 12,100 buffers and 83 ms
+  -- for a one-chunk resubmit with 120,000 chunks; O(table), not O(touched)).
+  ANALYZE pg_temp._df_touch;
 
   -- Lock in id order, then read the current state.
   PERFORM 1 FROM dataflow.chunk c JOIN pg_temp._df_touch t ON t.id = c.id ORDER BY c.id FOR UPDATE OF c;

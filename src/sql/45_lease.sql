@@ -487,7 +487,7 @@ COMMENT ON FUNCTION dataflow.fail(uuid, text, boolean) IS
   'while attempts remain and retry is true, else it is failed; returns the chunk''s new status';
 
 CREATE FUNCTION dataflow.reap() RETURNS integer
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off SET enable_seqscan = off AS $$
 DECLARE r record; n integer := 0;
 BEGIN
   FOR r IN

@@ -63,6 +63,10 @@ COMMENT ON TABLE dataflow.delivery_attempt IS 'Every webhook delivery attempt an
 
 REVOKE ALL ON dataflow.subscription, dataflow.delivery, dataflow.delivery_attempt FROM PUBLIC;
 
+-- The worker's session lives for days and makes its plans once, often while run,
+-- queue and delivery are nearly empty: the functions it calls run with sequential
+-- scans off, so a plan made then stays an index probe as the tables grow.
+
 -- Fan-out of new events to the outbox, and wake-up of the worker when a chunk
 -- of an http/airflow job became queued. Statement-level with a transition
 -- table: with no subscription it costs two small probes per INSERT statement.
@@ -272,7 +276,7 @@ REVOKE ALL ON dataflow._dispatch FROM PUBLIC;
 CREATE FUNCTION dataflow._worker_jobs()
 RETURNS TABLE (job text, dispatch text, url text, target text, auth text, username text, secret text,
                api_version integer, connect_timeout_ms integer, timeout_ms integer)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off
 AS $$
 BEGIN
   RETURN QUERY
@@ -309,7 +313,7 @@ CREATE FUNCTION dataflow._worker_airflow_runs()
 RETURNS TABLE (run_id bigint, token uuid, external_id text, triggered boolean, task text, dag_id text,
                base_url text, auth text, username text, secret text, api_version integer,
                connect_timeout_ms integer, timeout_ms integer)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off
 AS $$
 BEGIN
   RETURN QUERY
@@ -333,7 +337,7 @@ END $$;
 CREATE FUNCTION dataflow._worker_record(p_token uuid, p_kind text, p_row_count bigint, p_checksum text,
                                         p_info jsonb, p_location text, p_error text, p_retry boolean,
                                         p_retry_after integer DEFAULT NULL)
-RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
 DECLARE rid bigint; jname text;
 BEGIN
   SELECT r.id INTO rid FROM dataflow.run r WHERE r.token = p_token;
@@ -404,7 +408,7 @@ END $$;
 -- Rounded up, so the worker never wakes a fraction of a millisecond early and
 -- finds nothing due yet.
 CREATE FUNCTION dataflow._worker_next_due() RETURNS bigint
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off
 AS $$
 BEGIN
   RETURN (
@@ -429,7 +433,8 @@ END $$;
 CREATE FUNCTION dataflow._delivery_results(p_id bigint[], p_http_status integer[], p_error text[],
                                            p_retry_in_seconds integer[], p_duration_ms integer[],
                                            p_gone boolean[])
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE sname text; n integer := cardinality(p_id);
 BEGIN
   IF n IS NULL OR cardinality(p_http_status) IS DISTINCT FROM n OR cardinality(p_error) IS DISTINCT FROM n
