@@ -30,6 +30,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || b == 0) prin
 tps() { sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -1 | awk '{printf "%.0f", $1}'; }
 log() { printf '[%4ds] %s\n' $(( $(date +%s) - T_START )) "$*" >&2; }
 declare -A R   # results by name
+# settle: before a latency measurement, flush what the previous scenario left dirty and
+# let autovacuum and the disk go quiet, the same for every system measured
+settle() { q -c "CHECKPOINT" >/dev/null; sleep 2; }
 
 # ---------------------------------------------------------------- baselines
 log "baselines: 1-row UPDATE, INSERT with/without pg_notify, raw SKIP LOCKED queue"
@@ -57,11 +60,13 @@ if [ -d bench/peers/node_modules/graphile-worker ] && [ -d bench/peers/node_modu
     log "graphile-worker local queue 10 + batched completion"
     R[gwb]=$(cd bench/peers && node_env gwb timeout 300 node graphile.js throughput "$JOBS" batched | jfield jobs_per_s)
     log "graphile-worker enqueue->start latency (1000 jobs, 10 ms apart)"
+    settle
     gl=$(cd bench/peers && node_env gwl timeout 120 node graphile.js latency 1000 10)
     R[gw_p50]=$(jfield p50_ms 1 <<<"$gl"); R[gw_p99]=$(jfield p99_ms 1 <<<"$gl")
     log "pg-boss batch 100 ($JOBS jobs)"
     R[pb]=$(cd bench/peers && node_env pb timeout 300 node pgboss.js throughput "$JOBS" | jfield jobs_per_s)
     log "pg-boss send->handler latency (300 jobs, 10 ms apart)"
+    settle
     pl=$(cd bench/peers && node_env pbl timeout 60 node pgboss.js latency 300 10)
     R[pb_p50]=$(jfield p50_ms 1 <<<"$pl"); R[pb_p99]=$(jfield p99_ms 1 <<<"$pl")
     for db in gw gwb gwl pb pbl; do q -c "DROP DATABASE $db WITH (FORCE)" >/dev/null; done
@@ -74,6 +79,7 @@ fi
 if [ -d bench/peers/node_modules/pg ]; then
     log "pg_dataflow register commit -> http dispatch request (1000 chunks, 10 ms apart)"
     q -c "CREATE EXTENSION pg_dataflow" >/dev/null
+    settle
     dl=$(cd bench/peers && node_env postgres timeout 90 node dispatch.js 1000 10)
     R[dp_p50]=$(jfield p50_ms 1 <<<"$dl"); R[dp_p99]=$(jfield p99_ms 1 <<<"$dl"); R[dp_max]=$(jfield max_ms 1 <<<"$dl")
     q -c "DROP EXTENSION pg_dataflow CASCADE" >/dev/null 2>&1
