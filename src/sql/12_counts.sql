@@ -76,12 +76,14 @@ END $$;
 -- Move p_n chunks from status p_old to p_new in a counter row nobody else holds.
 -- An UPDATE, and the row added first when missing (an upsert would also write a
 -- row-lock record per call). By primary key even when the plan was made while the
--- table had one page: dead counter rows can make it thousands of pages. Under repeatable read, a row another transaction
--- added after the snapshot is a serialization failure.
+-- table had one page: dead counter rows can make it thousands of pages. (JIT is off
+-- wherever sequential scans are: a scan with no alternative then costs 10^10, and the
+-- statement would be JIT-compiled on every call.) Under repeatable read, a row another
+-- transaction added after the snapshot is a serialization failure.
 CREATE FUNCTION dataflow._count(p_dataset integer, p_backfill integer, p_old text, p_new text,
                                 p_n bigint, p_ord bigint, p_at timestamptz)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$
 DECLARE s integer := dataflow._count_shard(7410, p_dataset, p_backfill);
 BEGIN
   FOR attempt IN 1..2 LOOP
@@ -112,7 +114,7 @@ END $$;
 -- Completions and failures in this minute's throughput bucket, the same way.
 CREATE FUNCTION dataflow._count_done(p_dataset integer, p_succeeded bigint, p_failed bigint)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$
 DECLARE
   m timestamptz := date_trunc('minute', now());
   s integer := dataflow._count_shard(7411, p_dataset, (extract(epoch FROM m) / 60)::bigint);
@@ -149,7 +151,7 @@ END $$;
 -- Hence no sequential scans here; old_rows and new_rows may still be hash-joined.
 CREATE FUNCTION dataflow._chunk_counted_update() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$
 DECLARE r record; leave_queue boolean := false; enter_queue boolean := false;
 BEGIN
   -- One row per (dataset, backfill, old status, new status) that changed; a queued
@@ -219,7 +221,7 @@ BEGIN
 END $$;
 
 CREATE FUNCTION dataflow._chunk_counted_delete() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off AS $$
 DECLARE r record;
 BEGIN
   FOR r IN SELECT dataset_id, backfill_id, status, count(*) AS n FROM old_rows GROUP BY 1, 2, 3 LOOP

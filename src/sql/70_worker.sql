@@ -276,7 +276,7 @@ REVOKE ALL ON dataflow._dispatch FROM PUBLIC;
 CREATE FUNCTION dataflow._worker_jobs()
 RETURNS TABLE (job text, dispatch text, url text, target text, auth text, username text, secret text,
                api_version integer, connect_timeout_ms integer, timeout_ms integer)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off
 AS $$
 BEGIN
   RETURN QUERY
@@ -313,7 +313,7 @@ CREATE FUNCTION dataflow._worker_airflow_runs()
 RETURNS TABLE (run_id bigint, token uuid, external_id text, triggered boolean, task text, dag_id text,
                base_url text, auth text, username text, secret text, api_version integer,
                connect_timeout_ms integer, timeout_ms integer)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off
 AS $$
 BEGIN
   RETURN QUERY
@@ -337,7 +337,7 @@ END $$;
 CREATE FUNCTION dataflow._worker_record(p_token uuid, p_kind text, p_row_count bigint, p_checksum text,
                                         p_info jsonb, p_location text, p_error text, p_retry boolean,
                                         p_retry_after integer DEFAULT NULL)
-RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
+RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off AS $$
 DECLARE rid bigint; jname text;
 BEGIN
   SELECT r.id INTO rid FROM dataflow.run r WHERE r.token = p_token;
@@ -385,7 +385,7 @@ RETURNS TABLE (id bigint, msg_id text, ts bigint, url text, secret text, body te
                subscription_id integer)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan SET enable_sort = off SET enable_bitmapscan = off
-SET enable_seqscan = off AS $$
+SET enable_seqscan = off SET jit = off AS $$
 BEGIN
   RETURN QUERY
   SELECT d.id, 'msg_' || d.id, extract(epoch FROM now())::bigint, s.url, s.secret, d.payload::text, d.attempts,
@@ -408,7 +408,7 @@ END $$;
 -- Rounded up, so the worker never wakes a fraction of a millisecond early and
 -- finds nothing due yet.
 CREATE FUNCTION dataflow._worker_next_due() RETURNS bigint
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off
 AS $$
 BEGIN
   RETURN (
@@ -434,7 +434,7 @@ CREATE FUNCTION dataflow._delivery_results(p_id bigint[], p_http_status integer[
                                            p_retry_in_seconds integer[], p_duration_ms integer[],
                                            p_gone boolean[])
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+SET enable_seqscan = off SET jit = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE sname text; n integer := cardinality(p_id);
 BEGIN
   IF n IS NULL OR cardinality(p_http_status) IS DISTINCT FROM n OR cardinality(p_error) IS DISTINCT FROM n
