@@ -174,32 +174,33 @@ BEGIN
     END IF;
   END LOOP;
   -- The queue follows each chunk's current row (see above), so a nested change that
-  -- already moved the chunk again is neither undone nor duplicated.
-  -- (The chunk checks are scalar subqueries, never turned into joins: an index probe each.)
-  IF leave_queue THEN
+  -- already moved the chunk again is neither undone nor duplicated. A chunk whose
+  -- not_before moved leaves its old queue row and enters a new one. (The checks of the
+  -- current row are scalar subqueries, never turned into joins: an index probe each.)
+  IF leave_queue OR enter_queue THEN
     FOR r IN
-      SELECT o.dataset_id, o.not_before, o.id
+      SELECT o.dataset_id, o.id, o.not_before AS old_not_before, n.not_before AS new_not_before,
+             o.status = 'queued' AND (n.status <> 'queued' OR n.not_before <> o.not_before)
+               AND NOT coalesce((SELECT c.status = 'queued' AND c.not_before = o.not_before
+                                   FROM dataflow.chunk c WHERE c.id = o.id), false) AS leaves,
+             n.status = 'queued' AND (o.status <> 'queued' OR o.not_before <> n.not_before)
+               AND coalesce((SELECT c.status = 'queued' AND c.not_before = n.not_before
+                               FROM dataflow.chunk c WHERE c.id = n.id), false) AS enters
         FROM old_rows o JOIN new_rows n ON n.id = o.id
-       WHERE o.status = 'queued' AND (n.status <> 'queued' OR n.not_before <> o.not_before)
-         AND NOT coalesce((SELECT c.status = 'queued' AND c.not_before = o.not_before
-                             FROM dataflow.chunk c WHERE c.id = o.id), false)
+       WHERE (o.status = 'queued' OR n.status = 'queued')
+         AND (o.status <> n.status OR o.not_before <> n.not_before)
     LOOP
-      DELETE FROM dataflow.queue q
-       WHERE q.dataset_id = r.dataset_id AND q.not_before = r.not_before AND q.chunk_id = r.id;
-    END LOOP;
-  END IF;
-  IF enter_queue THEN
-    FOR r IN
-      SELECT n.dataset_id, n.not_before, n.id
-        FROM old_rows o JOIN new_rows n ON n.id = o.id
-       WHERE n.status = 'queued' AND (o.status <> 'queued' OR o.not_before <> n.not_before)
-         AND coalesce((SELECT c.status = 'queued' AND c.not_before = n.not_before
-                         FROM dataflow.chunk c WHERE c.id = n.id), false)
-    LOOP
-      INSERT INTO dataflow.queue (dataset_id, not_before, chunk_id)
-      SELECT r.dataset_id, r.not_before, r.id
-       WHERE NOT EXISTS (SELECT FROM dataflow.queue q
-                          WHERE q.dataset_id = r.dataset_id AND q.not_before = r.not_before AND q.chunk_id = r.id);
+      IF r.leaves THEN
+        DELETE FROM dataflow.queue q
+         WHERE q.dataset_id = r.dataset_id AND q.not_before = r.old_not_before AND q.chunk_id = r.id;
+      END IF;
+      IF r.enters THEN
+        INSERT INTO dataflow.queue (dataset_id, not_before, chunk_id)
+        SELECT r.dataset_id, r.new_not_before, r.id
+         WHERE NOT EXISTS (SELECT FROM dataflow.queue q
+                            WHERE q.dataset_id = r.dataset_id AND q.not_before = r.new_not_before
+                              AND q.chunk_id = r.id);
+      END IF;
     END LOOP;
   END IF;
   RETURN NULL;
