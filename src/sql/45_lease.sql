@@ -48,8 +48,9 @@ END $$;
 CREATE FUNCTION dataflow.lease(job text, worker text, max_chunks integer DEFAULT 1,
                                lease_for interval DEFAULT NULL)
 RETURNS SETOF dataflow.task
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off SET enable_seqscan = off SET enable_mergejoin = off SET enable_hashjoin = off
-SET enable_bitmapscan = off
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
+-- index probes whatever the statistics said when this session made its plans (see docs/performance.md)
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_mergejoin = off SET enable_hashjoin = off
 -- every statement below has a cheap index-probe generic plan; custom plans cost
 -- ~1 ms of planning per statement per call (measured), more than executing them
 SET plan_cache_mode = force_generic_plan AS $$
@@ -216,8 +217,9 @@ BEGIN
 END $$;
 
 CREATE FUNCTION dataflow.heartbeat(token uuid, extend_by interval DEFAULT NULL)
-RETURNS timestamptz LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off SET enable_seqscan = off SET enable_mergejoin = off SET enable_hashjoin = off
-SET enable_bitmapscan = off
+RETURNS timestamptz LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
+-- index probes whatever the statistics said when this session made its plans (see docs/performance.md)
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_mergejoin = off SET enable_hashjoin = off
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE r dataflow.run := dataflow._live_run(token); dl timestamptz;
 BEGIN
@@ -236,8 +238,9 @@ COMMENT ON FUNCTION dataflow.heartbeat(uuid, interval) IS
 
 CREATE FUNCTION dataflow.complete(token uuid, row_count bigint DEFAULT NULL, checksum text DEFAULT NULL,
                                   info jsonb DEFAULT NULL, location text DEFAULT NULL)
-RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off SET enable_seqscan = off SET enable_mergejoin = off SET enable_hashjoin = off
-SET enable_bitmapscan = off
+RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
+-- index probes whatever the statistics said when this session made its plans (see docs/performance.md)
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_mergejoin = off SET enable_hashjoin = off
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
   r dataflow.run := dataflow._live_run(token);
@@ -310,8 +313,9 @@ CREATE FUNCTION dataflow.complete_many(tokens uuid[], row_counts bigint[] DEFAUL
                                        checksums text[] DEFAULT NULL, infos jsonb[] DEFAULT NULL,
                                        locations text[] DEFAULT NULL)
 RETURNS TABLE (token uuid, result text)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off SET enable_seqscan = off SET enable_mergejoin = off SET enable_hashjoin = off
-SET enable_bitmapscan = off
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
+-- index probes whatever the statistics said when this session made its plans (see docs/performance.md)
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_mergejoin = off SET enable_hashjoin = off
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
   n integer := cardinality(tokens);
@@ -466,8 +470,9 @@ END $$;
 
 -- fail() with an optional delay before the retry (seconds; NULL: the job's backoff).
 CREATE FUNCTION dataflow._fail(p_token uuid, p_error text, p_retry boolean, p_delay double precision)
-RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off SET enable_seqscan = off SET enable_mergejoin = off SET enable_hashjoin = off
-SET enable_bitmapscan = off
+RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
+-- index probes whatever the statistics said when this session made its plans (see docs/performance.md)
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_mergejoin = off SET enable_hashjoin = off
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE r dataflow.run := dataflow._live_run(p_token);
 BEGIN
