@@ -48,3 +48,33 @@ END $$;
 CREATE FUNCTION dataflow._actor(worker text DEFAULT NULL) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 RETURN COALESCE(worker, CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.=) 'none' THEN SESSION_USER::text ELSE pg_catalog.current_setting('role') END);
+
+-- Whether the session's temporary table pg_temp.<name> exists and is one this
+-- extension made: SECURITY DEFINER paths keep per-transaction work tables in
+-- pg_temp, a schema the caller can write too. A table of that name that
+-- current_user (the extension owner, inside a definer function) does not own
+-- was planted by the caller, with a trigger, rule or default that would run as
+-- the owner: refuse it, never adopt it. Only its owner could have added a trigger
+-- or rule to one we made. Returns false when there is none.
+CREATE FUNCTION dataflow._own_work_table(p_name text) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE owner_ok boolean; kind "char";
+BEGIN
+  SELECT c.relowner OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
+                                             WHERE r.rolname OPERATOR(pg_catalog.=) current_user),
+         c.relkind
+    INTO owner_ok, kind
+    FROM pg_catalog.pg_class c
+   WHERE c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()
+     AND c.relname OPERATOR(pg_catalog.=) p_name;
+  IF NOT FOUND THEN
+    RETURN false;
+  END IF;
+  IF NOT owner_ok OR kind OPERATOR(pg_catalog.<>) 'r' THEN
+    RAISE EXCEPTION 'pg_temp.% is not a work table of pg_dataflow', p_name
+      USING ERRCODE = '42501',
+            DETAIL = 'pg_dataflow keeps temporary work tables of that name; one made by another role is never used.',
+            HINT = pg_catalog.format('DROP the temporary object pg_temp.%s, or use a new session.', p_name);
+  END IF;
+  RETURN true;
+END $$;

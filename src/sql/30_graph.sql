@@ -97,8 +97,9 @@ BEGIN
   -- thousands of chunks calls this once per chunk (the row trigger), and a table
   -- created and dropped per call held its locks until commit (out of shared memory
   -- after ~1,500 chunks). Truncating a table created in this transaction is in place.
-  IF to_regclass('pg_temp._df_touch') IS NULL THEN
-    CREATE TEMP TABLE _df_touch (
+  -- Never one the caller made (dataflow._own_work_table raises on a planted one).
+  IF NOT dataflow._own_work_table('_df_touch') THEN
+    CREATE TEMP TABLE pg_temp._df_touch (
       id bigint PRIMARY KEY, depth integer NOT NULL, reset boolean NOT NULL DEFAULT false,
       old_status text, new_status text, old_version integer, new_version integer, unmet integer,
       has_job boolean) ON COMMIT DROP;

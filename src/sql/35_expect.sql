@@ -29,20 +29,21 @@ BEGIN
       USING ERRCODE = '55000', HINT = 'lease() cuts the next batch from the input chunks that arrived.';
   END IF;
 
-  IF to_regclass('pg_temp._df_want') IS NOT NULL THEN
+  -- Work tables of this call; one the caller planted is refused, never dropped or used.
+  IF dataflow._own_work_table('_df_want') THEN
     DROP TABLE pg_temp._df_want;
   END IF;
-  IF to_regclass('pg_temp._df_edge') IS NOT NULL THEN
+  IF dataflow._own_work_table('_df_edge') THEN
     DROP TABLE pg_temp._df_edge;
   END IF;
   -- existing_id/level: the chunk as found (and share-locked) before inserting;
   -- chunk_id: the chunk this call created; status: 'existing', or the new chunk's status.
-  CREATE TEMP TABLE _df_want (
+  CREATE TEMP TABLE pg_temp._df_want (
     dataset_id integer NOT NULL, key text NOT NULL, ord bigint,
     existing_id bigint, existing_level integer, chunk_id bigint, status text, unmet integer,
     PRIMARY KEY (dataset_id, key)
   ) ON COMMIT DROP;
-  CREATE TEMP TABLE _df_edge (
+  CREATE TEMP TABLE pg_temp._df_edge (
     c_ds integer NOT NULL, c_key text NOT NULL, i_ds integer NOT NULL, i_key text NOT NULL, need smallint NOT NULL
   ) ON COMMIT DROP;
 
