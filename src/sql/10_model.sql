@@ -11,9 +11,14 @@ CREATE TABLE dataflow.dataset (
   lateness            interval CHECK (lateness >= interval '0'),
   retention           interval CHECK (retention > interval '0'),
   metadata            jsonb NOT NULL DEFAULT '{}',
+  -- Depth in the job graph: 0 for a source, 1 + the highest rank of its job's inputs
+  -- otherwise (dataflow._rerank). Every dep edge runs from a lower rank to a higher one,
+  -- so chunks locked in (rank, id) order are locked inputs first (docs/internals.md).
+  rank                integer NOT NULL DEFAULT 0 CHECK (rank >= 0),
   created_at          timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE dataflow.dataset IS 'A dataset split into chunks by key';
+COMMENT ON COLUMN dataflow.dataset.rank IS 'Depth in the job graph (0 = source); chunks are locked in (rank, id) order';
 COMMENT ON COLUMN dataflow.dataset.key_kind IS 'date (2024-01-31), hour (2024-01-31T05), int (42) or text';
 COMMENT ON COLUMN dataflow.dataset.location IS
   'Location template, e.g. s3://lake/{dataset}/{key}/v{version}/';
@@ -41,8 +46,8 @@ CREATE TABLE dataflow.connection (
   username        text,
   secret          text,
   api_version     integer CHECK (api_version IN (1, 2)),
-  connect_timeout interval NOT NULL DEFAULT '5 seconds' CHECK (connect_timeout > interval '0'),
-  timeout         interval NOT NULL DEFAULT '30 seconds' CHECK (timeout > interval '0'),
+  connect_timeout interval NOT NULL DEFAULT '5 seconds' CHECK (connect_timeout > interval '0' AND connect_timeout <= interval '1 hour'),
+  timeout         interval NOT NULL DEFAULT '30 seconds' CHECK (timeout > interval '0' AND timeout <= interval '24 hours'),
   created_at      timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE dataflow.connection IS

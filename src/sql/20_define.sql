@@ -198,6 +198,16 @@ BEGIN
     RAISE EXCEPTION 'timeouts must be positive'
       USING ERRCODE = CASE WHEN connect_timeout IS NULL OR timeout IS NULL THEN '22004' ELSE '22023' END;
   END IF;
+  -- The worker counts them in milliseconds (an integer); these bounds also hold in the table.
+  IF connect_timeout > interval '1 hour' THEN
+    RAISE EXCEPTION 'connect_timeout % is too long', connect_timeout USING ERRCODE = '22023',
+      HINT = 'At most 1 hour: a connection that takes longer to open is not coming.';
+  END IF;
+  IF timeout > interval '24 hours' THEN
+    RAISE EXCEPTION 'timeout % is too long', timeout USING ERRCODE = '22023',
+      HINT = 'At most 24 hours per request; an engine that works longer should answer 202 and report back '
+             'with dataflow.heartbeat() and dataflow.complete().';
+  END IF;
   IF EXISTS (SELECT FROM dataflow.connection c WHERE c.name = create_connection.name) THEN
     RAISE EXCEPTION 'connection "%" already exists', name USING ERRCODE = '42710';
   END IF;

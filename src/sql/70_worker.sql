@@ -285,7 +285,9 @@ BEGIN
               WHEN j.dispatch = 'airflow' THEN c.base_url
               ELSE rtrim(c.base_url, '/') || '/' || ltrim(coalesce(j.target, ''), '/') END,
          j.target, coalesce(c.auth, 'none'), c.username, c.secret, coalesce(c.api_version, 1),
-         (extract(epoch FROM c.connect_timeout) * 1000)::integer, (extract(epoch FROM c.timeout) * 1000)::integer
+         -- NULL (the worker's GUC) for a value out of the table's bounds, never an overflow
+         CASE WHEN c.connect_timeout <= interval '1 hour' THEN (extract(epoch FROM c.connect_timeout) * 1000)::integer END,
+         CASE WHEN c.timeout <= interval '24 hours' THEN (extract(epoch FROM c.timeout) * 1000)::integer END
     FROM dataflow.job j LEFT JOIN dataflow.connection c ON c.id = j.connection_id
    WHERE j.dispatch IN ('http', 'airflow') AND NOT j.paused
      AND (j.endpoint IS NOT NULL OR c.id IS NOT NULL)
@@ -318,8 +320,9 @@ AS $$
 BEGIN
   RETURN QUERY
   SELECT r.id, r.token, r.external_id, x.triggered, x.task::text, j.target, c.base_url, c.auth, c.username,
-         c.secret, coalesce(c.api_version, 1), (extract(epoch FROM c.connect_timeout) * 1000)::integer,
-         (extract(epoch FROM c.timeout) * 1000)::integer
+         c.secret, coalesce(c.api_version, 1),
+         CASE WHEN c.connect_timeout <= interval '1 hour' THEN (extract(epoch FROM c.connect_timeout) * 1000)::integer END,
+         CASE WHEN c.timeout <= interval '24 hours' THEN (extract(epoch FROM c.timeout) * 1000)::integer END
     FROM dataflow._dispatch x
     JOIN dataflow.run r ON r.id = x.run_id
     JOIN dataflow.job j ON j.id = r.job_id
