@@ -96,6 +96,9 @@ BEGIN
       ON s.enabled
      AND (s.datasets IS NULL OR d.name OPERATOR(pg_catalog.=) ANY (s.datasets))
      AND (s.statuses IS NULL OR e.to_status OPERATOR(pg_catalog.=) ANY (s.statuses))
+   -- Only events this transaction records (at defaults to now(); nothing sets it): rows
+   -- a restore loads were fanned out at the source, their deliveries are restored too.
+   WHERE e.at OPERATOR(pg_catalog.=) pg_catalog.now()
    ORDER BY e.id, s.id;
   GET DIAGNOSTICS n = ROW_COUNT;
   IF n > 0 THEN
