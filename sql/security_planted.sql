@@ -116,19 +116,15 @@ BEGIN
 
   IF kind = 'tables' THEN
     -- Work tables of the definer paths, with the columns they use, so an adopted one works
-    -- to the end (and its transaction commits).
+    -- to the end (and its transaction commits). No _df_want here: expect() meets _df_edge.
     CREATE TEMP TABLE _df_touch (
       id bigint PRIMARY KEY, depth integer NOT NULL, reset boolean NOT NULL DEFAULT pg_temp.h_bool(),
       old_status text, new_status text, old_version integer, new_version integer, unmet integer,
       has_job boolean, planted integer DEFAULT pg_temp.h_int());
-    CREATE TEMP TABLE _df_want (
-      dataset_id integer NOT NULL, key text NOT NULL, ord bigint,
-      existing_id bigint, existing_level integer, chunk_id bigint, status text, unmet integer,
-      planted integer DEFAULT pg_temp.h_int(), PRIMARY KEY (dataset_id, key));
     CREATE TEMP TABLE _df_edge (
       c_ds integer NOT NULL, c_key text NOT NULL, i_ds integer NOT NULL, i_key text NOT NULL,
       need smallint NOT NULL);
-    FOREACH n IN ARRAY ARRAY['_df_touch', '_df_want', '_df_edge'] LOOP
+    FOREACH n IN ARRAY ARRAY['_df_touch', '_df_edge'] LOOP
       EXECUTE format('CREATE TRIGGER h_row BEFORE INSERT OR UPDATE OR DELETE ON pg_temp.%I
                         FOR EACH ROW EXECUTE FUNCTION pg_temp.h_trg()', n);
       EXECUTE format('CREATE TRIGGER h_stmt AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pg_temp.%I
@@ -153,13 +149,10 @@ BEGIN
                         FOR EACH ROW EXECUTE FUNCTION pg_temp.h_trg()', n);
     END LOOP;
   ELSIF kind = 'types' THEN
-    -- Non-table objects holding the names: a composite type, an enum type, and a table
-    -- named like the work table's primary-key index.
+    -- Other objects holding the names of the work tables: a composite type _df_touch,
+    -- an enum type _df_want.
     CREATE TYPE pg_temp._df_touch AS (id bigint);
     CREATE TYPE pg_temp._df_want AS ENUM ('planted');
-    CREATE TEMP TABLE _df_edge_h (x integer DEFAULT pg_temp.h_int());
-    CREATE TEMP TABLE _df_want_pkey (x integer DEFAULT pg_temp.h_int());
-    CREATE DOMAIN pg_temp._df_edge AS integer CHECK (pg_temp.h_pwn('domain _df_edge') = 1);
   ELSIF kind = 'shadows' THEN
     -- No work tables: functions, operators, aggregates, domains and relations in pg_temp
     -- with the names the definer code writes unqualified (pg_catalog's) or the extension's.
@@ -222,6 +215,10 @@ BEGIN
       EXECUTE format('CREATE DOMAIN pg_temp.%I AS pg_catalog.int4 CHECK (pg_temp.h_pwn(%L) = 1)',
                      n, 'domain ' || n);
     END LOOP;
+    -- Relations named like the work tables' primary-key indexes (ignored: PostgreSQL
+    -- names the index otherwise).
+    CREATE TEMP TABLE _df_touch_pkey (x integer DEFAULT pg_temp.h_int());
+    CREATE TEMP VIEW _df_want_pkey AS SELECT pg_temp.h_int() AS x;
     -- Views named like every relation of the extension and the catalogs it reads.
     FOR n IN SELECT c.relname FROM pg_catalog.pg_class c
               WHERE c.relnamespace = 'dataflow'::regnamespace AND c.relkind IN ('r', 'v', 'p')

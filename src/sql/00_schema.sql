@@ -55,26 +55,38 @@ RETURN COALESCE(worker, CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg
 -- current_user (the extension owner, inside a definer function) does not own
 -- was planted by the caller, with a trigger, rule or default that would run as
 -- the owner: refuse it, never adopt it. Only its owner could have added a trigger
--- or rule to one we made. Returns false when there is none.
+-- or rule to one we made. Anything else holding the name (a view, sequence,
+-- composite, enum or domain type called <name>) is refused the same way, with the
+-- same clear error, rather than failing later in CREATE TEMP TABLE. (A relation
+-- named like the work table's primary-key index is harmless: PostgreSQL picks
+-- another index name.) Returns false when there is none.
 CREATE FUNCTION dataflow._own_work_table(p_name text) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE owner_ok boolean; kind "char";
+DECLARE
+  me oid := (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user);
+  tmp oid := pg_catalog.pg_my_temp_schema();
+  owner_ok boolean; kind "char"; taken text;
 BEGIN
-  SELECT c.relowner OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
-                                             WHERE r.rolname OPERATOR(pg_catalog.=) current_user),
-         c.relkind
+  IF tmp OPERATOR(pg_catalog.=) 0 THEN
+    RETURN false;   -- no temporary schema yet: nothing can have been planted
+  END IF;
+  SELECT c.relowner OPERATOR(pg_catalog.=) me, c.relkind
     INTO owner_ok, kind
     FROM pg_catalog.pg_class c
-   WHERE c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()
-     AND c.relname OPERATOR(pg_catalog.=) p_name;
-  IF NOT FOUND THEN
+   WHERE c.relnamespace OPERATOR(pg_catalog.=) tmp AND c.relname OPERATOR(pg_catalog.=) p_name;
+  IF FOUND AND owner_ok AND kind OPERATOR(pg_catalog.=) 'r' THEN
+    RETURN true;
+  END IF;
+  IF FOUND THEN
+    taken := p_name;
+  ELSIF EXISTS (SELECT FROM pg_catalog.pg_type t
+                 WHERE t.typnamespace OPERATOR(pg_catalog.=) tmp AND t.typname OPERATOR(pg_catalog.=) p_name) THEN
+    taken := p_name;
+  ELSE
     RETURN false;
   END IF;
-  IF NOT owner_ok OR kind OPERATOR(pg_catalog.<>) 'r' THEN
-    RAISE EXCEPTION 'pg_temp.% is not a work table of pg_dataflow', p_name
-      USING ERRCODE = '42501',
-            DETAIL = 'pg_dataflow keeps temporary work tables of that name; one made by another role is never used.',
-            HINT = pg_catalog.format('DROP the temporary object pg_temp.%s, or use a new session.', p_name);
-  END IF;
-  RETURN true;
+  RAISE EXCEPTION 'pg_temp.% is not a work table of pg_dataflow', taken
+    USING ERRCODE = '42501',
+          DETAIL = 'pg_dataflow keeps temporary work tables of that name; an object of that name made by another role is never used.',
+          HINT = pg_catalog.format('DROP the temporary object pg_temp.%s, or use a new session.', taken);
 END $$;
