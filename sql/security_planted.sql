@@ -222,7 +222,8 @@ BEGIN
     -- Views named like every relation of the extension and the catalogs it reads.
     FOR n IN SELECT c.relname FROM pg_catalog.pg_class c
               WHERE c.relnamespace = 'dataflow'::regnamespace AND c.relkind IN ('r', 'v', 'p')
-             UNION SELECT unnest(ARRAY['pg_class', 'pg_roles', 'pg_namespace', 'pg_proc', 'pg_settings'])
+             UNION SELECT unnest(ARRAY['pg_class', 'pg_roles', 'pg_namespace', 'pg_proc', 'pg_settings',
+                                        'new_events', 'new_rows', 'old_rows'])
              ORDER BY 1 LOOP
       EXECUTE format('CREATE TEMP VIEW %I AS SELECT pg_temp.h_int() AS id', n);
     END LOOP;
@@ -405,6 +406,30 @@ SET ROLE h_operator;
 SELECT pg_temp.try('expect', $$SELECT dataflow.expect('h_out', '2024-01-10', '2024-01-11')$$);
 SELECT pg_temp.try('resubmit', $$SELECT count(*) FROM dataflow.resubmit('h_src', '2024-01-02')$$);
 RESET ROLE;
+
+-- 5. dataflow_admin is not a superuser: it may not attach a trigger of its own to the
+-- extension's tables or views (definer functions would fire it as the owner).
+CREATE ROLE h_admin NOLOGIN IN ROLE dataflow_admin;
+CREATE SCHEMA h_admin_s AUTHORIZATION h_admin;
+SET ROLE h_admin;
+CREATE FUNCTION h_admin_s.h_trg() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  PERFORM pg_catalog.nextval('h_audit.ran');
+  RAISE NOTICE 'PLANTED admin trigger ran as %', current_user;
+  BEGIN ALTER ROLE h_admin SUPERUSER; EXCEPTION WHEN OTHERS THEN NULL; END;
+  RETURN NULL;
+END $f$;
+SELECT pg_temp.try('trigger on ' || r, format(
+         'CREATE TRIGGER h_admin AFTER INSERT OR UPDATE ON dataflow.%I FOR EACH STATEMENT EXECUTE FUNCTION h_admin_s.h_trg()', r))
+  FROM unnest(ARRAY['chunk', 'event', 'run', 'dataset']) r;
+SELECT pg_temp.try('instead-of trigger on chunks',
+  'CREATE TRIGGER h_admin INSTEAD OF UPDATE ON dataflow.chunks FOR EACH ROW EXECUTE FUNCTION h_admin_s.h_trg()');
+SELECT count(*) > 0 AS admin_reads_chunk FROM dataflow.chunk;
+RESET ROLE;
+SELECT dataflow.register('h_src', '2024-05-01');
+SELECT rolsuper FROM pg_roles WHERE rolname = 'h_admin';
+DROP SCHEMA h_admin_s CASCADE;
+DROP ROLE h_admin;
 
 -- Afterwards: nothing planted ran, and the roles are what they were.
 SELECT h_audit.gained();

@@ -49,6 +49,13 @@ CREATE FUNCTION dataflow._actor(worker text DEFAULT NULL) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 RETURN COALESCE(worker, CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.=) 'none' THEN SESSION_USER::text ELSE pg_catalog.current_setting('role') END);
 
+-- The role the session acts as: the SET ROLE role, else the login role. Inside a
+-- SECURITY DEFINER function current_user is the extension owner; this is who called.
+CREATE FUNCTION dataflow._caller() RETURNS name
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.=) 'none' THEN SESSION_USER
+            ELSE pg_catalog.current_setting('role')::name END;
+
 -- Whether the session's temporary table pg_temp.<name> exists and is one this
 -- extension made: SECURITY DEFINER paths keep per-transaction work tables in
 -- pg_temp, a schema the caller can write too. A table of that name that

@@ -61,16 +61,32 @@ COMMENT ON FUNCTION dataflow.schedule() IS
   'Expect the keys of datasets with a cadence up to now (UTC; at most 1000 per dataset per call) and record '
   'a late event for chunks overdue by their dataset''s lateness; returns chunks created + late events';
 
+-- The retention floor: history younger than this is kept unless a dataflow_admin
+-- prunes it. It is the dataflow.retention setting (PGC_SIGHUP: the server
+-- configuration, written by a superuser), else 30 days.
+CREATE FUNCTION dataflow._retention_floor() RETURNS interval
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN COALESCE(NULLIF(pg_catalog.current_setting('dataflow.retention', true), '')::interval,
+                interval '30 days');
+
 CREATE FUNCTION dataflow.prune(retention interval DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  keep interval := coalesce(retention,
-                            nullif(current_setting('dataflow.retention', true), '')::interval,
-                            interval '30 days');
+  min_keep interval := dataflow._retention_floor();
+  keep interval := coalesce(retention, min_keep);
   n bigint; total bigint := 0;
 BEGIN
   IF keep <= interval '0' THEN
     RAISE EXCEPTION 'retention must be positive' USING ERRCODE = '22023';
+  END IF;
+  -- Shortening history below the floor is the admin's decision (like a dataset's own
+  -- retention, which only the admin can set); an operator's prune keeps at least the floor.
+  IF keep < min_keep AND NOT pg_has_role(dataflow._caller(), 'dataflow_admin', 'MEMBER') THEN
+    RAISE EXCEPTION 'prune(%) would delete history younger than the retention floor (%)', keep, min_keep
+      USING ERRCODE = '42501',
+            DETAIL = 'Only members of dataflow_admin may prune events and runs younger than dataflow.retention.',
+            HINT = 'Call dataflow.prune() without an argument (or with one of at least the floor); the floor is '
+                   'the dataflow.retention setting, and a dataset''s own retention is set by an admin.';
   END IF;
   -- Events, oldest first, in bounded batches.
   DELETE FROM dataflow.event e
@@ -98,4 +114,5 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION dataflow.prune(interval) IS
   'Delete events and finished runs older than the dataset''s retention (else the given retention, else '
-  'dataflow.retention, else 30 days), keeping each chunk''s producing run; returns rows deleted';
+  'dataflow.retention, else 30 days), keeping each chunk''s producing run; returns rows deleted. '
+  'A retention shorter than dataflow.retention (the floor) is refused (42501) unless the caller is a dataflow_admin';

@@ -73,7 +73,10 @@ GRANT EXECUTE ON FUNCTION
                       interval, integer),
   dataflow.add_input(text, text, text, integer, integer, text), dataflow.drop_job(text)
   TO dataflow_admin;
-GRANT ALL ON ALL TABLES IN SCHEMA dataflow TO dataflow_admin;
+-- Not ALL: TRIGGER would let the admin attach a function of its own to dataflow.chunk
+-- (or any table), which the definer functions then fire as the extension owner, a
+-- superuser. REFERENCES is not needed either. Only the owner may add rules or policies.
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA dataflow TO dataflow_admin;
 GRANT ALL ON ALL SEQUENCES IN SCHEMA dataflow TO dataflow_admin;
 
 -- Every public function runs as the extension owner; callers are held to the grants above.
