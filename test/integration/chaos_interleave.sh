@@ -17,7 +17,9 @@
 # any source chunk exists (placeholders; agg waits on latest_wait for dim).
 #
 # Clients (psql sessions fed by bash generators, each bounded by an iteration
-# count AND the end time): 3 workers (lease->complete, a lease held open in a
+# count AND the end time; a transaction holds one state-changing call, or the
+# documented lease ... complete of a worker: no lock order can keep two
+# transactions of several arbitrary calls each from deadlocking): 3 workers (lease->complete, a lease held open in a
 # transaction while it completes, lease->heartbeat->complete across other
 # clients' resubmits, lease->fail, lease->abandon, complete_many, lease+complete
 # in one statement, late completes), 2 operators (expect of overlapping and new
@@ -238,13 +240,13 @@ operator_gen() { # NAME
         9)  ((RANDOM % 3 == 0)) && echo "SELECT 'S', count(*) FROM dataflow.resubmit('dim', '$((1 + RANDOM % 3))');" ;;
         10) echo "UPDATE dataflow.chunks SET status = 'resubmit' WHERE dataset = '${rs[$((RANDOM % ${#rs[@]}))]}' AND key = $(anykey);" ;;
         11|12) if ((RANDOM % 5 == 0)); then echo "SELECT 'V', dataflow.validate('clean', $(anykey), false);"
-            else echo "SELECT 'V', dataflow.validate('clean', k, true) FROM (VALUES ($(anykey)), ($(anykey))) v(k);"; fi ;;
+            else echo "SELECT 'V', dataflow.validate('clean', $(anykey), true);"; fi ;;
         13) # a resubmit held open while workers complete and validate
             echo 'BEGIN;'; echo "SELECT 'S', count(*) FROM dataflow.resubmit('raw', $(anykey));"
             echo "SELECT pg_sleep($(nap));"; echo 'COMMIT;' ;;
-        14) # several changes in one transaction
+        14) # a validation held open (it locks the chunk and its consumers) while others resubmit
             echo 'BEGIN;'; echo "SELECT 'V', dataflow.validate('clean', $(anykey), true);"
-            echo "SELECT 'G', dataflow.register('raw', $(anykey));"; echo 'COMMIT;' ;;
+            echo "SELECT pg_sleep($(nap));"; echo 'COMMIT;' ;;
         15) echo "SELECT 'R', dataflow.reap();" ;;
         16) echo "SELECT 'H', dataflow.schedule();" ;;
         17) echo "SELECT pg_sleep(0.05);" ;;
