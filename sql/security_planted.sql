@@ -398,6 +398,24 @@ SELECT pg_temp.unplant();
 RESET ROLE;
 SELECT h_audit.gained();
 
+-- 6. A worker re-registering a source key re-runs every consumer built on it, and the
+-- event log names the worker for every step of that cascade.
+SELECT dataflow.create_dataset('h7_src', 'date');
+SELECT dataflow.create_dataset('h7_mid', 'date');
+SELECT dataflow.create_job('j7', output => 'h7_mid');
+SELECT dataflow.add_input('j7', 'h7_src');
+SELECT dataflow.expect('h7_mid', '2024-07-01');
+SET ROLE h_worker;
+SELECT dataflow.register('h7_src', '2024-07-01');
+SELECT dataflow.complete(t.token) FROM dataflow.lease('j7', 'w-7') t;
+SELECT dataflow.register('h7_src', '2024-07-01');
+RESET ROLE;
+SELECT dataset, key, version, from_status, to_status,
+       CASE WHEN actor = session_user THEN '<me>' ELSE actor END AS actor, detail ->> 'reason' AS reason
+  FROM dataflow.events
+ WHERE dataset IN ('h7_src', 'h7_mid')
+ ORDER BY event_id;
+
 -- The calls that refused a planted work table work once it is gone, in the same session.
 SET ROLE h_worker;
 SELECT pg_temp.try('register existing key', $$SELECT dataflow.register('h_src', '2024-01-01')$$);

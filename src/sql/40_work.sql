@@ -63,7 +63,8 @@ BEGIN
   old_status := c.status;
   IF c.status <> 'waiting' THEN
     -- New content for a chunk that existed: a new version, and everything built on the old one re-runs.
-    PERFORM dataflow._resubmit(ARRAY[c.id], true, false, actor, 'register');
+    -- The cascade's events name who re-registered (reason 're-registered by <role>').
+    PERFORM dataflow._resubmit(ARRAY[c.id], true, false, actor, 're-registered by ' || actor);
     SELECT * INTO c FROM dataflow.chunk ch WHERE ch.id = c.id;
   END IF;
   UPDATE dataflow.chunk ch
