@@ -217,9 +217,11 @@ SELECT key, validation, row_count FROM dataflow.chunks WHERE dataset = 'rs' AND 
 SELECT key, from_status, to_status, version, detail->>'reason' AS reason FROM dataflow.event
  WHERE dataset_id = (SELECT id FROM dataflow.dataset WHERE name = 'rs') AND detail->>'reason' = 'resubmit'
  ORDER BY key::int;
--- the run that was running when its chunk was resubmitted is superseded and its token is dead
+-- the run that was running when its chunk was resubmitted is superseded: its complete()
+-- answers superseded and ends the run, and its token is dead after that
 SELECT status, replace(error, session_user, '<me>') AS error FROM dataflow.runs WHERE dataset = 'rs' AND key = '2';
-SELECT pg_temp.fails(format('SELECT dataflow.complete(%L)', :'tok2')) AS complete_superseded;
+SELECT dataflow.complete(:'tok2') AS complete_superseded;
+SELECT pg_temp.fails(format('SELECT dataflow.complete(%L)', :'tok2')) AS complete_again;
 -- a resubmitted chunk is leased at its new version with attempt 1
 SELECT key, version, attempt FROM dataflow.lease('j_rs', 'w1', 20) ORDER BY key;
 

@@ -178,6 +178,7 @@ BEGIN
   VALUES (j.id, d.id, mapping, lo, hi, require,
           CASE coalesce(require, CASE WHEN d.requires_validation THEN 'validated' ELSE 'ready' END)
             WHEN 'validated' THEN 2 ELSE 1 END);
+  PERFORM dataflow._rerank();
   IF mapping = 'incremental' THEN
     -- The first batch takes everything already available.
     INSERT INTO dataflow.incremental_pending (job_id, chunk_id, need)
@@ -190,6 +191,27 @@ COMMENT ON FUNCTION dataflow.add_input(text, text, text, integer, integer, text)
   'Make a dataset an input of a job: mapping same, window (lo, hi), rollup, latest or incremental; '
   'require ready or validated (NULL: the input dataset decides)';
 
+-- Recompute every dataset's rank (10_model.sql) after the job graph changed: a
+-- Jacobi iteration, one UPDATE per level of the graph; the graph is acyclic
+-- (add_input refuses cycles), so it ends within the graph's depth.
+CREATE FUNCTION dataflow._rerank() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE n integer;
+BEGIN
+  FOR i IN 1..10000 LOOP
+    UPDATE dataflow.dataset d SET rank = x.rank
+      FROM (SELECT o.id, coalesce(max(ind.rank) + 1, 0) AS rank
+              FROM dataflow.dataset o
+              LEFT JOIN dataflow.job j ON j.output_id = o.id
+              LEFT JOIN dataflow.job_input ji ON ji.job_id = j.id
+              LEFT JOIN dataflow.dataset ind ON ind.id = ji.dataset_id
+             GROUP BY o.id) x
+     WHERE d.id = x.id AND d.rank <> x.rank;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    EXIT WHEN n = 0;
+  END LOOP;
+END $$;
+
 CREATE FUNCTION dataflow.drop_job(name text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE j dataflow.job := dataflow._job(name);
@@ -200,6 +222,7 @@ BEGIN
   END IF;
   DELETE FROM dataflow.job_input WHERE job_id = j.id;
   DELETE FROM dataflow.job WHERE id = j.id;
+  PERFORM dataflow._rerank();
 END $$;
 COMMENT ON FUNCTION dataflow.drop_job(text) IS
   'Drop a job with no running lease; its output chunks and run history stay';

@@ -51,9 +51,11 @@ BEGIN
      GROUP BY x.consumer
     HAVING sum(x.delta) <> 0
   ), locked AS (
+    -- (rank, id): consumers of one input may be in datasets of different ranks
     SELECT c.id, c.status, c.unmet, delta.delta, delta.input
       FROM dataflow.chunk c JOIN delta ON c.id = delta.consumer
-     ORDER BY c.id
+      JOIN dataflow.dataset cd ON cd.id = c.dataset_id
+     ORDER BY cd.rank, c.id
        FOR UPDATE OF c
   ), upd AS (
     UPDATE dataflow.chunk c
@@ -82,9 +84,18 @@ END $$;
 -- were only waiting/queued downstream keep their version; without cascade the
 -- direct consumers only have their unmet recounted. Returns what it touched
 -- (or, with p_dry_run, what it would touch) in dependency order.
+--
+-- Lock order (docs/internals.md): the set is locked rank by rank, lowest first,
+-- and the dep edges out of a rank are read only once its chunks are locked. A
+-- concurrent expect() share-locks an input before it adds an edge from it, so an
+-- edge is either committed before we read it (a fresh snapshot after the lock
+-- wait sees it) or cannot be added until we commit. Walking first and locking
+-- after, as this did before, missed such an edge and left its consumer queued
+-- on an unavailable input.
 CREATE FUNCTION dataflow._resubmit(p_roots bigint[], p_cascade boolean, p_dry_run boolean,
                                    p_actor text, p_reason text, p_root_old_status text DEFAULT NULL)
-RETURNS TABLE(chunk_id bigint, depth integer, old_status text, new_status text, version integer)
+RETURNS TABLE(chunk_id bigint, depth integer, old_status text, new_status text, version integer,
+              dataset text, key text, ord bigint)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 -- The work table has no statistics; the planner took it for 690 rows and hash-joined
 -- a scan of all of chunk in five statements (measured: 12,100 buffers and 83 ms for a
@@ -92,6 +103,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 -- statement probes chunk, dep and run by index for the touched chunks only, and the
 -- plans stay good for every call of the transaction, one chunk or a cascade.
 SET enable_seqscan = off SET jit = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+DECLARE batch bigint[];
 BEGIN
   -- One work table per transaction, emptied for each call: an UPDATE that resubmits
   -- thousands of chunks calls this once per chunk (the row trigger), and a table
@@ -100,25 +112,37 @@ BEGIN
   -- Never one the caller made (dataflow._own_work_table raises on a planted one).
   IF NOT dataflow._own_work_table('_df_touch') THEN
     CREATE TEMP TABLE pg_temp._df_touch (
-      id bigint PRIMARY KEY, depth integer NOT NULL, reset boolean NOT NULL DEFAULT false,
+      id bigint PRIMARY KEY, depth integer NOT NULL, rank integer NOT NULL, locked boolean NOT NULL DEFAULT false,
+      reset boolean NOT NULL DEFAULT false,
       old_status text, new_status text, old_version integer, new_version integer, unmet integer,
       has_job boolean) ON COMMIT DROP;
   ELSE
     TRUNCATE pg_temp._df_touch;
   END IF;
 
-  INSERT INTO pg_temp._df_touch (id, depth)
-  WITH RECURSIVE down(id, depth) AS (
-    SELECT r, 0 FROM unnest(p_roots) AS r
-    UNION
-    SELECT d.consumer, down.depth + 1
-      FROM down JOIN dataflow.dep d ON d.input = down.id
-     WHERE p_cascade OR down.depth = 0
-  )
-  SELECT down.id, min(down.depth) FROM down GROUP BY down.id;
+  INSERT INTO pg_temp._df_touch (id, depth, rank)
+  SELECT c.id, 0, cd.rank
+    FROM dataflow.chunk c JOIN dataflow.dataset cd ON cd.id = c.dataset_id
+   WHERE c.id = ANY (p_roots);
 
-  -- Lock in id order, then read the current state.
-  PERFORM 1 FROM dataflow.chunk c JOIN pg_temp._df_touch t ON t.id = c.id ORDER BY c.id FOR UPDATE OF c;
+  LOOP
+    SELECT array_agg(t.id) INTO batch FROM pg_temp._df_touch t
+     WHERE NOT t.locked AND t.rank = (SELECT min(u.rank) FROM pg_temp._df_touch u WHERE NOT u.locked);
+    EXIT WHEN batch IS NULL;
+    PERFORM 1 FROM dataflow.chunk c WHERE c.id = ANY (batch) ORDER BY c.id FOR UPDATE OF c;
+    -- Every predecessor of these chunks has a lower rank and was expanded already, so
+    -- their depth is final here.
+    INSERT INTO pg_temp._df_touch AS x (id, depth, rank)
+    SELECT d.consumer, min(t.depth) + 1, min(cd.rank)
+      FROM pg_temp._df_touch t
+      JOIN dataflow.dep d ON d.input = t.id
+      JOIN dataflow.chunk c ON c.id = d.consumer
+      JOIN dataflow.dataset cd ON cd.id = c.dataset_id
+     WHERE t.id = ANY (batch) AND (p_cascade OR t.depth = 0)
+     GROUP BY d.consumer
+    ON CONFLICT (id) DO UPDATE SET depth = least(x.depth, excluded.depth);
+    UPDATE pg_temp._df_touch t SET locked = true WHERE t.id = ANY (batch);
+  END LOOP;
 
   UPDATE pg_temp._df_touch t
      SET old_status = CASE WHEN c.status = 'resubmit' THEN coalesce(p_root_old_status, 'resubmit')
@@ -144,8 +168,11 @@ BEGIN
          new_version = t.old_version + CASE WHEN t.reset THEN 1 ELSE 0 END;
 
   IF NOT p_dry_run THEN
+    -- finished_at stays NULL: the run's process may still be reading its inputs, and it
+    -- holds them against re-production until it ends (complete, fail) or reap() expires
+    -- its lease (_claim, docs/internals.md "Safe").
     UPDATE dataflow.run r
-       SET status = 'superseded', finished_at = now(),
+       SET status = 'superseded',
            error = 'superseded: ' || p_reason || ' by ' || p_actor
       FROM pg_temp._df_touch t
      WHERE t.reset AND r.chunk_id = t.id AND r.status = 'running';
@@ -178,9 +205,11 @@ BEGIN
      ORDER BY t.depth, c.id;
   END IF;
 
+  -- Names and keys read here, after the locks: a caller's own statement snapshot predates
+  -- them and would miss a consumer that a concurrent expect() committed meanwhile.
   RETURN QUERY
-    SELECT t.id, t.depth, t.old_status, t.new_status, t.new_version
-      FROM pg_temp._df_touch t
+    SELECT t.id, t.depth, t.old_status, t.new_status, t.new_version, cd.name, c.key, c.ord
+      FROM pg_temp._df_touch t JOIN dataflow.chunk c ON c.id = t.id JOIN dataflow.dataset cd ON cd.id = c.dataset_id
      ORDER BY t.depth, t.id;
 END $$;
 

@@ -96,16 +96,9 @@ BEGIN
   ANALYZE pg_temp._df_want;
   ANALYZE pg_temp._df_edge;
 
-  -- Find and share-lock the chunks that already exist, so an input completing concurrently
-  -- either finishes before we read its status or sees our dep edges after.
-  UPDATE pg_temp._df_want w SET existing_id = c.id
-    FROM dataflow.chunk c WHERE c.dataset_id = w.dataset_id AND c.key = w.key;
-  UPDATE pg_temp._df_want w SET existing_level = dataflow._level(l.status), status = 'existing'
-    FROM (SELECT c.id, c.status FROM dataflow.chunk c
-           WHERE c.id = ANY (ARRAY(SELECT x.existing_id FROM pg_temp._df_want x WHERE x.existing_id IS NOT NULL))
-           ORDER BY c.id FOR SHARE OF c) l
-   WHERE w.existing_id = l.id;
-  -- The same for `latest` inputs: propagation of those datasets takes this lock too.
+  -- `latest` inputs: propagation of those datasets takes this lock too. Taken before the
+  -- chunk locks below: a completion of a latest input holds its chunk, then this lock, then
+  -- the consumers it wakes; holding a consumer's share lock while waiting here deadlocked.
   FOR lat IN SELECT DISTINCT ji.dataset_id
                FROM dataflow.job_input ji JOIN dataflow.job j ON j.id = ji.job_id
               WHERE ji.mapping = 'latest' AND j.output_id IN (SELECT DISTINCT w.dataset_id FROM pg_temp._df_want w)
@@ -113,6 +106,17 @@ BEGIN
     PERFORM pg_advisory_xact_lock(7406, lat);
   END LOOP;
 
+  -- Find and share-lock the chunks that already exist, so an input completing or being
+  -- resubmitted concurrently either finishes before we read its status or, after we
+  -- commit, sees our dep edges (a resubmit reads edges only once it holds the input).
+  -- Locked in (rank, id) order, the order of every chunk lock (docs/internals.md).
+  UPDATE pg_temp._df_want w SET existing_id = c.id
+    FROM dataflow.chunk c WHERE c.dataset_id = w.dataset_id AND c.key = w.key;
+  UPDATE pg_temp._df_want w SET existing_level = dataflow._level(l.status), status = 'existing'
+    FROM (SELECT c.id, c.status FROM dataflow.chunk c JOIN dataflow.dataset cd ON cd.id = c.dataset_id
+           WHERE c.id = ANY (ARRAY(SELECT x.existing_id FROM pg_temp._df_want x WHERE x.existing_id IS NOT NULL))
+           ORDER BY cd.rank, c.id FOR SHARE OF c) l
+   WHERE w.existing_id = l.id;
   INSERT INTO dataflow.backfill (dataset_id, from_key, to_key, actor)
   VALUES (d.id, from_key, to_key, actor) RETURNING id INTO bf;
 
@@ -196,10 +200,10 @@ BEGIN
   -- propagation could not see our dep edges: lock them and recount their new consumers,
   -- or those would wait forever.
   IF EXISTS (SELECT FROM pg_temp._df_want w WHERE w.chunk_id IS NULL AND w.status IS NULL) THEN
-    PERFORM 1 FROM dataflow.chunk c
+    PERFORM 1 FROM dataflow.chunk c JOIN dataflow.dataset cd ON cd.id = c.dataset_id
      WHERE c.id = ANY (ARRAY(SELECT w.existing_id FROM pg_temp._df_want w
                               WHERE w.chunk_id IS NULL AND w.status IS NULL))
-     ORDER BY c.id FOR SHARE OF c;
+     ORDER BY cd.rank, c.id FOR SHARE OF c;
     WITH cons AS (
       SELECT DISTINCT dp.consumer
         FROM pg_temp._df_want w

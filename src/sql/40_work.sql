@@ -220,11 +220,9 @@ BEGIN
     RAISE EXCEPTION 'dataset "%" has no chunk between "%" and "%"', d.name, k1, k2 USING ERRCODE = '42704';
   END IF;
   RETURN QUERY
-    SELECT ds.name, c.key, r.old_status, r.new_status, r.version, r.depth
+    SELECT r.dataset, r.key, r.old_status, r.new_status, r.version, r.depth
       FROM dataflow._resubmit(roots, cascade, dry_run, dataflow._actor(), 'resubmit') r
-      JOIN dataflow.chunk c ON c.id = r.chunk_id
-      JOIN dataflow.dataset ds ON ds.id = c.dataset_id
-     ORDER BY r.depth, ds.name, c.ord, c.key;
+     ORDER BY r.depth, r.dataset, r.ord, r.key;
 END $$;
 COMMENT ON FUNCTION dataflow.resubmit(text, text, text, boolean, boolean) IS
   'Restart a chunk or a key range: new version, attempts reset, queued again; with cascade (default) '

@@ -11,18 +11,24 @@
 CREATE FUNCTION dataflow._claim(p_dataset integer, p_n integer) RETURNS bigint[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
 SET plan_cache_mode = force_generic_plan SET enable_sort = off SET enable_bitmapscan = off AS $$
-DECLARE ids bigint[];
+DECLARE ids bigint[]; v_now timestamptz := clock_timestamp();
 BEGIN
+  -- The clock, not the start of the caller's transaction (docs/internals.md "Time"); a
+  -- variable, so that it is an index bound of the generic plan.
   SELECT array_agg(q.id) INTO ids FROM (
     SELECT c.id
       FROM dataflow.queue qu JOIN dataflow.chunk c ON c.id = qu.chunk_id
-     WHERE qu.dataset_id = p_dataset AND qu.not_before <= now() AND c.status = 'queued'
-       -- Safe: never re-produce a chunk while runs still read it. Only a resubmitted chunk
-       -- (version > 1) can have readers; the check is a per-row subplan (a LIMIT 1, not
-       -- NOT EXISTS, which becomes an anti-join), so the scan stays an index probe in queue order.
+     WHERE qu.dataset_id = p_dataset AND qu.not_before <= v_now AND c.status = 'queued'
+       -- Safe: never re-produce a chunk while runs still read it: a running run, or one a
+       -- cascading resubmit superseded whose process has not ended (finished_at NULL); a
+       -- reader whose lease expired holds until reap() ends it, as a running one always
+       -- did. Only a resubmitted chunk (version > 1) can have readers;
+       -- the check is a per-row subplan (a LIMIT 1, not NOT EXISTS, which becomes an
+       -- anti-join), so the scan stays an index probe in queue order.
        AND (c.version = 1
             OR (SELECT 1 FROM dataflow.run_input ri JOIN dataflow.run rr ON rr.id = ri.run_id
-                 WHERE ri.chunk_id = c.id AND rr.status = 'running' LIMIT 1) IS NULL)
+                 WHERE ri.chunk_id = c.id AND rr.finished_at IS NULL
+                   AND rr.status IN ('running', 'superseded') LIMIT 1) IS NULL)
      ORDER BY qu.not_before, qu.chunk_id
      LIMIT p_n
        FOR UPDATE OF c SKIP LOCKED) q;
@@ -137,7 +143,7 @@ BEGIN
   SELECT array_agg(u.run_id) INTO run_ids FROM u;
   INSERT INTO dataflow.run (id, job_id, pool_id, chunk_id, version, attempt, worker, status, deadline,
                             output_location)
-  SELECT c.run_id, j.id, j.pool_id, c.id, c.version, c.attempts, worker, 'running', now() + lf,
+  SELECT c.run_id, j.id, j.pool_id, c.id, c.version, c.attempts, worker, 'running', clock_timestamp() + lf,
          dataflow._location(ds.location, ds.name, c.key, c.version)
     FROM dataflow.chunk c WHERE c.id = ANY (ids);
   INSERT INTO dataflow.run_input (run_id, chunk_id, version)
@@ -181,8 +187,13 @@ COMMENT ON FUNCTION dataflow.lease(text, text, integer, interval) IS
   'Lease up to max_chunks runnable chunks of a job for a worker: returns one task per chunk with its '
   'token, inputs (exact versions and locations), output location and deadline; empty when nothing is runnable';
 
--- The live run behind a token, locked; raises unless it is the live lease.
-CREATE FUNCTION dataflow._live_run(p_token uuid) RETURNS dataflow.run
+-- The live run behind a token, its chunk locked; raises unless it is the live lease.
+-- With p_held, a run that a cascading resubmit superseded while it worked is returned
+-- too (status 'superseded', finished_at NULL): it still holds its inputs, and its
+-- complete/fail/heartbeat end or extend that hold. Deadlines are compared with the
+-- clock, never with now(): a complete() inside a load transaction that began before
+-- the lease expired must not accept it.
+CREATE FUNCTION dataflow._live_run(p_token uuid, p_held boolean DEFAULT false) RETURNS dataflow.run
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE r dataflow.run;
@@ -202,13 +213,13 @@ BEGIN
   -- this statement's fresh snapshot sees any change committed while we waited.
   -- Not locking it saves a WAL record per call; the caller's UPDATE locks it.
   SELECT * INTO r FROM dataflow.run WHERE token = p_token;
-  IF r.status <> 'running' THEN
+  IF r.status <> 'running' AND NOT (p_held AND r.status = 'superseded' AND r.finished_at IS NULL) THEN
     RAISE EXCEPTION 'lease of run % is no longer live: the run is %', r.id, r.status
       USING ERRCODE = '55000',
             DETAIL = coalesce('Run error: ' || left(r.error, 500), ''),
             HINT = 'Another attempt owns the chunk now; drop this result.';
   END IF;
-  IF r.deadline < now() THEN
+  IF r.deadline < clock_timestamp() THEN
     RAISE EXCEPTION 'lease of run % expired at %', r.id, r.deadline
       USING ERRCODE = '55000',
             HINT = 'Heartbeat more often than the lease duration; the chunk will be retried.';
@@ -221,20 +232,29 @@ RETURNS timestamptz LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET j
 -- index probes whatever the statistics said when this session made its plans (see docs/performance.md)
 SET enable_seqscan = off SET enable_bitmapscan = off SET enable_mergejoin = off SET enable_hashjoin = off
 SET plan_cache_mode = force_generic_plan AS $$
-DECLARE r dataflow.run := dataflow._live_run(token); dl timestamptz;
+DECLARE r dataflow.run := dataflow._live_run(token, true); dl timestamptz;
 BEGIN
   IF extend_by <= interval '0' THEN
     RAISE EXCEPTION 'extend_by must be positive' USING ERRCODE = '22023';
   END IF;
   UPDATE dataflow.run
-     SET heartbeat_at = now(),
-         deadline = now() + coalesce(extend_by, (SELECT j.lease_for FROM dataflow.job j WHERE j.id = r.job_id))
+     SET heartbeat_at = clock_timestamp(),
+         deadline = clock_timestamp()
+                    + coalesce(extend_by, (SELECT j.lease_for FROM dataflow.job j WHERE j.id = r.job_id))
    WHERE id = r.id
   RETURNING deadline INTO dl;
+  IF r.status = 'superseded' THEN
+    -- Still reading: it keeps holding its inputs while it heartbeats, but its result will
+    -- not be used. SQLSTATE 01DF1 is what a worker looks for to stop early.
+    RAISE WARNING 'run % was superseded: its result will not be used', r.id
+      USING ERRCODE = '01DF1', DETAIL = coalesce(left(r.error, 500), ''),
+            HINT = 'Stop early: fail() or complete() releases the inputs this run still holds.';
+  END IF;
   RETURN dl;
 END $$;
 COMMENT ON FUNCTION dataflow.heartbeat(uuid, interval) IS
-  'Keep a lease alive: moves its deadline to now + extend_by (default the job''s lease_for); returns it';
+  'Keep a lease alive: moves its deadline to now + extend_by (default the job''s lease_for); returns it. '
+  'A run superseded by a resubmit meanwhile keeps holding its inputs and gets a WARNING (SQLSTATE 01DF1): stop early';
 
 CREATE FUNCTION dataflow.complete(token uuid, row_count bigint DEFAULT NULL, checksum text DEFAULT NULL,
                                   info jsonb DEFAULT NULL, location text DEFAULT NULL)
@@ -243,7 +263,7 @@ RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = of
 SET enable_seqscan = off SET enable_bitmapscan = off SET enable_mergejoin = off SET enable_hashjoin = off
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
-  r dataflow.run := dataflow._live_run(token);
+  r dataflow.run := dataflow._live_run(token, true);
   c dataflow.chunk;
   stale jsonb;
 BEGIN
@@ -252,6 +272,15 @@ BEGIN
   END IF;
   IF info IS NOT NULL AND jsonb_typeof(info) <> 'object' THEN
     RAISE EXCEPTION 'info must be a JSON object' USING ERRCODE = '22023';
+  END IF;
+  IF r.status = 'superseded' THEN
+    -- Superseded by a resubmit while it worked: the result is recorded, the run ends and
+    -- with it its hold on its inputs; its chunk was already reset by the resubmit.
+    UPDATE dataflow.run
+       SET finished_at = clock_timestamp(), row_count = complete.row_count, checksum = complete.checksum,
+           info = complete.info
+     WHERE id = r.id;
+    RETURN 'superseded';
   END IF;
   SELECT * INTO c FROM dataflow.chunk WHERE id = r.chunk_id;   -- locked by _live_run
 
@@ -362,12 +391,12 @@ BEGIN
     RAISE EXCEPTION 'infos[%] must be a JSON object', pos USING ERRCODE = '22023';
   END IF;
 
-  -- Lock the chunks in id order (what every multi-chunk writer does: no deadlocks),
-  -- then read the runs with a fresh snapshot, as _live_run does for one token.
+  -- Lock the chunks in (rank, id) order (what every multi-chunk writer does: no deadlocks,
+  -- docs/internals.md), then read the runs with a fresh snapshot, as _live_run does.
   SELECT count(*) INTO locked FROM (
     SELECT c.id FROM unnest(tokens) t(tok) JOIN dataflow.run rr ON rr.token = t.tok
-      JOIN dataflow.chunk c ON c.id = rr.chunk_id
-     ORDER BY c.id FOR UPDATE OF c) l;
+      JOIN dataflow.chunk c ON c.id = rr.chunk_id JOIN dataflow.dataset cd ON cd.id = c.dataset_id
+     ORDER BY cd.rank, c.id FOR UPDATE OF c) l;
   IF locked < n THEN
     SELECT min(t.i) INTO pos FROM unnest(tokens) WITH ORDINALITY t(tok, i)
      WHERE NOT EXISTS (SELECT FROM dataflow.run rr WHERE rr.token = t.tok);
@@ -375,7 +404,8 @@ BEGIN
   END IF;
   SELECT t.i, rr.id, rr.status, rr.deadline, rr.error INTO bad
     FROM unnest(tokens) WITH ORDINALITY t(tok, i) JOIN dataflow.run rr ON rr.token = t.tok
-   WHERE rr.status <> 'running' OR rr.deadline < now()
+   WHERE (rr.status <> 'running' AND NOT (rr.status = 'superseded' AND rr.finished_at IS NULL))
+      OR rr.deadline < clock_timestamp()
    ORDER BY t.i LIMIT 1;
   IF FOUND AND bad.status <> 'running' THEN
     RAISE EXCEPTION 'lease of run % (token %) is no longer live: the run is %', bad.id, bad.i, bad.status
@@ -391,7 +421,7 @@ BEGIN
   -- records them as superseded (rare; it re-checks under the locks we hold).
   SELECT array_agg(rr.token ORDER BY t.i) INTO stale
     FROM unnest(tokens) WITH ORDINALITY t(tok, i) JOIN dataflow.run rr ON rr.token = t.tok JOIN dataflow.chunk c ON c.id = rr.chunk_id
-   WHERE c.run_id <> rr.id OR c.status <> 'running'
+   WHERE c.run_id <> rr.id OR c.status <> 'running' OR rr.status <> 'running'
       OR EXISTS (SELECT FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
                   WHERE ri.run_id = rr.id AND (ic.version <> ri.version OR dataflow._level(ic.status) = 0));
   IF stale IS NOT NULL THEN
@@ -416,7 +446,17 @@ BEGIN
   INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor)
   SELECT u.dataset_id, u.id, u.key, u.run_id, u.version, 'running', 'ready', u.worker
     FROM u ORDER BY u.i;
-  -- Readiness: one propagation per dataset and worker (the events' actor).
+  -- Readiness: one propagation per dataset and worker (the events' actor). With more than
+  -- one dataset, their consumers are locked first, all in one (rank, id) order: one
+  -- dataset's propagation must not hold a consumer another's would wait for out of order.
+  IF (SELECT count(DISTINCT c.dataset_id) FROM unnest(tokens) t(tok) JOIN dataflow.run r ON r.token = t.tok
+        JOIN dataflow.chunk c ON c.id = r.chunk_id) > 1 THEN
+    PERFORM 1 FROM dataflow.chunk c JOIN dataflow.dataset cd ON cd.id = c.dataset_id
+     WHERE c.id IN (SELECT d.consumer FROM unnest(tokens) t(tok) JOIN dataflow.run r ON r.token = t.tok
+                      JOIN dataflow.dep d ON d.input = r.chunk_id
+                     WHERE NOT (t.tok = ANY (coalesce(stale, '{}'))))
+     ORDER BY cd.rank, c.id FOR UPDATE OF c;
+  END IF;
   FOR g IN SELECT c.dataset_id, r.worker, array_agg(c.id ORDER BY c.id) AS ids
              FROM unnest(tokens) t(tok) JOIN dataflow.run r ON r.token = t.tok
              JOIN dataflow.chunk c ON c.id = r.chunk_id
@@ -458,7 +498,7 @@ BEGIN
   END IF;
   UPDATE dataflow.chunk
      SET status = new_status, error = left(p_error, 4000), updated_at = now(),
-         not_before = CASE WHEN new_status = 'queued' THEN now() + make_interval(secs => delay)
+         not_before = CASE WHEN new_status = 'queued' THEN clock_timestamp() + make_interval(secs => delay)
                            ELSE not_before END
    WHERE id = c.id;
   INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor, detail)
@@ -474,10 +514,16 @@ RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = of
 -- index probes whatever the statistics said when this session made its plans (see docs/performance.md)
 SET enable_seqscan = off SET enable_bitmapscan = off SET enable_mergejoin = off SET enable_hashjoin = off
 SET plan_cache_mode = force_generic_plan AS $$
-DECLARE r dataflow.run := dataflow._live_run(p_token);
+DECLARE r dataflow.run := dataflow._live_run(p_token, true);
 BEGIN
   IF p_error IS NULL OR p_retry IS NULL THEN
     RAISE EXCEPTION 'error and retry must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  IF r.status = 'superseded' THEN
+    -- A superseded run stopping early: it ends, releasing its inputs; its chunk was reset.
+    UPDATE dataflow.run SET finished_at = clock_timestamp(), error = left(r.error || '; then failed: ' || p_error, 4000)
+     WHERE id = r.id;
+    RETURN (SELECT c.status FROM dataflow.chunk c WHERE c.id = r.chunk_id);
   END IF;
   UPDATE dataflow.run SET status = 'failed', finished_at = now(), error = left(p_error, 4000)
    WHERE id = r.id;
@@ -493,11 +539,11 @@ COMMENT ON FUNCTION dataflow.fail(uuid, text, boolean) IS
 
 CREATE FUNCTION dataflow.reap() RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off SET enable_seqscan = off AS $$
-DECLARE r record; n integer := 0;
+DECLARE r record; n integer := 0; held integer;
 BEGIN
   FOR r IN
     SELECT run.id, run.chunk_id, run.deadline, run.worker FROM dataflow.run
-     WHERE run.status = 'running' AND run.deadline < now()
+     WHERE run.status = 'running' AND run.deadline < clock_timestamp()
      ORDER BY run.deadline
      LIMIT 10000
        FOR UPDATE SKIP LOCKED
@@ -514,7 +560,13 @@ BEGIN
                                     'reaper', 'expired');
     n := n + 1;
   END LOOP;
-  RETURN n;
+  -- Superseded runs that stopped heartbeating: their lease is over, and with it their hold
+  -- on their inputs (_claim counts them until finished_at is set here).
+  UPDATE dataflow.run
+     SET finished_at = deadline, error = left(error || '; lease expired', 4000)
+   WHERE status = 'superseded' AND finished_at IS NULL AND deadline < clock_timestamp();
+  GET DIAGNOSTICS held = ROW_COUNT;
+  RETURN n + held;
 END $$;
 COMMENT ON FUNCTION dataflow.reap() IS
   'Expire leases whose deadline passed: their chunks are retried with backoff, or failed when attempts are '

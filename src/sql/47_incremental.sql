@@ -35,7 +35,7 @@ END $$;
 -- batch in flight. Returns the new batch's chunk id or NULL.
 CREATE FUNCTION dataflow._cut_batch(p_job integer) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE j dataflow.job; nb bigint; b bigint; n integer;
+DECLARE j dataflow.job; nb bigint; b bigint; n integer; taken bigint[];
 BEGIN
   IF NOT (EXISTS (SELECT FROM dataflow.incremental_pending p WHERE p.job_id = p_job)) THEN
     RETURN NULL;
@@ -46,10 +46,25 @@ BEGIN
         FROM dataflow.chunk_count k WHERE k.dataset_id = j.output_id) > 0 THEN
     RETURN NULL;   -- one batch at a time
   END IF;
-  -- Inputs that stopped being available since they arrived go back to waiting for their new version.
+  -- Share-lock the pending inputs this batch takes, in (rank, id) order, skipping any that
+  -- another transaction holds (a resubmit in flight: it stays pending for a later batch).
+  -- Held, they cannot be resubmitted before this batch commits, and a resubmit that
+  -- waits for one reads the batch's dep edge once it has it. Without the lock a resubmit
+  -- committed in between left the batch queued on an unavailable input.
+  SELECT array_agg(l.id) INTO taken FROM (
+    SELECT c.id FROM dataflow.incremental_pending p
+      JOIN dataflow.chunk c ON c.id = p.chunk_id JOIN dataflow.dataset cd ON cd.id = c.dataset_id
+     WHERE p.job_id = p_job
+     ORDER BY cd.rank, c.id
+       FOR SHARE OF c SKIP LOCKED) l;
+  IF taken IS NULL THEN
+    RETURN NULL;
+  END IF;
+  -- Inputs that stopped being available since they arrived go back to waiting for their new
+  -- version (a fresh snapshot: it sees what committed while we waited for the locks).
   DELETE FROM dataflow.incremental_pending p USING dataflow.chunk c
-   WHERE p.job_id = p_job AND c.id = p.chunk_id AND dataflow._level(c.status) < p.need;
-  IF NOT (EXISTS (SELECT FROM dataflow.incremental_pending p WHERE p.job_id = p_job)) THEN
+   WHERE p.job_id = p_job AND c.id = p.chunk_id AND c.id = ANY (taken) AND dataflow._level(c.status) < p.need;
+  IF NOT (EXISTS (SELECT FROM dataflow.incremental_pending p WHERE p.job_id = p_job AND p.chunk_id = ANY (taken))) THEN
     RETURN NULL;
   END IF;
   SELECT coalesce(max(c.ord), 0) + 1 INTO nb FROM dataflow.chunk c WHERE c.dataset_id = j.output_id;
@@ -69,7 +84,8 @@ BEGIN
      AND NOT EXISTS (SELECT FROM dataflow.chunk lc
                       WHERE lc.dataset_id = jl.dataset_id AND dataflow._level(lc.status) >= jl.need);
   WITH taken AS (
-    DELETE FROM dataflow.incremental_pending p WHERE p.job_id = p_job RETURNING p.chunk_id, p.need
+    DELETE FROM dataflow.incremental_pending p WHERE p.job_id = p_job AND p.chunk_id = ANY (taken)
+    RETURNING p.chunk_id, p.need
   )
   INSERT INTO dataflow.dep (input, consumer, need) SELECT taken.chunk_id, b, taken.need FROM taken;
   INSERT INTO dataflow.event (dataset_id, chunk_id, key, version, from_status, to_status, actor, detail)

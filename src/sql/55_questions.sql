@@ -96,10 +96,14 @@ BEGIN
   RETURN NEXT;
 
   -- Safe: no writer holds it, and readers hold it against re-production.
-  SELECT count(*), string_agg('run ' || rr.id || ' (' || rr.worker || ')', ', ' ORDER BY rr.id)
+  -- Readers: live runs that read it, and runs a resubmit superseded whose process has not
+  -- ended (they hold it until they end, or reap() expires them, as _claim counts them).
+  SELECT count(*), string_agg('run ' || rr.id || ' (' || rr.worker
+                              || CASE WHEN rr.status = 'superseded' THEN ', superseded, still reading' ELSE '' END
+                              || ')', ', ' ORDER BY rr.id)
     INTO n_readers, readers
     FROM dataflow.run_input ri JOIN dataflow.run rr ON rr.id = ri.run_id
-   WHERE ri.chunk_id = c.id AND rr.status = 'running';
+   WHERE ri.chunk_id = c.id AND rr.finished_at IS NULL AND rr.status IN ('running', 'superseded');
   question := 'safe';
   ok := avail AND live.id IS NULL;
   evidence := CASE
