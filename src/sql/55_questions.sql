@@ -170,8 +170,12 @@ BEGIN
                 (SELECT count(*) FROM dataflow.run rr WHERE rr.pool_id = pl.id AND rr.status = 'running') >= pl.slots THEN
              'pool ' || pl.name || ' is full (' || pl.slots || ' slots)'
            WHEN ch.status = 'queued' AND EXISTS (SELECT FROM dataflow.run_input ri JOIN dataflow.run rr ON rr.id = ri.run_id
-                                                 WHERE ri.chunk_id = ch.id AND rr.status = 'running') THEN
-             'held by runs still reading the previous version'
+                                                 WHERE ri.chunk_id = ch.id AND rr.finished_at IS NULL
+                                                   AND rr.status IN ('running', 'superseded')) THEN
+             'held by runs still reading the previous version: '
+             || (SELECT string_agg('run ' || rr.id || ' (' || rr.worker || ')', ', ' ORDER BY rr.id)
+                   FROM dataflow.run_input ri JOIN dataflow.run rr ON rr.id = ri.run_id
+                  WHERE ri.chunk_id = ch.id AND rr.finished_at IS NULL AND rr.status IN ('running', 'superseded'))
            WHEN ch.status = 'queued' THEN
              'queued for job ' || jb.name || CASE WHEN jb.dispatch = 'pull' THEN ': no worker has leased it yet'
                                                   ELSE ': waiting for the ' || jb.dispatch || ' dispatcher' END
