@@ -1,4 +1,4 @@
--- The chunk status machine of DESIGN.md, arrow by arrow:
+-- The chunk status machine of docs/internals.md (section 2), arrow by arrow:
 --  waiting -> queued (inputs available), queued -> running (lease), running -> ready (complete),
 --  ready -> validated / invalid (validate), running -> queued with backoff (fail, retry left),
 --  running -> failed (no attempts left / retry => false), expired lease (reap) -> queued / failed,

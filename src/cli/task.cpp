@@ -6,7 +6,7 @@ namespace dataflow::cli {
 
 namespace {
 
-// Serialise without ever throwing on bad UTF-8 (STYLE rule 3).
+// Serialise without ever throwing on bad UTF-8: bad bytes are replaced, never thrown.
 std::string dump_json(const nlohmann::json& j, int indent = -1) {
     return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }

@@ -1,6 +1,6 @@
 // Chunk keys: parsing, canonical forms, ordinals, ranges, windows and the hour/date rollup.
 //
-// Kinds and their canonical text (DESIGN.md, "Model"):
+// Kinds and their canonical text (docs/concepts.md, "Datasets"):
 //   date  2024-01-31      accepts YYYY-MM-DD and YYYYMMDD; years 0001..9999;
 //                         ordinal = days since 1970-01-01 (negative before it).
 //   hour  2024-01-31T05   accepts YYYY-MM-DDTHH, YYYY-MM-DD HH, YYYY-MM-DDTHH:00 and

@@ -1,4 +1,4 @@
-// The one guarded layer through which C++ code calls Postgres (STYLE.md rule 2).
+// The one guarded layer through which C++ code calls Postgres (docs/internals.md, section 9).
 //
 // pg_guarded(f) runs f inside PG_TRY; a Postgres ERROR is copied out of the
 // ErrorData (message + SQLSTATE), the error state is flushed, and a C++

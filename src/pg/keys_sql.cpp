@@ -1,7 +1,7 @@
 // SQL-callable key and backoff functions (dataflow._key_*, dataflow._backoff).
 //
 // Thin C trampolines over the C ABI of src/core (keys_c.h, backoff_c.h). Boundary rule
-// (STYLE.md): no C++ object with a destructor is alive in these frames, and no C++
+// (src/pg/README.md): no C++ object with a destructor is alive in these frames, and no C++
 // exception can reach them (the core entry points are noexcept). Arguments are fetched
 // into C strings, the core fills caller buffers and a plain error struct, and only after it
 // has returned do we call anything that may ereport/longjmp.

@@ -55,7 +55,7 @@ CREATE FUNCTION dataflow.lease(job text, worker text, max_chunks integer DEFAULT
                                lease_for interval DEFAULT NULL)
 RETURNS SETOF dataflow.task
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
--- index probes whatever the statistics said when this session made its plans (see docs/performance.md)
+-- index probes whatever the statistics said when this session made its plans (docs/internals.md, "Planner settings")
 SET enable_seqscan = off SET enable_bitmapscan = off SET enable_mergejoin = off SET enable_hashjoin = off
 -- every statement below has a cheap index-probe generic plan; custom plans cost
 -- ~1 ms of planning per statement per call (measured), more than executing them
@@ -229,7 +229,7 @@ END $$;
 
 CREATE FUNCTION dataflow.heartbeat(token uuid, extend_by interval DEFAULT NULL)
 RETURNS timestamptz LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
--- index probes whatever the statistics said when this session made its plans (see docs/performance.md)
+-- index probes whatever the statistics said when this session made its plans (docs/internals.md, "Planner settings")
 SET enable_seqscan = off SET enable_bitmapscan = off SET enable_mergejoin = off SET enable_hashjoin = off
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE r dataflow.run := dataflow._live_run(token, true); dl timestamptz;
@@ -259,7 +259,7 @@ COMMENT ON FUNCTION dataflow.heartbeat(uuid, interval) IS
 CREATE FUNCTION dataflow.complete(token uuid, row_count bigint DEFAULT NULL, checksum text DEFAULT NULL,
                                   info jsonb DEFAULT NULL, location text DEFAULT NULL)
 RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
--- index probes whatever the statistics said when this session made its plans (see docs/performance.md)
+-- index probes whatever the statistics said when this session made its plans (docs/internals.md, "Planner settings")
 SET enable_seqscan = off SET enable_bitmapscan = off SET enable_mergejoin = off SET enable_hashjoin = off
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
@@ -343,7 +343,7 @@ CREATE FUNCTION dataflow.complete_many(tokens uuid[], row_counts bigint[] DEFAUL
                                        locations text[] DEFAULT NULL)
 RETURNS TABLE (token uuid, result text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
--- index probes whatever the statistics said when this session made its plans (see docs/performance.md)
+-- index probes whatever the statistics said when this session made its plans (docs/internals.md, "Planner settings")
 SET enable_seqscan = off SET enable_bitmapscan = off SET enable_mergejoin = off SET enable_hashjoin = off
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
@@ -511,7 +511,7 @@ END $$;
 -- fail() with an optional delay before the retry (seconds; NULL: the job's backoff).
 CREATE FUNCTION dataflow._fail(p_token uuid, p_error text, p_retry boolean, p_delay double precision)
 RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
--- index probes whatever the statistics said when this session made its plans (see docs/performance.md)
+-- index probes whatever the statistics said when this session made its plans (docs/internals.md, "Planner settings")
 SET enable_seqscan = off SET enable_bitmapscan = off SET enable_mergejoin = off SET enable_hashjoin = off
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE r dataflow.run := dataflow._live_run(p_token, true);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A stalled worker must not stall the reaper (issue 7, items 1 and 8).
-# DESIGN.md invites a worker that loads into Postgres to call complete() in the
+# A worker that loads into Postgres may call complete() in the
 # transaction that loads its data, and commit both together; such a
 # transaction may stay open for minutes. Meanwhile other workers die, and their
 # leases must still be reclaimed within lease time + reaper interval.
@@ -8,7 +8,7 @@
 # and keeps loading (stays idle in transaction, or is frozen by SIGSTOP in the
 # kill -9 test). Another worker's lease in the same dataset is orphaned. For
 # each reaper session -- one whose backend shares Z's status-counter shard
-# (chunk_count/done_minute rows are sharded by pg_backend_pid() % 16) and one
+# (chunk_count/done_minute rows are sharded by pg_backend_pid() % 64) and one
 # that does not -- reap() must reclaim the orphan within 2 s (lock_timeout).
 # Also checked: lease() and complete() of other chunks by a session in Z's
 # shard. Deterministic (no timing luck); takes a few seconds.
@@ -29,7 +29,7 @@ mkfifo "$RT_DIR/z"; chmod 666 "$RT_DIR/z"
 rt_bg bash -c "$(declare -f df_as_user); PG_BINDIR='$PG_BINDIR' DF_USER='$DF_USER'; \
     df_as_user psql -X -At -d postgres <'$RT_DIR/z' >'$RT_DIR/z.out' 2>&1"
 exec 7>"$RT_DIR/z"
-echo "BEGIN; SELECT 'shard', pg_backend_pid() % 16;
+echo "BEGIN; SELECT 'shard', pg_backend_pid() % 64;
       SELECT 'z', dataflow.complete(t.token) FROM dataflow.lease('ja', 'loader') t;" >&7
 for ((i = 0; i < 50; i++)); do grep -q '^z|' "$RT_DIR/z.out" 2>/dev/null && break; sleep 0.1; done
 zs=$(grep '^shard|' "$RT_DIR/z.out" | cut -d'|' -f2)
@@ -42,7 +42,7 @@ try_in_shard() {
     local want=$1 sql=$2 i out
     for ((i = 0; i < 300; i++)); do
         out=$(rt_psql -v VERBOSITY=verbose 2>&1 <<SQL
-SELECT (pg_backend_pid() % 16 = $zs) = ('$want' = 'same') AS mine \gset
+SELECT (pg_backend_pid() % 64 = $zs) = ('$want' = 'same') AS mine \gset
 \if :mine
 SET lock_timeout = '2s';
 SELECT 'result', ($sql)::text;
