@@ -68,6 +68,8 @@ bool Db::connect(const std::string& dsn, std::string* error) {
     keys.push_back(nullptr);
     values.push_back(nullptr);
     conn_ = PQconnectdbParams(keys.data(), values.data(), 1);
+    // Survives PQreset: the receiver belongs to the PGconn.
+    if (conn_) PQsetNoticeReceiver(conn_, &Db::on_notice, this);
     if (conn_ && PQstatus(conn_) == CONNECTION_OK) return true;
     *error = conn_ ? PQerrorMessage(conn_) : "out of memory";
     while (!error->empty() && (error->back() == '\n' || error->back() == ' ')) error->pop_back();
@@ -90,10 +92,29 @@ bool Db::reconnect(std::string* error) {
     return false;
 }
 
+// Records the SQLSTATE of every notice; a warning the loop acts on (01DF1) is logged
+// by the loop in its own words, anything else goes to stderr as libpq would print it.
+void Db::on_notice(void* self, const PGresult* res) {
+    auto* db = static_cast<Db*>(self);
+    const char* code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    std::string sqlstate = code ? code : "";
+    if (db->notices_.size() < 64) db->notices_.push_back(sqlstate);
+    if (sqlstate == kSupersededWarning) return;
+    const char* text = PQresultErrorMessage(res);
+    if (text) std::fputs(text, stderr);
+}
+
+bool Db::noticed(const char* sqlstate) const {
+    for (const auto& n : notices_)
+        if (n == sqlstate) return true;
+    return false;
+}
+
 DbStatus Db::exec(const char* sql, const std::vector<std::optional<std::string>>& params,
                   PGresult** res) {
     DbStatus st;
     *res = nullptr;
+    notices_.clear();
     if (!connected()) {
         st.ok = false;
         st.connection_lost = true;
@@ -151,11 +172,13 @@ DbStatus Db::lease(const std::string& job, const std::string& worker, int max_ch
     return st;
 }
 
-DbStatus Db::heartbeat(const std::string& token, double extend_by, double* lease_seconds) {
+DbStatus Db::heartbeat(const std::string& token, double extend_by, double* lease_seconds,
+                       bool* superseded) {
     ResultGuard g;
     DbStatus st = exec(kHeartbeatSql, {token, seconds_param(extend_by)}, &g.res);
     if (st.ok && PQntuples(g.res) == 1 && !PQgetisnull(g.res, 0, 0))
         *lease_seconds = std::atof(PQgetvalue(g.res, 0, 0));
+    *superseded = st.ok && noticed(kSupersededWarning);
     return st;
 }
 

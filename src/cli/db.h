@@ -55,7 +55,10 @@ public:
     DbStatus lease(const std::string& job, const std::string& worker, int max_chunks,
                    double lease_for, std::vector<Task>* tasks);
     // *lease_seconds: time left on the new deadline, on the database clock.
-    DbStatus heartbeat(const std::string& token, double extend_by, double* lease_seconds);
+    // *superseded: the server warned (SQLSTATE 01DF1) that a resubmit superseded the
+    // run: the lease still holds its inputs, but its result will not be used.
+    DbStatus heartbeat(const std::string& token, double extend_by, double* lease_seconds,
+                       bool* superseded);
     // *outcome: 'succeeded' or 'superseded'.
     DbStatus complete(const std::string& token, const RunResult& result, std::string* outcome);
     // *chunk_status: the chunk's new status (queued for a retry, failed, ...).
@@ -70,8 +73,16 @@ private:
     DbStatus exec(const char* sql, const std::vector<std::optional<std::string>>& params,
                   PGresult** res);
 
+    // Notices and warnings the server sent during the last exec(): their SQLSTATEs.
+    static void on_notice(void* self, const PGresult* res);
+    bool noticed(const char* sqlstate) const;
+
     PGconn* conn_ = nullptr;
+    std::vector<std::string> notices_;
 };
+
+// SQLSTATE of heartbeat()'s warning for a run a resubmit superseded while it worked.
+inline constexpr const char* kSupersededWarning = "01DF1";
 
 // "1.5" for 1.5 seconds, or nullopt when the value means "the default" (0).
 std::optional<std::string> seconds_param(double seconds);

@@ -334,10 +334,23 @@ void Runner::heartbeats(Clock::time_point now) {
     for (auto& s : slots_) {
         if (s->exited || !s->heartbeating || s->lease_lost || now < s->next_heartbeat) continue;
         double left = 0;
-        DbStatus st = db_.heartbeat(s->task.token, opt_.lease_for, &left);
+        bool superseded = false;
+        DbStatus st = db_.heartbeat(s->task.token, opt_.lease_for, &left, &superseded);
         if (st.ok) {
             double interval = opt_.heartbeat > 0 ? opt_.heartbeat : std::max(0.2, left / 3);
             s->next_heartbeat = now + secs(interval);
+            if (superseded && !s->superseded && !s->terminated) {
+                // The lease still holds the run's inputs (heartbeats go on until the command
+                // ends), but its result will not be used: stop early, and fail() on exit ends
+                // the run, which lets the inputs be re-produced.
+                reporter_.log("run " + std::to_string(s->task.run_id) + " (" + s->task.key +
+                              "): superseded by a resubmit, its result will not be used: "
+                              "stopping the command");
+                s->superseded = true;
+                kill(-s->child.pid, SIGTERM);
+                s->terminated = true;
+                s->kill_at = now + kKillAfter;
+            }
             continue;
         }
         if (st.lease_not_live()) {

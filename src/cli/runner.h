@@ -85,7 +85,7 @@ private:
     Clock::time_point db_down_since_{}, next_reconnect_{};
 
     Clock::time_point next_progress_{};
-    int succeeded_ = 0, failed_ = 0, interrupted_ = 0, lost_ = 0;
+    int succeeded_ = 0, failed_ = 0, interrupted_ = 0, lost_ = 0, superseded_ = 0;
 };
 
 }  // namespace dataflow::cli

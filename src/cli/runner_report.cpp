@@ -17,6 +17,14 @@ void Runner::report(Slot& slot) {
     if (slot.lease_lost) {
         ++lost_;
         log_finished(slot, "abandoned", "lease lost; not recorded");
+    } else if (slot.superseded) {
+        // fail() of a superseded run only ends it (releasing its inputs); the chunk was
+        // already reset by the resubmit.
+        st = db_.fail(t.token, "stopped early by dataflow-run: the run was superseded", true, &outcome);
+        if (st.ok) {
+            ++superseded_;
+            log_finished(slot, "superseded", "stopped early; chunk " + outcome);
+        }
     } else if (slot.interrupted) {
         std::string error =
             "interrupted: dataflow-run received a stop signal and the command "

@@ -17,6 +17,7 @@ struct Runner::Slot {
     int wait_status = 0;
     bool lease_lost = false;   // the token is dead: stop the command, report nothing
     bool interrupted = false;  // cut off after the grace period
+    bool superseded = false;   // a resubmit superseded the run: stopped early, reported by fail()
     Clock::time_point kill_at{}, report_at{};
     bool terminated = false, killed = false;
     double duration = 0;
