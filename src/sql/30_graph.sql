@@ -173,7 +173,8 @@ BEGIN
     -- its lease (_claim, docs/internals.md "Safe").
     UPDATE dataflow.run r
        SET status = 'superseded',
-           error = 'superseded: ' || p_reason || ' by ' || p_actor
+           error = 'superseded: ' || p_reason
+                   || CASE WHEN p_reason LIKE '% by %' THEN '' ELSE ' by ' || p_actor END
       FROM pg_temp._df_touch t
      WHERE t.reset AND r.chunk_id = t.id AND r.status = 'running';
 
