@@ -13,6 +13,8 @@
 #   raw   (date, source; registered and re-registered)
 #   clean (date)                <- j_clean: raw same
 #   inc   (int)                 <- j_inc: clean incremental + dim latest
+#   inc2  (int)                 <- j_inc2: raw incremental (batches cut while raw
+#                                  chunks are registered and resubmitted)
 # Leases of 1-2 s, backoff 0, attempts plenty. agg and win are expected before
 # any source chunk exists (placeholders; agg waits on latest_wait for dim).
 #
@@ -83,6 +85,7 @@ SELECT dataflow.create_dataset('dim', 'int');
 SELECT dataflow.create_dataset('raw', 'date', location => 'mem://{dataset}/{key}/v{version}');
 SELECT dataflow.create_dataset('clean', 'date');
 SELECT dataflow.create_dataset('inc', 'int');
+SELECT dataflow.create_dataset('inc2', 'int');
 SELECT dataflow.create_job('j_agg', output => 'agg', lease_for => '1 second', max_attempts => 1000,
                            backoff_min => '0', backoff_max => '0');
 SELECT dataflow.add_input('j_agg', 'clean', 'same', require => 'validated');
@@ -97,6 +100,9 @@ SELECT dataflow.create_job('j_inc', output => 'inc', lease_for => '2 seconds', m
                            backoff_min => '0', backoff_max => '0');
 SELECT dataflow.add_input('j_inc', 'clean', 'incremental');
 SELECT dataflow.add_input('j_inc', 'dim', 'latest');
+SELECT dataflow.create_job('j_inc2', output => 'inc2', lease_for => '1 second', max_attempts => 1000,
+                           backoff_min => '0', backoff_max => '0');
+SELECT dataflow.add_input('j_inc2', 'raw', 'incremental');
 SELECT dataflow.expect('agg', '$(k 0)', '$(k $((NK - 1)))');
 SELECT dataflow.expect('win', '$(k 0)', '$(k $((NK - 1)))');
 SELECT count(dataflow.register('raw', (DATE '$B' + n)::text)) FROM unnest('{-2,0,2,3}'::int[]) n;
@@ -188,7 +194,7 @@ gen_common() {
 
 worker_gen() { # NAME
     local name=$1 i job a lease
-    local jobs=(j_clean j_clean j_win j_agg j_agg j_inc)
+    local jobs=(j_clean j_clean j_win j_agg j_agg j_inc j_inc2 j_inc2)
     prologue
     for ((i = 0; i < MAXIT; i++)); do
         if ((i % 10 == 0)); then [ "$(date +%s)" -ge "$END" ] && break; stop_check; fi
@@ -236,7 +242,7 @@ operator_gen() { # NAME
         5)  echo "SELECT 'G', dataflow.register('dim', '$((1 + RANDOM % 3))');" ;;
         6|7) cas=true; ((RANDOM % 5 == 0)) && cas=false
             echo "SELECT 'S', count(*) FROM dataflow.resubmit('${rs[$((RANDOM % ${#rs[@]}))]}', $(anyrange), cascade => $cas);" ;;
-        8)  echo "SELECT 'S', count(*) FROM dataflow.resubmit('inc', '$((1 + RANDOM % 6))');" ;;
+        8)  echo "SELECT 'S', count(*) FROM dataflow.resubmit('inc$( ((RANDOM % 2)) && echo 2)', '$((1 + RANDOM % 6))');" ;;
         9)  ((RANDOM % 3 == 0)) && echo "SELECT 'S', count(*) FROM dataflow.resubmit('dim', '$((1 + RANDOM % 3))');" ;;
         10) echo "UPDATE dataflow.chunks SET status = 'resubmit' WHERE dataset = '${rs[$((RANDOM % ${#rs[@]}))]}' AND key = $(anykey);" ;;
         11|12) if ((RANDOM % 5 == 0)); then echo "SELECT 'V', dataflow.validate('clean', $(anykey), false);"
@@ -316,7 +322,7 @@ SELECT count(*) FROM (SELECT ds.name, c.key FROM dataflow.chunk c JOIN dataflow.
                        WHERE c.status IN ('failed', 'invalid', 'cancelled') ORDER BY c.id) f,
                      LATERAL dataflow.resubmit(f.name, f.key);
 SELECT count(dataflow.validate('clean', c.key, true)) FROM dataflow.chunks c WHERE c.dataset = 'clean' AND c.status = 'ready';
-SELECT count(dataflow.complete(t.token, 1)) FROM unnest('{j_clean,j_win,j_agg,j_inc}'::text[]) j,
+SELECT count(dataflow.complete(t.token, 1)) FROM unnest('{j_clean,j_win,j_agg,j_inc,j_inc2}'::text[]) j,
        LATERAL dataflow.lease(j, 'drain', 1000) t;
 SELECT count(*) FROM dataflow.chunk WHERE dataflow._level(status) = 0" | tail -1)
     [ "$left" = 0 ] && break
@@ -329,10 +335,16 @@ rt_check "no DFIN2: leased without a latest input" "$([ "$n_inv2" -eq 0 ] && ech
 [ "$n_inv2" -eq 0 ] || grep -m3 'DFIN2' "$W/all.err" | sed 's/^/  /'
 rt_check "no deadlock (40P01)" "$([ "$n_dead" -eq 0 ] && echo 0 || echo 1)" "$n_dead deadlocks"
 if [ "$n_dead" -gt 0 ]; then
-    echo "  deadlocked statements (server.log):"
-    grep -A6 'deadlock detected' "$RT_DIR/server.log" | grep -oE 'Process [0-9]+: .*|STATEMENT: .*' \
-        | sed -E 's/Process [0-9]+: //; s/STATEMENT:  //; s/'"'"'[^'"'"']*'"'"'/?/g' | sort | uniq -c | sort -rn | head -8 \
-        | sed 's/^/   /'
+    echo "  deadlocked pairs (server.log: the two statements of each cycle):"
+    awk '/ERROR:  deadlock detected/ { n = 0; next }
+         /^\tProcess [0-9]+: / && n < 2 {
+             sig = $0
+             if (match(sig, /UPDATE dataflow\.chunks[^;]*dataset = '"'"'[a-z]+'"'"'/)) {
+                 sig = substr(sig, RSTART, RLENGTH); sub(/ SET.*dataset = /, " SET status=resubmit ", sig)
+             } else if (match(sig, /dataflow\.[a-z_]+\('"'"'?[a-z_]*/)) sig = substr(sig, RSTART + 9, RLENGTH - 9) ")"
+             gsub(/\047/, "", sig); s[++n] = sig
+             if (n == 2) print (s[1] < s[2] ? s[1] "  x  " s[2] : s[2] "  x  " s[1])
+         }' "$RT_DIR/server.log" | sort | uniq -c | sort -rn | head -8 | sed 's/^/   /'
 fi
 rt_check "unmet never negative (23514)" "$([ "$n_neg" -eq 0 ] && echo 0 || echo 1)" "$n_neg check violations"
 [ "$n_neg" -eq 0 ] || grep -m3 '23514' "$W/all.err" | sed 's/^/  /'
