@@ -4,10 +4,10 @@
 # pending inputs, webhook deliveries pending for a receiver that is down) is dumped
 # with pg_dump -Fc and -Fp and restored into a fresh cluster, three ways: pg_restore
 # in the dump's order, pg_restore in a hostile order (sequences first, events after
-# subscriptions and deliveries, chunks last), and psql with the plain dump. Each
-# restored database must hold exactly the source's rows (every registered table),
-# sequence positions, grants as in a fresh install and secrets still hidden, with the
-# derived tables (counters, queue) equal to a recount. Then the flow continues on the
+# subscriptions and deliveries, chunks last; foreign keys respected), and psql with
+# the plain dump. Each restored database must hold exactly the source's rows (every
+# registered table), sequence positions, grants as in a fresh install and secrets
+# still hidden, with the derived tables (counters, queue) equal to a recount. Then the flow continues on the
 # restored cluster: overdue leases expire and are retried, a live lease completes with
 # its old token, the incremental job cuts its batch, ids keep increasing, and every
 # pending delivery reaches the receiver, signed with the restored secret, once.
@@ -23,11 +23,14 @@ dr_cleanup() {
     [ -n "$DR_B" ] && { df_cluster_stop "$DR_B"; rm -rf "$DR_B"; }
 }
 trap dr_cleanup EXIT
+trap 'exit 1' TERM
+# fail MESSAGE: also from a command substitution, whose exit would end only the subshell
 fail() {
     echo "FAIL: $*" >&2
     for d in "$DR_A" "$DR_B"; do
         [ -n "$d" ] && [ -f "$d/server.log" ] && { echo "--- $d/server.log (tail)" >&2; tail -15 "$d/server.log" >&2; }
     done
+    [ "$BASHPID" != "$$" ] && kill -TERM $$
     exit 1
 }
 
@@ -45,10 +48,11 @@ qf() {
     df_as_user env PGHOST="$host" PGPORT="$port" psql -X -tAq -v ON_ERROR_STOP=1 -d "$2" \
         || fail "SQL script failed on $1/$2"
 }
-wait_for() { # wait_for A|B DB WHAT SECONDS SQL
-    local i
+wait_for() { # wait_for A|B DB WHAT SECONDS SQL (errors count as not yet)
+    local i host port
+    if [ "$1" = A ]; then host=$A_HOST port=$A_PORT; else host=$B_HOST port=$B_PORT; fi
     for ((i = 0; i < $4 * 10; i++)); do
-        [ "$(q "$1" "$2" "$5")" = t ] && return 0
+        [ "$(df_as_user env PGHOST="$host" PGPORT="$port" psql -X -tAq -d "$2" -c "$5" 2>/dev/null)" = t ] && return 0
         sleep 0.1
     done
     fail "timed out after $4 s waiting for: $3"
