@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json_text.h"
+
 #include <cctype>
 
 namespace dataflow {
@@ -95,6 +97,14 @@ Outcome interpret_http_dispatch(const HttpResponse& r) {
         return o;
     }
     if (r.status < 200 || r.status > 299) return retry(status_error(r), r);
+    // An answer PostgreSQL would refuse, or nested too deep to unfold safely, fails
+    // this run alone (retried while attempts remain), checked before it is parsed.
+    if (auto why = jsonb_refusal(r.body)) {
+        Outcome o;
+        o.kind = Outcome::kFailed;
+        o.error = "engine answer is not valid JSON for PostgreSQL: " + *why;
+        return o;
+    }
     json j = json::parse(r.body, nullptr, false);
     if (j.is_discarded() || !j.is_object() || !j.contains("status") || !j["status"].is_string())
         return retry("HTTP " + std::to_string(r.status) +
@@ -212,6 +222,8 @@ Outcome airflow_interpret_trigger(const HttpResponse& r, const std::string& dag_
 
 Outcome airflow_interpret_poll(const HttpResponse& r) {
     if (r.status != 200 || !r.error.empty()) return retry("Airflow poll: " + status_error(r), r);
+    if (auto why = jsonb_refusal(r.body))
+        return retry("Airflow poll: answer is not valid JSON for PostgreSQL: " + *why, r);
     json j = json::parse(r.body, nullptr, false);
     if (j.is_discarded() || !j.is_object() || !j.contains("state") || !j["state"].is_string())
         return retry("Airflow poll: no state in the response: " + body_excerpt(r.body), r);
