@@ -136,6 +136,30 @@ Outcome interpret_http_dispatch(const HttpResponse& r) {
     return o;
 }
 
+bool dispatch_ambiguous(const HttpResponse& r) {
+    if (r.refused || !r.sent) return false;  // never left the worker, or never connected
+    if (r.status == 0) return true;          // sent, then timeout / reset / nothing back
+    if (r.status >= 200 && r.status <= 299) {
+        if (!r.error.empty()) return true;  // too large or cut off: an answer we cannot read
+        json j = json::parse(r.body, nullptr, false);
+        if (r.status == 202) return false;
+        return j.is_discarded() || !j.is_object() || !j.contains("status") ||
+               !j["status"].is_string();
+    }
+    if (r.status == 502 || r.status == 504) return true;
+    if (r.status >= 500 && r.status <= 599 && r.status != 501 && r.status != 503) {
+        if (!r.error.empty() && !r.too_large) return true;  // the body was cut off
+        for (char c : r.body)
+            if (!std::isspace(static_cast<unsigned char>(c))) return false;
+        return true;
+    }
+    return false;
+}
+
+std::string dispatch_idempotency_key(int64_t run_id) {
+    return "dataflow-" + std::to_string(run_id);
+}
+
 std::string airflow_dag_run_id(int64_t run_id) {
     return "dataflow-" + std::to_string(run_id);
 }

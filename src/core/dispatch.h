@@ -50,6 +50,24 @@ struct Outcome {
 // and a body excerpt, and a 429/503 with Retry-After says when to retry.
 Outcome interpret_http_dispatch(const HttpResponse& response);
 
+// Whether a failed dispatch attempt (http POST or Airflow trigger) leaves open
+// that the engine took the request: it went out and no answer says what became
+// of it. Ambiguous: a timeout, reset or truncated answer after the request was
+// written; 502/504 (a gateway lost the upstream's answer); another 5xx with an
+// empty body (501 and 503 excepted: the server says it did not act); a 2xx whose
+// body cannot be read (too large, no status). The worker retries those with the
+// same request (same run, token, Idempotency-Key or dag_run_id), so an engine
+// that took the first one can answer 409 and its run is adopted, not doubled.
+// Definite: nothing was sent (refused connection or destination, DNS, connect
+// timeout), or an answer that refuses or fails the work (3xx, 4xx, a 5xx with
+// a body, a 2xx that says failed). Meant for attempts the interpretation calls
+// a failure (kRetry); an http success or acceptance gives false.
+bool dispatch_ambiguous(const HttpResponse& response);
+
+// The Idempotency-Key the worker sends with an http run ("dataflow-<run_id>"),
+// the same on every send of that run; also stored as the run's external_id.
+std::string dispatch_idempotency_key(int64_t run_id);
+
 // ---- Airflow stable REST API (v1: Airflow 2, basic auth; v2: Airflow 3, bearer token)
 struct AirflowConnection {
     std::string base_url;       // e.g. http://airflow:8080 (no trailing /api)

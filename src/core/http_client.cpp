@@ -230,6 +230,9 @@ void HttpClient::collect() {
             resp.retry_after.assign(retry_after->value, strnlen(retry_after->value, 128));
         resp.seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t.started).count();
+        long request_size = 0;
+        curl_easy_getinfo(t.easy, CURLINFO_REQUEST_SIZE, &request_size);
+        resp.sent = request_size > 0 || status != 0;
         if (rc == CURLE_OK) {
             resp.status = status;
         } else if (resp.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
@@ -252,6 +255,14 @@ void HttpClient::collect() {
 std::vector<HttpResponse> HttpClient::take_finished() {
     std::vector<HttpResponse> out;
     out.swap(finished_);
+    return out;
+}
+
+std::vector<HttpResponse> HttpClient::take_finished_if(
+    const std::function<bool(const HttpResponse&)>& pick) {
+    std::vector<HttpResponse> out, keep;
+    for (HttpResponse& r : finished_) (pick(r) ? out : keep).push_back(std::move(r));
+    finished_.swap(keep);
     return out;
 }
 

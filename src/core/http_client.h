@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -51,6 +52,9 @@ struct HttpResponse {
     bool timed_out = false;
     bool refused = false;    // refused by the address policy
     bool too_large = false;  // body exceeded max_body (status kept, body truncated)
+    // Request bytes were written to the peer: a failure after this point may
+    // have reached the application behind it (see dispatch_ambiguous).
+    bool sent = false;
     double seconds = 0;
     std::string retry_after;    // the Retry-After header as sent (at most 128 bytes), "" if none
     int64_t received_unix = 0;  // wall clock (Unix seconds) when the exchange ended
@@ -86,6 +90,9 @@ public:
     void socket_ready(int fd, bool readable, bool writable);
     void drive();
     std::vector<HttpResponse> take_finished();
+    // Takes only the finished responses `pick` selects; the others stay for
+    // take_finished(), in their order.
+    std::vector<HttpResponse> take_finished_if(const std::function<bool(const HttpResponse&)>& pick);
     // Waits at most max_wait_ms on curl's sockets and `extra_fd` (readable), then
     // drives. Returns true when extra_fd became readable.
     bool poll_once(int max_wait_ms, int extra_fd = -1);

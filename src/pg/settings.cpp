@@ -3,6 +3,7 @@
 // src/core headers refuse to be included after postgres.h.
 #include "pg/settings.h"
 #include "core/net_policy.h"
+#include "pg/guard.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wregister"
@@ -10,7 +11,9 @@
 extern "C" {
 #include "postgres.h"
 
+#include "miscadmin.h"
 #include "utils/guc.h"
+#include "utils/timeout.h"
 }
 #pragma GCC diagnostic pop
 
@@ -27,6 +30,8 @@ char* http_allow = nullptr;
 int http_max_body = 1024 * 1024;
 int poll_interval_ms = 10000;
 int retention_s = 30 * 24 * 3600;
+int worker_lock_timeout_ms = 1000;
+int worker_statement_timeout_ms = 60000;
 
 // Rejects an unparsable allow-list at SET/reload time, so the worker never
 // runs with a half-understood policy. No exception may leave this hook.
@@ -90,6 +95,18 @@ void define() {
                             "Also passed to dataflow.prune() when it exists.", &retention_s,
                             30 * 24 * 3600, 60, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr,
                             nullptr);
+    DefineCustomIntVariable(
+        "dataflow.worker_lock_timeout", "Longest wait of the worker for a lock.",
+        "The worker's session lock_timeout: a claim that waits longer skips its job for a "
+        "while, any other duty gives up its transaction and tries again at its next turn.",
+        &worker_lock_timeout_ms, 1000, 10, 600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
+        nullptr);
+    DefineCustomIntVariable(
+        "dataflow.worker_statement_timeout", "Longest run of one of the worker's transactions.",
+        "Each claim, record, reap, schedule or prune transaction of the worker is cancelled "
+        "after this long.",
+        &worker_statement_timeout_ms, 60000, 100, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+        nullptr, nullptr);
     MarkGUCPrefixReserved("dataflow");
 }
 
@@ -103,7 +120,44 @@ Snapshot current() {
                     http_allow ? http_allow : "",
                     http_max_body,
                     poll_interval_ms,
-                    retention_s};
+                    retention_s,
+                    worker_lock_timeout_ms,
+                    worker_statement_timeout_ms};
+}
+
+void apply_worker_session(const Snapshot& cfg) noexcept {
+    // PGC_S_OVERRIDE: ALTER ROLE/DATABASE settings of lock_timeout do not apply to
+    // the worker; its bounds come from the dataflow.* settings only.
+    // No exception leaves here (it is also called from the worker's C entry point).
+    try {
+        std::string lock = std::to_string(cfg.worker_lock_timeout_ms);
+        std::string stmt = std::to_string(cfg.worker_statement_timeout_ms);
+        const char* l = lock.c_str();
+        const char* s = stmt.c_str();
+        pg::pg_guarded([&] {
+            SetConfigOption("lock_timeout", l, PGC_SUSET, PGC_S_OVERRIDE);
+            SetConfigOption("statement_timeout", s, PGC_SUSET, PGC_S_OVERRIDE);
+        });
+    } catch (const std::exception& e) {
+        pg::log(pg::Level::kWarning,
+                std::string("pg_dataflow worker: could not set its session timeouts: ") + e.what());
+    }
+}
+
+TransactionTimer::TransactionTimer(int ms) noexcept {
+    if (ms <= 0) return;
+    enable_timeout_after(STATEMENT_TIMEOUT, ms);
+    armed_ = true;
+}
+
+void TransactionTimer::stop() noexcept {
+    if (!armed_) return;
+    armed_ = false;
+    bool fired = get_timeout_indicator(STATEMENT_TIMEOUT, false);
+    disable_timeout(STATEMENT_TIMEOUT, false);
+    // Fired after the last statement checked for interrupts: the transaction ended
+    // anyway, and the cancel must not hit the worker's next, unrelated statement.
+    if (fired) QueryCancelPending = false;
 }
 
 }  // namespace dataflow::settings

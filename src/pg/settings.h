@@ -20,8 +20,32 @@ struct Snapshot {
     int http_max_body;
     int poll_interval_ms;
     int retention_s;
+    int worker_lock_timeout_ms;       // the worker session's lock_timeout
+    int worker_statement_timeout_ms;  // longest run of one of the worker's transactions
 };
 // A copy of the current values (call after ProcessConfigFile on SIGHUP).
 Snapshot current();
+
+// Sets lock_timeout (and statement_timeout, for pg_stat_activity and SHOW) in
+// the worker's own session from the snapshot. Called after connecting and on
+// every reload; only the worker calls it.
+void apply_worker_session(const Snapshot& cfg) noexcept;
+
+// Bounds one of the worker's transactions: a background worker's SPI calls do
+// not arm statement_timeout by themselves, so this arms Postgres' statement
+// timer for `ms` (the transaction is cancelled with SQLSTATE 57014 when it
+// fires) and disarms it on stop() or destruction. A timer that fired after the
+// last statement leaves no cancel pending behind it. Never throws.
+class TransactionTimer {
+public:
+    explicit TransactionTimer(int ms) noexcept;
+    ~TransactionTimer() { stop(); }
+    TransactionTimer(const TransactionTimer&) = delete;
+    TransactionTimer& operator=(const TransactionTimer&) = delete;
+    void stop() noexcept;
+
+private:
+    bool armed_ = false;
+};
 
 }  // namespace dataflow::settings

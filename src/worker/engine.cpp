@@ -24,6 +24,34 @@ constexpr auto kScheduleEvery = 10s;
 constexpr auto kPruneEvery = 1h;
 constexpr auto kAirflowScanEvery = 1s;
 constexpr auto kBearerLifetime = 20min;
+// A job whose claim met a lock held past dataflow.worker_lock_timeout is left
+// alone this long: each pass would otherwise wait that timeout for it again.
+constexpr auto kLockedJobPause = 5s;
+// Resends of an http run after an ambiguous failure: 1 s, doubling, at most 30 s.
+constexpr auto kResendFirst = 1s;
+constexpr auto kResendMax = 30s;
+
+// One of the worker's transactions, bounded by dataflow.worker_statement_timeout
+// (with lock_timeout for each lock wait in it). The timer is disarmed before the
+// commit, and before the abort when the transaction ends with an error.
+class Duty {
+public:
+    Duty(const char* what, int timeout_ms) : x_(what), timer_(timeout_ms) {}
+    void commit() {
+        timer_.stop();
+        x_.commit();
+    }
+
+private:
+    Xact x_;
+    settings::TransactionTimer timer_;
+};
+
+int64_t unix_ms_now() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
 
 std::string col(const Row& r, size_t i) {
     return i < r.size() && r[i] ? *r[i] : std::string();
@@ -94,7 +122,7 @@ bool Engine::check_extension() {
     if (present_ && now < next_check_) return true;
     next_check_ = now + kCheckEvery;
     try {
-        Xact x("pg_dataflow: checking for the extension");
+        Duty x("pg_dataflow: checking for the extension", cfg_.worker_statement_timeout_ms);
         auto rows = spi_exec(
             "SELECT NOT pg_catalog.pg_is_in_recovery() AND EXISTS (SELECT FROM "
             "pg_catalog.pg_extension "
@@ -126,13 +154,20 @@ bool Engine::pass(bool woken) {
         busy_deliveries_.clear();
         group_in_flight_.clear();
         backlog_.clear();
+        resends_.clear();
+        locked_jobs_.clear();
+        next_locked_retry_ = Clock::time_point::max();
         return false;
     }
-    record();
+    // Reaping first, each duty in its own transaction(s): one that waits for a lock
+    // (until dataflow.worker_lock_timeout) or fails leaves the others running.
     periodic();
+    hold_ambiguous();
+    record_bounded();
     auto now = Clock::now();
-    // New work (a wake-up), a due backoff or the naptime poll: claim everything.
-    bool timed = woken || now >= next_due_ ||
+    // New work (a wake-up), a due backoff, the naptime poll or the end of a locked
+    // job's pause: claim everything.
+    bool timed = woken || now >= next_due_ || now >= next_locked_retry_ ||
                  now >= last_claim_ + std::chrono::milliseconds(cfg_.naptime_ms);
     // A refill claims only where finished requests freed slots, or work was left over:
     // it needs neither the job list of the other kind nor the next due time.
@@ -146,7 +181,7 @@ bool Engine::pass(bool woken) {
         due_changed_ = false;
         next_due_ = Clock::time_point::max();
         try {
-            Xact x("pg_dataflow: looking for due work");
+            Duty x("pg_dataflow: looking for due work", cfg_.worker_statement_timeout_ms);
             auto rows = spi_exec("SELECT dataflow._worker_next_due()");
             x.commit();
             long ms = rows.empty() ? -1 : col_long(rows[0], 0, -1);
@@ -158,12 +193,91 @@ bool Engine::pass(bool woken) {
             warn("looking for due work failed", e);
         }
     }
+    start_resends();
     start_backlog();
     http_.drive();
     // Requests refused before or as they started (malformed URL or secret, the
     // address policy): sleep_ms() sees what they freed and the retries they scheduled.
-    record();
+    hold_ambiguous();
+    record_bounded();
     return true;
+}
+
+void Engine::record_bounded() {
+    // record() opens at most one transaction; the timer bounds it as a whole.
+    settings::TransactionTimer timer(cfg_.worker_statement_timeout_ms);
+    record();
+}
+
+void Engine::hold_ambiguous() {
+    auto now = Clock::now();
+    int64_t now_ms = unix_ms_now();
+    struct Held {
+        HttpResponse response;
+        Pending pending;
+    };
+    std::vector<Held> held;
+    for (HttpResponse& r : http_.take_finished_if([&](const HttpResponse& r) {
+             auto it = in_flight_.find(r.tag);
+             if (it == in_flight_.end()) return false;
+             const Pending& p = it->second;
+             if (p.kind == Pending::kAirflowTrigger)
+                 return airflow_interpret_trigger(r, "").kind != Outcome::kPending &&
+                        dispatch_ambiguous(r);
+             if (p.kind != Pending::kHttpDispatch || !p.request) return false;
+             if (p.resends > 0 && r.status == 409) return true;  // the engine has it: adopt
+             if (interpret_http_dispatch(r).kind != Outcome::kRetry || !dispatch_ambiguous(r))
+                 return false;
+             // Resent only while the lease outlives the wait and the whole next attempt.
+             auto wait = std::min<std::chrono::milliseconds>(kResendFirst * (1 << std::min(p.resends, 5)),
+                                                            kResendMax);
+             return now_ms + wait.count() + p.request->timeout_ms < p.deadline_ms;
+         })) {
+        auto it = in_flight_.find(r.tag);
+        held.push_back(Held{std::move(r), std::move(it->second)});
+        in_flight_.erase(it);
+    }
+    for (Held& h : held) {
+        Pending& p = h.pending;
+        group_done(p.group);
+        std::string why = response_error(h.response);
+        if (p.kind == Pending::kAirflowTrigger) {
+            // Unacknowledged in _dispatch: the follower triggers it again with the same
+            // dag_run_id after poll_interval, and a 409 adopts the DAG run Airflow made.
+            busy_runs_.erase(p.id);
+            next_poll_[p.id] = now + std::chrono::milliseconds(cfg_.poll_interval_ms);
+            pg::log(pg::Level::kLog, "pg_dataflow worker: run " + std::to_string(p.id) +
+                                         ": Airflow trigger outcome unknown (" + why +
+                                         "); triggering the same dag_run_id again");
+            continue;
+        }
+        if (h.response.status == 409) {
+            busy_runs_.erase(p.id);  // accepted: the engine reports with the run's token
+            pg::log(pg::Level::kLog, "pg_dataflow worker: run " + std::to_string(p.id) +
+                                         ": the engine already has Idempotency-Key " +
+                                         dispatch_idempotency_key(p.id) + " (409): adopted");
+            continue;
+        }
+        auto wait = std::min<std::chrono::milliseconds>(kResendFirst * (1 << std::min(p.resends, 5)),
+                                                       kResendMax);
+        pg::log(pg::Level::kLog, "pg_dataflow worker: run " + std::to_string(p.id) +
+                                     ": outcome unknown (" + why + "); resending it in " +
+                                     std::to_string(wait.count()) + " ms");
+        ++p.resends;
+        HttpRequest again = *p.request;
+        resends_.emplace(now + wait, std::make_pair(std::move(again), std::move(p)));
+    }
+    if (!held.empty()) recorded_ = recorded_dispatch_ = true;  // slots were freed
+}
+
+void Engine::start_resends() {
+    auto now = Clock::now();
+    while (!resends_.empty() && resends_.begin()->first <= now) {
+        auto item = std::move(resends_.begin()->second);
+        resends_.erase(resends_.begin());
+        group_add(item.second.group);
+        start(std::move(item.first), std::move(item.second));
+    }
 }
 
 // Finished requests free slots; refill in batches of a quarter of the window (the
@@ -185,7 +299,11 @@ long Engine::sleep_ms() const {
     long curl = http_.timeout_ms();
     if (curl >= 0 && curl < ms) ms = curl;
     if (present_) {
-        auto until = std::min({next_reap_, next_airflow_, next_due_}) - Clock::now();
+        Clock::time_point resend =
+            resends_.empty() ? Clock::time_point::max() : resends_.begin()->first;
+        auto until =
+            std::min({next_reap_, next_airflow_, next_due_, next_locked_retry_, resend}) -
+            Clock::now();
         long due =
             static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(until).count());
         if (due < ms) ms = due < 0 ? 0 : due;
@@ -194,33 +312,45 @@ long Engine::sleep_ms() const {
 }
 
 void Engine::periodic() {
+    // Each in its own transaction and its own try: a reap that waits past the lock
+    // timeout (or fails) does not keep the scheduler or the janitor from running.
     auto now = Clock::now();
-    try {
-        if (now >= next_reap_) {
-            next_reap_ = now + kReapEvery;
-            Xact x("pg_dataflow: reaping expired leases");
+    if (now >= next_reap_) {
+        next_reap_ = now + kReapEvery;
+        try {
+            Duty x("pg_dataflow: reaping expired leases", cfg_.worker_statement_timeout_ms);
             spi_exec("SELECT dataflow.reap()");
             x.commit();
+        } catch (const PgError& e) {
+            warn("reaping failed", e);
+            next_check_ = now;  // the extension may have been dropped
         }
-        if (has_schedule_ && now >= next_schedule_) {
-            next_schedule_ = now + kScheduleEvery;
-            Xact x("pg_dataflow: scheduling expected chunks");
+    }
+    if (has_schedule_ && now >= next_schedule_) {
+        next_schedule_ = now + kScheduleEvery;
+        try {
+            Duty x("pg_dataflow: scheduling expected chunks", cfg_.worker_statement_timeout_ms);
             spi_exec("SELECT dataflow.schedule()");
             x.commit();
+        } catch (const PgError& e) {
+            warn("scheduling failed", e);
+            next_check_ = now;
         }
-        if (now >= next_prune_) {
-            next_prune_ = now + kPruneEvery;
-            Xact x("pg_dataflow: pruning history");
+    }
+    if (now >= next_prune_) {
+        next_prune_ = now + kPruneEvery;
+        try {
+            Duty x("pg_dataflow: pruning history", cfg_.worker_statement_timeout_ms);
             spi_exec("SELECT dataflow._worker_prune(pg_catalog.make_interval(secs => $1::integer))",
                      {std::to_string(cfg_.retention_s)});
             if (has_prune_)
                 spi_exec("SELECT dataflow.prune(pg_catalog.make_interval(secs => $1::integer))",
                          {std::to_string(cfg_.retention_s)});
             x.commit();
+        } catch (const PgError& e) {
+            warn("pruning failed", e);
+            next_check_ = now;
         }
-    } catch (const PgError& e) {
-        warn("periodic duty failed", e);
-        next_check_ = now;  // the extension may have been dropped
     }
 }
 
@@ -267,14 +397,26 @@ void Engine::dispatch() {
         bool airflow;
     };
     std::vector<Send> sends;
+    auto now = Clock::now();
+    next_locked_retry_ = Clock::time_point::max();
+    for (auto it = locked_jobs_.begin(); it != locked_jobs_.end();) {
+        if (it->second <= now) {
+            it = locked_jobs_.erase(it);
+            continue;
+        }
+        next_locked_retry_ = std::min(next_locked_retry_, it->second);
+        ++it;
+    }
+    std::vector<std::pair<std::string, std::string>> newly_locked;
     try {
-        Xact x("pg_dataflow: leasing http/airflow work");
+        Duty x("pg_dataflow: leasing http/airflow work", cfg_.worker_statement_timeout_ms);
         auto jobs = spi_exec("SELECT * FROM dataflow._worker_jobs()");
         for (const Row& j : jobs) {
             if (room == 0) {
                 more_dispatch_ = true;
                 break;
             }
+            if (locked_jobs_.count(col(j, 0))) continue;  // its lock is still held elsewhere
             bool airflow = col(j, 1) == "airflow";
             std::string group = airflow ? "" : "j" + col(j, 0);
             size_t share = std::min<size_t>(room, 1000);
@@ -289,7 +431,9 @@ void Engine::dispatch() {
             auto tasks = spi_exec(
                 "SELECT run_id, token, job, dataset, key, version, attempt, output_location, "
                 "inputs::text, "
-                "params::text, deadline::text FROM dataflow._worker_claim($1, $2::integer)",
+                "params::text, deadline::text, "
+                "(extract(epoch FROM deadline) * 1000)::bigint "
+                "FROM dataflow._worker_claim($1, $2::integer)",
                 {col(j, 0), std::to_string(share)});
             AirflowConnection c;
             c.base_url = col(j, 2);
@@ -300,6 +444,12 @@ void Engine::dispatch() {
             c.connect_timeout_ms = col_long(j, 8, cfg_.http_connect_timeout_ms);
             c.timeout_ms = col_long(j, 9, cfg_.http_timeout_ms);
             c.max_body = static_cast<size_t>(cfg_.http_max_body);
+            if (tasks.size() == 1 && !tasks[0][0]) {
+                // The lease waited past the lock timeout: nothing of it was kept.
+                newly_locked.emplace_back(col(j, 0), col(tasks[0], 4));
+                continue;
+            }
+            lock_warned_.erase(col(j, 0));
             for (const Row& t : tasks) {
                 Task task;
                 task.run_id = col_long(t, 0, 0);
@@ -334,9 +484,14 @@ void Engine::dispatch() {
                     } else if (c.auth == "bearer") {
                         r.headers.push_back({"Authorization", "Bearer " + c.secret});
                     }
+                    // The same on every send of this run: an engine that took an earlier
+                    // send whose answer was lost answers 409 and is adopted.
+                    r.headers.push_back({"Idempotency-Key", dispatch_idempotency_key(task.run_id)});
                     r.connect_timeout_ms = c.connect_timeout_ms;
                     r.timeout_ms = c.timeout_ms;
                     r.max_body = c.max_body;
+                    s.pending.request = std::make_shared<const HttpRequest>(r);
+                    s.pending.deadline_ms = col_long(t, 11, 0);
                 }
                 sends.push_back(std::move(s));
                 --room;
@@ -349,6 +504,17 @@ void Engine::dispatch() {
         warn("leasing failed", e);
         next_check_ = Clock::now();
         return;
+    }
+    for (const auto& l : newly_locked) {
+        auto until = Clock::now() + kLockedJobPause;
+        locked_jobs_[l.first] = until;
+        next_locked_retry_ = std::min(next_locked_retry_, until);
+        bool first = lock_warned_.insert(l.first).second;
+        pg::log(first ? pg::Level::kWarning : pg::Level::kLog,
+                "pg_dataflow worker: job \"" + l.first + "\" skipped for " +
+                    std::to_string(std::chrono::seconds(kLockedJobPause).count()) +
+                    " s: its lease waited longer than dataflow.worker_lock_timeout for a lock "
+                    "another session holds (" + l.second + ")");
     }
     // Committed: the leases are durable, now the requests may go out.
     for (Send& s : sends) {
@@ -390,7 +556,7 @@ void Engine::airflow() {
     next_airflow_ = Clock::now() + kAirflowScanEvery;
     std::vector<Row> runs;
     try {
-        Xact x("pg_dataflow: listing airflow runs");
+        Duty x("pg_dataflow: listing airflow runs", cfg_.worker_statement_timeout_ms);
         runs = spi_exec("SELECT * FROM dataflow._worker_airflow_runs()");
         x.commit();
     } catch (const PgError& e) {
@@ -445,7 +611,7 @@ void Engine::deliver() {
             full.insert(std::atoll(g.first.c_str() + 1));
     std::vector<Row> rows;
     try {
-        Xact x("pg_dataflow: claiming webhook deliveries");
+        Duty x("pg_dataflow: claiming webhook deliveries", cfg_.worker_statement_timeout_ms);
         rows = spi_exec(
             "SELECT * FROM dataflow._worker_deliveries($1::integer, $2::bigint[], $3::integer[])",
             {std::to_string(room), pg_array(busy_deliveries_), pg_array(full)});

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <utility>
@@ -46,6 +47,11 @@ private:
         // Fair-share group ("s<subscription id>" for deliveries, "j<job>" for http
         // dispatch; "" for none): no group holds more than group_cap() slots.
         std::string group;
+        // http dispatch: the request as sent (resent as is after an ambiguous
+        // failure), the lease deadline (Unix ms) and how often it was resent.
+        std::shared_ptr<const HttpRequest> request;
+        int64_t deadline_ms = 0;
+        int resends = 0;
     };
 
     bool check_extension();
@@ -54,21 +60,22 @@ private:
     void airflow();
     void deliver();
     void record();
+    // record() under the worker's transaction timer.
+    void record_bounded();
+    // Takes the finished dispatch attempts whose failure is ambiguous (the engine may
+    // have taken the request) out of the results before record() sees them: an http
+    // run is resent as is (same token and Idempotency-Key) while its lease lasts, an
+    // Airflow trigger is left unacknowledged for the follower to send again (same
+    // dag_run_id). A resend answered 409 is adopted: the engine has the run.
+    void hold_ambiguous();
+    void start_resends();
     void record_one(const HttpResponse& response, const Pending& p);
     // Whether recorded results freed enough slots for a refill claim.
     bool refill_due() const;
     void start(HttpRequest request, Pending pending);
     void start_backlog();
     void send_airflow(const AirflowConnection& c, HttpRequest request, Pending pending);
-    // Queues a run's result for record()'s one dataflow._worker_results call.
-    void worker_record(int64_t run_id, const std::string& token, const Outcome& o,
-                       const char* kind);
-    struct RunResult {
-        int64_t run_id;
-        std::string token, kind;
-        Outcome outcome;
-    };
-    std::vector<RunResult> run_results_;  // filled by worker_record() during record()
+    void worker_record(const std::string& token, const Outcome& o, const char* kind);
     size_t budget() const;
     // Most requests one subscription or job may have in flight: three quarters of
     // the window, so receivers that hang (until dataflow.http_timeout) can never
@@ -93,6 +100,12 @@ private:
     };
     std::map<std::string, Bearer> bearers_;
     std::deque<std::pair<HttpRequest, Pending>> backlog_;
+    std::multimap<Clock::time_point, std::pair<HttpRequest, Pending>> resends_;
+    // Jobs whose last claim waited past dataflow.worker_lock_timeout: not claimed
+    // from until the time given (another session holds a lock their lease needs).
+    std::map<std::string, Clock::time_point> locked_jobs_;
+    Clock::time_point next_locked_retry_ = Clock::time_point::max();
+    std::set<std::string> lock_warned_;  // warned once until a claim of the job goes through
     std::vector<std::pair<HttpResponse, Pending>> start_failures_;
     // more_*: a claim stopped at the free window with work left. recorded_*: results
     // recorded since the last claim (of http/airflow requests, of deliveries), so a

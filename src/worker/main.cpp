@@ -54,7 +54,11 @@ void handle_interrupts(Engine& engine) {
             reload = true;
         }
     });
-    if (reload) engine.reconfigure(settings::current());
+    if (reload) {
+        settings::Snapshot cfg = settings::current();
+        settings::apply_worker_session(cfg);
+        engine.reconfigure(cfg);
+    }
 }
 
 struct Ready {
@@ -161,6 +165,9 @@ void df_worker_main(Datum) {
     // it): past jit_above_cost every call would be JIT-compiled, which takes
     // far longer than running it. The SQL entry points do the same (SET jit).
     SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+    // Never wait without bound: lock_timeout for every lock the worker meets
+    // (dataflow.worker_lock_timeout); its transactions are timed by the engine.
+    dataflow::settings::apply_worker_session(dataflow::settings::current());
     dataflow::wake::attach();
     int code = run();
     // Exit 1 even after a clean loop end: the postmaster then restarts the

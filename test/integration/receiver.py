@@ -21,6 +21,13 @@ Paths:
   GET  /api/v{1,2}/dags/{dag}/dagRuns/{id}    queued, running, then success
                                               (dag "fails": failed) after 2 polls
   PRECREATE file: a dag_run_id listed in env RECEIVER_PRECREATE exists already.
+  /dispatch/gated     waits (at most 30 s) until a file "gate" exists next to PORTFILE,
+                      then answers like /dispatch/succeed
+  /dispatch/once      an engine that honours Idempotency-Key: a new key (or none) starts
+                      an engine run, then the answer hangs 30 s (past the worker's
+                      timeout) and is 202; a key seen before answers 409 at once
+  Airflow dag "hang": a new dag_run_id creates the DAG run, then the answer hangs 30 s
+                      (the DAG run exists; 409 for it from then on)
 """
 import base64
 import hashlib
@@ -37,6 +44,7 @@ SECRETFILE = sys.argv[3] if len(sys.argv) > 3 else None
 LOCK = threading.Lock()
 COUNTS = {}
 DAG_RUNS = {}  # (dag, id) -> polls so far
+KEYS = set()  # Idempotency-Keys /dispatch/once has started engine runs for
 for rid in filter(None, os.environ.get("RECEIVER_PRECREATE", "").split(",")):
     dag, _, run = rid.partition("/")
     DAG_RUNS[(dag, run)] = 0
@@ -108,6 +116,23 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(202, {"status": "accepted"})
         if p == "/dispatch/error":
             return self.reply(500, "kaboom", "text/plain")
+        if p == "/dispatch/gated":
+            gate = os.path.join(os.path.dirname(os.path.abspath(PORTFILE)), "gate")
+            for _ in range(300):
+                if os.path.exists(gate):
+                    break
+                time.sleep(0.1)
+            return self.reply(200, {"status": "succeeded", "row_count": 7, "checksum": "c1", "info": {"via": "http"}})
+        if p == "/dispatch/once":
+            key = self.headers.get("Idempotency-Key")
+            with LOCK:
+                seen = key is not None and key in KEYS
+                if key is not None:
+                    KEYS.add(key)
+            if seen:
+                return self.reply(409, {"detail": "already accepted", "idempotency_key": key})
+            time.sleep(30)
+            return self.reply(202, {"status": "accepted"})
         if p == "/auth/token" and self.command == "POST":
             return self.reply(201, {"access_token": "tok-" + json.loads(body)["username"]})
         parts = p.strip("/").split("/")
@@ -121,6 +146,8 @@ class Handler(BaseHTTPRequestHandler):
                     if (dag, run) in DAG_RUNS:
                         return self.reply(409, {"detail": "DAGRun already exists"})
                     DAG_RUNS[(dag, run)] = 0
+                if dag == "hang":
+                    time.sleep(30)
                 return self.reply(200, {"dag_run_id": run, "state": "queued"})
             if self.command == "GET" and len(parts) == 6:
                 run = parts[5]

@@ -3,7 +3,9 @@
 # conf and dag_run_id dataflow-<run id>, poll queued -> running -> success
 # (chunk ready) or failed (chunk failed), Airflow 3 (api v2) with a bearer token
 # from /auth/token, and a trigger interrupted before its result was recorded
-# being retried after a restart of the duty and adopted on 409, not duplicated.
+# being retried after a restart of the duty and adopted on 409, not duplicated;
+# and a trigger Airflow accepted whose answer hangs past the timeout being sent
+# again with the same dag_run_id and adopted: one DAG run, one run.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -83,6 +85,27 @@ assert all(json.loads(p["body"])["dag_run_id"] == "dataflow-" + sys.argv[2] for 
 PY
 [ "$(wt_sql "SELECT count(*) FROM dataflow.run r JOIN dataflow.job j ON j.id = r.job_id WHERE j.name = 'adopt'")" = 1 ] \
     || wt_fail "adoption started a second run"
+
+# Accept, then hang past the timeout (dataflow.http_timeout = 2 s): the DAG run
+# exists, the worker does not know; it triggers the same dag_run_id again, gets
+# 409 and adopts it. max_attempts 2: the old code failed the run and started a
+# second DAG run under a new run id.
+wt_sql "SELECT dataflow.create_dataset('out_hang', 'int')" >/dev/null
+wt_sql "SELECT dataflow.create_job('hang', 'out_hang', dispatch => 'airflow', connection => 'af1', target => 'hang',
+                                   max_attempts => 2, backoff_min => '1 second', backoff_max => '1 second')" >/dev/null
+wt_sql "SELECT dataflow.add_input('hang', 'raw')" >/dev/null
+wt_sql "SELECT dataflow.expect('out_hang', '1')" >/dev/null
+wt_wait "the hung trigger's DAG run to be adopted and succeed" 30 "SELECT status = 'ready' FROM dataflow.chunk c
+    JOIN dataflow.dataset d ON d.id = c.dataset_id WHERE d.name = 'out_hang'"
+python3 - "$WT_DIR/requests.jsonl" <<'PY' || wt_fail "a hung trigger started a second DAG run"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+posts = [r for r in rows if r["method"] == "POST" and r["path"] == "/api/v1/dags/hang/dagRuns"]
+ids = {json.loads(p["body"])["dag_run_id"] for p in posts}
+assert len(posts) >= 2 and len(ids) == 1, (len(posts), ids)
+PY
+[ "$(wt_sql "SELECT count(*) FROM dataflow.run r JOIN dataflow.job j ON j.id = r.job_id WHERE j.name = 'hang'")" = 1 ] \
+    || wt_fail "the hung trigger started a second run"
 
 grep -E "PANIC|TRAP|terminated by signal" "$WT_DIR/server.log" && wt_fail "server log shows a crash"
 echo "ok: airflow dispatch"

@@ -12,7 +12,7 @@ wt_cleanup() {
     [ -n "$WT_RECEIVER_PID" ] && kill "$WT_RECEIVER_PID" 2>/dev/null
     if [ -n "$WT_DIR" ]; then
         df_cluster_stop "$WT_DIR"
-        rm -rf "$WT_DIR"
+        if [ -n "${WT_KEEP:-}" ]; then echo "kept $WT_DIR" >&2; else rm -rf "$WT_DIR"; fi
     fi
 }
 
