@@ -353,22 +353,25 @@ BEGIN
    ORDER BY r.id;
 END $$;
 
--- Records one dispatch outcome. Never raises: a lease that is no longer live
--- (expired, superseded, cancelled) is reported back as text for the log.
+-- Records one dispatch outcome, as one element of _worker_results (which the worker
+-- calls once per recording pass), and raises on any error: a lease that is no longer
+-- live (expired, superseded, cancelled), or an answer PostgreSQL refuses. p_info is
+-- the engine's JSON text, cast here, so a refusal is an error of this result and not
+-- of the statement recording the pass.
 -- 'retry' with p_retry_after (a 429/503 with Retry-After, already capped): the
 -- chunk's next attempt waits exactly that long instead of the job's backoff.
 -- 'gone' (the endpoint answered 410 Gone): the run fails without retry and the
 -- job is paused, so its other chunks are not sent to a vanished endpoint.
 CREATE FUNCTION dataflow._worker_record(p_token uuid, p_kind text, p_row_count bigint, p_checksum text,
-                                        p_info jsonb, p_location text, p_error text, p_retry boolean,
-                                        p_retry_after integer DEFAULT NULL)
-RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off AS $$
+                                        p_info text, p_location text, p_error text, p_retry boolean,
+                                        p_retry_after integer)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off AS $$
 DECLARE rid bigint; jname text;
 BEGIN
   SELECT r.id INTO rid FROM dataflow.run r WHERE r.token = p_token;
   CASE p_kind
     WHEN 'succeeded' THEN
-      PERFORM dataflow.complete(p_token, p_row_count, p_checksum, p_info, p_location);
+      PERFORM dataflow.complete(p_token, p_row_count, p_checksum, p_info::jsonb, p_location);
     WHEN 'failed' THEN
       PERFORM dataflow.fail(p_token, p_error, p_retry);
     WHEN 'retry' THEN
@@ -388,14 +391,95 @@ BEGIN
     WHEN 'pending' THEN
       UPDATE dataflow._dispatch SET triggered = true WHERE run_id = rid;
       PERFORM dataflow.heartbeat(p_token);
-      RETURN NULL;
+      RETURN;
     ELSE
-      RETURN 'unknown outcome ' || p_kind;
+      RAISE EXCEPTION 'unknown outcome "%"', left(p_kind, 64) USING ERRCODE = '22023';
   END CASE;
   DELETE FROM dataflow._dispatch WHERE run_id = rid;
-  RETURN NULL;
-EXCEPTION WHEN OTHERS THEN
-  RETURN SQLERRM;
+END $$;
+
+-- Records the dispatch outcomes of one recording pass of the worker; element k of the
+-- arrays is one result (see _worker_record). The pass is recorded in one subtransaction
+-- (no subtransaction per result: a pass of hundreds would overflow the subtransaction
+-- cache); when that fails, it is undone and each result is recorded in its own, so one
+-- bad result affects only its own run:
+--   - an answer PostgreSQL refuses (an info that is not jsonb, a value out of range:
+--     SQLSTATE class 22) fails its run (retried while attempts remain) with the reason,
+--     "engine answer is not valid JSON for PostgreSQL: …" or "engine answer refused by
+--     PostgreSQL: …";
+--   - any other error (a lease no longer live, …) leaves the run as it was: the result is
+--     not recorded and reported back.
+-- Serialization failures and deadlocks are raised, not caught: the worker retries the
+-- whole transaction. Returns one row per result that was not recorded as given: item k,
+-- whether its run was recorded (as failed), the SQLSTATE and the reason.
+CREATE FUNCTION dataflow._worker_results(p_token uuid[], p_kind text[], p_row_count bigint[], p_checksum text[],
+                                         p_info text[], p_location text[], p_error text[], p_retry boolean[],
+                                         p_retry_after integer[])
+RETURNS TABLE (item integer, recorded boolean, error_code text, problem text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off AS $$
+DECLARE n integer := cardinality(p_token); k integer; state text; msg text; bad text; detail text;
+BEGIN
+  IF n IS NULL OR cardinality(p_kind) IS DISTINCT FROM n OR cardinality(p_row_count) IS DISTINCT FROM n
+     OR cardinality(p_checksum) IS DISTINCT FROM n OR cardinality(p_info) IS DISTINCT FROM n
+     OR cardinality(p_location) IS DISTINCT FROM n OR cardinality(p_error) IS DISTINCT FROM n
+     OR cardinality(p_retry) IS DISTINCT FROM n OR cardinality(p_retry_after) IS DISTINCT FROM n THEN
+    RAISE EXCEPTION 'result arrays must all have the same length' USING ERRCODE = '22023',
+      HINT = 'Pass one element per result in each array (NULL elements where there is no value).';
+  END IF;
+  BEGIN
+    FOR k IN 1 .. n LOOP
+      PERFORM dataflow._worker_record(p_token[k], p_kind[k], p_row_count[k], p_checksum[k], p_info[k],
+                                      p_location[k], p_error[k], p_retry[k], p_retry_after[k]);
+    END LOOP;
+    RETURN;
+  EXCEPTION
+    WHEN serialization_failure OR deadlock_detected THEN
+      RAISE;
+    WHEN OTHERS THEN
+      NULL;  -- undone: each result on its own below
+  END;
+  FOR k IN 1 .. n LOOP
+    state := NULL;
+    BEGIN
+      PERFORM dataflow._worker_record(p_token[k], p_kind[k], p_row_count[k], p_checksum[k], p_info[k],
+                                      p_location[k], p_error[k], p_retry[k], p_retry_after[k]);
+    EXCEPTION
+      WHEN serialization_failure OR deadlock_detected THEN
+        RAISE;
+      WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+    END;
+    CONTINUE WHEN state IS NULL;
+    item := k;
+    error_code := state;
+    recorded := false;
+    problem := msg;
+    bad := NULL;
+    IF p_kind[k] = 'succeeded' THEN
+      BEGIN
+        PERFORM p_info[k]::jsonb;
+      EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS bad = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
+        bad := bad || coalesce(' (' || rtrim(nullif(detail, ''), '.') || ')', '');
+      END;
+    END IF;
+    IF bad IS NOT NULL OR state LIKE '22%' THEN
+      problem := CASE WHEN bad IS NOT NULL THEN 'engine answer is not valid JSON for PostgreSQL: ' || bad
+                      ELSE 'engine answer refused by PostgreSQL: ' || msg END;
+      BEGIN
+        PERFORM dataflow._fail(p_token[k], problem, true, NULL);
+        recorded := true;
+      EXCEPTION
+        WHEN serialization_failure OR deadlock_detected THEN
+          RAISE;
+        WHEN OTHERS THEN
+          GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+          error_code := state;
+          problem := problem || '; not recorded: ' || msg;
+      END;
+    END IF;
+    RETURN NEXT;
+  END LOOP;
 END $$;
 
 -- Due deliveries, earliest due first, never overtaking an earlier pending delivery
@@ -445,6 +529,46 @@ BEGIN
           * 1000)::bigint);
 END $$;
 
+-- One recording of delivery attempts (see _delivery_results), raising on any error.
+-- Returns the names of the subscriptions it disabled (410 Gone).
+CREATE FUNCTION dataflow._delivery_record(p_id bigint[], p_http_status integer[], p_error text[],
+                                          p_retry_in_seconds integer[], p_duration_ms integer[],
+                                          p_gone boolean[])
+RETURNS SETOF text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off SET jit = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+BEGIN
+  RETURN QUERY
+  WITH r AS (
+    SELECT r.i, r.id, r.http_status, left(r.error, 1000) AS error, r.retry_in, r.duration_ms,
+           coalesce(r.gone, false) AS gone, r.error IS NULL AND r.http_status BETWEEN 200 AND 299 AS ok
+      FROM unnest(p_id, p_http_status, p_error, p_retry_in_seconds, p_duration_ms, p_gone)
+           WITH ORDINALITY AS r(id, http_status, error, retry_in, duration_ms, gone, i)
+  ), u AS (
+    UPDATE dataflow.delivery d
+       SET attempts = d.attempts + 1, last_attempt_at = now(), last_http_status = r.http_status,
+           last_error = r.error,
+           status = CASE WHEN r.gone THEN d.status WHEN r.ok THEN 'delivered'
+                         WHEN r.retry_in IS NULL THEN 'failed' ELSE 'pending' END,
+           next_attempt_at = CASE WHEN r.gone OR r.ok OR r.retry_in IS NULL THEN d.next_attempt_at
+                                  ELSE now() + make_interval(secs => r.retry_in) END,
+           finished_at = CASE WHEN r.gone THEN d.finished_at WHEN r.ok OR r.retry_in IS NULL THEN now() END
+      FROM r
+     WHERE d.id = r.id AND d.status = 'pending'
+    RETURNING r.i, d.id, d.attempts, d.subscription_id, r.http_status, r.error, r.duration_ms, r.gone
+  ), attempt AS (
+    INSERT INTO dataflow.delivery_attempt (delivery_id, attempt, http_status, error, duration_ms)
+    SELECT u.id, u.attempts, u.http_status, u.error, u.duration_ms FROM u
+    ON CONFLICT DO NOTHING
+  ), gone AS (
+    SELECT DISTINCT ON (u.subscription_id) u.subscription_id, u.error
+      FROM u WHERE u.gone ORDER BY u.subscription_id, u.i
+  )
+  UPDATE dataflow.subscription s SET enabled = false, disabled_at = now(), disabled_reason = gone.error
+    FROM gone
+   WHERE s.id = gone.subscription_id AND s.enabled
+  RETURNING s.name;
+END $$;
+
 -- Records the delivery attempts of one recording pass of the worker in one
 -- statement (one call per pass instead of one per delivery). Element i of the
 -- arrays is one attempt: the delivery id (distinct), the HTTP status (NULL: no
@@ -455,12 +579,19 @@ END $$;
 -- enable_subscription() (its reason is the first gone attempt's error). Results of
 -- deliveries no longer pending (redelivered meanwhile, pruned) are ignored, as are
 -- repeats of an attempt already recorded.
+-- The statement runs in a subtransaction; when it fails, it is undone and each attempt
+-- is recorded on its own, so one attempt that cannot be recorded affects no other. Such
+-- an attempt still counts: attempts + 1, last_error "attempt not recorded: …", due again
+-- in a minute (not at once, pass after pass). Serialization failures and deadlocks are
+-- raised, not caught: the worker retries the whole transaction. Returns one row per
+-- attempt not recorded as given: item i, the SQLSTATE and the reason.
 CREATE FUNCTION dataflow._delivery_results(p_id bigint[], p_http_status integer[], p_error text[],
                                            p_retry_in_seconds integer[], p_duration_ms integer[],
                                            p_gone boolean[])
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+RETURNS TABLE (item integer, error_code text, problem text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET enable_seqscan = off SET jit = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
-DECLARE sname text; n integer := cardinality(p_id);
+DECLARE sname text; names text[]; n integer := cardinality(p_id); k integer; state text; msg text;
 BEGIN
   IF n IS NULL OR cardinality(p_http_status) IS DISTINCT FROM n OR cardinality(p_error) IS DISTINCT FROM n
      OR cardinality(p_retry_in_seconds) IS DISTINCT FROM n OR cardinality(p_duration_ms) IS DISTINCT FROM n
@@ -468,37 +599,50 @@ BEGIN
     RAISE EXCEPTION 'delivery result arrays must all have the same length' USING ERRCODE = '22023',
       HINT = 'Pass one element per attempt in each array (NULL elements where there is no value).';
   END IF;
-  FOR sname IN
-    WITH r AS (
-      SELECT r.i, r.id, r.http_status, left(r.error, 1000) AS error, r.retry_in, r.duration_ms,
-             coalesce(r.gone, false) AS gone, r.error IS NULL AND r.http_status BETWEEN 200 AND 299 AS ok
-        FROM unnest(p_id, p_http_status, p_error, p_retry_in_seconds, p_duration_ms, p_gone)
-             WITH ORDINALITY AS r(id, http_status, error, retry_in, duration_ms, gone, i)
-    ), u AS (
-      UPDATE dataflow.delivery d
-         SET attempts = d.attempts + 1, last_attempt_at = now(), last_http_status = r.http_status,
-             last_error = r.error,
-             status = CASE WHEN r.gone THEN d.status WHEN r.ok THEN 'delivered'
-                           WHEN r.retry_in IS NULL THEN 'failed' ELSE 'pending' END,
-             next_attempt_at = CASE WHEN r.gone OR r.ok OR r.retry_in IS NULL THEN d.next_attempt_at
-                                    ELSE now() + make_interval(secs => r.retry_in) END,
-             finished_at = CASE WHEN r.gone THEN d.finished_at WHEN r.ok OR r.retry_in IS NULL THEN now() END
-        FROM r
-       WHERE d.id = r.id AND d.status = 'pending'
-      RETURNING r.i, d.id, d.attempts, d.subscription_id, r.http_status, r.error, r.duration_ms, r.gone
-    ), attempt AS (
-      INSERT INTO dataflow.delivery_attempt (delivery_id, attempt, http_status, error, duration_ms)
-      SELECT u.id, u.attempts, u.http_status, u.error, u.duration_ms FROM u
-      ON CONFLICT DO NOTHING
-    ), gone AS (
-      SELECT DISTINCT ON (u.subscription_id) u.subscription_id, u.error
-        FROM u WHERE u.gone ORDER BY u.subscription_id, u.i
-    )
-    UPDATE dataflow.subscription s SET enabled = false, disabled_at = now(), disabled_reason = gone.error
-      FROM gone
-     WHERE s.id = gone.subscription_id AND s.enabled
-    RETURNING s.name
-  LOOP
+  BEGIN
+    names := ARRAY(SELECT dataflow._delivery_record(p_id, p_http_status, p_error, p_retry_in_seconds,
+                                                    p_duration_ms, p_gone));
+  EXCEPTION
+    WHEN serialization_failure OR deadlock_detected THEN
+      RAISE;
+    WHEN OTHERS THEN
+      names := NULL;  -- undone: each attempt on its own below
+  END;
+  IF names IS NULL THEN
+    names := '{}';
+    FOR k IN 1 .. n LOOP
+      state := NULL;
+      BEGIN
+        names := names || ARRAY(SELECT dataflow._delivery_record(ARRAY[p_id[k]], ARRAY[p_http_status[k]],
+                                                                 ARRAY[p_error[k]], ARRAY[p_retry_in_seconds[k]],
+                                                                 ARRAY[p_duration_ms[k]], ARRAY[p_gone[k]]));
+      EXCEPTION
+        WHEN serialization_failure OR deadlock_detected THEN
+          RAISE;
+        WHEN OTHERS THEN
+          GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+      END;
+      CONTINUE WHEN state IS NULL;
+      item := k;
+      error_code := state;
+      problem := msg;
+      BEGIN
+        UPDATE dataflow.delivery d
+           SET attempts = d.attempts + 1, last_attempt_at = now(), last_http_status = p_http_status[k],
+               last_error = left('attempt not recorded: ' || msg, 1000),
+               next_attempt_at = now() + interval '1 minute'
+         WHERE d.id = p_id[k] AND d.status = 'pending';
+      EXCEPTION
+        WHEN serialization_failure OR deadlock_detected THEN
+          RAISE;
+        WHEN OTHERS THEN
+          GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+          problem := problem || '; not counted either: ' || msg;
+      END;
+      RETURN NEXT;
+    END LOOP;
+  END IF;
+  FOREACH sname IN ARRAY names LOOP
     RAISE WARNING 'pg_dataflow worker: subscription "%" disabled: its receiver answered 410 Gone', sname
       USING HINT = 'Its pending deliveries wait; fix the receiver or the URL, then call '
                    'dataflow.enable_subscription(''' || sname || ''').';
@@ -506,15 +650,19 @@ BEGIN
 END $$;
 
 -- Records one delivery attempt, as one element of _delivery_results (which the
--- worker calls once per recording pass).
+-- worker calls once per recording pass); an attempt it could not record is a warning.
 CREATE FUNCTION dataflow._delivery_result(p_id bigint, p_http_status integer, p_error text,
                                           p_retry_in_seconds integer, p_duration_ms integer,
                                           p_gone boolean DEFAULT false)
-RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-  SELECT dataflow._delivery_results(ARRAY[p_id], ARRAY[p_http_status], ARRAY[p_error],
-                                    ARRAY[p_retry_in_seconds], ARRAY[p_duration_ms], ARRAY[p_gone]);
-END;
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE f record;
+BEGIN
+  FOR f IN SELECT * FROM dataflow._delivery_results(ARRAY[p_id], ARRAY[p_http_status], ARRAY[p_error],
+                                                    ARRAY[p_retry_in_seconds], ARRAY[p_duration_ms],
+                                                    ARRAY[p_gone]) LOOP
+    RAISE WARNING 'delivery attempt of delivery % not recorded: % (SQLSTATE %)', p_id, f.problem, f.error_code;
+  END LOOP;
+END $$;
 
 -- Janitor: finished deliveries and dispatch records past retention.
 CREATE FUNCTION dataflow._worker_prune(p_retention interval) RETURNS integer
@@ -530,10 +678,12 @@ END $$;
 
 REVOKE ALL ON FUNCTION dataflow._worker_jobs(), dataflow._worker_claim(text, integer),
   dataflow._worker_airflow_runs(),
-  dataflow._worker_record(uuid, text, bigint, text, jsonb, text, text, boolean, integer),
+  dataflow._worker_record(uuid, text, bigint, text, text, text, text, boolean, integer),
+  dataflow._worker_results(uuid[], text[], bigint[], text[], text[], text[], text[], boolean[], integer[]),
   dataflow._worker_deliveries(integer, bigint[], integer[]), dataflow._worker_next_due(),
   dataflow._delivery_result(bigint, integer, text, integer, integer, boolean),
   dataflow._delivery_results(bigint[], integer[], text[], integer[], integer[], boolean[]),
+  dataflow._delivery_record(bigint[], integer[], text[], integer[], integer[], boolean[]),
   dataflow._worker_prune(interval),
   dataflow._event_fanout(), dataflow._new_webhook_secret(),
   dataflow.subscribe(text, text, text[], text[], text), dataflow.unsubscribe(text),

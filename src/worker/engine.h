@@ -75,7 +75,15 @@ private:
     void start(HttpRequest request, Pending pending);
     void start_backlog();
     void send_airflow(const AirflowConnection& c, HttpRequest request, Pending pending);
-    void worker_record(const std::string& token, const Outcome& o, const char* kind);
+    // Queues a run's result for record()'s one dataflow._worker_results call.
+    void worker_record(int64_t run_id, const std::string& token, const Outcome& o,
+                       const char* kind);
+    struct RunResult {
+        int64_t run_id;
+        std::string token, kind;
+        Outcome outcome;
+    };
+    std::vector<RunResult> run_results_;  // filled by worker_record() during record()
     size_t budget() const;
     // Most requests one subscription or job may have in flight: three quarters of
     // the window, so receivers that hang (until dataflow.http_timeout) can never

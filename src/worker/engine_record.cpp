@@ -1,11 +1,19 @@
 // Recording finished requests: one short transaction for every request that
-// finished since the last pass (see engine.h), with every webhook delivery
-// attempt in it recorded by one call of dataflow._delivery_results.
+// finished since the last pass (see engine.h), with every run result in it
+// recorded by one call of dataflow._worker_results and every webhook delivery
+// attempt by one call of dataflow._delivery_results. Both record the pass in one
+// subtransaction and fall back to one subtransaction per result when that fails,
+// so one result PostgreSQL refuses affects only its own run or delivery; what
+// they could not record is reported back and logged, never taken for success.
+// A serialization failure or deadlock retries the transaction (a bounded number
+// of times).
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "core/json_text.h"
 #include "core/webhook.h"
 #include "pg/guard.h"
 #include "worker/engine.h"
@@ -19,89 +27,155 @@ using pg::Xact;
 
 namespace {
 
-// _delivery_results' arguments: one Postgres array literal per column, one
-// element per delivery attempt.
+// Transactions a recording pass may take: the first plus two retries after a
+// serialization failure or a deadlock.
+constexpr int kRecordAttempts = 3;
+
+// PostgreSQL's MAKE_SQLSTATE, without its headers.
+constexpr int sqlstate_code(const char (&s)[6]) {
+    int code = 0;
+    for (int i = 0; i < 5; ++i) code += ((s[i] - '0') & 0x3F) << (6 * i);
+    return code;
+}
+std::string sqlstate_text(int code) {
+    std::string s(5, '0');
+    for (int i = 0; i < 5; ++i) s[i] = static_cast<char>(((code >> (6 * i)) & 0x3F) + '0');
+    return s;
+}
+bool transient(const PgError& e) {
+    return e.sqlerrcode() == sqlstate_code("40001") || e.sqlerrcode() == sqlstate_code("40P01");
+}
+
+// One Postgres array literal, one element per result.
+class ArrayLiteral {
+public:
+    // Appends NULL, or the value double-quoted with " and \ escaped: commas, braces,
+    // blanks and the word NULL in an error text stay data.
+    void add(const Param& value) {
+        text_ += text_.size() > 1 ? "," : "";
+        if (!value) {
+            text_ += "NULL";
+            return;
+        }
+        text_ += '"';
+        for (char c : *value) {
+            if (c == '"' || c == '\\') text_ += '\\';
+            text_ += c;
+        }
+        text_ += '"';
+    }
+    std::string str() const { return text_ + "}"; }
+
+private:
+    std::string text_ = "{";
+};
+
+// _delivery_results' arguments and what it reports back.
 class DeliveryResults {
 public:
     void add(int64_t id, const HttpResponse& resp, const DeliveryOutcome& o) {
         bool ok = o.kind == DeliveryOutcome::kDelivered;
-        element(&id_, std::to_string(id));
-        element(&status_, resp.status ? Param(std::to_string(resp.status)) : Param());
-        element(&error_, ok ? Param() : Param(o.error));
-        element(&retry_in_,
-                o.retry_in_seconds ? Param(std::to_string(*o.retry_in_seconds)) : Param());
-        element(&duration_ms_, std::to_string(static_cast<long>(resp.seconds * 1000)));
-        element(&gone_, Param(o.kind == DeliveryOutcome::kGone ? "t" : "f"));
-        ++n_;
+        ids_.push_back(id);
+        id_.add(std::to_string(id));
+        status_.add(resp.status ? Param(std::to_string(resp.status)) : Param());
+        error_.add(ok ? Param() : Param(o.error));
+        retry_in_.add(o.retry_in_seconds ? Param(std::to_string(*o.retry_in_seconds)) : Param());
+        duration_ms_.add(std::to_string(static_cast<long>(resp.seconds * 1000)));
+        gone_.add(Param(o.kind == DeliveryOutcome::kGone ? "t" : "f"));
     }
-    void record() const {
-        if (n_ == 0) return;
-        spi_exec(
-            "SELECT dataflow._delivery_results($1::bigint[], $2::integer[], $3::text[], "
-            "$4::integer[], $5::integer[], $6::boolean[])",
-            {id_ + "}", status_ + "}", error_ + "}", retry_in_ + "}", duration_ms_ + "}",
-             gone_ + "}"});
+    size_t size() const { return ids_.size(); }
+    // Inside the recording transaction; returns the log lines for what was not recorded.
+    std::vector<std::string> record() const {
+        std::vector<std::string> problems;
+        if (ids_.empty()) return problems;
+        auto rows = spi_exec(
+            "SELECT item, error_code, problem FROM dataflow._delivery_results($1::bigint[], "
+            "$2::integer[], $3::text[], $4::integer[], $5::integer[], $6::boolean[])",
+            {id_.str(), status_.str(), error_.str(), retry_in_.str(), duration_ms_.str(),
+             gone_.str()});
+        for (const auto& row : rows) {
+            size_t item = row[0] ? std::stoul(*row[0]) : 0;
+            std::string id =
+                item >= 1 && item <= ids_.size() ? std::to_string(ids_[item - 1]) : "?";
+            problems.push_back("pg_dataflow worker: attempt of webhook delivery " + id +
+                               " not recorded: " + row[2].value_or("") + " (SQLSTATE " +
+                               row[1].value_or("?") +
+                               "); counted as a failed attempt, due again in a minute");
+        }
+        return problems;
     }
 
 private:
-    // Appends NULL, or the value double-quoted with " and \ escaped: commas, braces,
-    // blanks and the word NULL in an error text stay data.
-    static void element(std::string* array, const Param& value) {
-        *array += array->size() > 1 ? "," : "";
-        if (!value) {
-            *array += "NULL";
-            return;
-        }
-        *array += '"';
-        for (char c : *value) {
-            if (c == '"' || c == '\\') *array += '\\';
-            *array += c;
-        }
-        *array += '"';
-    }
-    std::string id_ = "{", status_ = "{", error_ = "{", retry_in_ = "{", duration_ms_ = "{",
-                gone_ = "{";
-    size_t n_ = 0;
+    std::vector<int64_t> ids_;
+    ArrayLiteral id_, status_, error_, retry_in_, duration_ms_, gone_;
 };
+
+// A log line for a run result _worker_results reported back, and its level: a run
+// failed because of its answer, or a result dropped because its lease is gone, is
+// ordinary (LOG); anything else was lost (WARNING).
+std::pair<pg::Level, std::string> run_problem(int64_t run_id, const pg::Row& row) {
+    bool recorded = row[1] && *row[1] == "t";
+    std::string state = row[2].value_or("?"), problem = row[3].value_or("");
+    std::string run = "run " + std::to_string(run_id);
+    if (recorded) return {pg::Level::kLog, "pg_dataflow worker: " + run + " failed: " + problem};
+    bool lease_gone = state == "55000" || state == "42704";
+    return {lease_gone ? pg::Level::kLog : pg::Level::kWarning,
+            "pg_dataflow worker: result not recorded: " + problem + " (" + run + ", SQLSTATE " +
+                state + ")"};
+}
+
+Outcome refused_outcome(std::string error) {
+    Outcome o;
+    o.kind = Outcome::kFailed;
+    o.retry = true;  // the job's attempts and backoff decide
+    o.error = std::move(error);
+    return o;
+}
 
 }  // namespace
 
-void Engine::worker_record(const std::string& token, const Outcome& o, const char* kind) {
-    auto rows = spi_exec(
-        "SELECT dataflow._worker_record($1::uuid, $2, $3::bigint, $4, $5::jsonb, $6, $7, "
-        "$8::boolean, $9::integer)",
-        {token, std::string(kind), o.row_count ? Param(std::to_string(*o.row_count)) : Param(),
-         o.checksum.empty() ? Param() : Param(o.checksum), Param(o.info_json),
-         o.location.empty() ? Param() : Param(o.location),
-         o.error.empty() ? Param() : Param(o.error), Param(o.retry ? "true" : "false"),
-         o.retry_after_s ? Param(std::to_string(*o.retry_after_s)) : Param()});
+void Engine::worker_record(int64_t run_id, const std::string& token, const Outcome& o,
+                           const char* kind) {
     // A failed run's chunk waits for its backoff: the next due time may be sooner.
-    if (std::string(kind) == "failed" || std::string(kind) == "retry") due_changed_ = true;
-    if (!rows.empty() && rows[0][0])
-        pg::log(pg::Level::kLog, "pg_dataflow worker: result not recorded: " + *rows[0][0]);
+    std::string k(kind);
+    if (k == "failed" || k == "retry") due_changed_ = true;
+    // Every text goes into SQL unverified (SPI does not check text parameters):
+    // anything PostgreSQL would refuse fails this run alone, with the reason.
+    for (const std::string* field : {&o.info_json, &o.checksum, &o.location, &o.error}) {
+        if (auto why = text_refusal(*field)) {
+            due_changed_ = true;
+            run_results_.push_back(
+                {run_id, token, "failed",
+                 refused_outcome("engine answer is not valid JSON for PostgreSQL: " + *why)});
+            return;
+        }
+    }
+    run_results_.push_back({run_id, token, k, o});
 }
 
 void Engine::record_one(const HttpResponse& resp, const Pending& p) {
     switch (p.kind) {
         case Pending::kHttpDispatch: {
+            // An answer PostgreSQL would refuse is a failure here already (kFailed).
             Outcome o = interpret_http_dispatch(resp);
-            if (o.kind == Outcome::kSucceeded) worker_record(p.token, o, "succeeded");
-            if (o.kind == Outcome::kFailed) worker_record(p.token, o, o.gone ? "gone" : "failed");
-            if (o.kind == Outcome::kRetry) worker_record(p.token, o, "retry");
+            if (o.kind == Outcome::kSucceeded) worker_record(p.id, p.token, o, "succeeded");
+            if (o.kind == Outcome::kFailed)
+                worker_record(p.id, p.token, o, o.gone ? "gone" : "failed");
+            if (o.kind == Outcome::kRetry) worker_record(p.id, p.token, o, "retry");
             break;  // kAccepted: the engine reports back through complete/fail
         }
         case Pending::kAirflowTrigger: {
             Outcome o = airflow_interpret_trigger(resp, airflow_dag_run_id(p.id));
             if (resp.status == 401 && !p.conn.empty()) bearers_[p.conn].token.clear();
-            worker_record(p.token, o, o.kind == Outcome::kPending ? "pending" : "retry");
+            worker_record(p.id, p.token, o, o.kind == Outcome::kPending ? "pending" : "retry");
             break;
         }
         case Pending::kAirflowPoll: {
             Outcome o = airflow_interpret_poll(resp);
             if (resp.status == 401 && !p.conn.empty()) bearers_[p.conn].token.clear();
-            if (o.kind == Outcome::kSucceeded) worker_record(p.token, o, "succeeded");
-            if (o.kind == Outcome::kFailed) worker_record(p.token, o, "failed");
-            if (o.kind == Outcome::kPending) worker_record(p.token, o, "pending");
+            if (o.kind == Outcome::kSucceeded) worker_record(p.id, p.token, o, "succeeded");
+            if (o.kind == Outcome::kFailed) worker_record(p.id, p.token, o, "failed");
+            if (o.kind == Outcome::kPending) worker_record(p.id, p.token, o, "pending");
             if (o.kind == Outcome::kRetry) {
                 pg::log(pg::Level::kLog, "pg_dataflow worker: " + o.error);
                 auto wait = Clock::now() + std::chrono::seconds(o.retry_after_s.value_or(0));
@@ -127,7 +201,7 @@ void Engine::record_one(const HttpResponse& resp, const Pending& p) {
                 } else if (w.second.kind == Pending::kAirflowTrigger) {
                     Outcome o;
                     o.error = error;
-                    worker_record(w.second.token, o, "retry");
+                    worker_record(w.second.id, w.second.token, o, "retry");
                 }
             }
             break;
@@ -157,27 +231,78 @@ void Engine::record() {
             recorded_dispatch_ = true;
         }
     }
+    // Outcomes first, outside any transaction: the engine's own state (bearer tokens,
+    // poll times) changes once, however often the transaction below is retried.
+    run_results_.clear();
+    DeliveryResults deliveries;
+    for (auto& d : done) {
+        if (d.second.kind != Pending::kDelivery) {
+            record_one(d.first, d.second);
+            continue;
+        }
+        DeliveryOutcome o = webhook_outcome(d.first, d.second.attempts);
+        if (o.kind == DeliveryOutcome::kRetry) due_changed_ = true;
+        deliveries.add(d.second.id, d.first, o);
+    }
+    std::vector<RunResult> runs;
+    runs.swap(run_results_);
+    if (runs.empty() && deliveries.size() == 0) return;
+    ArrayLiteral token, kind, row_count, checksum, info, location, error, retry, retry_after;
+    for (const RunResult& r : runs) {
+        const Outcome& o = r.outcome;
+        token.add(r.token);
+        kind.add(r.kind);
+        row_count.add(o.row_count ? Param(std::to_string(*o.row_count)) : Param());
+        checksum.add(o.checksum.empty() ? Param() : Param(o.checksum));
+        info.add(o.info_json);
+        location.add(o.location.empty() ? Param() : Param(o.location));
+        error.add(o.error.empty() ? Param() : Param(o.error));
+        retry.add(Param(o.retry ? "t" : "f"));
+        retry_after.add(o.retry_after_s ? Param(std::to_string(*o.retry_after_s)) : Param());
+    }
+
     record_failed_ = true;
-    try {
-        Xact x("pg_dataflow: recording results");
-        DeliveryResults deliveries;
-        for (auto& d : done) {
-            if (d.second.kind != Pending::kDelivery) {
-                record_one(d.first, d.second);
+    for (int attempt = 1; attempt <= kRecordAttempts; ++attempt) {
+        std::vector<std::pair<pg::Level, std::string>> problems;
+        try {
+            Xact x("pg_dataflow: recording results");
+            if (!runs.empty()) {
+                auto rows = spi_exec(
+                    "SELECT item, recorded, error_code, problem FROM dataflow._worker_results("
+                    "$1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], "
+                    "$7::text[], $8::boolean[], $9::integer[])",
+                    {token.str(), kind.str(), row_count.str(), checksum.str(), info.str(),
+                     location.str(), error.str(), retry.str(), retry_after.str()});
+                for (const auto& row : rows) {
+                    size_t item = row[0] ? std::stoul(*row[0]) : 0;
+                    int64_t run_id = item >= 1 && item <= runs.size() ? runs[item - 1].run_id : 0;
+                    problems.push_back(run_problem(run_id, row));
+                }
+            }
+            for (std::string& line : deliveries.record())
+                problems.emplace_back(pg::Level::kWarning, std::move(line));
+            x.commit();
+            record_failed_ = false;
+            for (const auto& p : problems) pg::log(p.first, p.second);
+            return;
+        } catch (const PgError& e) {
+            std::string why =
+                std::string(e.what()) + " (SQLSTATE " + sqlstate_text(e.sqlerrcode()) + ")";
+            if (transient(e) && attempt < kRecordAttempts) {
+                pg::log(pg::Level::kLog,
+                        "pg_dataflow worker: recording results: " + why + ", retrying");
                 continue;
             }
-            DeliveryOutcome o = webhook_outcome(d.first, d.second.attempts);
-            if (o.kind == DeliveryOutcome::kRetry) due_changed_ = true;
-            deliveries.add(d.second.id, d.first, o);
+            // Lost, and said so: unrecorded runs keep their lease until the reaper expires
+            // it (the chunk is retried), undelivered webhooks stay pending and are sent again.
+            pg::log(pg::Level::kWarning,
+                    "pg_dataflow worker: recording results failed: " + why + "; " +
+                        std::to_string(runs.size()) + " run result(s) and " +
+                        std::to_string(deliveries.size()) +
+                        " webhook attempt(s) not recorded (the runs are retried when their "
+                        "leases expire, the deliveries stay pending)");
+            return;
         }
-        deliveries.record();
-        x.commit();
-        record_failed_ = false;
-    } catch (const PgError& e) {
-        // Nothing is lost: undelivered webhooks stay pending and are sent again;
-        // unrecorded runs keep their lease until the reaper expires it.
-        pg::log(pg::Level::kWarning,
-                std::string("pg_dataflow worker: recording results failed: ") + e.what());
     }
 }
 

@@ -27,6 +27,12 @@ Paths (query parameters after ?):
   /trickle-head             the status line at 1 byte per second
   /big, /big-chunked        200 with a 10 MB body (Content-Length / chunked)
   /dispatch/ok              200 {"status": "succeeded", "row_count": 1}
+  /dispatch/answer          200 with an engine answer: kind=ok (succeeded), nul (\u0000 in a
+                            string of info), nulfield (\u0000 in location), badutf8 (bytes
+                            that are not UTF-8 in a string), deep (info nested 5,000,000
+                            levels: a 10 MB answer); gate=N holds every answer until N
+                            requests with that gate arrived (at most 15 s), so they are
+                            answered together and the worker records them in one pass
   /auth/token               201 {"access_token": "tok\\r\\nX-Injected: 1"} (header injection)
   anything else             404
 
@@ -49,6 +55,15 @@ from urllib.parse import parse_qs, urlsplit
 MAX_CONNS = 20000
 BIG = 10 * 1024 * 1024
 LOCK = threading.Lock()
+GATES = {}  # gate name -> [requests arrived, threading.Condition]
+DEEP = 5 * 1024 * 1024
+ANSWERS = {
+    "ok": b'{"status": "succeeded", "row_count": 1, "info": {"lane": "good"}}',
+    "nul": b'{"status": "succeeded", "row_count": 1, "info": {"note": "a\\u0000b"}}',
+    "nulfield": b'{"status": "succeeded", "row_count": 1, "location": "s3://x/\\u0000/y"}',
+    "badutf8": b'{"status": "succeeded", "row_count": 1, "info": {"note": "\xff\xfe\xc3\x28"}}',
+    "deep": b'{"status": "succeeded", "row_count": 1, "info": {"deep": ' + b"[" * DEEP + b"]" * DEEP + b"}}",
+}
 
 
 def args():
@@ -151,6 +166,17 @@ def hold(conn, path, query, started, trickle=None):
     log({"event": "closed", "path": path, "query": query, "held": time.time() - started})
 
 
+def gate(name, n):
+    """Waits until n requests passed the gate called name (bounded: 15 s)."""
+    with LOCK:
+        entry = GATES.setdefault(name, [0, threading.Condition(LOCK)])
+        entry[0] += 1
+        entry[1].notify_all()
+        end = time.time() + 15
+        while entry[0] < n and time.time() < end:
+            entry[1].wait(max(0.0, end - time.time()))
+
+
 def http_date(at, form):
     if form == "rfc850":
         return time.strftime("%A, %d-%b-%y %H:%M:%S GMT", time.gmtime(at))
@@ -214,6 +240,10 @@ def serve(conn):
                 send(conn, b"0\r\n\r\n")
         elif path == "/dispatch/ok":
             reply(conn, 200, json.dumps({"status": "succeeded", "row_count": 1}))
+        elif path == "/dispatch/answer":
+            if "gate" in q:
+                gate(q["gate"], int(q.get("n", "1")))
+            reply(conn, 200, ANSWERS.get(q.get("kind", "ok"), ANSWERS["ok"]))
         elif path == "/auth/token":
             reply(conn, 201, json.dumps({"access_token": "tok\r\nX-Injected: 1"}))
         else:

@@ -13,8 +13,14 @@
 #   - dataflow.http_timeout and dataflow.http_connect_timeout fire within 10% of
 #     their setting, seen from the worker and from the receiver;
 #   - a fast receiver's deliveries keep flowing while 60+ requests hang at another;
-#   - the worker's peak memory stays bounded by the response body limit.
-# Short form by default (CI); DF_FULL=1 uses longer timeouts and more hanging requests.
+#   - the worker's peak memory stays bounded by the response body limit;
+#   - an engine answer PostgreSQL refuses (\u0000, bytes that are not UTF-8, 10 MB of
+#     nesting) fails its own run with a readable error, beside 100 good answers of the
+#     same pass that are all recorded; dataflow._worker_results and _delivery_results
+#     record each result on its own when the pass as a whole fails; serialization
+#     failures are retried.
+# Short form by default (CI); DF_FULL=1 uses longer timeouts and more hanging requests;
+# HS_ONLY=answers runs only section 2.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -33,6 +39,12 @@ hs_start rx http
 P=$(hs_port rx http); STALL=$(hs_port rx stall); RX="http://127.0.0.1:$P"
 WORKER_PID=$(wt_worker_pid)
 
+survived() {
+    [ "$(wt_worker_pid)" = "$WORKER_PID" ] || wt_fail "the worker restarted (pid $WORKER_PID -> $(wt_worker_pid))"
+    grep -E "PANIC|TRAP|terminated by signal" "$WT_DIR/server.log" && wt_fail "server log shows a crash"
+    grep -q 'whsec_' "$WT_DIR/server.log" && wt_fail "a secret reached the server log"
+    return 0
+}
 dataset() { wt_sql "SELECT dataflow.create_dataset('$1', 'int')" >/dev/null; }
 sub() { wt_sql "SELECT dataflow.subscribe('$1', '$2', datasets => '{$3}',
                         secret => 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw')" >/dev/null; }
@@ -51,29 +63,152 @@ gap() { wt_sql "SELECT round(extract(epoch FROM next_attempt_at - last_attempt_a
                   FROM dataflow.deliveries WHERE subscription = '$1' ORDER BY id LIMIT 1"; }
 
 # ---- 1. memory: 10 MB bodies, streamed (chunked) and announced (Content-Length) -----
-rss0=$(hs_worker_mem VmRSS); hwm0=$(hs_worker_mem VmHWM)
-dataset big_ev; dataset src1
-sub bighook "$RX/big-chunked" big_ev
-job bigchunked src1 "$RX/big-chunked" "$N_BIG" "max_attempts => 1"
-job bigcl src1 "$RX/big" 8 "max_attempts => 1"
-register_keys big_ev 1 "$N_BIG"
-register_keys src1 1 "$N_BIG"
-wt_wait "the 10 MB responses" 60 "SELECT count(*) = $N_BIG + 8 FROM dataflow.run r JOIN dataflow.job j ON j.id = r.job_id
-                                    WHERE j.name IN ('bigchunked', 'bigcl') AND r.status = 'failed'"
-wt_wait "the 10 MB webhook answers" 30 "SELECT count(*) = $N_BIG FROM dataflow.deliveries
-                                         WHERE subscription = 'bighook' AND status = 'delivered'"
-rss1=$(hs_worker_mem VmRSS); hwm1=$(hs_worker_mem VmHWM)
-# Bound: every body in flight at once at twice the limit (string growth), plus 16 MB.
-bound=$(( (N_BIG + 8) * 2 * MAX_BODY_KB + N_BIG * 128 + 16384 ))
-echo "memory: worker RSS ${rss0} -> ${rss1} kB, peak ${hwm0} -> ${hwm1} kB (+$((hwm1 - hwm0)) kB, bound ${bound} kB)" \
-     "for $((N_BIG + 8)) engine and $N_BIG webhook responses of 10 MB"
-[ $((hwm1 - hwm0)) -le "$bound" ] || wt_fail "worker peak memory grew by $((hwm1 - hwm0)) kB > $bound kB"
-wt_sql "SELECT bool_and(r.error LIKE '%exceeds $((MAX_BODY_KB * 1024)) bytes%') FROM dataflow.run r
-          JOIN dataflow.job j ON j.id = r.job_id WHERE j.name IN ('bigchunked', 'bigcl')" | grep -qx t \
-    || wt_fail "oversized engine responses: $(wt_sql "SELECT DISTINCT left(error, 120) FROM dataflow.run")"
-wt_sql "SELECT dataflow.unsubscribe('bighook')" >/dev/null
+if [ -z "${HS_ONLY:-}" ]; then  # HS_ONLY=answers: only section 2 (a developer aid)
+    rss0=$(hs_worker_mem VmRSS); hwm0=$(hs_worker_mem VmHWM)
+    dataset big_ev; dataset src1
+    sub bighook "$RX/big-chunked" big_ev
+    job bigchunked src1 "$RX/big-chunked" "$N_BIG" "max_attempts => 1"
+    job bigcl src1 "$RX/big" 8 "max_attempts => 1"
+    register_keys big_ev 1 "$N_BIG"
+    register_keys src1 1 "$N_BIG"
+    wt_wait "the 10 MB responses" 60 "SELECT count(*) = $N_BIG + 8 FROM dataflow.run r JOIN dataflow.job j ON j.id = r.job_id
+                                        WHERE j.name IN ('bigchunked', 'bigcl') AND r.status = 'failed'"
+    wt_wait "the 10 MB webhook answers" 30 "SELECT count(*) = $N_BIG FROM dataflow.deliveries
+                                             WHERE subscription = 'bighook' AND status = 'delivered'"
+    rss1=$(hs_worker_mem VmRSS); hwm1=$(hs_worker_mem VmHWM)
+    # Bound: every body in flight at once at twice the limit (string growth), plus 16 MB.
+    bound=$(( (N_BIG + 8) * 2 * MAX_BODY_KB + N_BIG * 128 + 16384 ))
+    echo "memory: worker RSS ${rss0} -> ${rss1} kB, peak ${hwm0} -> ${hwm1} kB (+$((hwm1 - hwm0)) kB, bound ${bound} kB)" \
+         "for $((N_BIG + 8)) engine and $N_BIG webhook responses of 10 MB"
+    [ $((hwm1 - hwm0)) -le "$bound" ] || wt_fail "worker peak memory grew by $((hwm1 - hwm0)) kB > $bound kB"
+    wt_sql "SELECT bool_and(r.error LIKE '%exceeds $((MAX_BODY_KB * 1024)) bytes%') FROM dataflow.run r
+              JOIN dataflow.job j ON j.id = r.job_id WHERE j.name IN ('bigchunked', 'bigcl')" | grep -qx t \
+        || wt_fail "oversized engine responses: $(wt_sql "SELECT DISTINCT left(error, 120) FROM dataflow.run")"
+    wt_sql "SELECT dataflow.unsubscribe('bighook')" >/dev/null
+fi
 
-# ---- 2. webhook statuses, Retry-After, redirects, resets ------------------------------
+# ---- 2. answers PostgreSQL refuses: each fails its own run, nothing else is lost ---------
+# An engine answer with \u0000 in a string (jsonb cannot store it), bytes that are not
+# UTF-8, or 10 MB of nesting, beside 100 good answers: the receiver holds every answer
+# until all 104 requests arrived, so they finish together and are recorded in the same
+# pass. Before, the one transaction recording a pass failed on the bad answer and every
+# result of the pass was lost (the runs stayed running until their leases expired, then
+# were dispatched again); the 10 MB of nesting crashed the worker.
+wt_sql "ALTER SYSTEM SET dataflow.http_max_body = '16MB'"; wt_sql "ALTER SYSTEM SET dataflow.http_concurrency = 160"
+wt_sql "SELECT pg_reload_conf()" >/dev/null; sleep 1
+BAD_KINDS=(nul nulfield badutf8 deep); N_GOOD=100; N_GATE=$((N_GOOD + ${#BAD_KINDS[@]}))
+answer() { echo "$RX/dispatch/answer?kind=$1&gate=pass&n=$N_GATE"; }
+dataset src2
+job good src2 "$(answer ok)" "$N_GOOD" "max_attempts => 1, lease_for => '1 hour'"
+for k in "${BAD_KINDS[@]}"; do job "bad_$k" src2 "$(answer "$k")" 1 "max_attempts => 1, lease_for => '1 hour'"; done
+register_keys src2 1 "$N_GOOD"
+runs2="FROM dataflow.run r JOIN dataflow.job j ON j.id = r.job_id WHERE (j.name = 'good' OR j.name LIKE 'bad\_%')"
+hs_wait "all $N_GATE answers recorded" 30 "SELECT count(*) FILTER (WHERE r.status <> 'running') = $N_GATE $runs2"
+[ "$(wt_sql "SELECT count(*) FILTER (WHERE r.status = 'succeeded') $runs2 AND j.name = 'good'")" = "$N_GOOD" ] \
+    || wt_fail "good answers: $(wt_sql "SELECT r.status, count(*), min(left(r.error, 100)) $runs2 AND j.name = 'good' GROUP BY 1")"
+[ "$(wt_sql "SELECT count(*) FROM dataflow.chunks WHERE dataset = 'out_good' AND status = 'ready'")" = "$N_GOOD" ] \
+    || wt_fail "not every good chunk is ready"
+for k in "${BAD_KINDS[@]}"; do
+    err=$(wt_sql "SELECT string_agg(r.status || ': ' || coalesce(r.error, ''), ' | ') $runs2 AND j.name = 'bad_$k'")
+    [[ $err == "failed: engine answer is not valid JSON for PostgreSQL: "* ]] || wt_fail "bad_$k: $err"
+    echo "bad answer $k: ${err:0:160}"
+done
+[ "$(requests /dispatch/answer "kind=ok&gate=pass&n=$N_GATE")" = "$N_GOOD" ] \
+    || wt_fail "good answers were requested $(requests /dispatch/answer "kind=ok&gate=pass&n=$N_GATE") times, want $N_GOOD"
+grep -q "recording results failed" "$WT_DIR/server.log" && wt_fail "a recording transaction failed"
+# Runs recorded by one transaction share its now(): how the 104 were grouped (printed).
+passes=$(wt_sql "SELECT count(DISTINCT r.finished_at) $runs2")
+shared=$(wt_sql "SELECT string_agg(b.name || '+' || (SELECT count(*) FROM dataflow.run g WHERE g.job_id = gj.id
+                                                      AND g.finished_at = b.finished_at), ' ' ORDER BY b.name)
+                   FROM (SELECT j.name, r.finished_at $runs2 AND j.name LIKE 'bad\_%') b,
+                        dataflow.job gj WHERE gj.name = 'good'")
+echo "bad answers: $N_GOOD good answers recorded, ${#BAD_KINDS[@]} bad ones failed their own runs," \
+     "in $passes recording transaction(s) (bad+good answers recorded with it: $shared); no request repeated"
+wt_sql "ALTER SYSTEM RESET dataflow.http_max_body"; wt_sql "ALTER SYSTEM RESET dataflow.http_concurrency"
+wt_sql "SELECT pg_reload_conf()" >/dev/null
+
+# What the worker's own checks do not catch, PostgreSQL's do, still for one result alone:
+# dataflow._worker_results records a pass in one subtransaction and, when that fails,
+# each result in its own. Six results of a pull job's leases, called directly: an info
+# that is not jsonb (\u0000, not JSON) or a negative row_count fails only its own run with
+# a readable error; a token without a live lease is reported, not recorded.
+dataset out_direct
+wt_sql "SELECT dataflow.create_job('direct', 'out_direct', max_attempts => 1)" >/dev/null
+wt_sql "SELECT dataflow.expect('out_direct', '1', '5')" >/dev/null
+wt_sql "SELECT count(*) FROM dataflow.lease('direct', 'bgworker', 5)" >/dev/null
+got=$(wt_sql "WITH t AS (SELECT array_agg(r.token ORDER BY c.key::int) || gen_random_uuid() AS tk
+                           FROM dataflow.run r JOIN dataflow.chunk c ON c.id = r.chunk_id
+                           JOIN dataflow.job j ON j.id = r.job_id WHERE j.name = 'direct')
+              SELECT string_agg(x.item || ':' || x.recorded || ':' || x.error_code || ':' || x.problem, E'\n' ORDER BY x.item)
+                FROM t, dataflow._worker_results(t.tk, array_fill('succeeded'::text, ARRAY[6]),
+                       '{1,1,1,-1,1,1}', array_fill(NULL::text, ARRAY[6]),
+                       ARRAY['{}', '{\"a\": \"x\\u0000\"}', 'not json', '{}', '{\"b\": 2}', '{}'],
+                       array_fill(NULL::text, ARRAY[6]), array_fill(NULL::text, ARRAY[6]),
+                       array_fill(true, ARRAY[6]), array_fill(NULL::integer, ARRAY[6])) x")
+echo "$got" | sed 's/^/direct: /'
+[ "$(wt_sql "SELECT string_agg(c.key || ':' || r.status, ',' ORDER BY c.key::int) FROM dataflow.run r
+              JOIN dataflow.chunk c ON c.id = r.chunk_id JOIN dataflow.job j ON j.id = r.job_id WHERE j.name = 'direct'")" \
+    = "1:succeeded,2:failed,3:failed,4:failed,5:succeeded" ] || wt_fail "direct results: $got"
+[ "$(echo "$got" | cut -d: -f1-3 | tr '\n' ' ')" = "2:true:22P05 3:true:22P02 4:true:22023 6:false:42704 " ] \
+    || wt_fail "direct results reported: $got"
+wt_sql "SELECT bool_and(r.error LIKE 'engine answer is not valid JSON for PostgreSQL: %') FROM dataflow.run r
+          JOIN dataflow.chunk c ON c.id = r.chunk_id JOIN dataflow.job j ON j.id = r.job_id
+         WHERE j.name = 'direct' AND c.key IN ('2', '3')" | grep -qx t || wt_fail "direct: unreadable errors"
+wt_sql "SELECT r.error LIKE 'engine answer refused by PostgreSQL: row_count must be >= 0' FROM dataflow.run r
+          JOIN dataflow.chunk c ON c.id = r.chunk_id JOIN dataflow.job j ON j.id = r.job_id
+         WHERE j.name = 'direct' AND c.key = '4'" | grep -qx t || wt_fail "direct: negative row_count"
+
+# Webhook attempts too: one attempt that cannot be recorded (a trigger refuses it here)
+# is recorded as a failed attempt with the reason, due again after a minute, and the
+# other attempts of the call are recorded as given.
+dataset direct_ev
+sub direct_hook "$RX/ok?who=direct" direct_ev
+wt_sql "BEGIN; SELECT dataflow.register('direct_ev', k::text) FROM generate_series(1, 3) k;
+        UPDATE dataflow.subscription SET enabled = false WHERE name = 'direct_hook'; COMMIT" >/dev/null
+wt_sql "CREATE FUNCTION public.refuse_attempt() RETURNS trigger LANGUAGE plpgsql AS
+          \$\$ BEGIN RAISE EXCEPTION 'refused by test trigger' USING ERRCODE = 'P0001'; END \$\$;
+        CREATE TRIGGER refuse_attempt BEFORE INSERT ON dataflow.delivery_attempt FOR EACH ROW
+          WHEN (NEW.http_status = 299) EXECUTE FUNCTION public.refuse_attempt()" >/dev/null
+got=$(wt_sql "WITH d AS (SELECT array_agg(id ORDER BY id) AS ids FROM dataflow.deliveries WHERE subscription = 'direct_hook')
+              SELECT coalesce(string_agg(x.item || ':' || x.error_code || ':' || x.problem, ','), 'none')
+                FROM d, dataflow._delivery_results(d.ids, '{200,299,500}', '{NULL,NULL,\"HTTP 500: no\"}',
+                                                   '{NULL,NULL,5}', '{1,2,3}', '{f,f,f}') x")
+wt_sql "DROP TRIGGER refuse_attempt ON dataflow.delivery_attempt; DROP FUNCTION public.refuse_attempt()" >/dev/null
+echo "direct deliveries: $got"
+[[ $got == "2:P0001:refused by test trigger" ]] || wt_fail "delivery results reported: $got"
+[ "$(wt_sql "SELECT string_agg(status || ':' || attempts || ':' || coalesce(last_error, '') || ':' ||
+                                (next_attempt_at > now() + interval '50 s'), ',' ORDER BY id)
+               FROM dataflow.deliveries WHERE subscription = 'direct_hook'")" \
+    = "delivered:1::false,pending:1:attempt not recorded: refused by test trigger:true,pending:1:HTTP 500: no:false" ] \
+    || wt_fail "direct deliveries: $(wt_sql "SELECT string_agg(status || ':' || attempts || ':' || coalesce(last_error, ''), ',' ORDER BY id) FROM dataflow.deliveries WHERE subscription = 'direct_hook'")"
+wt_sql "SELECT dataflow.unsubscribe('direct_hook')" >/dev/null
+
+# Serialization failures and deadlocks are retried (bounded): a trigger fails the first
+# two recordings of a run with 40001; the third commits, the engine got one request.
+# Before, the result was lost at the first failure and the run dispatched again later.
+dataset src_retry
+job retried src_retry "$RX/dispatch/ok?who=retried" 1 "max_attempts => 1, lease_for => '1 hour'"
+retried_id=$(wt_sql "SELECT id FROM dataflow.job WHERE name = 'retried'")
+wt_sql "CREATE SEQUENCE public.record_failures;
+        CREATE FUNCTION public.fail_twice() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN
+          IF nextval('public.record_failures') <= 2 THEN
+            RAISE EXCEPTION 'could not serialize access (test trigger)' USING ERRCODE = '40001';
+          END IF;
+          RETURN NEW; END \$\$;
+        CREATE TRIGGER fail_twice BEFORE UPDATE ON dataflow.run FOR EACH ROW
+          WHEN (NEW.status = 'succeeded' AND NEW.job_id = $retried_id) EXECUTE FUNCTION public.fail_twice()" >/dev/null
+wt_sql "SELECT dataflow.register('src_retry', '1')" >/dev/null
+hs_wait "the retried run to succeed" 10 "SELECT r.status = 'succeeded' FROM dataflow.run r JOIN dataflow.job j ON j.id = r.job_id WHERE j.name = 'retried'"
+wt_sql "DROP TRIGGER fail_twice ON dataflow.run; DROP FUNCTION public.fail_twice()" >/dev/null
+[ "$(wt_sql "SELECT last_value FROM public.record_failures")" = 3 ] || wt_fail "recorded after $(wt_sql "SELECT last_value FROM public.record_failures") tries, want 3"
+[ "$(requests /dispatch/ok who=retried)" = 1 ] || wt_fail "the engine got $(requests /dispatch/ok who=retried) requests"
+[ "$(grep -c 'recording results: could not serialize access (test trigger) (SQLSTATE 40001), retrying' "$WT_DIR/server.log")" = 2 ] \
+    || wt_fail "no log line for the retries"
+echo "serialization failures: recorded at the third try, the engine asked once"
+
+[ -n "${HS_ONLY:-}" ] && { survived; echo "ok: hostile endpoints (section 2 only)"; exit 0; }
+
+# ---- 3. webhook statuses, Retry-After, redirects, resets ------------------------------
 dataset ev
 declare -A WANT=(  # subscription -> path?query | expected gap to the next attempt (s)
     [e500]="/status/500|5" [e500ra]="/status/500?ra=60|5"
@@ -122,7 +257,7 @@ hs_between "$gap429" 3.9 5.5 "second request after Retry-After: 4"
 echo "retry-after: second request $gap429 s after the first (Retry-After: 4)"
 for s in "${!WANT[@]}"; do wt_sql "SELECT dataflow.unsubscribe('$s')" >/dev/null; done
 
-# ---- 3. 410 Gone disables a subscription; enable_subscription() resumes it -----------
+# ---- 4. 410 Gone disables a subscription; enable_subscription() resumes it -----------
 dataset gone_ev
 sub gone "$RX/status/410?who=hook" gone_ev
 # Three versions of one chunk in one transaction: 5 events, delivered strictly in order.
@@ -156,7 +291,7 @@ ids=$(hs_eval rx "','.join(e['headers']['webhook-id'] for e in log if e['event']
     || wt_fail "resumed deliveries out of order: $ids"
 echo "410: subscription disabled after 1 request, 5 deliveries held, resumed in order by enable_subscription()"
 
-# ---- 4. http engines: Retry-After, 410, redirects -------------------------------------
+# ---- 5. http engines: Retry-After, 410, redirects -------------------------------------
 dataset src4
 job d503 src4 "$RX/status/503?ra=6" 1 "max_attempts => 3, backoff_min => '2 s', backoff_max => '2 s'"
 job d429 src4 "$RX/status/429" 1 "max_attempts => 3, backoff_min => '2 s', backoff_max => '2 s'"
@@ -199,7 +334,7 @@ hs_between "$gap503" 5.9 7.5 "engine re-sent after Retry-After: 6"
 echo "engines: 410 failed the run without retry and paused the job; second 503 request after $gap503 s"
 wt_sql "SELECT dataflow.pause_job(name) FROM dataflow.job WHERE name IN ('d503', 'd429', 'd429date')" >/dev/null
 
-# ---- 5. timeouts: hang, stalled handshake, trickle, trickle of the status line ----------
+# ---- 6. timeouts: hang, stalled handshake, trickle, trickle of the status line ----------
 # Hanging peers make no socket activity, so only the worker's timer can end them. They
 # start in three waves 0.4 s apart: a worker that woke only on its other periodic duties
 # (every second) would be late by more than 10% for at least one wave.
@@ -243,7 +378,7 @@ echo "timeouts: http_timeout ${T_MS} ms -> worker ${mn}..${mx} ms, receiver ${rm
      "engine hang ${emn}..${emx} ms from lease to result; http_connect_timeout ${CT_MS} ms -> ${cmn}..${cmx} ms"
 for s in hang trickle trickle-head stall; do wt_sql "SELECT dataflow.unsubscribe('$s')" >/dev/null; done
 
-# ---- 6. a fast receiver keeps flowing while 60+ requests hang at another ----------------
+# ---- 7. a fast receiver keeps flowing while 60+ requests hang at another ----------------
 WINDOW=96; CAP=$((WINDOW - WINDOW / 4))
 wt_sql "ALTER SYSTEM SET dataflow.http_timeout = '120s'" ; wt_sql "ALTER SYSTEM SET dataflow.http_concurrency = $WINDOW"
 wt_sql "SELECT pg_reload_conf()" >/dev/null; sleep 1
@@ -278,7 +413,5 @@ echo "fast lane: $N_FAST deliveries in ${t_alone}s alone, ${t_hang}s while $h0..
 [ "$(echo "$t_hang <= 2 * $t_alone + 2" | bc)" = 1 ] || wt_fail "the fast lane slowed from ${t_alone}s to ${t_hang}s"
 
 # ---- the worker survived all of it ---------------------------------------------------------
-[ "$(wt_worker_pid)" = "$WORKER_PID" ] || wt_fail "the worker restarted (pid $WORKER_PID -> $(wt_worker_pid))"
-grep -E "PANIC|TRAP|terminated by signal" "$WT_DIR/server.log" && wt_fail "server log shows a crash"
-grep -q 'whsec_' "$WT_DIR/server.log" && wt_fail "a secret reached the server log"
+survived
 echo "ok: hostile endpoints"
