@@ -93,7 +93,8 @@ COMMENT ON COLUMN dataflow.runs.status IS 'running, succeeded, failed, expired, 
 COMMENT ON COLUMN dataflow.runs.started_at IS 'Lease time';
 COMMENT ON COLUMN dataflow.runs.heartbeat_at IS 'Last heartbeat';
 COMMENT ON COLUMN dataflow.runs.deadline IS 'Lease deadline';
-COMMENT ON COLUMN dataflow.runs.finished_at IS 'When the run ended';
+COMMENT ON COLUMN dataflow.runs.finished_at IS
+  'When the run ended; NULL while it runs, also after a resubmit superseded it while its process still works (it holds its inputs until then)';
 COMMENT ON COLUMN dataflow.runs.error IS 'Why it failed, expired, was cancelled or superseded';
 COMMENT ON COLUMN dataflow.runs.external_id IS 'Engine-side id (e.g. Airflow dag_run_id)';
 COMMENT ON COLUMN dataflow.runs.output_location IS 'Where the run wrote its output';
