@@ -124,7 +124,8 @@ BEGIN
     CREATE TEMP TABLE _df_edge (
       c_ds integer NOT NULL, c_key text NOT NULL, i_ds integer NOT NULL, i_key text NOT NULL,
       need smallint NOT NULL);
-    FOREACH n IN ARRAY ARRAY['_df_touch', '_df_edge'] LOOP
+    CREATE TEMP TABLE _df_roots (id bigint PRIMARY KEY, planted integer DEFAULT pg_temp.h_int());
+    FOREACH n IN ARRAY ARRAY['_df_touch', '_df_edge', '_df_roots'] LOOP
       EXECUTE format('CREATE TRIGGER h_row BEFORE INSERT OR UPDATE OR DELETE ON pg_temp.%I
                         FOR EACH ROW EXECUTE FUNCTION pg_temp.h_trg()', n);
       EXECUTE format('CREATE TRIGGER h_stmt AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON pg_temp.%I
@@ -144,7 +145,8 @@ BEGIN
     CREATE TEMP VIEW _df_edge AS
       SELECT 0 AS c_ds, ''::text AS c_key, 0 AS i_ds, ''::text AS i_key, 0::smallint AS need
        WHERE pg_temp.h_int() = 1;
-    FOREACH n IN ARRAY ARRAY['_df_touch', '_df_want', '_df_edge'] LOOP
+    CREATE TEMP VIEW _df_roots AS SELECT 0::bigint AS id WHERE pg_temp.h_int() = 1;
+    FOREACH n IN ARRAY ARRAY['_df_touch', '_df_want', '_df_edge', '_df_roots'] LOOP
       EXECUTE format('CREATE TRIGGER h_row INSTEAD OF INSERT OR UPDATE OR DELETE ON pg_temp.%I
                         FOR EACH ROW EXECUTE FUNCTION pg_temp.h_trg()', n);
     END LOOP;

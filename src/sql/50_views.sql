@@ -46,10 +46,17 @@ BEGIN
   IF NEW.status = 'skipped' AND OLD.status = 'skipped' THEN
     RETURN NEW;
   END IF;
-  -- One UPDATE may name a chunk and its upstream: the upstream's cascade already reset this
-  -- one (new version) earlier in the same statement; resetting it again would skip a version.
-  IF NEW.status = 'resubmit'
-     AND (SELECT c.version FROM dataflow.chunk c WHERE c.id = OLD.chunk_id) <> OLD.version THEN
+  -- A resubmit is only noted here and done once for the whole statement by
+  -- _chunks_updated (the statement trigger below), all of its chunks in one _resubmit:
+  -- the chunks are then locked in (rank, id) order like every other path, where a
+  -- cascade per row locked each row's downstream before the next row and could
+  -- deadlock with a worker completing one of the later rows (docs/internals.md), and
+  -- a chunk named together with its upstream is reset once.
+  IF NEW.status = 'resubmit' THEN
+    IF NOT dataflow._own_work_table('_df_roots') THEN
+      CREATE TEMP TABLE pg_temp._df_roots (id bigint PRIMARY KEY) ON COMMIT DROP;
+    END IF;
+    INSERT INTO pg_temp._df_roots (id) VALUES (OLD.chunk_id) ON CONFLICT DO NOTHING;
     RETURN NEW;
   END IF;
   UPDATE dataflow.chunk
@@ -62,6 +69,30 @@ BEGIN
 END $$;
 CREATE TRIGGER chunks_update INSTEAD OF UPDATE ON dataflow.chunks
   FOR EACH ROW EXECUTE FUNCTION dataflow._chunks_update();
+
+-- The resubmits one UPDATE of dataflow.chunks noted (_chunks_update), done at once.
+CREATE FUNCTION dataflow._chunks_updated() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE roots bigint[];
+BEGIN
+  -- Only our own work table: a planted one made _chunks_update raise before it noted
+  -- anything, so a statement that only skipped chunks has nothing to do here.
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_class c
+                  WHERE c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()
+                    AND c.relname OPERATOR(pg_catalog.=) '_df_roots' AND c.relkind OPERATOR(pg_catalog.=) 'r'
+                    AND c.relowner OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
+                                                            WHERE r.rolname OPERATOR(pg_catalog.=) current_user)) THEN
+    RETURN NULL;
+  END IF;
+  SELECT array_agg(r.id ORDER BY r.id) INTO roots FROM pg_temp._df_roots r;
+  TRUNCATE pg_temp._df_roots;
+  IF roots IS NOT NULL THEN
+    PERFORM dataflow._resubmit(roots, true, false, dataflow._actor(), 'resubmit');
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER chunks_updated AFTER UPDATE ON dataflow.chunks
+  FOR EACH STATEMENT EXECUTE FUNCTION dataflow._chunks_updated();
 
 CREATE TRIGGER chunk_status_written AFTER UPDATE OF status ON dataflow.chunk
   FOR EACH ROW WHEN (NEW.status = 'resubmit' OR (NEW.status = 'skipped' AND OLD.status <> 'skipped'))

@@ -113,6 +113,7 @@ ALTER FUNCTION dataflow.downstream(text, text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.graph_dot() SECURITY DEFINER;
 -- The view's INSTEAD OF trigger writes dataflow.chunk on behalf of the operator.
 ALTER FUNCTION dataflow._chunks_update() SECURITY DEFINER;
+ALTER FUNCTION dataflow._chunks_updated() SECURITY DEFINER;
 
 -- Webhooks (src/sql/70_worker.sql): subscriptions are definitions (admin); redelivery is an
 -- operator's tool; the deliveries view shows no URL or secret.
