@@ -32,6 +32,9 @@ SELECT * FROM pg_temp.history();
 SET ROLE dataflow_operator;
 SELECT pg_temp.can($$SELECT dataflow.prune('1 hour')$$);
 SELECT pg_temp.can($$SELECT dataflow.prune('29 days')$$);
+-- an interval that compares as 30 days (a month counts 30 days there) but whose cut-off,
+-- now() - it, is in the future: cut-off times are compared, not intervals
+SELECT pg_temp.can($$SELECT dataflow.prune('-1000 mon 30030 days')$$) AS mixed_signs;
 \set VERBOSITY verbose
 SELECT dataflow.prune('1 second');
 \set VERBOSITY default

@@ -16,9 +16,12 @@ const char* const kLeaseSql =
     "  FROM dataflow.lease($1::text, $2::text, $3::integer,"
     "                      $4::float8 * interval '1 second') AS t";
 
+// The run's status too: a run a resubmit superseded still heartbeats (it holds its
+// inputs) and warns with 01DF1, but a warning can be filtered by client_min_messages.
 const char* const kHeartbeatSql =
     "SELECT pg_catalog.date_part('epoch', dataflow.heartbeat($1::uuid,"
-    "           $2::float8 * interval '1 second') - pg_catalog.now())::float8";
+    "           $2::float8 * interval '1 second') - pg_catalog.now())::float8,"
+    "       (SELECT r.status FROM dataflow.runs r WHERE r.run_id = $3::bigint)";
 
 const char* const kCompleteSql =
     "SELECT dataflow.complete($1::uuid, $2::bigint, $3::text, $4::jsonb, $5::text)";
@@ -172,13 +175,14 @@ DbStatus Db::lease(const std::string& job, const std::string& worker, int max_ch
     return st;
 }
 
-DbStatus Db::heartbeat(const std::string& token, double extend_by, double* lease_seconds,
-                       bool* superseded) {
+DbStatus Db::heartbeat(const std::string& token, int64_t run_id, double extend_by,
+                       double* lease_seconds, bool* superseded) {
     ResultGuard g;
-    DbStatus st = exec(kHeartbeatSql, {token, seconds_param(extend_by)}, &g.res);
-    if (st.ok && PQntuples(g.res) == 1 && !PQgetisnull(g.res, 0, 0))
-        *lease_seconds = std::atof(PQgetvalue(g.res, 0, 0));
-    *superseded = st.ok && noticed(kSupersededWarning);
+    DbStatus st =
+        exec(kHeartbeatSql, {token, seconds_param(extend_by), std::to_string(run_id)}, &g.res);
+    bool one = st.ok && PQntuples(g.res) == 1;
+    if (one && !PQgetisnull(g.res, 0, 0)) *lease_seconds = std::atof(PQgetvalue(g.res, 0, 0));
+    *superseded = st.ok && (noticed(kSupersededWarning) || (one && field(g.res, 0, 1) == "superseded"));
     return st;
 }
 

@@ -55,10 +55,10 @@ public:
     DbStatus lease(const std::string& job, const std::string& worker, int max_chunks,
                    double lease_for, std::vector<Task>* tasks);
     // *lease_seconds: time left on the new deadline, on the database clock.
-    // *superseded: the server warned (SQLSTATE 01DF1) that a resubmit superseded the
-    // run: the lease still holds its inputs, but its result will not be used.
-    DbStatus heartbeat(const std::string& token, double extend_by, double* lease_seconds,
-                       bool* superseded);
+    // *superseded: a resubmit superseded the run (the server's 01DF1 warning, or the
+    // run's status): the lease still holds its inputs, but its result will not be used.
+    DbStatus heartbeat(const std::string& token, int64_t run_id, double extend_by,
+                       double* lease_seconds, bool* superseded);
     // *outcome: 'succeeded' or 'superseded'.
     DbStatus complete(const std::string& token, const RunResult& result, std::string* outcome);
     // *chunk_status: the chunk's new status (queued for a retry, failed, ...).

@@ -97,3 +97,22 @@ BEGIN
           DETAIL = 'pg_dataflow keeps temporary work tables of that name; an object of that name made by another role is never used.',
           HINT = pg_catalog.format('DROP the temporary object pg_temp.%s, or use a new session.', taken);
 END $$;
+
+-- Every function that changes chunks or runs needs READ COMMITTED: it takes a lock and
+-- then reads, in its next statement, what the lock protects (dep edges a concurrent
+-- expect() committed, a run a completion ended), which only a fresh snapshot per
+-- statement shows. Under REPEATABLE READ or SERIALIZABLE every statement keeps the
+-- transaction's first snapshot, and a resubmit missed a consumer (left queued on an
+-- unavailable input) or a completion missed an edge (its consumer waited forever).
+CREATE FUNCTION dataflow._read_committed() RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+    RAISE EXCEPTION 'pg_dataflow needs READ COMMITTED transactions; this one is %',
+                    pg_catalog.upper(pg_catalog.current_setting('transaction_isolation'))
+      USING ERRCODE = '0A000',
+            DETAIL = 'It locks rows and then reads what they protect with a fresh snapshot, which a '
+                     'REPEATABLE READ or SERIALIZABLE transaction does not take.',
+            HINT = 'Call it in a READ COMMITTED transaction (the default): BEGIN ISOLATION LEVEL READ COMMITTED.';
+  END IF;
+END $$;

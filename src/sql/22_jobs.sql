@@ -220,6 +220,26 @@ BEGIN
     RAISE EXCEPTION 'job "%" has running leases', name
       USING ERRCODE = '55006', HINT = 'Pause it with dataflow.pause_job and wait for its runs to end.';
   END IF;
+  -- Its output becomes a source: its chunks no longer wait for the job's inputs. The
+  -- edges into them go too, or they would run from a higher rank to a lower one once
+  -- the ranks are recomputed, and the lock order (docs/internals.md) would not hold.
+  PERFORM 1 FROM dataflow.chunk c WHERE c.dataset_id = j.output_id AND c.status IN ('waiting', 'queued')
+   ORDER BY c.id FOR UPDATE;
+  DELETE FROM dataflow.dep d USING dataflow.chunk c WHERE c.dataset_id = j.output_id AND d.consumer = c.id;
+  DELETE FROM dataflow.latest_wait w USING dataflow.chunk c WHERE c.dataset_id = j.output_id AND w.consumer = c.id;
+  DELETE FROM dataflow.incremental_pending p WHERE p.job_id = j.id;
+  WITH moved AS (
+    UPDATE dataflow.chunk c SET unmet = 0, status = 'waiting', updated_at = now()
+      FROM dataflow.chunk o
+     WHERE o.id = c.id AND c.dataset_id = j.output_id AND c.status IN ('waiting', 'queued')
+       AND (c.unmet <> 0 OR c.status <> 'waiting')
+    RETURNING c.id, c.dataset_id, c.key, c.version, c.status AS new_status, o.status AS old_status
+  )
+  INSERT INTO dataflow.event (dataset_id, chunk_id, key, version, from_status, to_status, actor, detail)
+  SELECT m.dataset_id, m.id, m.key, m.version, m.old_status, m.new_status, dataflow._actor(),
+         jsonb_build_object('reason', 'job ' || j.name || ' dropped: a source now')
+    FROM moved m WHERE m.old_status <> m.new_status;
+  UPDATE dataflow.chunk c SET unmet = 0 WHERE c.dataset_id = j.output_id AND c.unmet <> 0;
   DELETE FROM dataflow.job_input WHERE job_id = j.id;
   DELETE FROM dataflow.job WHERE id = j.id;
   PERFORM dataflow._rerank();

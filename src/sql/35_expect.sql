@@ -18,6 +18,7 @@ DECLARE
   bf integer;
   step record;
 BEGIN
+  PERFORM dataflow._read_committed();
   d := dataflow._dataset_row(dataset);
   IF from_key IS NULL THEN
     RAISE EXCEPTION 'from_key must not be NULL' USING ERRCODE = '22004';

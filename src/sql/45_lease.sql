@@ -72,6 +72,7 @@ DECLARE
   incremental boolean;
   batch_from text[];
 BEGIN
+  PERFORM dataflow._read_committed();
   IF worker IS NULL OR max_chunks IS NULL THEN
     RAISE EXCEPTION 'worker and max_chunks must not be NULL' USING ERRCODE = '22004';
   END IF;
@@ -198,6 +199,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE r dataflow.run;
 BEGIN
+  PERFORM dataflow._read_committed();
   IF p_token IS NULL THEN
     RAISE EXCEPTION 'token must not be NULL' USING ERRCODE = '22004';
   END IF;
@@ -279,7 +281,7 @@ BEGIN
     UPDATE dataflow.run
        SET finished_at = clock_timestamp(), row_count = complete.row_count, checksum = complete.checksum,
            info = complete.info
-     WHERE id = r.id;
+     WHERE id = r.id AND finished_at IS NULL;
     RETURN 'superseded';
   END IF;
   SELECT * INTO c FROM dataflow.chunk WHERE id = r.chunk_id;   -- locked by _live_run
@@ -355,6 +357,7 @@ DECLARE
   results text[];
   g record;
 BEGIN
+  PERFORM dataflow._read_committed();
   IF tokens IS NULL THEN
     RAISE EXCEPTION 'tokens must not be NULL' USING ERRCODE = '22004';
   END IF;
@@ -522,7 +525,7 @@ BEGIN
   IF r.status = 'superseded' THEN
     -- A superseded run stopping early: it ends, releasing its inputs; its chunk was reset.
     UPDATE dataflow.run SET finished_at = clock_timestamp(), error = left(r.error || '; then failed: ' || p_error, 4000)
-     WHERE id = r.id;
+     WHERE id = r.id AND finished_at IS NULL;
     RETURN (SELECT c.status FROM dataflow.chunk c WHERE c.id = r.chunk_id);
   END IF;
   UPDATE dataflow.run SET status = 'failed', finished_at = now(), error = left(p_error, 4000)
@@ -541,6 +544,7 @@ CREATE FUNCTION dataflow.reap() RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off SET enable_seqscan = off AS $$
 DECLARE r record; n integer := 0; held integer;
 BEGIN
+  PERFORM dataflow._read_committed();
   FOR r IN
     SELECT run.id, run.chunk_id, run.deadline, run.worker FROM dataflow.run
      WHERE run.status = 'running' AND run.deadline < clock_timestamp()
@@ -561,12 +565,25 @@ BEGIN
     n := n + 1;
   END LOOP;
   -- Superseded runs that stopped heartbeating: their lease is over, and with it their hold
-  -- on their inputs (_claim counts them until finished_at is set here).
-  UPDATE dataflow.run
-     SET finished_at = deadline, error = left(error || '; lease expired', 4000)
-   WHERE status = 'superseded' AND finished_at IS NULL AND deadline < clock_timestamp();
-  GET DIAGNOSTICS held = ROW_COUNT;
-  RETURN n + held;
+  -- on their inputs (_claim counts them until finished_at is set here). As above, never
+  -- waiting: a run or chunk someone holds (a heartbeat of that run in an open
+  -- transaction) is left to the next reap; and the chunk lock is what every other ender
+  -- of a run holds (_live_run), so none of them can end or extend it meanwhile.
+  FOR r IN
+    SELECT run.id, run.chunk_id FROM dataflow.run
+     WHERE run.status = 'superseded' AND run.finished_at IS NULL AND run.deadline < clock_timestamp()
+     ORDER BY run.deadline
+     LIMIT 10000
+       FOR UPDATE SKIP LOCKED
+  LOOP
+    PERFORM 1 FROM dataflow.chunk WHERE id = r.chunk_id FOR UPDATE SKIP LOCKED;
+    CONTINUE WHEN NOT FOUND;
+    UPDATE dataflow.run SET finished_at = deadline, error = left(error || '; lease expired', 4000)
+     WHERE id = r.id AND finished_at IS NULL AND deadline < clock_timestamp();
+    GET DIAGNOSTICS held = ROW_COUNT;
+    n := n + held;
+  END LOOP;
+  RETURN n;
 END $$;
 COMMENT ON FUNCTION dataflow.reap() IS
   'Expire leases whose deadline passed: their chunks are retried with backoff, or failed when attempts are '

@@ -37,6 +37,7 @@ CREATE FUNCTION dataflow._cut_batch(p_job integer) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE j dataflow.job; nb bigint; b bigint; n integer; taken bigint[];
 BEGIN
+  PERFORM dataflow._read_committed();
   IF NOT (EXISTS (SELECT FROM dataflow.incremental_pending p WHERE p.job_id = p_job)) THEN
     RETURN NULL;
   END IF;

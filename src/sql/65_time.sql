@@ -69,19 +69,30 @@ LANGUAGE sql STABLE PARALLEL SAFE
 RETURN COALESCE(NULLIF(pg_catalog.current_setting('dataflow.retention', true), '')::interval,
                 interval '30 days');
 
+-- Day and month arithmetic in UTC, whatever the caller's TimeZone (a DST change must not
+-- shorten the floor by an hour).
 CREATE FUNCTION dataflow.prune(retention interval DEFAULT NULL) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' AS $$
 DECLARE
-  min_keep interval := dataflow._retention_floor();
-  keep interval := coalesce(retention, min_keep);
+  min_keep interval;
+  keep interval;
   n bigint; total bigint := 0;
 BEGIN
-  IF keep <= interval '0' THEN
-    RAISE EXCEPTION 'retention must be positive' USING ERRCODE = '22023';
+  -- The floor is a superuser setting of the library: load it first (a C function), so a
+  -- value a caller SET before the library defined the setting is not what we read.
+  PERFORM dataflow._key_ord('int', '0');
+  min_keep := dataflow._retention_floor();
+  keep := coalesce(retention, min_keep);
+  -- Compared as cut-off times, not as intervals: interval comparison takes a month for 30
+  -- days, so '1 mon' or a mixed-sign '-1000 mon 30030 days' compared as >= 30 days while
+  -- now() - it was later than now() - 30 days (or in the future).
+  IF now() - keep >= now() THEN
+    RAISE EXCEPTION 'retention must be positive' USING ERRCODE = '22023',
+          DETAIL = pg_catalog.format('now() - %s is not in the past.', keep);
   END IF;
   -- Shortening history below the floor is the admin's decision (like a dataset's own
   -- retention, which only the admin can set); an operator's prune keeps at least the floor.
-  IF keep < min_keep AND NOT pg_has_role(dataflow._caller(), 'dataflow_admin', 'MEMBER') THEN
+  IF now() - keep > now() - min_keep AND NOT pg_has_role(dataflow._caller(), 'dataflow_admin', 'MEMBER') THEN
     RAISE EXCEPTION 'prune(%) would delete history younger than the retention floor (%)', keep, min_keep
       USING ERRCODE = '42501',
             DETAIL = 'Only members of dataflow_admin may prune events and runs younger than dataflow.retention.',

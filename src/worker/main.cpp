@@ -165,6 +165,9 @@ void df_worker_main(Datum) {
     // it): past jit_above_cost every call would be JIT-compiled, which takes
     // far longer than running it. The SQL entry points do the same (SET jit).
     SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+    // The extension's functions need READ COMMITTED (docs/internals.md, lock order),
+    // whatever default_transaction_isolation the cluster sets.
+    SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
     // Never wait without bound: lock_timeout for every lock the worker meets
     // (dataflow.worker_lock_timeout); its transactions are timed by the engine.
     dataflow::settings::apply_worker_session(dataflow::settings::current());

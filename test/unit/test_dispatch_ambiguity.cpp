@@ -75,9 +75,14 @@ TEST(DispatchAmbiguous, SuccessesAndAcceptancesAreNotFailures) {
 TEST(DispatchAmbiguous, A2xxWeCannotReadIsAmbiguous) {
     EXPECT_TRUE(dispatch_ambiguous(answered(200, "")));
     EXPECT_TRUE(dispatch_ambiguous(answered(200, "<html>ok</html>")));
+    EXPECT_TRUE(dispatch_ambiguous(answered(200, "{\"sta", "transfer closed with 9 bytes remaining")));
+}
+
+TEST(DispatchAmbiguous, A2xxTooLargeIsDefinite) {
+    // The engine answered; a resend would only get the same oversized answer.
     HttpResponse big = answered(200, std::string(1024, 'x'), "response body exceeds 1024 bytes");
     big.too_large = true;
-    EXPECT_TRUE(dispatch_ambiguous(big));
+    EXPECT_FALSE(dispatch_ambiguous(big));
 }
 
 TEST(DispatchIdempotencyKey, IsStablePerRun) {
