@@ -140,15 +140,11 @@ bool dispatch_ambiguous(const HttpResponse& r) {
     if (r.refused || !r.sent) return false;  // never left the worker, or never connected
     if (r.status == 0) return true;          // sent, then timeout / reset / nothing back
     if (r.status >= 200 && r.status <= 299) {
-        // Larger than dataflow.http_max_body: the engine answered, with a body it must
-        // not send (a resend would get the same); the run fails with that error. Cut off
-        // mid-way: an answer we could not read, which may have been an acceptance.
-        if (r.too_large) return false;
-        if (!r.error.empty()) return true;
-        json j = json::parse(r.body, nullptr, false);
-        if (r.status == 202) return false;
-        return j.is_discarded() || !j.is_object() || !j.contains("status") ||
-               !j["status"].is_string();
+        // Cut off mid-way: an answer we could not read, which may have been an
+        // acceptance. A complete answer is definite, even one that is not a dispatch
+        // answer ("ok", a page) or larger than dataflow.http_max_body: the engine
+        // answered, and a resend would get the same; the run fails with that error.
+        return !r.error.empty() && !r.too_large;
     }
     if (r.status == 502 || r.status == 504) return true;
     if (r.status >= 500 && r.status <= 599 && r.status != 501 && r.status != 503) {

@@ -71,6 +71,9 @@ DECLARE
   slots integer;
   incremental boolean;
   batch_from text[];
+  latest bigint[];
+  li record;
+  lid bigint;
 BEGIN
   PERFORM dataflow._read_committed();
   IF worker IS NULL OR max_chunks IS NULL THEN
@@ -117,14 +120,26 @@ BEGIN
   IF n <= 0 THEN
     RETURN;
   END IF;
-  -- Ready: a `latest` input whose dataset has no available chunk (its only one was
-  -- resubmitted or invalidated after the consumers were queued) holds the job back.
-  IF has_latest AND EXISTS (SELECT FROM dataflow.job_input jl
-                             WHERE jl.job_id = j.id AND jl.mapping = 'latest'
-                               AND NOT EXISTS (SELECT FROM dataflow.chunk x
-                                                WHERE x.dataset_id = jl.dataset_id
-                                                  AND dataflow._level(x.status) >= jl.need)) THEN
-    RETURN;
+  -- Ready: the newest available chunk of each `latest` input, share-locked until commit
+  -- (inputs have lower ranks: the lock order holds) so that a resubmit or invalidation of
+  -- it cannot commit between this choice and the lineage below; it may wait for one in
+  -- flight, and then finds the chunk gone (no row) rather than a stale one. An input with
+  -- no available chunk (its only one was resubmitted or invalidated after the consumers
+  -- were queued) holds the job back.
+  IF has_latest THEN
+    FOR li IN SELECT jl.dataset_id, jl.need FROM dataflow.job_input jl JOIN dataflow.dataset ld ON ld.id = jl.dataset_id
+               WHERE jl.job_id = j.id AND jl.mapping = 'latest' ORDER BY ld.rank, jl.dataset_id LOOP
+      lid := NULL;
+      SELECT x.id INTO lid FROM dataflow.chunk x
+       WHERE x.dataset_id = li.dataset_id AND dataflow._level(x.status) >= li.need
+       ORDER BY x.ord DESC NULLS LAST, x.available_at DESC
+       LIMIT 1
+         FOR SHARE;
+      IF lid IS NULL THEN
+        RETURN;
+      END IF;
+      latest := latest || lid;
+    END LOOP;
   END IF;
 
   -- Claim, then one small statement per table: each keeps a cheap generic plan
@@ -154,14 +169,8 @@ BEGIN
   IF has_latest THEN
     INSERT INTO dataflow.run_input (run_id, chunk_id, version)
     SELECT c.run_id, lc.id, lc.version
-      FROM dataflow.chunk c
-      JOIN dataflow.job_input jl ON jl.job_id = j.id AND jl.mapping = 'latest'
-      CROSS JOIN LATERAL (
-        SELECT x.id, x.version FROM dataflow.chunk x
-         WHERE x.dataset_id = jl.dataset_id AND dataflow._level(x.status) >= jl.need
-         ORDER BY x.ord DESC NULLS LAST, x.available_at DESC
-         LIMIT 1) lc
-     WHERE c.id = ANY (ids);
+      FROM dataflow.chunk c CROSS JOIN dataflow.chunk lc
+     WHERE c.id = ANY (ids) AND lc.id = ANY (latest);
   END IF;
   INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor)
   SELECT j.output_id, c.id, c.key, c.run_id, c.version, 'queued', 'running', worker
@@ -501,7 +510,11 @@ BEGIN
   END IF;
   UPDATE dataflow.chunk
      SET status = new_status, error = left(p_error, 4000), updated_at = now(),
-         not_before = CASE WHEN new_status = 'queued' THEN clock_timestamp() + make_interval(secs => delay)
+         -- from when the attempt ended (the run's finished_at, set by the clock just before):
+         -- the gap between the two is exactly the backoff or Retry-After asked for
+         not_before = CASE WHEN new_status = 'queued'
+                           THEN coalesce((SELECT rr.finished_at FROM dataflow.run rr WHERE rr.id = p_run),
+                                         clock_timestamp()) + make_interval(secs => delay)
                            ELSE not_before END
    WHERE id = c.id;
   INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor, detail)
@@ -528,7 +541,8 @@ BEGIN
      WHERE id = r.id AND finished_at IS NULL;
     RETURN (SELECT c.status FROM dataflow.chunk c WHERE c.id = r.chunk_id);
   END IF;
-  UPDATE dataflow.run SET status = 'failed', finished_at = now(), error = left(p_error, 4000)
+  -- The clock, as for the retry's not_before below (the gap is the backoff asked for).
+  UPDATE dataflow.run SET status = 'failed', finished_at = clock_timestamp(), error = left(p_error, 4000)
    WHERE id = r.id;
   RETURN dataflow._retry_or_fail(r.chunk_id, r.id, p_error, p_retry, r.worker, 'fail', p_delay);
 END $$;
@@ -557,7 +571,7 @@ BEGIN
     PERFORM 1 FROM dataflow.chunk WHERE id = r.chunk_id FOR UPDATE SKIP LOCKED;
     CONTINUE WHEN NOT FOUND;
     UPDATE dataflow.run
-       SET status = 'expired', finished_at = now(),
+       SET status = 'expired', finished_at = clock_timestamp(),
            error = 'lease expired at ' || r.deadline || ' without a heartbeat from ' || r.worker
      WHERE id = r.id;
     PERFORM dataflow._retry_or_fail(r.chunk_id, r.id, 'lease expired (worker ' || r.worker || ')', true,

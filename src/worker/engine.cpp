@@ -30,6 +30,10 @@ constexpr auto kLockedJobPause = 5s;
 // Resends of an http run after an ambiguous failure: 1 s, doubling, at most 30 s.
 constexpr auto kResendFirst = 1s;
 constexpr auto kResendMax = 30s;
+// Resends of one run after ambiguous failures (1 s, 2 s, 4 s apart): then the failure is
+// recorded as a retryable one, so an engine that never answers is not waited on for
+// the whole lease.
+constexpr int kMaxResends = 3;
 
 // One of the worker's transactions, bounded by dataflow.worker_statement_timeout
 // (with lock_timeout for each lock wait in it). The timer is disarmed before the
@@ -228,6 +232,7 @@ void Engine::hold_ambiguous() {
              if (p.resends > 0 && r.status == 409) return true;  // the engine has it: adopt
              if (interpret_http_dispatch(r).kind != Outcome::kRetry || !dispatch_ambiguous(r))
                  return false;
+             if (p.resends >= kMaxResends) return false;
              // Resent only while the lease outlives the wait and the whole next attempt.
              auto wait = std::min<std::chrono::milliseconds>(kResendFirst * (1 << std::min(p.resends, 5)),
                                                             kResendMax);

@@ -343,7 +343,9 @@ dataset slow_ev; dataset trickle_ev; dataset src5
 sub hang "$RX/hang?who=hook" slow_ev
 sub stall "http://127.0.0.1:$STALL/" slow_ev
 for s in trickle trickle-head; do sub "$s" "$RX/$s" trickle_ev; done
-job dhang src5 "$RX/hang?who=job" 3 "max_attempts => 1"
+# A lease shorter than a timeout plus the first resend wait: the hang is not resent
+# (worker_dispatch.sh tests resends), so its timeout fails the run at once.
+job dhang src5 "$RX/hang?who=job" 3 "max_attempts => 1, lease_for => '$(( T_MS / 1000 + 1 )) seconds'"
 for k in 1 2 3; do
     wt_sql "SELECT dataflow.register('slow_ev', '$k'); SELECT dataflow.register('src5', '$k')" >/dev/null
     sleep 0.4
