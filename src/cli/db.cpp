@@ -64,6 +64,13 @@ bool Db::connect(const std::string& dsn, std::string* error) {
         keys.push_back("connect_timeout");
         values.push_back("10");
     }
+    // pg_dataflow's functions need READ COMMITTED, whatever default the role or database
+    // sets; PGOPTIONS is kept (an options keyword replaces it), a DSN's options still win.
+    const char* env_options = std::getenv("PGOPTIONS");
+    std::string options = std::string(env_options ? env_options : "") +
+                          " -c default_transaction_isolation=read\\ committed";
+    keys.push_back("options");
+    values.push_back(options.c_str());
     keys.push_back("fallback_application_name");
     values.push_back("dataflow-run");
     keys.push_back("dbname");

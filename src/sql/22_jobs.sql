@@ -223,8 +223,7 @@ BEGIN
   -- Its output becomes a source: its chunks no longer wait for the job's inputs. The
   -- edges into them go too, or they would run from a higher rank to a lower one once
   -- the ranks are recomputed, and the lock order (docs/internals.md) would not hold.
-  PERFORM 1 FROM dataflow.chunk c WHERE c.dataset_id = j.output_id AND c.status IN ('waiting', 'queued')
-   ORDER BY c.id FOR UPDATE;
+  PERFORM 1 FROM dataflow.chunk c WHERE c.dataset_id = j.output_id ORDER BY c.id FOR UPDATE;
   DELETE FROM dataflow.dep d USING dataflow.chunk c WHERE c.dataset_id = j.output_id AND d.consumer = c.id;
   DELETE FROM dataflow.latest_wait w USING dataflow.chunk c WHERE c.dataset_id = j.output_id AND w.consumer = c.id;
   DELETE FROM dataflow.incremental_pending p WHERE p.job_id = j.id;

@@ -121,20 +121,26 @@ BEGIN
     RETURN;
   END IF;
   -- Ready: the newest available chunk of each `latest` input, share-locked until commit
-  -- (inputs have lower ranks: the lock order holds) so that a resubmit or invalidation of
-  -- it cannot commit between this choice and the lineage below; it may wait for one in
-  -- flight, and then finds the chunk gone (no row) rather than a stale one. An input with
-  -- no available chunk (its only one was resubmitted or invalidated after the consumers
-  -- were queued) holds the job back.
+  -- so that a resubmit or invalidation of it cannot commit between this choice and the
+  -- lineage below. Never waited for (NOWAIT): this call already holds the limit locks
+  -- (7401, 7402, and 7406 from the batch cut), which others take after a chunk lock, and
+  -- an operator's open transaction on the input must not stall every job of the pool.
+  -- When that chunk is busy, or an input has no available chunk (its only one was
+  -- resubmitted or invalidated after the consumers were queued), the job is held back
+  -- for this call.
   IF has_latest THEN
     FOR li IN SELECT jl.dataset_id, jl.need FROM dataflow.job_input jl JOIN dataflow.dataset ld ON ld.id = jl.dataset_id
                WHERE jl.job_id = j.id AND jl.mapping = 'latest' ORDER BY ld.rank, jl.dataset_id LOOP
       lid := NULL;
-      SELECT x.id INTO lid FROM dataflow.chunk x
-       WHERE x.dataset_id = li.dataset_id AND dataflow._level(x.status) >= li.need
-       ORDER BY x.ord DESC NULLS LAST, x.available_at DESC
-       LIMIT 1
-         FOR SHARE;
+      BEGIN
+        SELECT x.id INTO lid FROM dataflow.chunk x
+         WHERE x.dataset_id = li.dataset_id AND dataflow._level(x.status) >= li.need
+         ORDER BY x.ord DESC NULLS LAST, x.available_at DESC
+         LIMIT 1
+           FOR SHARE NOWAIT;
+      EXCEPTION WHEN lock_not_available THEN
+        RETURN;
+      END;
       IF lid IS NULL THEN
         RETURN;
       END IF;

@@ -20,7 +20,9 @@ EOF2
 
 start=$(date +%s)
 # client_min_messages=error filters the server's warning: the run's status still tells.
-PGOPTIONS="-c client_min_messages=error" \
+# A default of REPEATABLE READ (refused by pg_dataflow's functions): dataflow-run's
+# sessions are READ COMMITTED whatever the default.
+PGOPTIONS="-c client_min_messages=error -c default_transaction_isolation=repeatable\\ read" \
 timeout 60 "$CLI" --job rollup --once --lease-for 3 --heartbeat 0.3 -- "$B/slow" \
     >"$CLI_TMP/run.out" 2>"$CLI_TMP/run.err" &
 cli_pid=$!
