@@ -19,7 +19,9 @@ SET plan_cache_mode = force_generic_plan SET enable_hashjoin = off SET enable_me
 SET enable_seqscan = off SET jit = off SET enable_bitmapscan = off AS $$
 DECLARE inp bigint;
 BEGIN
-  PERFORM dataflow._read_committed();
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    PERFORM dataflow._read_committed();   -- raises (00_schema.sql)
+  END IF;
   -- p_inputs: chunks of dataset p_dataset whose level moved from p_old to p_new
   -- (complete_many passes a whole batch; everyone else one chunk).
   IF p_old = p_new THEN
@@ -106,7 +108,9 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET enable_seqscan = off SET jit = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE batch bigint[];
 BEGIN
-  PERFORM dataflow._read_committed();
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    PERFORM dataflow._read_committed();   -- raises (00_schema.sql)
+  END IF;
   -- One work table per transaction, emptied for each call: an UPDATE that resubmits
   -- thousands of chunks calls this once per chunk (the row trigger), and a table
   -- created and dropped per call held its locks until commit (out of shared memory

@@ -18,7 +18,9 @@ DECLARE
   bf integer;
   step record;
 BEGIN
-  PERFORM dataflow._read_committed();
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    PERFORM dataflow._read_committed();   -- raises (00_schema.sql)
+  END IF;
   d := dataflow._dataset_row(dataset);
   IF from_key IS NULL THEN
     RAISE EXCEPTION 'from_key must not be NULL' USING ERRCODE = '22004';

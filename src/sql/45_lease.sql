@@ -75,7 +75,9 @@ DECLARE
   li record;
   lid bigint;
 BEGIN
-  PERFORM dataflow._read_committed();
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    PERFORM dataflow._read_committed();   -- raises (00_schema.sql)
+  END IF;
   IF worker IS NULL OR max_chunks IS NULL THEN
     RAISE EXCEPTION 'worker and max_chunks must not be NULL' USING ERRCODE = '22004';
   END IF;
@@ -214,7 +216,9 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE r dataflow.run;
 BEGIN
-  PERFORM dataflow._read_committed();
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    PERFORM dataflow._read_committed();   -- raises (00_schema.sql)
+  END IF;
   IF p_token IS NULL THEN
     RAISE EXCEPTION 'token must not be NULL' USING ERRCODE = '22004';
   END IF;
@@ -372,7 +376,9 @@ DECLARE
   results text[];
   g record;
 BEGIN
-  PERFORM dataflow._read_committed();
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    PERFORM dataflow._read_committed();   -- raises (00_schema.sql)
+  END IF;
   IF tokens IS NULL THEN
     RAISE EXCEPTION 'tokens must not be NULL' USING ERRCODE = '22004';
   END IF;
@@ -564,7 +570,9 @@ CREATE FUNCTION dataflow.reap() RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off SET enable_seqscan = off AS $$
 DECLARE r record; n integer := 0; held integer;
 BEGIN
-  PERFORM dataflow._read_committed();
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    PERFORM dataflow._read_committed();   -- raises (00_schema.sql)
+  END IF;
   FOR r IN
     SELECT run.id, run.chunk_id, run.deadline, run.worker FROM dataflow.run
      WHERE run.status = 'running' AND run.deadline < clock_timestamp()

@@ -37,7 +37,9 @@ CREATE FUNCTION dataflow._cut_batch(p_job integer) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE j dataflow.job; nb bigint; b bigint; n integer; taken bigint[];
 BEGIN
-  PERFORM dataflow._read_committed();
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    PERFORM dataflow._read_committed();   -- raises (00_schema.sql)
+  END IF;
   IF NOT (EXISTS (SELECT FROM dataflow.incremental_pending p WHERE p.job_id = p_job)) THEN
     RETURN NULL;
   END IF;
