@@ -1,6 +1,8 @@
 // libcurl multi driver: see http_client.hpp for the contract.
 #include "core/http_client.h"
 
+#include "core/json_text.h"
+
 #include <curl/curl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -435,35 +437,13 @@ std::string response_error(const HttpResponse& r) {
     return e;
 }
 
-// Length of the valid UTF-8 sequence at body[i] as PostgreSQL accepts it (no
-// overlong forms, surrogates or code points past U+10FFFF), 0 when invalid.
-static size_t utf8_sequence(const std::string& body, size_t i) {
-    auto at = [&](size_t k) { return static_cast<unsigned char>(body[i + k]); };
-    unsigned char c = at(0);
-    if (c < 0x80) return 1;
-    size_t len = c >= 0xC2 && c <= 0xDF   ? 2
-                 : c >= 0xE0 && c <= 0xEF ? 3
-                 : c >= 0xF0 && c <= 0xF4 ? 4
-                                          : 0;
-    if (len == 0 || i + len > body.size()) return 0;
-    unsigned char lo = 0x80, hi = 0xBF;  // the second byte's range
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-    if (at(1) < lo || at(1) > hi) return 0;
-    for (size_t k = 2; k < len; ++k)
-        if ((at(k) & 0xC0) != 0x80) return 0;
-    return len;
-}
-
 std::string body_excerpt(const std::string& body, size_t max) {
     // Error texts end up in text columns: a byte PostgreSQL would refuse as UTF-8
     // must not fail the transaction that records the attempt (and so resend it).
     std::string out;
     size_t i = 0;
     while (i < body.size()) {
-        size_t len = utf8_sequence(body, i);
+        size_t len = utf8_length(body, i);
         if (out.size() + (len ? len : 1) > max) break;
         unsigned char c = static_cast<unsigned char>(body[i]);
         if (len == 0)

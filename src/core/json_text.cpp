@@ -4,10 +4,7 @@
 #include <cstdio>
 
 namespace dataflow {
-namespace {
 
-// Length of the valid UTF-8 sequence at s[i] as PostgreSQL accepts it (no overlong
-// forms, surrogates or code points past U+10FFFF), 0 when invalid.
 size_t utf8_length(std::string_view s, size_t i) {
     auto at = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
     unsigned char c = at(0);
@@ -27,6 +24,8 @@ size_t utf8_length(std::string_view s, size_t i) {
         if ((at(k) & 0xC0) != 0x80) return 0;
     return len;
 }
+
+namespace {
 
 std::string bad_byte(std::string_view s, size_t i) {
     char hex[8];

@@ -21,6 +21,10 @@ namespace dataflow {
 // writes nested values back recursively. Far beyond any real task result.
 constexpr size_t kMaxAnswerDepth = 1000;
 
+// Length of the valid UTF-8 sequence at s[i] as PostgreSQL accepts it (no overlong
+// forms, surrogates or code points past U+10FFFF), 0 when invalid. i < s.size().
+size_t utf8_length(std::string_view s, size_t i);
+
 // Why PostgreSQL would refuse `text` as a text value, or nullopt: a NUL byte, or a
 // byte that is not valid UTF-8 as PostgreSQL checks it (no overlong forms, no
 // surrogates, nothing past U+10FFFF). E.g. "byte 0xFF at offset 12 is not valid UTF-8".
