@@ -25,7 +25,7 @@ struct Task {
 };
 
 // The task document POSTed to an http endpoint and used as an Airflow DAG
-// run's conf: the DESIGN.md task fields plus the token. Never throws: bad
+// run's conf: the fields of dataflow.task (src/sql/00_schema.sql) plus the token. Never throws: bad
 // UTF-8 is replaced, unparsable inputs/params become null.
 std::string task_json(const Task& task);
 
