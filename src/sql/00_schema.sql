@@ -66,8 +66,9 @@ RETURN CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.=) 'none
 -- composite, enum or domain type called <name>) is refused the same way, with the
 -- same clear error, rather than failing later in CREATE TEMP TABLE. (A relation
 -- named like the work table's primary-key index is harmless: PostgreSQL picks
--- another index name.) Returns false when there is none.
-CREATE FUNCTION dataflow._own_work_table(p_name text) RETURNS boolean
+-- another index name.) Returns false when there is none, and with p_quiet also for
+-- an object that is not ours (a caller that only reads what it would have written).
+CREATE FUNCTION dataflow._own_work_table(p_name text, p_quiet boolean DEFAULT false) RETURNS boolean
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   me oid := (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user);
@@ -83,6 +84,9 @@ BEGIN
    WHERE c.relnamespace OPERATOR(pg_catalog.=) tmp AND c.relname OPERATOR(pg_catalog.=) p_name;
   IF FOUND AND owner_ok AND kind OPERATOR(pg_catalog.=) 'r' THEN
     RETURN true;
+  END IF;
+  IF p_quiet THEN
+    RETURN false;
   END IF;
   IF FOUND THEN
     taken := p_name;

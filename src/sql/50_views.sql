@@ -77,11 +77,7 @@ DECLARE roots bigint[];
 BEGIN
   -- Only our own work table: a planted one made _chunks_update raise before it noted
   -- anything, so a statement that only skipped chunks has nothing to do here.
-  IF NOT EXISTS (SELECT FROM pg_catalog.pg_class c
-                  WHERE c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()
-                    AND c.relname OPERATOR(pg_catalog.=) '_df_roots' AND c.relkind OPERATOR(pg_catalog.=) 'r'
-                    AND c.relowner OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
-                                                            WHERE r.rolname OPERATOR(pg_catalog.=) current_user)) THEN
+  IF NOT dataflow._own_work_table('_df_roots', p_quiet => true) THEN
     RETURN NULL;
   END IF;
   SELECT array_agg(r.id ORDER BY r.id) INTO roots FROM pg_temp._df_roots r;
