@@ -189,7 +189,8 @@ DbStatus Db::heartbeat(const std::string& token, int64_t run_id, double extend_b
         exec(kHeartbeatSql, {token, seconds_param(extend_by), std::to_string(run_id)}, &g.res);
     bool one = st.ok && PQntuples(g.res) == 1;
     if (one && !PQgetisnull(g.res, 0, 0)) *lease_seconds = std::atof(PQgetvalue(g.res, 0, 0));
-    *superseded = st.ok && (noticed(kSupersededWarning) || (one && field(g.res, 0, 1) == "superseded"));
+    *superseded =
+        st.ok && (noticed(kSupersededWarning) || (one && field(g.res, 0, 1) == "superseded"));
     return st;
 }
 

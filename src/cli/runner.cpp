@@ -335,7 +335,8 @@ void Runner::heartbeats(Clock::time_point now) {
         if (s->exited || !s->heartbeating || s->lease_lost || now < s->next_heartbeat) continue;
         double left = 0;
         bool superseded = false;
-        DbStatus st = db_.heartbeat(s->task.token, s->task.run_id, opt_.lease_for, &left, &superseded);
+        DbStatus st =
+            db_.heartbeat(s->task.token, s->task.run_id, opt_.lease_for, &left, &superseded);
         if (st.ok) {
             double interval = opt_.heartbeat > 0 ? opt_.heartbeat : std::max(0.2, left / 3);
             s->next_heartbeat = now + secs(interval);

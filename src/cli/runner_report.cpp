@@ -20,7 +20,8 @@ void Runner::report(Slot& slot) {
     } else if (slot.superseded) {
         // fail() of a superseded run only ends it (releasing its inputs); the chunk was
         // already reset by the resubmit.
-        st = db_.fail(t.token, "stopped early by dataflow-run: the run was superseded", true, &outcome);
+        st = db_.fail(t.token, "stopped early by dataflow-run: the run was superseded", true,
+                      &outcome);
         if (st.ok) {
             ++superseded_;
             log_finished(slot, "superseded", "stopped early; chunk " + outcome);

@@ -92,7 +92,8 @@ public:
     std::vector<HttpResponse> take_finished();
     // Takes only the finished responses `pick` selects; the others stay for
     // take_finished(), in their order.
-    std::vector<HttpResponse> take_finished_if(const std::function<bool(const HttpResponse&)>& pick);
+    std::vector<HttpResponse> take_finished_if(
+        const std::function<bool(const HttpResponse&)>& pick);
     // Waits at most max_wait_ms on curl's sockets and `extra_fd` (readable), then
     // drives. Returns true when extra_fd became readable.
     bool poll_once(int max_wait_ms, int extra_fd = -1);

@@ -234,8 +234,8 @@ void Engine::hold_ambiguous() {
                  return false;
              if (p.resends >= kMaxResends) return false;
              // Resent only while the lease outlives the wait and the whole next attempt.
-             auto wait = std::min<std::chrono::milliseconds>(kResendFirst * (1 << std::min(p.resends, 5)),
-                                                            kResendMax);
+             auto wait = std::min<std::chrono::milliseconds>(
+                 kResendFirst * (1 << std::min(p.resends, 5)), kResendMax);
              return now_ms + wait.count() + p.request->timeout_ms < p.deadline_ms;
          })) {
         auto it = in_flight_.find(r.tag);
@@ -263,8 +263,8 @@ void Engine::hold_ambiguous() {
                                          dispatch_idempotency_key(p.id) + " (409): adopted");
             continue;
         }
-        auto wait = std::min<std::chrono::milliseconds>(kResendFirst * (1 << std::min(p.resends, 5)),
-                                                       kResendMax);
+        auto wait = std::min<std::chrono::milliseconds>(
+            kResendFirst * (1 << std::min(p.resends, 5)), kResendMax);
         pg::log(pg::Level::kLog, "pg_dataflow worker: run " + std::to_string(p.id) +
                                      ": outcome unknown (" + why + "); resending it in " +
                                      std::to_string(wait.count()) + " ms");
@@ -306,9 +306,8 @@ long Engine::sleep_ms() const {
     if (present_) {
         Clock::time_point resend =
             resends_.empty() ? Clock::time_point::max() : resends_.begin()->first;
-        auto until =
-            std::min({next_reap_, next_airflow_, next_due_, next_locked_retry_, resend}) -
-            Clock::now();
+        auto until = std::min({next_reap_, next_airflow_, next_due_, next_locked_retry_, resend}) -
+                     Clock::now();
         long due =
             static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(until).count());
         if (due < ms) ms = due < 0 ? 0 : due;
@@ -519,7 +518,8 @@ void Engine::dispatch() {
                 "pg_dataflow worker: job \"" + l.first + "\" skipped for " +
                     std::to_string(std::chrono::seconds(kLockedJobPause).count()) +
                     " s: its lease waited longer than dataflow.worker_lock_timeout for a lock "
-                    "another session holds (" + l.second + ")");
+                    "another session holds (" +
+                    l.second + ")");
     }
     // Committed: the leases are durable, now the requests may go out.
     for (Send& s : sends) {

@@ -73,7 +73,8 @@ TEST(DispatchAmbiguous, SuccessesAndAcceptancesAreNotFailures) {
 }
 
 TEST(DispatchAmbiguous, A2xxCutOffIsAmbiguous) {
-    EXPECT_TRUE(dispatch_ambiguous(answered(200, "{\"sta", "transfer closed with 9 bytes remaining")));
+    EXPECT_TRUE(
+        dispatch_ambiguous(answered(200, "{\"sta", "transfer closed with 9 bytes remaining")));
 }
 
 TEST(DispatchAmbiguous, A2xxAnsweredInFullIsDefinite) {
