@@ -15,10 +15,13 @@ EXTENSION   = pg_dataflow
 EXTVERSION  = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" pg_dataflow.control)
 MODULE_big  = pg_dataflow
 
-# Extension SQL: the modules in src/sql/NN_*.sql, concatenated in order.
+# Extension SQL: the modules in src/sql/NN_*.sql, concatenated in order, make the
+# install script of the current version. Released versions keep their install
+# scripts frozen in src/sql/ (never regenerated), and every upgrade script
+# (src/sql/pg_dataflow--A--B.sql) is installed beside them (src/sql/README.md).
 SQL_MODULES = $(sort $(wildcard src/sql/[0-9][0-9]_*.sql))
 DATA_built  = $(EXTENSION)--$(EXTVERSION).sql
-DATA        = $(wildcard src/sql/$(EXTENSION)--*--*.sql)
+DATA        = $(filter-out src/sql/$(DATA_built),$(wildcard src/sql/$(EXTENSION)--*.sql))
 
 PG_CPP_SRCS = $(wildcard src/pg/*.cpp) $(wildcard src/worker/*.cpp)
 CORE_SRCS   = $(wildcard src/core/*.cpp)
@@ -29,7 +32,8 @@ PGXS       := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
               -fno-omit-frame-pointer -Isrc
-PG_CPPFLAGS = -Isrc
+# The library knows the SQL it was built for (src/pg/version.cpp).
+PG_CPPFLAGS = -Isrc -DDF_EXTVERSION='"$(EXTVERSION)"'
 SHLIB_LINK  = -lcurl -lcrypto -lstdc++
 
 # Bitcode for JIT is pointless for C++ code that calls libstdc++ and libcurl.
