@@ -98,3 +98,8 @@ chaos:
 
 check-valgrind:
 	@scripts/valgrind.sh
+
+# make dist: pg_dataflow-VERSION.tar.gz from HEAD, with META.json (scripts/dist.sh)
+.PHONY: dist
+dist:
+	@scripts/dist.sh
