@@ -24,6 +24,7 @@ extern "C" {
 
 #include "../core/backoff_c.h"
 #include "../core/keys_c.h"
+#include "pg/version.h"
 
 namespace {
 
@@ -106,6 +107,7 @@ PG_FUNCTION_INFO_V1(df_backoff);
 
 // dataflow._key_canon(kind text, key text) RETURNS text
 Datum df_key_canon(PG_FUNCTION_ARGS) {
+    dataflow::version::require_matching_sql();
     df_key_kind kind = kind_arg(fcinfo, 0);
     char* key = text_arg(fcinfo, 1);
     char buf[DF_KEY_BUF_SIZE];
@@ -116,6 +118,7 @@ Datum df_key_canon(PG_FUNCTION_ARGS) {
 
 // dataflow._key_ord(kind text, key text) RETURNS bigint; NULL for (valid) text keys.
 Datum df_key_ord(PG_FUNCTION_ARGS) {
+    dataflow::version::require_matching_sql();
     df_key_kind kind = kind_arg(fcinfo, 0);
     char* key = text_arg(fcinfo, 1);
     int64_t ord = 0;
@@ -128,6 +131,7 @@ Datum df_key_ord(PG_FUNCTION_ARGS) {
 
 // dataflow._key_text(kind text, ord bigint) RETURNS text
 Datum df_key_text(PG_FUNCTION_ARGS) {
+    dataflow::version::require_matching_sql();
     df_key_kind kind = kind_arg(fcinfo, 0);
     int64 ord = PG_GETARG_INT64(1);
     char buf[DF_KEY_BUF_SIZE];
@@ -138,6 +142,7 @@ Datum df_key_text(PG_FUNCTION_ARGS) {
 
 // dataflow._key_range(kind, from_key, to_key, max_keys bigint) RETURNS TABLE(key, ord)
 Datum df_key_range(PG_FUNCTION_ARGS) {
+    dataflow::version::require_matching_sql();
     df_key_kind kind = kind_arg(fcinfo, 0);
     char* from = text_arg(fcinfo, 1);
     char* to = text_arg(fcinfo, 2);
@@ -163,6 +168,7 @@ Datum df_key_range(PG_FUNCTION_ARGS) {
 
 // dataflow._key_window(kind, key, lo int, hi int) RETURNS TABLE(key, ord)
 Datum df_key_window(PG_FUNCTION_ARGS) {
+    dataflow::version::require_matching_sql();
     df_key_kind kind = kind_arg(fcinfo, 0);
     char* key = text_arg(fcinfo, 1);
     int32 lo = PG_GETARG_INT32(2);
@@ -177,6 +183,7 @@ Datum df_key_window(PG_FUNCTION_ARGS) {
 
 // dataflow._key_children(parent_kind, child_kind, key) RETURNS TABLE(key, ord)
 Datum df_key_children(PG_FUNCTION_ARGS) {
+    dataflow::version::require_matching_sql();
     df_key_kind parent_kind = kind_arg(fcinfo, 0);
     df_key_kind child_kind = kind_arg(fcinfo, 1);
     char* key = text_arg(fcinfo, 2);
@@ -190,6 +197,7 @@ Datum df_key_children(PG_FUNCTION_ARGS) {
 
 // dataflow._key_parent(child_kind, parent_kind, key) RETURNS text
 Datum df_key_parent(PG_FUNCTION_ARGS) {
+    dataflow::version::require_matching_sql();
     df_key_kind child_kind = kind_arg(fcinfo, 0);
     df_key_kind parent_kind = kind_arg(fcinfo, 1);
     char* key = text_arg(fcinfo, 2);
@@ -202,6 +210,7 @@ Datum df_key_parent(PG_FUNCTION_ARGS) {
 
 // dataflow._backoff(attempt int, min_seconds, max_seconds, jitter float8) RETURNS float8
 Datum df_backoff(PG_FUNCTION_ARGS) {
+    dataflow::version::require_matching_sql();
     int32 attempt = PG_GETARG_INT32(0);
     float8 min_seconds = PG_GETARG_FLOAT8(1);
     float8 max_seconds = PG_GETARG_FLOAT8(2);

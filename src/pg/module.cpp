@@ -8,6 +8,7 @@ extern "C" {
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "commands/extension.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
 
@@ -23,8 +24,23 @@ void _PG_init(void);
 
 // Nothing here throws: the init functions only call Postgres.
 void _PG_init(void) {
-    dataflow::settings::define();  // also reserves the dataflow.* prefix
-    if (!process_shared_preload_libraries_in_progress) return;
+    bool preloading = process_shared_preload_libraries_in_progress;
+    dataflow::settings::define(preloading);  // also reserves the dataflow.* prefix
+    if (!preloading) {
+        // Loaded late (CREATE EXTENSION, or the first call of a C function in a session)
+        // in a cluster that does not preload it: the SQL API works, wake-ups are no-ops,
+        // and nothing runs the background duties. Said where the user looks: at CREATE
+        // or ALTER EXTENSION; other sessions only at DEBUG1.
+        ereport(creating_extension ? WARNING : DEBUG1,
+                (errmsg("pg_dataflow is not in shared_preload_libraries: its background worker "
+                        "is off"),
+                 errdetail("The SQL API and dataflow-run work; dispatch to HTTP services and "
+                           "Airflow, webhook delivery, and the periodic reap, schedule and prune "
+                           "need the worker."),
+                 errhint("Add pg_dataflow to shared_preload_libraries in postgresql.conf and "
+                         "restart PostgreSQL.")));
+        return;
+    }
     dataflow::wake::init();
     dataflow::worker::register_worker();
 }

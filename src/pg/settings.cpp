@@ -53,10 +53,15 @@ bool check_http_allow(char** newval, void** extra, GucSource source) {
 
 }  // namespace
 
-void define() {
-    DefineCustomStringVariable("dataflow.database",
-                               "Database in which the pg_dataflow background worker runs.", nullptr,
-                               &database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+void define(bool preloading) {
+    // A postmaster-level setting can only be made while preloading: loaded later (CREATE
+    // EXTENSION in a cluster without shared_preload_libraries) it would be a FATAL error.
+    // Without the preload there is no background worker for it to configure.
+    if (preloading)
+        DefineCustomStringVariable("dataflow.database",
+                                   "Database in which the pg_dataflow background worker runs.",
+                                   nullptr, &database, "postgres", PGC_POSTMASTER, 0, nullptr,
+                                   nullptr, nullptr);
     DefineCustomBoolVariable("dataflow.enabled",
                              "Whether the pg_dataflow background worker does any work.",
                              "When off, the worker stays connected but idle.", &enabled, true,

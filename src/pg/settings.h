@@ -7,7 +7,8 @@
 
 namespace dataflow::settings {
 
-void define();  // from _PG_init
+// From _PG_init. postmaster-level settings (dataflow.database) only while preloading.
+void define(bool preloading);
 
 struct Snapshot {
     std::string database;

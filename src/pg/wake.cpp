@@ -20,6 +20,7 @@ PG_FUNCTION_INFO_V1(df_wake);
 }
 #pragma GCC diagnostic pop
 
+#include "pg/version.h"
 #include "pg/wake.h"
 
 namespace dataflow::wake {
@@ -96,6 +97,7 @@ void notify() {
 // dataflow._wake(): wake the background worker once this transaction commits.
 Datum df_wake(PG_FUNCTION_ARGS) {
     using namespace dataflow::wake;
+    dataflow::version::require_matching_sql();
     if (!callback_registered) {
         RegisterXactCallback(on_xact, nullptr);
         callback_registered = true;

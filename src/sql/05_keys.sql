@@ -67,3 +67,11 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     FROM pg_catalog.generate_series(0::bigint, 23::bigint) AS g
    WHERE mapping OPERATOR(pg_catalog.=) 'rollup'
 $$;
+
+-- The version the loaded library was built for; extversion in pg_extension is the SQL's.
+-- The two differ between a package upgrade and ALTER EXTENSION pg_dataflow UPDATE, when
+-- every other C function refuses (55000) until the update (docs/operations.md, Upgrading).
+CREATE FUNCTION dataflow.library_version() RETURNS text
+AS 'MODULE_PATHNAME', 'df_library_version' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dataflow.library_version() IS
+  'Version of the loaded pg_dataflow library (compare with pg_extension.extversion).';

@@ -37,6 +37,7 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA dataflow FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dataflow._level(text), dataflow._key_text(text, bigint), dataflow._key_canon(text, text),
   dataflow._key_ord(text, text), dataflow._period_end(text, bigint), dataflow._location(text, text, text, integer)
   TO dataflow_reader;
+GRANT EXECUTE ON FUNCTION dataflow.library_version() TO dataflow_reader;
 
 -- Reader: views and read-only questions.
 GRANT SELECT ON dataflow.datasets, dataflow.jobs, dataflow.chunks, dataflow.runs, dataflow.progress,

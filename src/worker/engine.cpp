@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "core/version.h"
 #include "core/webhook.h"
 #include "pg/guard.h"
+#include "pg/version.h"
 
 namespace dataflow::worker {
 namespace {
@@ -133,16 +135,26 @@ bool Engine::check_extension() {
             "WHERE extname = 'pg_dataflow') AND "
             "pg_catalog.to_regprocedure('dataflow._worker_jobs()') IS NOT NULL, "
             "pg_catalog.to_regprocedure('dataflow.schedule()') IS NOT NULL, "
-            "pg_catalog.to_regprocedure('dataflow.prune(interval)') IS NOT NULL");
+            "pg_catalog.to_regprocedure('dataflow.prune(interval)') IS NOT NULL, "
+            "(SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_dataflow'), "
+            "pg_catalog.current_database()");
         x.commit();
         bool was = present_;
         present_ = !rows.empty() && col(rows[0], 0) == "t";
+        // A library that is not the installed SQL's waits, logging it once, until
+        // ALTER EXTENSION ... UPDATE (or the matching package) ends the mismatch.
+        std::string mismatch =
+            present_ ? version_mismatch(version::library(), col(rows[0], 3), col(rows[0], 4)) : "";
+        if (!mismatch.empty()) present_ = false;
         has_schedule_ = present_ && col(rows[0], 1) == "t";
         has_prune_ = present_ && col(rows[0], 2) == "t";
-        if (present_ != was)
-            pg::log(pg::Level::kLog, present_
-                                         ? "pg_dataflow worker: extension found, starting duties"
-                                         : "pg_dataflow worker: extension absent, idling");
+        if (!mismatch.empty() && mismatch != mismatch_)
+            pg::log(pg::Level::kWarning, "pg_dataflow worker: waiting: " + mismatch);
+        if (present_ && !was)
+            pg::log(pg::Level::kLog, "pg_dataflow worker: extension found, starting duties");
+        else if (!present_ && was && mismatch.empty())
+            pg::log(pg::Level::kLog, "pg_dataflow worker: extension absent, idling");
+        mismatch_ = mismatch;
     } catch (const PgError& e) {
         present_ = false;
         warn("checking for the extension", e);

@@ -128,6 +128,7 @@ private:
     Clock::time_point next_due_ = Clock::time_point::max();
 
     bool present_ = false;
+    std::string mismatch_;  // the library/SQL version mismatch last logged, or empty
     bool has_schedule_ = false, has_prune_ = false;
     Clock::time_point next_check_{}, next_reap_{}, next_schedule_{}, next_prune_{}, next_airflow_{};
 };

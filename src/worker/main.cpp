@@ -105,8 +105,8 @@ void loop() {
         if (ShutdownRequestPending) break;
         bool active = engine.pass(woken);
         pg::report_activity(active ? "pg_dataflow: waiting for work"
-                                   : "pg_dataflow: idle (extension absent or "
-                                     "disabled)",
+                                   : "pg_dataflow: idle (extension absent, disabled or "
+                                     "not the library's version)",
                             true);
         long timeout = active ? engine.sleep_ms() : settings::current().naptime_ms;
         std::vector<Ready> ready;
