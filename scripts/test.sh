@@ -44,7 +44,9 @@ run_unit() {
 pg_suite() {
     local name=$1 runner=$2 expected=$3 diffs=$4 dbname=$5; shift 5
     local tmp; tmp=$(df_tmpdir)
-    cp -r "$@" test/regress.conf "$tmp/"
+    cp -r "$@" "$tmp/"
+    # the suite's own postgresql.conf lines, else the common ones (preloading the library)
+    [ -f "$tmp/regress.conf" ] || cp test/regress.conf "$tmp/"
     [ "$(id -u)" -eq 0 ] && chown -R "$DF_USER" "$tmp"
     local port; port=$(df_free_port $((20000 + RANDOM % 40000)))
     (cd "$tmp" && df_as_user "$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)/pgxs/src/test/$runner" \
@@ -75,6 +77,10 @@ run_regress() {
     [ $missing -eq 0 ] || { record "regress-schedule" 1; return; }
     pg_suite regress regress/pg_regress expected regression.diffs contrib_regression \
         sql expected test/schedule
+    # CREATE EXTENSION in a cluster that does not preload the library (test/nopreload)
+    pg_suite regress-nopreload regress/pg_regress test/nopreload/expected nopreload.diffs \
+        contrib_regression test/nopreload/sql test/nopreload/expected test/nopreload/schedule \
+        test/nopreload/regress.conf
 }
 
 run_isolation() {

@@ -56,12 +56,14 @@ bool check_http_allow(char** newval, void** extra, GucSource source) {
 void define(bool preloading) {
     // A postmaster-level setting can only be made while preloading: loaded later (CREATE
     // EXTENSION in a cluster without shared_preload_libraries) it would be a FATAL error.
-    // Without the preload there is no background worker for it to configure.
-    if (preloading)
-        DefineCustomStringVariable("dataflow.database",
-                                   "Database in which the pg_dataflow background worker runs.",
-                                   nullptr, &database, "postgres", PGC_POSTMASTER, 0, nullptr,
-                                   nullptr, nullptr);
+    // Without the preload there is no background worker for it to configure, so it is
+    // defined at reload level only to keep a value set in postgresql.conf from being
+    // reported as an invalid name (the prefix is reserved below).
+    DefineCustomStringVariable(
+        "dataflow.database", "Database in which the pg_dataflow background worker runs.",
+        preloading ? nullptr : "No effect: pg_dataflow is not in shared_preload_libraries.",
+        &database, "postgres", preloading ? PGC_POSTMASTER : PGC_SIGHUP, 0, nullptr, nullptr,
+        nullptr);
     DefineCustomBoolVariable("dataflow.enabled",
                              "Whether the pg_dataflow background worker does any work.",
                              "When off, the worker stays connected but idle.", &enabled, true,
