@@ -40,17 +40,29 @@ constexpr int kMaxResends = 3;
 // One of the worker's transactions, bounded by dataflow.worker_statement_timeout
 // (with lock_timeout for each lock wait in it). The timer is disarmed before the
 // commit, and before the abort when the transaction ends with an error.
+// A duty that fails (its transaction aborts) makes the next pass check the extension
+// and its version first: after ALTER EXTENSION ... UPDATE to SQL this library was not
+// built for, the first failing call stops the duties, not the next periodic check.
+bool recheck_extension = false;
+
 class Duty {
 public:
     Duty(const char* what, int timeout_ms) : x_(what), timer_(timeout_ms) {}
+    ~Duty() {
+        if (!committed_) recheck_extension = true;
+    }
+    Duty(const Duty&) = delete;
+    Duty& operator=(const Duty&) = delete;
     void commit() {
         timer_.stop();
         x_.commit();
+        committed_ = true;
     }
 
 private:
     Xact x_;
     settings::TransactionTimer timer_;
+    bool committed_ = false;
 };
 
 int64_t unix_ms_now() {
@@ -91,6 +103,7 @@ Engine::Engine(const settings::Snapshot& cfg)
 
 void Engine::reconfigure(const settings::Snapshot& cfg) {
     cfg_ = cfg;
+    next_check_ = {};  // dataflow.enabled may have been off across an ALTER EXTENSION
     NetPolicy policy;
     std::string error;
     if (!NetPolicy::parse(cfg.http_allow, &policy, &error))
@@ -125,8 +138,9 @@ void Engine::group_done(const std::string& group) {
 
 bool Engine::check_extension() {
     auto now = Clock::now();
-    if (present_ && now < next_check_) return true;
+    if (present_ && now < next_check_ && !recheck_extension) return true;
     next_check_ = now + kCheckEvery;
+    recheck_extension = false;
     try {
         Duty x("pg_dataflow: checking for the extension", cfg_.worker_statement_timeout_ms);
         auto rows = spi_exec(
