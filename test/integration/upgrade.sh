@@ -247,7 +247,7 @@ done
 q postgres "SELECT dataflow.skip('raw', '2024-01-11', 'holiday: no data')" >/dev/null
 q postgres "SELECT dataflow.validate('raw', '2024-01-01', true, '{\"rows\": \"ok\"}')" >/dev/null
 # mid: 01 02 done (01 validated), 03 failed for good, 04 failed last with a retry pending
-# (6 s), 05 a live lease (1 h), 06 07 leases cut to 8 s just before the upgrade (overdue in
+# (6 s), 05 a live lease (1 h), 06 07 leases cut to 10 s just before the upgrade (overdue in
 # the window), 08 done and resubmitted (version 2), 09 10 11 queued (11: its raw skipped),
 # 12-14 waiting for raw
 lease() { q postgres "SELECT token FROM dataflow.lease('$1', '$2', 1, ${3:-NULL})"; }
@@ -274,7 +274,7 @@ for k in 1 2 3; do q postgres "SELECT dataflow.register('feed', '$k')" >/dev/nul
 wait_for postgres "failed dispatches of ship" 20 "SELECT count(DISTINCT r.chunk_id) = 3 FROM dataflow.run r
     JOIN dataflow.job j ON j.id = r.job_id WHERE j.name = 'ship' AND r.status = 'failed'"
 q postgres "SELECT dataflow.fail('$flaky_token', 'flaky network')" >/dev/null
-for t in $lost_tokens; do q postgres "SELECT dataflow.heartbeat('$t', '8 seconds')" >/dev/null; done
+for t in $lost_tokens; do q postgres "SELECT dataflow.heartbeat('$t', '10 seconds')" >/dev/null; done
 lost_deadline=$(q postgres "SELECT max(deadline) FROM dataflow.run WHERE worker = 'w-lost'")
 state=$(q postgres "SELECT string_agg(status || ':' || n, ' ' ORDER BY status)
                       FROM (SELECT status, count(*) n FROM dataflow.chunk GROUP BY 1) s")
