@@ -54,7 +54,7 @@ int key_sqlstate(const df_key_error* err) {
     return ERRCODE_INTERNAL_ERROR;
 }
 
-pg_attribute_noreturn() void raise_key_error(const df_key_error* err) {
+[[noreturn]] void raise_key_error(const df_key_error* err) {
     if (err->hint[0] != '\0')
         ereport(ERROR,
                 (errcode(key_sqlstate(err)), errmsg("%s", err->message), errhint("%s", err->hint)));

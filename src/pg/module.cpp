@@ -12,7 +12,9 @@ extern "C" {
 #include "miscadmin.h"
 #include "utils/guc.h"
 
-PG_MODULE_MAGIC;
+#include "pg/compat.h"
+
+DF_PG_MODULE_MAGIC;
 
 void _PG_init(void);
 }

@@ -15,6 +15,8 @@ extern "C" {
 #include "storage/proc.h"
 #include "storage/shmem.h"
 
+#include "pg/compat.h"
+
 PGDLLEXPORT Datum df_wake(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(df_wake);
 }
@@ -54,7 +56,7 @@ void startup_shmem() {
 
 void detach(int, Datum) {
     if (state == nullptr || MyProc == nullptr) return;
-    uint32 expected = static_cast<uint32>(MyProc->pgprocno) + 1;
+    uint32 expected = static_cast<uint32>(df_my_procno()) + 1;
     pg_atomic_compare_exchange_u32(&state->procno_plus_one, &expected, 0);
 }
 
@@ -81,7 +83,7 @@ void init() {
 
 void attach() {
     if (state == nullptr) return;
-    pg_atomic_write_u32(&state->procno_plus_one, static_cast<uint32>(MyProc->pgprocno) + 1);
+    pg_atomic_write_u32(&state->procno_plus_one, static_cast<uint32>(df_my_procno()) + 1);
     on_shmem_exit(detach, 0);
 }
 

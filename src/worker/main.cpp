@@ -33,6 +33,8 @@ extern "C" {
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
+#include "pg/compat.h"
+
 PGDLLEXPORT void df_worker_main(Datum arg);
 }
 #pragma GCC diagnostic pop
@@ -75,7 +77,7 @@ bool wait(const std::vector<WaitSocket>& sockets, long timeout_ms, std::vector<R
     WaitEvent* ev = events.data();
     int fired = 0;
     pg_guarded([&] {
-        WaitEventSet* set = CreateWaitEventSet(CurrentMemoryContext, n + 2);
+        WaitEventSet* set = df_create_wait_event_set(n + 2);
         AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, nullptr);
         AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, nullptr, nullptr);
         for (int i = 0; i < n; ++i) {
