@@ -27,7 +27,11 @@ PG_CPP_SRCS = $(wildcard src/pg/*.cpp) $(wildcard src/worker/*.cpp)
 CORE_SRCS   = $(wildcard src/core/*.cpp)
 OBJS        = $(PG_CPP_SRCS:.cpp=.o) $(CORE_SRCS:.cpp=.o)
 
-PG_CONFIG  ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
+# PG=NN picks the PostgreSQL major (15, 17, 18; scripts/pg.sh); make test PG=17 runs in a chroot.
+PG         ?= 15
+# (pg_config on PATH when that is missing, unless PG was given: then PGXS is not found)
+PG_CONFIG  ?= $(firstword $(wildcard /usr/lib/postgresql/$(PG)/bin/pg_config) \
+                $(if $(filter file,$(origin PG)),pg_config,/usr/lib/postgresql/$(PG)/bin/pg_config))
 PGXS       := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
@@ -47,7 +51,7 @@ autodepend = yes
 include $(PGXS)
 else
 all install:
-	@echo "PGXS not found: run 'make deps' first (needs postgresql-server-dev-15)" >&2; exit 1
+	@echo "PGXS not found: run 'make deps' first (needs postgresql-server-dev-$(PG))" >&2; exit 1
 endif
 
 $(DATA_built): $(SQL_MODULES) pg_dataflow.control
@@ -73,7 +77,7 @@ deps:
 	@scripts/deps.sh
 
 test:
-	@scripts/test.sh
+	@PG=$(PG) scripts/test.sh
 
 unit:
 	@scripts/test.sh unit

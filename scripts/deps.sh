@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Install the Debian packages pg_dataflow needs, only those missing.
 # Quiet and quick when everything is present. Needs root (or sudo) to install.
+#   scripts/deps.sh [--list]     --list: print the packages, install nothing
+# PG=NN selects the PostgreSQL major (scripts/pg.sh); DF_DEPS_EXTRA=0 leaves out the
+# packages only the demo and valgrind need (the chroots of scripts/chroot.sh).
 set -euo pipefail
+. "$(dirname "$0")/pg.sh"
 
-PACKAGES=(postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev nlohmann-json3-dev
-          libgtest-dev libpq-dev cmake g++ make graphviz python3 valgrind)
+PACKAGES=("${DF_PG_PACKAGES[@]}" libcurl4-openssl-dev libssl-dev nlohmann-json3-dev
+          libgtest-dev libpq-dev cmake g++ make python3 bc curl procps)
+# python3: test HTTP receivers and integration drivers (stdlib only); bc, curl, procps: test scripts.
 # graphviz: `make demo` renders the pipeline graph as SVG (dot).
 # valgrind: the worker under memcheck (make check-valgrind, integration/valgrind_worker).
-# python3: test HTTP receivers and integration drivers (stdlib only).
+[ "${DF_DEPS_EXTRA:-1}" = 0 ] || PACKAGES+=(graphviz valgrind)
+if [ "${1:-}" = --list ]; then printf '%s\n' "${PACKAGES[@]}"; exit 0; fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

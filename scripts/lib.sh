@@ -3,8 +3,10 @@
 #   df_cluster_start DIR     initdb + start a throwaway instance in DIR (sets PGHOST/PGPORT)
 #   df_cluster_stop DIR      stop it (the caller removes DIR)
 # The instance preloads pg_dataflow and never touches a system cluster.
+# The PostgreSQL major is PG=NN (default 15), chosen in scripts/pg.sh.
 
-PG_BINDIR=${PG_BINDIR:-$( { /usr/lib/postgresql/15/bin/pg_config --bindir 2>/dev/null || pg_config --bindir; } )}
+. "$(dirname "${BASH_SOURCE[0]}")/pg.sh" || exit 1
+PG_BINDIR=${PG_BINDIR:-$( { "$DF_PG_CONFIG" --bindir 2>/dev/null || pg_config --bindir; } )}
 DF_USER=${DF_USER:-postgres}
 
 df_as_user() {

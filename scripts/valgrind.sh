@@ -24,7 +24,7 @@ build=1
 SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
 if [ $build -eq 1 ]; then
     scripts/deps.sh || exit 1
-    PG_BINDIR=$(/usr/lib/postgresql/15/bin/pg_config --bindir)
+    PG_BINDIR=$("$DF_PG_CONFIG" --bindir)
     echo "== build"
     make -s -j2 >/dev/null || { echo "build failed" >&2; exit 1; }
     $SUDO make -s install >/dev/null || { echo "install failed" >&2; exit 1; }

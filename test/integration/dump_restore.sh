@@ -98,7 +98,7 @@ wait_for A postgres "a failed delivery attempt" 20 "SELECT count(*) > 0 FROM dat
 q A postgres "ALTER SYSTEM SET dataflow.enabled = off" >/dev/null
 q A postgres "SELECT pg_reload_conf()" >/dev/null
 wait_for A postgres "the worker of A to idle" 20 "SELECT count(*) = 1 FROM pg_stat_activity
-    WHERE backend_type = 'pg_dataflow worker' AND query LIKE '%idle (extension absent or disabled)%'"
+    WHERE backend_type = 'pg_dataflow worker' AND query LIKE 'pg_dataflow: idle (extension absent%'"
 
 q A postgres "SELECT dataflow.validate('raw', '2024-01-01', true, '{\"rows\": \"ok\"}')" >/dev/null
 q A postgres "SELECT dataflow.validate('raw', '2024-01-02', false, '{\"rows\": \"short\"}')" >/dev/null
