@@ -91,6 +91,7 @@ if [ "$(cat "$PKGSTAMP" 2>/dev/null)" != "$packages" ]; then
     # The mirror may serve a testing/unstable Release past its Valid-Until (a frozen copy,
     # as the deb.debian.org reachable here is); signatures are still checked.
     echo 'Acquire::Check-Valid-Until "false";' >"$DIR/etc/apt/apt.conf.d/99pg_dataflow"
+    in_chroot dpkg --configure -a >/dev/null 2>&1 || true   # after an interrupted install
     in_chroot apt-get update -qq >/dev/null
     # shellcheck disable=SC2086
     in_chroot apt-get install -y -qq --no-install-recommends \
