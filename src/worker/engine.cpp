@@ -146,11 +146,12 @@ bool Engine::check_extension() {
         auto rows = spi_exec(
             "SELECT NOT pg_catalog.pg_is_in_recovery() AND EXISTS (SELECT FROM "
             "pg_catalog.pg_extension "
-            "WHERE extname = 'pg_dataflow') AND "
+            "WHERE extname OPERATOR(pg_catalog.=) 'pg_dataflow') AND "
             "pg_catalog.to_regprocedure('dataflow._worker_jobs()') IS NOT NULL, "
             "pg_catalog.to_regprocedure('dataflow.schedule()') IS NOT NULL, "
             "pg_catalog.to_regprocedure('dataflow.prune(interval)') IS NOT NULL, "
-            "(SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_dataflow'), "
+            "(SELECT extversion FROM pg_catalog.pg_extension "
+            "WHERE extname OPERATOR(pg_catalog.=) 'pg_dataflow'), "
             "pg_catalog.current_database()");
         x.commit();
         bool was = present_;
@@ -462,7 +463,7 @@ void Engine::dispatch() {
                 "SELECT run_id, token, job, dataset, key, version, attempt, output_location, "
                 "inputs::text, "
                 "params::text, deadline::text, "
-                "(extract(epoch FROM deadline) * 1000)::bigint "
+                "(pg_catalog.date_part('epoch', deadline) OPERATOR(pg_catalog.*) 1000::float8)::bigint "
                 "FROM dataflow._worker_claim($1, $2::integer)",
                 {col(j, 0), std::to_string(share)});
             AirflowConnection c;

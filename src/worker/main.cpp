@@ -167,6 +167,11 @@ void df_worker_main(Datum) {
     // it): past jit_above_cost every call would be JIT-compiled, which takes
     // far longer than running it. The SQL entry points do the same (SET jit).
     SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+    // The worker is a superuser session: its own statements must not resolve a name,
+    // an operator or a type through a schema someone else can create objects in (a role
+    // with CREATE on public could otherwise plant an operator that runs as superuser).
+    // ALTER ROLE/DATABASE ... SET search_path does not apply to it either.
+    SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
     // The extension's functions need READ COMMITTED (docs/internals.md, lock order),
     // whatever default_transaction_isolation the cluster sets.
     SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
