@@ -35,6 +35,11 @@ PG_FUNCTION_INFO_V1(df_library_version);
 namespace dataflow::version {
 namespace {
 
+// 55DF1: class 55 (object not in prerequisite state), a code of the project's own: 55000
+// already means "not the live lease" to workers (dataflow-run, the background worker),
+// and a version mismatch must not be taken for a lost lease.
+const int kVersionMismatch = MAKE_SQLSTATE('5', '5', 'D', 'F', '1');
+
 bool checked_in_xact = false;
 bool callback_registered = false;
 
@@ -77,14 +82,14 @@ void require_matching_sql() {
     }
     if (df_version_compare(DF_EXTVERSION, installed) > 0)
         ereport(ERROR,
-                (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                (errcode(kVersionMismatch),
                  errmsg("pg_dataflow library %s does not match extension %s installed in this "
                         "database",
                         DF_EXTVERSION, installed),
                  errdetail("The library was upgraded; the extension's SQL was not."),
                  errhint("Run ALTER EXTENSION pg_dataflow UPDATE in database \"%s\".",
                          get_database_name(MyDatabaseId))));
-    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+    ereport(ERROR, (errcode(kVersionMismatch),
                     errmsg("pg_dataflow library %s does not match extension %s installed in this "
                            "database",
                            DF_EXTVERSION, installed),

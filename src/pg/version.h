@@ -12,7 +12,7 @@ namespace dataflow::version {
 // The version this library was built for, e.g. "0.2.0".
 const char* library() noexcept;
 
-// Raises ERROR 55000, naming both versions and what to run, when the installed extension's
+// Raises ERROR 55DF1, naming both versions and what to run, when the installed extension's
 // version differs from library(). Checked once per transaction (pg_extension is read
 // with an index lookup); skipped while an extension script runs (CREATE/ALTER EXTENSION
 // call the functions they define) and in binary-upgrade mode. Does nothing when the

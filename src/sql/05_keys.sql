@@ -70,7 +70,7 @@ $$;
 
 -- The version the loaded library was built for; extversion in pg_extension is the SQL's.
 -- The two differ between a package upgrade and ALTER EXTENSION pg_dataflow UPDATE, when
--- every other C function refuses (55000) until the update (docs/operations.md, Upgrading).
+-- every other C function refuses (55DF1) until the update (docs/operations.md, Upgrading).
 CREATE FUNCTION dataflow.library_version() RETURNS text
 AS 'MODULE_PATHNAME', 'df_library_version' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION dataflow.library_version() IS

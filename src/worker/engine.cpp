@@ -40,6 +40,14 @@ constexpr int kMaxResends = 3;
 // One of the worker's transactions, bounded by dataflow.worker_statement_timeout
 // (with lock_timeout for each lock wait in it). The timer is disarmed before the
 // commit, and before the abort when the transaction ends with an error.
+}  // namespace
+
+void require_matching_sql() {
+    pg::pg_guarded([] { version::require_matching_sql(); });
+}
+
+namespace {
+
 // A duty that fails (its transaction aborts) makes the next pass check the extension
 // and its version first: after ALTER EXTENSION ... UPDATE to SQL this library was not
 // built for, the first failing call stops the duties, not the next periodic check.
@@ -47,7 +55,19 @@ bool recheck_extension = false;
 
 class Duty {
 public:
-    Duty(const char* what, int timeout_ms) : x_(what), timer_(timeout_ms) {}
+    // Every duty but the extension check itself first makes sure the installed SQL is
+    // the library's version (one index lookup per transaction): an ALTER EXTENSION ...
+    // UPDATE made under a running worker stops its next duty, not its next check.
+    Duty(const char* what, int timeout_ms, bool check_version = true)
+        : x_(what), timer_(timeout_ms) {
+        if (!check_version) return;
+        try {
+            require_matching_sql();
+        } catch (...) {
+            recheck_extension = true;  // the destructor does not run for a throwing constructor
+            throw;
+        }
+    }
     ~Duty() {
         if (!committed_) recheck_extension = true;
     }
@@ -142,7 +162,8 @@ bool Engine::check_extension() {
     next_check_ = now + kCheckEvery;
     recheck_extension = false;
     try {
-        Duty x("pg_dataflow: checking for the extension", cfg_.worker_statement_timeout_ms);
+        Duty x("pg_dataflow: checking for the extension", cfg_.worker_statement_timeout_ms,
+               /*check_version=*/false);
         auto rows = spi_exec(
             "SELECT NOT pg_catalog.pg_is_in_recovery() AND EXISTS (SELECT FROM "
             "pg_catalog.pg_extension "

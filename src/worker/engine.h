@@ -22,6 +22,10 @@
 
 namespace dataflow::worker {
 
+// Throws PgError (55DF1) when the installed extension is not this library's version
+// (pg/version.h); for the worker's own transactions.
+void require_matching_sql();
+
 class Engine {
 public:
     explicit Engine(const settings::Snapshot& cfg);

@@ -266,6 +266,7 @@ void Engine::record() {
         std::vector<std::pair<pg::Level, std::string>> problems;
         try {
             Xact x("pg_dataflow: recording results");
+            require_matching_sql();  // never record through SQL of another version
             if (!runs.empty()) {
                 auto rows = spi_exec(
                     "SELECT item, recorded, error_code, problem FROM dataflow._worker_results("
@@ -293,6 +294,7 @@ void Engine::record() {
                         "pg_dataflow worker: recording results: " + why + ", retrying");
                 continue;
             }
+            next_check_ = {};  // the extension may have been updated or dropped meanwhile
             // Lost, and said so: unrecorded runs keep their lease until the reaper expires
             // it (the chunk is retried), undelivered webhooks stay pending and are sent again.
             pg::log(pg::Level::kWarning,

@@ -4,7 +4,7 @@
 # PostgreSQL tree, with its background worker; the current build is copied over it (the
 # library of the new version, its install and upgrade scripts) and the cluster restarted.
 #   - the window: library new, SQL old. Every call that reaches a C function fails with
-#     55000 naming both versions and ALTER EXTENSION ... UPDATE; the worker logs the
+#     55DF1 naming both versions and ALTER EXTENSION ... UPDATE; the worker logs the
 #     mismatch once and waits (no crash loop, no lease reaped, no dispatch, no delivery).
 #   - ALTER EXTENSION pg_dataflow UPDATE: the worker resumes within seconds, overdue leases
 #     are reaped and retried, live leases complete with their old tokens, the http job's
@@ -321,11 +321,11 @@ wait_for postgres "the worker after the restart" 20 \
 for ((i = 0; i < 100; i++)); do newlog | grep -q "pg_dataflow worker: waiting" && break; sleep 0.1; done
 pid1=$(worker_pid)
 out=$(qv postgres "SELECT dataflow._key_canon('date', '2024-01-01')")
-[[ $out == *"ERROR:  55000:"* && $out == *"library $DEFV"* && $out == *"extension $OLD"* \
+[[ $out == *"ERROR:  55DF1:"* && $out == *"library $DEFV"* && $out == *"extension $OLD"* \
    && $out == *"HINT:"*"ALTER EXTENSION pg_dataflow UPDATE"* ]] && r=ok || r=bad
-window_check "a C function (dataflow._key_canon) refuses with 55000, both versions and the hint" $r "$out"
+window_check "a C function (dataflow._key_canon) refuses with 55DF1, both versions and the hint" $r "$out"
 out=$(qv postgres "SELECT dataflow.register('raw', '2024-01-12')")
-[[ $out == *"ERROR:  55000:"* && $out == *"library $DEFV"* && $out == *"extension $OLD"* ]] && r=ok || r=bad
+[[ $out == *"ERROR:  55DF1:"* && $out == *"library $DEFV"* && $out == *"extension $OLD"* ]] && r=ok || r=bad
 window_check "a public function reaching C code (dataflow.register) refuses the same way" $r "$out"
 [ "$(chunk raw 2024-01-12)" = "waiting:1:0" ] && r=ok || r=bad
 window_check "the refused register changed nothing" $r "raw 2024-01-12 is $(chunk raw 2024-01-12)"

@@ -4,7 +4,7 @@
 # restart that loads the new library leaves the library behind. Both are made here by
 # setting pg_extension.extversion (a superuser's catalog write, in a throwaway cluster;
 # test/integration/upgrade.sh has the real 0.1.0 -> 0.2.0 sequence). In each:
-#   - every C function refuses with 55000, naming both versions and the fix, and leaves
+#   - every C function refuses with 55DF1, naming both versions and the fix, and leaves
 #     nothing done; dataflow.library_version() still answers;
 #   - the worker logs the mismatch once, waits (no restart, no crash loop) and does none
 #     of its duties: pending webhook deliveries stay pending;
@@ -44,7 +44,7 @@ check_mismatch() {
              "SELECT dataflow._wake()" "SELECT dataflow.expect('d', '1', '3')"; do
         e=$(psql_err "$q")
         case "$e" in
-            "55000|pg_dataflow library $LIB does not match extension $ext installed in this database|hint|$hint"*) ;;
+            "55DF1|pg_dataflow library $LIB does not match extension $ext installed in this database|hint|$hint"*) ;;
             *) wt_fail "with extension $ext, '$q' gave: $e" ;;
         esac
     done
@@ -87,5 +87,17 @@ wt_sql "SELECT pg_reload_conf()" >/dev/null
 wt_wait "the pending deliveries" 15 "SELECT count(*) = 0 FROM dataflow.delivery WHERE status <> 'delivered'"
 [ "$(wt_requests /hook/ok)" = "$before" ] || wt_fail "receiver got $(wt_requests /hook/ok) requests, want $before"
 [ "$(wt_worker_pid)" = "$PID" ] || wt_fail "the worker restarted"
+# An update made under the running worker stops it at its next duty, not at its next
+# 10-second check: each duty's transaction checks the version first.
+wt_sql "UPDATE pg_catalog.pg_extension SET extversion = '0.0.2' WHERE extname = 'pg_dataflow'" >/dev/null
+for ((i = 0; i < 20; i++)); do
+    grep -q "worker: waiting: .*extension pg_dataflow 0.0.2 installed" "$WT_DIR/server.log" && break
+    sleep 0.1
+done
+grep -q "worker: waiting: .*extension pg_dataflow 0.0.2 installed" "$WT_DIR/server.log" \
+    || wt_fail "the running worker did not stop within 2 s of the version change"
+wt_sql "UPDATE pg_catalog.pg_extension SET extversion = '$LIB' WHERE extname = 'pg_dataflow'" >/dev/null
+wt_wait "the worker to resume" 5 "SELECT query NOT LIKE '%not the library''s version%' FROM pg_stat_activity
+                                  WHERE backend_type = 'pg_dataflow worker'"
 grep -E "terminated by exit code|PANIC|TRAP" "$WT_DIR/server.log" && wt_fail "server log shows a worker exit"
 echo "ok: version mismatch (SQL behind, library behind, resumed)"
