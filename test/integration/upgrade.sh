@@ -298,6 +298,13 @@ pending_before=$(q postgres "SELECT string_agg(id::text, ',' ORDER BY id) FROM d
 cp pg_dataflow.so "$PLIB/pg_dataflow.so.new" && mv "$PLIB/pg_dataflow.so.new" "$PLIB/pg_dataflow.so" \
     && cp pg_dataflow.control "pg_dataflow--$DEFV.sql" src/sql/pg_dataflow--*--*.sql "$PEXT/" \
     || fail "installing the new build into the private tree"
+# The wrong order: ALTER EXTENSION before the restart. The server still runs the old
+# library (a preloaded library is found again by its file name), which lacks the new C
+# functions: the update must fail and change nothing (docs/operations.md, Upgrading).
+wrong=$(df_as_user "$PBIN/psql" -X -tAq -d postgres -c "ALTER EXTENSION pg_dataflow UPDATE" 2>&1)
+[[ $wrong == *"could not find function"* ]] || fail "ALTER EXTENSION before the restart did not fail as documented: $wrong"
+[ "$(q postgres "SELECT extversion FROM pg_extension WHERE extname = 'pg_dataflow'")" = "$OLD" ] \
+    || fail "a failed ALTER EXTENSION changed the installed version"
 df_as_user "$PBIN/pg_ctl" -D "$UP/data" -m fast -w -t 60 stop >/dev/null || fail "stopping the $OLD cluster"
 log_from=$(($(stat -c %s "$UP/server.log") + 1))    # the log of the new start on
 newlog() { tail -c +"$log_from" "$UP/server.log"; }
