@@ -39,7 +39,12 @@ PG_MIN=$(git show "$commit:README.md" | sed -n 's/.*Requires PostgreSQL ≥ \([0
 [[ $PG_MIN =~ ^[0-9]+\.[0-9]+$ ]] && PG_MIN=$PG_MIN.0
 tag_commit=$(git rev-parse --verify --quiet "refs/tags/v$VERSION^{commit}" || true)
 RELEASE_STATUS=${DIST_RELEASE_STATUS:-$([ "$tag_commit" = "$commit" ] && echo stable || echo testing)}
-REPO_URL=$(git remote get-url origin 2>/dev/null || true)
+# The repository's public address, only when given (DIST_REPO_URL): a git remote may hold
+# credentials (https://user:token@...) or a local path, neither of which may be published.
+REPO_URL=${DIST_REPO_URL:-}
+if [ -n "$REPO_URL" ] && ! [[ $REPO_URL =~ ^https://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/-]*)?$ ]]; then
+    die "DIST_REPO_URL must be a plain https:// address without credentials (not shown)"
+fi
 
 NAME=pg_dataflow-$VERSION
 paths=(pg_dataflow.control Makefile CMakeLists.txt README.md src docs)

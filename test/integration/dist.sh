@@ -39,6 +39,12 @@ check "make dist exits 0 (rc $rc)" test "$rc" -eq 0
 [ "$rc" -eq 0 ] || cat "$WORK/dist.log"
 check "it wrote $NAME.tar.gz (VERSION $VERSION from pg_dataflow.control)" test -s "$TARBALL"
 [ -s "$TARBALL" ] || finish
+# no credentials or local paths in META.json: the repository address is only what
+# DIST_REPO_URL gives, a plain https:// one (a git remote may hold a token)
+DIST_REF=$REF DIST_DIR=$WORK/bad DIST_REPO_URL='https://alice:ghp_T0KEN@example.com/x.git' \
+    timeout 120 make -s --no-print-directory dist > "$WORK/bad.log" 2>&1
+check "make dist refuses a repository address with credentials" test $? -ne 0
+check "and does not print the token" bash -c "! grep -q ghp_T0KEN '$WORK/bad.log'"
 
 # ---- the listing
 tar -tzf "$TARBALL" | LC_ALL=C sort > "$WORK/listing" || { echo "FAIL tar -t"; finish; }
