@@ -75,9 +75,10 @@ void require_matching_sql() {
         callback_registered = true;
     }
     char* installed = installed_version();
-    if (installed == nullptr || strcmp(installed, DF_EXTVERSION) == 0) {
+    if (installed == nullptr) return;  // not installed (yet): nothing to compare, nothing cached
+    if (strcmp(installed, DF_EXTVERSION) == 0) {
         checked_in_xact = true;
-        if (installed) pfree(installed);
+        pfree(installed);
         return;
     }
     if (df_version_compare(DF_EXTVERSION, installed) > 0)
