@@ -46,6 +46,13 @@ if commit=$(git rev-parse -q --verify "refs/tags/v$version^{commit}" 2>/dev/null
         cmp -s <(git show "$commit:$frozen") "$frozen" \
             || { echo "release_build: $frozen differs from the one at v$version" >&2; exit 1; }
     fi
+    # and it must be what the tag's modules make (the first line, a comment, says it is
+    # frozen): released.sha256 alone would not notice an edit made with a new checksum
+    mkdir -p "$src/sql" && git archive "$commit" -- Makefile pg_dataflow.control src/sql | tar -x -C "$src/sql" \
+        && make -s -C "$src/sql" "pg_dataflow--$version.sql" >/dev/null 2>&1 \
+        || { echo "release_build: could not make v$version's install script from its modules" >&2; exit 1; }
+    cmp -s <(tail -n +2 "$src/sql/pg_dataflow--$version.sql") <(tail -n +2 "$frozen") \
+        || { echo "release_build: $frozen is not what v$version's modules make (below line 1)" >&2; exit 1; }
     exit 0
 fi
 
