@@ -16,12 +16,39 @@ BEGIN
   END IF;
 END $$;
 
+-- A role that already exists is adopted only when no one but a superuser controls it: it
+-- may come from an install in another database (roles are cluster-wide), but it may also
+-- have been made in advance by a role with CREATEROLE, who then holds ADMIN OPTION on it
+-- (implicitly, from PostgreSQL 16 on) or has granted it to whomever it likes, and would
+-- get the extension's privileges in every database that installs it. So: no LOGIN, and
+-- every membership in it and every ADMIN OPTION on it granted by or held by superusers
+-- and the extension's own roles only.
 DO $$
-DECLARE r text;
+DECLARE r text; bad text;
 BEGIN
   FOREACH r IN ARRAY ARRAY['dataflow_reader', 'dataflow_worker', 'dataflow_operator', 'dataflow_admin'] LOOP
     IF NOT (EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) r)) THEN
       EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+      CONTINUE;
+    END IF;
+    SELECT pg_catalog.string_agg(x, ', ' ORDER BY x) INTO bad FROM (
+      SELECT 'it can log in' AS x FROM pg_catalog.pg_roles
+       WHERE rolname OPERATOR(pg_catalog.=) r AND rolcanlogin
+      UNION ALL
+      SELECT pg_catalog.format('%s %s by %s', m.rolname,
+                               CASE WHEN a.admin_option THEN 'holds it WITH ADMIN OPTION, granted' ELSE 'is a member, granted' END,
+                               g.rolname)
+        FROM pg_catalog.pg_auth_members a
+        JOIN pg_catalog.pg_roles t ON t.oid OPERATOR(pg_catalog.=) a.roleid
+        JOIN pg_catalog.pg_roles m ON m.oid OPERATOR(pg_catalog.=) a.member
+        JOIN pg_catalog.pg_roles g ON g.oid OPERATOR(pg_catalog.=) a.grantor
+       WHERE t.rolname OPERATOR(pg_catalog.=) r
+         AND ((NOT g.rolsuper AND NOT (g.rolname OPERATOR(pg_catalog.=) ANY (ARRAY['dataflow_reader', 'dataflow_worker', 'dataflow_operator', 'dataflow_admin'])))
+              OR (a.admin_option AND NOT m.rolsuper))) s;
+    IF bad IS NOT NULL THEN
+      RAISE EXCEPTION 'role % exists and is not safe to adopt: %', r, bad
+        USING ERRCODE = '42501',
+              HINT = 'pg_dataflow grants its privileges to this role in every database that installs it. Drop the role, or make a superuser its only grantor (REVOKE and GRANT again as a superuser), then retry.';
     END IF;
   END LOOP;
 END $$;
