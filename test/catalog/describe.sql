@@ -15,8 +15,8 @@
 -- kind, language, volatility, strictness, SECURITY DEFINER, leakproof, parallel, cost,
 -- rows, SET clauses, support function, body or C symbol and library); ACLs of members,
 -- columns and the schema, expanded (a NULL ACL is expanded as its default), default ACLs
--- and pg_init_privs; comments on members, columns, constraints, indexes, triggers, rules
--- and policies; tables and views (kind, persistence, options, RLS flags, replica
+-- and pg_init_privs; comments on members, the schema, columns, constraints, indexes,
+-- triggers, rules and policies; tables and views (kind, persistence, options, RLS flags, replica
 -- identity, partitioning, inheritance, columns with type, typmod, collation, not null,
 -- default, identity, generated, storage), indexes, constraints, triggers with their
 -- enabled state, view definitions, rules, policies, extended statistics, sequences'
@@ -166,6 +166,8 @@ facts (section, obj, sub, line) AS (
           AND d.objoid IN (SELECT oid FROM pg_rewrite WHERE ev_class IN (SELECT oid FROM rel)))
       OR (d.classoid = 'pg_policy'::regclass
           AND d.objoid IN (SELECT oid FROM pg_policy WHERE polrelid IN (SELECT oid FROM rel)))
+      -- the schema: the extension's (schema = dataflow in the control file), not a member
+      OR (d.classoid = 'pg_namespace'::regclass AND d.objoid = 'dataflow'::regnamespace)
 
   -- relations
   UNION ALL
