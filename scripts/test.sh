@@ -89,7 +89,7 @@ run_regress() {
     done
     [ $missing -eq 0 ] || { record "regress-schedule" 1; return; }
     pg_suite regress regress/pg_regress expected regression.diffs contrib_regression \
-        sql expected test/schedule
+        sql expected test/schedule test/catalog
     # CREATE EXTENSION in a cluster that does not preload the library (test/nopreload)
     pg_suite regress-nopreload regress/pg_regress test/nopreload/expected nopreload.diffs \
         contrib_regression test/nopreload/sql test/nopreload/expected test/nopreload/schedule \
