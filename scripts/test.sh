@@ -18,7 +18,10 @@ if ! df_pg_local; then
     # load is in the SQL, not in the server's API).
     export DF_INTEGRATION=${DF_INTEGRATION-"worker_* cli_* dump_restore version_mismatch"}
     echo "== PostgreSQL $DF_PG: in a Debian $(df_pg_suite "$DF_PG") chroot (scripts/chroot.sh)"
-    exec scripts/chroot.sh --copy "$(df_pg_suite "$DF_PG")" scripts/test.sh "${suites[@]}"
+    # chroot.sh needs root; what it passes on (CI, DF_INTEGRATION) survives sudo through env
+    SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    exec $SUDO env CI="${CI:-}" DF_INTEGRATION="$DF_INTEGRATION" \
+        scripts/chroot.sh --copy "$(df_pg_suite "$DF_PG")" scripts/test.sh "${suites[@]}"
 fi
 [ ${#suites[@]} -eq 0 ] && suites=(unit regress isolation integration)
 
