@@ -7,6 +7,9 @@
 # regress, isolation and the integration suites of DF_INTEGRATION (glob patterns of
 # test/integration/*.sh names; empty: all of them).
 set -uo pipefail
+# The whole script is one block, read before it runs: editing this file while a run is
+# under way (git pull, a checkout) cannot break that run.
+{
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 . scripts/lib.sh
@@ -130,3 +133,5 @@ for s in "${suites[@]}"; do "run_$s"; done
 echo
 echo "suites: ${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ] || { echo "failed: ${failed_names[*]}"; exit 1; }
+exit 0
+}

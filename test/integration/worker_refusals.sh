@@ -50,7 +50,7 @@ t1=$(echo "$(date +%s.%N) - $t0" | bc)
 [ "$i" -lt 10 ] || wt_fail "refused deliveries stalled: after 1 s only $(deliveries badport) (window 4)"
 wt_sql "SELECT bool_and(last_error LIKE 'request not sent: %') FROM dataflow.deliveries WHERE subscription = 'badport'" \
     | grep -qx t || wt_fail "refusal not recorded as such: $(wt_sql "SELECT DISTINCT last_error FROM dataflow.deliveries WHERE subscription = 'badport'")"
-wt_wait "the retries of the refused deliveries" 12 \
+wt_wait "the retries of the refused deliveries" 20 \
     "SELECT count(*) = 12 FROM dataflow.deliveries WHERE subscription = 'badport' AND attempts >= 2"
 read -r gmin gmax <<<"$(retry_gaps badport)"
 hs_between "$gmin" 4.9 7 "shortest gap to the retry of a refused delivery (s)"
@@ -62,7 +62,7 @@ wt_sql "SELECT dataflow.unsubscribe('badport')" >/dev/null
 dataset ev2
 sub policy "http://127.0.0.2:9/hook" ev2
 register_keys ev2 1 2
-wt_wait "the retries of the deliveries the policy refused" 12 \
+wt_wait "the retries of the deliveries the policy refused" 20 \
     "SELECT count(*) = 2 FROM dataflow.deliveries WHERE subscription = 'policy' AND attempts >= 2"
 wt_sql "SELECT bool_and(last_error LIKE '%refused: destination 127.0.0.2%') FROM dataflow.deliveries WHERE subscription = 'policy'" \
     | grep -qx t || wt_fail "policy refusal: $(wt_sql "SELECT DISTINCT last_error FROM dataflow.deliveries WHERE subscription = 'policy'")"

@@ -161,6 +161,7 @@ INSERT INTO fz.spec VALUES
  ('upstream', 'SELECT count(*) FROM dataflow.upstream(({DS})::text, ({KEY})::text)'),
  ('downstream', 'SELECT count(*) FROM dataflow.downstream(({DS})::text, ({KEY})::text)'),
  ('graph_dot', 'SELECT length(dataflow.graph_dot())'),
+ ('library_version', 'SELECT dataflow.library_version()'),
  ('schedule', 'SELECT dataflow.schedule()'),
  ('prune', 'SELECT dataflow.prune(({OIVL})::interval)'),
  ('subscribe', 'SELECT dataflow.subscribe(({NEWNAME})::text, ({URL})::text, ({OTEXTARR})::text[], ({OTEXTARR})::text[], ({OTEXT})::text)'),
