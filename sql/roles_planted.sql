@@ -46,6 +46,11 @@ CREATE ROLE dataflow_reader LOGIN;
 SELECT pg_temp.try_install();
 ALTER ROLE dataflow_reader NOLOGIN;
 
+-- 2b. a role with an attribute beyond NOLOGIN (anyone granted it could SET ROLE and use it)
+CREATE ROLE dataflow_worker NOLOGIN CREATEDB;
+SELECT pg_temp.try_install();
+DROP ROLE dataflow_worker;
+
 -- 3. a superuser's grant WITH ADMIN OPTION to a non-superuser
 CREATE ROLE dataflow_operator NOLOGIN;
 GRANT dataflow_operator TO rp_friend WITH ADMIN OPTION;

@@ -1,5 +1,37 @@
 -- Schema, types and small pure helpers shared by every module.
 
+-- The schema (schema = dataflow in the control file) is used as CREATE EXTENSION finds
+-- it. One made in advance by someone else would stay theirs: they could rename it and
+-- put a "dataflow" of their own in its place, whose functions the superuser background
+-- worker then calls by name. So it must be owned by a superuser, grant CREATE to no one
+-- else, and hold nothing yet.
+DO $$
+DECLARE bad text;
+BEGIN
+  SELECT pg_catalog.string_agg(x, ', ' ORDER BY x) INTO bad FROM (
+    SELECT pg_catalog.format('it is owned by %s, not a superuser', r.rolname) AS x
+      FROM pg_catalog.pg_namespace n JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'dataflow' AND NOT r.rolsuper
+    UNION ALL
+    SELECT pg_catalog.format('%s may create in it', coalesce(g.rolname::text, 'PUBLIC'))
+      FROM pg_catalog.pg_namespace n, pg_catalog.aclexplode(n.nspacl) a
+      LEFT JOIN pg_catalog.pg_roles g ON g.oid OPERATOR(pg_catalog.=) a.grantee
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'dataflow' AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'
+       AND NOT coalesce(g.rolsuper, false)
+    UNION ALL
+    SELECT 'it is not empty'
+      FROM pg_catalog.pg_namespace n
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'dataflow'
+       AND (EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.relnamespace OPERATOR(pg_catalog.=) n.oid)
+            OR EXISTS (SELECT FROM pg_catalog.pg_proc p WHERE p.pronamespace OPERATOR(pg_catalog.=) n.oid)
+            OR EXISTS (SELECT FROM pg_catalog.pg_type t WHERE t.typnamespace OPERATOR(pg_catalog.=) n.oid))) s;
+  IF bad IS NOT NULL THEN
+    RAISE EXCEPTION 'schema dataflow exists and is not safe to install into: %', bad
+      USING ERRCODE = '42501',
+            HINT = 'Drop the schema (CREATE EXTENSION makes it), or give it to a superuser and revoke CREATE from others.';
+  END IF;
+END $$;
+
 COMMENT ON SCHEMA dataflow IS
   'pg_dataflow: datasets split into chunks, their status, versions, lineage and leases';
 

@@ -21,8 +21,9 @@ END $$;
 -- have been made in advance by a role with CREATEROLE, who then holds ADMIN OPTION on it
 -- (implicitly, from PostgreSQL 16 on) or has granted it to whomever it likes, and would
 -- get the extension's privileges in every database that installs it. So: no LOGIN, and
--- every membership in it and every ADMIN OPTION on it granted by or held by superusers
--- and the extension's own roles only.
+-- every membership in it granted by a superuser (not by a role since dropped), and ADMIN
+-- OPTION on it held by superusers only. On PostgreSQL 15 a CREATEROLE role can still take
+-- any of these roles over after the install (15's CREATEROLE rules; docs/security.md).
 DO $$
 DECLARE r text; bad text;
 BEGIN
@@ -32,19 +33,19 @@ BEGIN
       CONTINUE;
     END IF;
     SELECT pg_catalog.string_agg(x, ', ' ORDER BY x) INTO bad FROM (
-      SELECT 'it can log in' AS x FROM pg_catalog.pg_roles
-       WHERE rolname OPERATOR(pg_catalog.=) r AND rolcanlogin
+      SELECT 'it has attributes beyond NOLOGIN' AS x FROM pg_catalog.pg_roles
+       WHERE rolname OPERATOR(pg_catalog.=) r
+         AND (rolcanlogin OR rolsuper OR rolcreaterole OR rolcreatedb OR rolreplication OR rolbypassrls)
       UNION ALL
       SELECT pg_catalog.format('%s %s by %s', m.rolname,
                                CASE WHEN a.admin_option THEN 'holds it WITH ADMIN OPTION, granted' ELSE 'is a member, granted' END,
-                               g.rolname)
+                               coalesce(g.rolname::text, 'a dropped role'))
         FROM pg_catalog.pg_auth_members a
         JOIN pg_catalog.pg_roles t ON t.oid OPERATOR(pg_catalog.=) a.roleid
         JOIN pg_catalog.pg_roles m ON m.oid OPERATOR(pg_catalog.=) a.member
-        JOIN pg_catalog.pg_roles g ON g.oid OPERATOR(pg_catalog.=) a.grantor
+        LEFT JOIN pg_catalog.pg_roles g ON g.oid OPERATOR(pg_catalog.=) a.grantor
        WHERE t.rolname OPERATOR(pg_catalog.=) r
-         AND ((NOT g.rolsuper AND NOT (g.rolname OPERATOR(pg_catalog.=) ANY (ARRAY['dataflow_reader', 'dataflow_worker', 'dataflow_operator', 'dataflow_admin'])))
-              OR (a.admin_option AND NOT m.rolsuper))) s;
+         AND (NOT coalesce(g.rolsuper, false) OR (a.admin_option AND NOT m.rolsuper))) s;
     IF bad IS NOT NULL THEN
       RAISE EXCEPTION 'role % exists and is not safe to adopt: %', r, bad
         USING ERRCODE = '42501',

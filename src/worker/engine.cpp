@@ -173,7 +173,14 @@ bool Engine::check_extension() {
             "pg_catalog.to_regprocedure('dataflow.prune(interval)') IS NOT NULL, "
             "(SELECT extversion FROM pg_catalog.pg_extension "
             "WHERE extname OPERATOR(pg_catalog.=) 'pg_dataflow'), "
-            "pg_catalog.current_database()");
+            "pg_catalog.current_database(), "
+            // the functions it calls by name live in the extension's own schema, owned by a
+            // superuser (a "dataflow" of someone else's would run their code as superuser)
+            "EXISTS (SELECT FROM pg_catalog.pg_extension e "
+            "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace "
+            "JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner "
+            "WHERE e.extname OPERATOR(pg_catalog.=) 'pg_dataflow' "
+            "AND n.nspname OPERATOR(pg_catalog.=) 'dataflow' AND r.rolsuper)");
         x.commit();
         bool was = present_;
         present_ = !rows.empty() && col(rows[0], 0) == "t";
@@ -181,6 +188,10 @@ bool Engine::check_extension() {
         // ALTER EXTENSION ... UPDATE (or the matching package) ends the mismatch.
         std::string mismatch =
             present_ ? version_mismatch(version::library(), col(rows[0], 3), col(rows[0], 4)) : "";
+        if (present_ && mismatch.empty() && col(rows[0], 5) != "t")
+            mismatch = "schema dataflow in database \"" + col(rows[0], 4) +
+                       "\" is not the extension's own or not owned by a superuser; the worker "
+                       "calls nothing in it (docs/security.md)";
         if (!mismatch.empty()) present_ = false;
         has_schedule_ = present_ && col(rows[0], 1) == "t";
         has_prune_ = present_ && col(rows[0], 2) == "t";
