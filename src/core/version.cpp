@@ -5,7 +5,9 @@
 
 namespace {
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 // The part of s before the next '.', as [*begin, *end); s moves past the dot.
 void next_part(const char** s, const char** begin, const char** end) {

@@ -7,8 +7,8 @@
 extern "C" {
 #include "postgres.h"
 
-#include "fmgr.h"
 #include "commands/extension.h"
+#include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
 

@@ -43,7 +43,9 @@ const int kVersionMismatch = MAKE_SQLSTATE('5', '5', 'D', 'F', '1');
 bool checked_in_xact = false;
 bool callback_registered = false;
 
-void forget_at_xact_end(XactEvent, void*) { checked_in_xact = false; }
+void forget_at_xact_end(XactEvent, void*) {
+    checked_in_xact = false;
+}
 
 // extversion of pg_dataflow in this database, palloc'd; NULL when not installed.
 char* installed_version() {
@@ -66,7 +68,9 @@ char* installed_version() {
 
 }  // namespace
 
-const char* library() noexcept { return DF_EXTVERSION; }
+const char* library() noexcept {
+    return DF_EXTVERSION;
+}
 
 void require_matching_sql() {
     if (checked_in_xact || creating_extension || IsBinaryUpgrade) return;

@@ -495,7 +495,8 @@ void Engine::dispatch() {
                 "SELECT run_id, token, job, dataset, key, version, attempt, output_location, "
                 "inputs::text, "
                 "params::text, deadline::text, "
-                "(pg_catalog.date_part('epoch', deadline) OPERATOR(pg_catalog.*) 1000::float8)::bigint "
+                "(pg_catalog.date_part('epoch', deadline) OPERATOR(pg_catalog.*) "
+                "1000::float8)::bigint "
                 "FROM dataflow._worker_claim($1, $2::integer)",
                 {col(j, 0), std::to_string(share)});
             AirflowConnection c;

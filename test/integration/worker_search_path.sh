@@ -34,6 +34,12 @@ BEGIN
   RETURN $1 OPERATOR(pg_catalog.=) $2;
 END $$;
 CREATE OPERATOR public.= (LEFTARG = name, RIGHTARG = name, FUNCTION = public.evil_eq);
+CREATE FUNCTION public.evil_teq(text, text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO public.ran (what) VALUES ('text =');
+  RETURN $1 OPERATOR(pg_catalog.=) $2;
+END $$;
+CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.evil_teq);
 SQL
 wt_sql "ALTER DATABASE postgres SET search_path = public, pg_catalog" >/dev/null
 # This script's own superuser sessions keep pg_catalog first (they would run the planted code).
@@ -70,7 +76,21 @@ wt_wait "the http runs to finish" 30 \
 wt_wait "the webhook deliveries" 30 "SELECT count(*) = 0 FROM dataflow.delivery WHERE status <> 'delivered'"
 sleep 1
 
+# dataflow-run, as a worker role of its own, pins its search_path the same way: its
+# statements (job = $1::text ...) never meet the planted text = operator
+CLI=${DATAFLOW_RUN:-$ROOT/build/dataflow-run}
+[ -x "$CLI" ] || { cmake -S "$ROOT" -B "$ROOT/build" >/dev/null && cmake --build "$ROOT/build" -j2 --target dataflow-run >/dev/null; }
+wt_sql "CREATE ROLE etl LOGIN IN ROLE dataflow_worker" >/dev/null
+wt_sql "SELECT dataflow.create_dataset('out_cli', 'int')" >/dev/null
+wt_sql "SELECT dataflow.create_job('cli', 'out_cli')" >/dev/null
+wt_sql "SELECT dataflow.add_input('cli', 'raw')" >/dev/null
+wt_sql "SELECT dataflow.expect('out_cli', '1')" >/dev/null
+df_as_user env PGOPTIONS= PGUSER=etl PGDATABASE=postgres timeout 60 "$CLI" --job cli --once -- true >"$WT_DIR/cli.out" 2>&1 \
+    || { cat "$WT_DIR/cli.out" >&2; wt_fail "dataflow-run failed"; }
+[ "$(wt_sql "SELECT status FROM dataflow.chunks WHERE dataset = 'out_cli'")" = ready ] \
+    || wt_fail "dataflow-run did not complete its chunk: $(cat "$WT_DIR/cli.out")"
+
 ran=$(wt_sql "SELECT coalesce(string_agg(who || ':' || what, ' '), '') FROM public.ran")
 [ -z "$ran" ] || wt_fail "planted operators ran in: $ran"
 [ "$(wt_sql "SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'")" = f ] || wt_fail "mallory became a superuser"
-echo "ok: the worker never resolves through public (planted * and = never ran)"
+echo "ok: the worker and dataflow-run never resolve through public (planted * and = never ran)"

@@ -5,7 +5,9 @@
 
 namespace {
 
-int sign(int v) { return v < 0 ? -1 : (v > 0 ? 1 : 0); }
+int sign(int v) {
+    return v < 0 ? -1 : (v > 0 ? 1 : 0);
+}
 
 TEST(VersionCompare, OrdersDottedNumbersAsNumbers) {
     EXPECT_EQ(sign(df_version_compare("0.1.0", "0.2.0")), -1);
