@@ -50,8 +50,16 @@ t1=$(echo "$(date +%s.%N) - $t0" | bc)
 [ "$i" -lt 10 ] || wt_fail "refused deliveries stalled: after 1 s only $(deliveries badport) (window 4)"
 wt_sql "SELECT bool_and(last_error LIKE 'request not sent: %') FROM dataflow.deliveries WHERE subscription = 'badport'" \
     | grep -qx t || wt_fail "refusal not recorded as such: $(wt_sql "SELECT DISTINCT last_error FROM dataflow.deliveries WHERE subscription = 'badport'")"
-wt_wait "the retries of the refused deliveries" 20 \
-    "SELECT count(*) = 12 FROM dataflow.deliveries WHERE subscription = 'badport' AND attempts >= 2"
+# (an intermittent failure here in full runs: on timeout, say what the worker was doing)
+if ! (wt_wait "the retries of the refused deliveries" 20 \
+        "SELECT count(*) = 12 FROM dataflow.deliveries WHERE subscription = 'badport' AND attempts >= 2"); then
+    echo "--- diagnostics: deliveries, the worker's activity, due work" >&2
+    wt_sql "SELECT string_agg(id || ':' || status || ':' || attempts || ':' || coalesce(next_attempt_at::text, '-'), ' ' ORDER BY id)
+              FROM dataflow.delivery" >&2
+    wt_sql "SELECT now(), query, state, wait_event FROM pg_stat_activity WHERE backend_type = 'pg_dataflow worker'" >&2
+    wt_sql "SELECT dataflow._worker_next_due()" >&2
+    wt_fail "the retries of the refused deliveries did not come (see above)"
+fi
 read -r gmin gmax <<<"$(retry_gaps badport)"
 hs_between "$gmin" 4.9 7 "shortest gap to the retry of a refused delivery (s)"
 hs_between "$gmax" 4.9 7 "longest gap to the retry of a refused delivery (s)"
