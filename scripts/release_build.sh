@@ -7,7 +7,8 @@
 # (make pg_dataflow.so: no CLI). The library is cached in build/releases/, keyed by the
 # tag's commit and the PostgreSQL it was built for, so a second run takes no time.
 #
-# Without the tag (a shallow clone) it falls back to the working tree's library compiled
+# Without the tag it uses the commit src/sql/releases records for VERSION. Without that
+# history either (a shallow clone) it falls back to the working tree's library compiled
 # as VERSION (DF_EXTVERSION) with a loud NOTE: the SQL is still the frozen script, but the
 # code is today's, so an upgrade test then checks the upgrade of the SQL only.
 # Exit status: 0 built (or from the cache), 1 failed; 3 built by the fallback.
@@ -26,7 +27,18 @@ mkdir -p "$out"
 src=$(mktemp -d "${TMPDIR:-/tmp}/pg_dataflow-release.XXXXXX")
 trap 'rm -rf "$src"' EXIT
 
-if commit=$(git rev-parse -q --verify "refs/tags/v$version^{commit}" 2>/dev/null); then
+# The release's commit: its tag, or (a clone without tags) the commit src/sql/releases
+# records for it, if the clone has that history. Both present: they must agree.
+recorded=$(awk -v v="$version" '$1 == v { print $2 }' src/sql/releases 2>/dev/null)
+commit=$(git rev-parse -q --verify "refs/tags/v$version^{commit}" 2>/dev/null) || commit=
+if [ -n "$commit" ] && [ -n "$recorded" ] && [ "$commit" != "$recorded" ]; then
+    echo "release_build: tag v$version is $commit but src/sql/releases records $recorded" >&2; exit 1
+fi
+if [ -z "$commit" ] && [ -n "$recorded" ] && git cat-file -e "$recorded^{commit}" 2>/dev/null; then
+    commit=$recorded
+    echo "release_build: no tag v$version here; using its commit $commit from src/sql/releases" >&2
+fi
+if [ -n "$commit" ]; then
     key="$commit-$("$PG_CONFIG" --version | tr -c 'A-Za-z0-9.\n' '_')"
     cache=$ROOT/build/releases/$key
     if [ ! -f "$cache/pg_dataflow.so" ]; then
@@ -58,7 +70,7 @@ fi
 
 {
     echo "################################################################################"
-    echo "NOTE: git tag v$version is not in this clone (a shallow checkout?): the library of"
+    echo "NOTE: neither tag v$version nor its commit is in this clone (shallow?): the library of"
     echo "      the working tree is built AS $version instead. The $version SQL is the frozen"
     echo "      script, but the old release's C code is NOT what runs: the upgrade of the SQL"
     echo "      is tested, the old library's behaviour is not. Fetch the tags for the real test."

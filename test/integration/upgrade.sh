@@ -133,8 +133,8 @@ PBIN=$PRIV$PG_BINDIR PLIB=$PRIV$pkglib PEXT=$PRIV$share/extension
 rm -rf "$PLIB"/pg_dataflow.so "$PLIB"/bitcode/pg_dataflow* "$PEXT"/pg_dataflow[.-]*
 
 # the old release, as its package installs it
-rc=0; scripts/release_build.sh "$OLD" "$UP/old" || rc=$?
-case $rc in
+old_rc=0; scripts/release_build.sh "$OLD" "$UP/old" || old_rc=$?
+case $old_rc in
     0) old_from="v$OLD";;
     3) old_from="the working tree built as $OLD (NOTE above: tag v$OLD is missing)";;
     *) fail "building the $OLD release";;
@@ -301,10 +301,16 @@ cp pg_dataflow.so "$PLIB/pg_dataflow.so.new" && mv "$PLIB/pg_dataflow.so.new" "$
 # The wrong order: ALTER EXTENSION before the restart. The server still runs the old
 # library (a preloaded library is found again by its file name), which lacks the new C
 # functions: the update must fail and change nothing (docs/operations.md, Upgrading).
-wrong=$(df_as_user "$PBIN/psql" -X -tAq -d postgres -c "ALTER EXTENSION pg_dataflow UPDATE" 2>&1)
-[[ $wrong == *"could not find function"* ]] || fail "ALTER EXTENSION before the restart did not fail as documented: $wrong"
-[ "$(q postgres "SELECT extversion FROM pg_extension WHERE extname = 'pg_dataflow'")" = "$OLD" ] \
-    || fail "a failed ALTER EXTENSION changed the installed version"
+# Without the tag the "old" library is the working tree's, which has the new C functions:
+# the update would succeed, so this step proves nothing there and is left out, loudly.
+if [ "$old_rc" = 0 ]; then
+    wrong=$(df_as_user "$PBIN/psql" -X -tAq -d postgres -c "ALTER EXTENSION pg_dataflow UPDATE" 2>&1)
+    [[ $wrong == *"could not find function"* ]] || fail "ALTER EXTENSION before the restart did not fail as documented: $wrong"
+    [ "$(q postgres "SELECT extversion FROM pg_extension WHERE extname = 'pg_dataflow'")" = "$OLD" ] \
+        || fail "a failed ALTER EXTENSION changed the installed version"
+else
+    echo "NOTE: skipped the ALTER EXTENSION before the restart (the old library is not v$OLD's without the tag)"
+fi
 df_as_user "$PBIN/pg_ctl" -D "$UP/data" -m fast -w -t 60 stop >/dev/null || fail "stopping the $OLD cluster"
 log_from=$(($(stat -c %s "$UP/server.log") + 1))    # the log of the new start on
 newlog() { tail -c +"$log_from" "$UP/server.log"; }
