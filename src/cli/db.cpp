@@ -80,7 +80,7 @@ bool Db::connect(const std::string& dsn, std::string* error) {
     conn_ = PQconnectdbParams(keys.data(), values.data(), 1);
     // Survives PQreset: the receiver belongs to the PGconn.
     if (conn_) PQsetNoticeReceiver(conn_, &Db::on_notice, this);
-    if (conn_ && PQstatus(conn_) == CONNECTION_OK) return pin_search_path(error);
+    if (conn_ && PQstatus(conn_) == CONNECTION_OK) return pin_session(error);
     *error = conn_ ? PQerrorMessage(conn_) : "out of memory";
     while (!error->empty() && (error->back() == '\n' || error->back() == ' ')) error->pop_back();
     return false;
@@ -90,13 +90,19 @@ bool Db::connect(const std::string& dsn, std::string* error) {
 // first on the path nothing else can match them, whatever ALTER ROLE/DATABASE ... SET
 // search_path says (a schema an attacker can create in, listed before pg_catalog, would
 // otherwise lend this role's tokens and rights to a planted operator). A statement, not
-// an options keyword: a DSN's options would replace that.
-bool Db::pin_search_path(std::string* error) {
+// an options keyword: a DSN's options would replace that. DateStyle and IntervalStyle
+// too: the task's deadline (deadline::text) reaches the job in ISO form whatever
+// ALTER ROLE/DATABASE ... SET DateStyle says.
+bool Db::pin_session(std::string* error) {
     PGresult* r =
-        PQexec(conn_, "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)");
+        PQexec(conn_,
+               "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false), "
+               "pg_catalog.set_config('DateStyle', 'ISO', false), "
+               "pg_catalog.set_config('IntervalStyle', 'postgres', false)");
     bool ok = r && PQresultStatus(r) == PGRES_TUPLES_OK;
     if (!ok) {
-        *error = std::string("could not set search_path: ") + PQerrorMessage(conn_);
+        *error = std::string("could not set the session's search_path and styles: ") +
+                 PQerrorMessage(conn_);
         while (!error->empty() && (error->back() == '\n' || error->back() == ' '))
             error->pop_back();
     }
@@ -114,7 +120,7 @@ bool Db::reconnect(std::string* error) {
         return false;
     }
     PQreset(conn_);
-    if (PQstatus(conn_) == CONNECTION_OK) return pin_search_path(error);
+    if (PQstatus(conn_) == CONNECTION_OK) return pin_session(error);
     *error = PQerrorMessage(conn_);
     while (!error->empty() && (error->back() == '\n' || error->back() == ' ')) error->pop_back();
     return false;

@@ -74,7 +74,7 @@ private:
                   PGresult** res);
 
     // After each connect: search_path = pg_catalog, pg_temp (db.cpp).
-    bool pin_search_path(std::string* error);
+    bool pin_session(std::string* error);
     // Notices and warnings the server sent during the last exec(): their SQLSTATEs.
     static void on_notice(void* self, const PGresult* res);
     bool noticed(const char* sqlstate) const;

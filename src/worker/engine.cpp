@@ -164,23 +164,20 @@ bool Engine::check_extension() {
     try {
         Duty x("pg_dataflow: checking for the extension", cfg_.worker_statement_timeout_ms,
                /*check_version=*/false);
+        // One row whether or not the extension is there. The functions it calls by name
+        // live in the extension's own schema, owned by a superuser (a "dataflow" of
+        // someone else's would run their code as superuser).
         auto rows = spi_exec(
-            "SELECT NOT pg_catalog.pg_is_in_recovery() AND EXISTS (SELECT FROM "
-            "pg_catalog.pg_extension "
-            "WHERE extname OPERATOR(pg_catalog.=) 'pg_dataflow') AND "
+            "SELECT NOT pg_catalog.pg_is_in_recovery() AND e.oid IS NOT NULL AND "
             "pg_catalog.to_regprocedure('dataflow._worker_jobs()') IS NOT NULL, "
             "pg_catalog.to_regprocedure('dataflow.schedule()') IS NOT NULL, "
             "pg_catalog.to_regprocedure('dataflow.prune(interval)') IS NOT NULL, "
-            "(SELECT extversion FROM pg_catalog.pg_extension "
-            "WHERE extname OPERATOR(pg_catalog.=) 'pg_dataflow'), "
-            "pg_catalog.current_database(), "
-            // the functions it calls by name live in the extension's own schema, owned by a
-            // superuser (a "dataflow" of someone else's would run their code as superuser)
-            "EXISTS (SELECT FROM pg_catalog.pg_extension e "
-            "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace "
-            "JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner "
-            "WHERE e.extname OPERATOR(pg_catalog.=) 'pg_dataflow' "
-            "AND n.nspname OPERATOR(pg_catalog.=) 'dataflow' AND r.rolsuper)");
+            "e.extversion, pg_catalog.current_database(), "
+            "COALESCE(n.nspname OPERATOR(pg_catalog.=) 'dataflow' AND r.rolsuper, false) "
+            "FROM (SELECT) one "
+            "LEFT JOIN pg_catalog.pg_extension e ON e.extname OPERATOR(pg_catalog.=) 'pg_dataflow' "
+            "LEFT JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace "
+            "LEFT JOIN pg_catalog.pg_authid r ON r.oid OPERATOR(pg_catalog.=) n.nspowner");
         x.commit();
         bool was = present_;
         present_ = !rows.empty() && col(rows[0], 0) == "t";

@@ -172,6 +172,10 @@ void df_worker_main(Datum) {
     // with CREATE on public could otherwise plant an operator that runs as superuser).
     // ALTER ROLE/DATABASE ... SET search_path does not apply to it either.
     SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+    // What it sends engines (the task's deadline::text) is ISO whatever the database's
+    // DateStyle or IntervalStyle (TimeZone is left alone: the text carries its offset).
+    SetConfigOption("DateStyle", "ISO", PGC_SUSET, PGC_S_OVERRIDE);
+    SetConfigOption("IntervalStyle", "postgres", PGC_SUSET, PGC_S_OVERRIDE);
     // The extension's functions need READ COMMITTED (docs/internals.md, lock order),
     // whatever default_transaction_isolation the cluster sets.
     SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);

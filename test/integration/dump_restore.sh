@@ -194,20 +194,7 @@ SQL
 seqs="SELECT string_agg(sequencename || '=' || coalesce(last_value::text, 'unused'), ' ' ORDER BY sequencename)
         FROM pg_sequences WHERE schemaname = 'dataflow'"
 # Counters and queue against a recount of the chunks (0 = consistent) and as listings.
-recount="SELECT count(*) FROM (
-  (SELECT k.dataset_id, s.status, sum(s.n) FROM dataflow.chunk_count k,
-          LATERAL (VALUES ('waiting', k.waiting), ('queued', k.queued), ('running', k.running), ('ready', k.ready),
-                          ('validated', k.validated), ('invalid', k.invalid), ('failed', k.failed),
-                          ('skipped', k.skipped), ('cancelled', k.cancelled), ('resubmit', k.resubmit)) s (status, n)
-    GROUP BY 1, 2 HAVING sum(s.n) <> 0
-   EXCEPT SELECT dataset_id, status, count(*) FROM dataflow.chunk GROUP BY 1, 2)
-  UNION ALL
-  (SELECT dataset_id, status, count(*) FROM dataflow.chunk GROUP BY 1, 2
-   EXCEPT SELECT k.dataset_id, s.status, sum(s.n) FROM dataflow.chunk_count k,
-          LATERAL (VALUES ('waiting', k.waiting), ('queued', k.queued), ('running', k.running), ('ready', k.ready),
-                          ('validated', k.validated), ('invalid', k.invalid), ('failed', k.failed),
-                          ('skipped', k.skipped), ('cancelled', k.cancelled), ('resubmit', k.resubmit)) s (status, n)
-    GROUP BY 1, 2)) x"
+recount=$(cat test/catalog/recount.sql)
 queue_check="SELECT count(*) FROM (
   (SELECT dataset_id, not_before, chunk_id FROM dataflow.queue
    EXCEPT ALL SELECT dataset_id, not_before, id FROM dataflow.chunk WHERE status = 'queued')

@@ -470,20 +470,7 @@ same_runs=$(q postgres "SELECT string_agg(r.worker || ':' || r.status, ' ' ORDER
 [ "$same_runs" = "w-lost:expired w-lost:expired w-again:succeeded w-again:succeeded" ] \
     || fail "the overdue leases' chunks were not retried: $same_runs"
 # consistency of the derived tables (as dump_restore.sh)
-recount="SELECT count(*) FROM (
-  (SELECT k.dataset_id, s.status, sum(s.n) FROM dataflow.chunk_count k,
-          LATERAL (VALUES ('waiting', k.waiting), ('queued', k.queued), ('running', k.running), ('ready', k.ready),
-                          ('validated', k.validated), ('invalid', k.invalid), ('failed', k.failed),
-                          ('skipped', k.skipped), ('cancelled', k.cancelled), ('resubmit', k.resubmit)) s (status, n)
-    GROUP BY 1, 2 HAVING sum(s.n) <> 0
-   EXCEPT SELECT dataset_id, status, count(*) FROM dataflow.chunk GROUP BY 1, 2)
-  UNION ALL
-  (SELECT dataset_id, status, count(*) FROM dataflow.chunk GROUP BY 1, 2
-   EXCEPT SELECT k.dataset_id, s.status, sum(s.n) FROM dataflow.chunk_count k,
-          LATERAL (VALUES ('waiting', k.waiting), ('queued', k.queued), ('running', k.running), ('ready', k.ready),
-                          ('validated', k.validated), ('invalid', k.invalid), ('failed', k.failed),
-                          ('skipped', k.skipped), ('cancelled', k.cancelled), ('resubmit', k.resubmit)) s (status, n)
-    GROUP BY 1, 2)) x"
+recount=$(cat test/catalog/recount.sql)
 [ "$(q postgres "$recount")" = 0 ] || fail "the status counters differ from a recount"
 [ "$(q postgres "SELECT count(*) FROM dataflow.queue")" = "$(q postgres "SELECT count(*) FROM dataflow.chunk WHERE status = 'queued'")" ] \
     || fail "the queue differs from the queued chunks"

@@ -42,6 +42,9 @@ END $$;
 CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.evil_teq);
 SQL
 wt_sql "ALTER DATABASE postgres SET search_path = public, pg_catalog" >/dev/null
+# and output styles that would change what the worker sends (the task's deadline)
+wt_sql "ALTER DATABASE postgres SET DateStyle = 'SQL, DMY'" >/dev/null
+wt_sql "ALTER DATABASE postgres SET IntervalStyle = 'sql_standard'" >/dev/null
 # This script's own superuser sessions keep pg_catalog first (they would run the planted code).
 export PGOPTIONS="-c search_path=pg_catalog"
 # the planted operators do shadow pg_catalog's in an ordinary session of this database
@@ -75,6 +78,17 @@ wt_wait "the http runs to finish" 30 \
        FROM dataflow.chunks WHERE dataset LIKE 'out_%'"
 wt_wait "the webhook deliveries" 30 "SELECT count(*) = 0 FROM dataflow.delivery WHERE status <> 'delivered'"
 sleep 1
+# the task the worker sent: its deadline in ISO form whatever the database's DateStyle
+deadline=$(python3 - "$WT_DIR/requests.jsonl" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["path"] == "/dispatch/succeed":
+        print(json.loads(r["body"])["deadline"]); break
+PY
+)
+[[ $deadline =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}\ [0-9]{2}:[0-9]{2}:[0-9]{2} ]] \
+    || wt_fail "the task's deadline is not ISO under the database's DateStyle: '$deadline'"
 
 # dataflow-run, as a worker role of its own, pins its search_path the same way: its
 # statements (job = $1::text ...) never meet the planted text = operator
@@ -85,12 +99,17 @@ wt_sql "SELECT dataflow.create_dataset('out_cli', 'int')" >/dev/null
 wt_sql "SELECT dataflow.create_job('cli', 'out_cli')" >/dev/null
 wt_sql "SELECT dataflow.add_input('cli', 'raw')" >/dev/null
 wt_sql "SELECT dataflow.expect('out_cli', '1')" >/dev/null
-df_as_user env PGOPTIONS= PGUSER=etl PGDATABASE=postgres timeout 60 "$CLI" --job cli --once -- true >"$WT_DIR/cli.out" 2>&1 \
+df_as_user env PGOPTIONS= PGUSER=etl PGDATABASE=postgres timeout 60 "$CLI" --job cli --once -- \
+    sh -c 'python3 -c "import json, sys; print(json.load(open(sys.argv[1]))[\"deadline\"])" "$DATAFLOW_TASK_FILE"' \
+    >"$WT_DIR/cli.out" 2>&1 \
     || { cat "$WT_DIR/cli.out" >&2; wt_fail "dataflow-run failed"; }
 [ "$(wt_sql "SELECT status FROM dataflow.chunks WHERE dataset = 'out_cli'")" = ready ] \
     || wt_fail "dataflow-run did not complete its chunk: $(cat "$WT_DIR/cli.out")"
 
+grep -Eq '^(\[[0-9]+\] )?[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}' "$WT_DIR/cli.out" \
+    || wt_fail "dataflow-run's task deadline is not ISO under the database's DateStyle: $(cat "$WT_DIR/cli.out")"
+
 ran=$(wt_sql "SELECT coalesce(string_agg(who || ':' || what, ' '), '') FROM public.ran")
 [ -z "$ran" ] || wt_fail "planted operators ran in: $ran"
 [ "$(wt_sql "SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'")" = f ] || wt_fail "mallory became a superuser"
-echo "ok: the worker and dataflow-run never resolve through public (planted * and = never ran)"
+echo "ok: the worker and dataflow-run never resolve through public (planted * and = never ran), and send ISO deadlines"
