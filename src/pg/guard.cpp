@@ -133,6 +133,10 @@ void Xact::abort() noexcept {
     report_activity("idle", true);
 }
 
+bool debug_enabled() noexcept {
+    return message_level_is_interesting(DEBUG1);
+}
+
 void log(Level level, const std::string& message) noexcept {
     int elevel = level == Level::kDebug ? DEBUG1 : level == Level::kLog ? LOG : WARNING;
     const char* m = message.c_str();

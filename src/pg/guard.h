@@ -69,6 +69,9 @@ private:
 
 enum class Level { kDebug, kLog, kWarning };
 void log(Level level, const std::string& message) noexcept;
+// Whether a kDebug message would be logged (log_min_messages or client_min_messages
+// at debug1 or below): callers skip building trace messages otherwise.
+bool debug_enabled() noexcept;
 
 // Reports what the worker does while outside a transaction.
 void report_activity(const char* what, bool idle) noexcept;

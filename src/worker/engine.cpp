@@ -37,6 +37,15 @@ constexpr auto kResendMax = 30s;
 // the whole lease.
 constexpr int kMaxResends = 3;
 
+// Milliseconds from now until t (negative when past; "never" for time_point::max()),
+// for the debug trace.
+std::string ms_until(std::chrono::steady_clock::time_point t) {
+    if (t == std::chrono::steady_clock::time_point::max()) return "never";
+    return std::to_string(
+        std::chrono::duration_cast<std::chrono::milliseconds>(t - std::chrono::steady_clock::now())
+            .count());
+}
+
 // One of the worker's transactions, bounded by dataflow.worker_statement_timeout
 // (with lock_timeout for each lock wait in it). The timer is disarmed before the
 // commit, and before the abort when the transaction ends with an error.
@@ -232,6 +241,14 @@ bool Engine::pass(bool woken) {
     // A refill claims only where finished requests freed slots, or work was left over:
     // it needs neither the job list of the other kind nor the next due time.
     bool refill = refill_due();
+    if (pg::debug_enabled())
+        pg::log(pg::Level::kDebug, "pg_dataflow worker: pass: woken " + std::to_string(woken) +
+                                       ", timed " + std::to_string(timed) + ", refill " +
+                                       std::to_string(refill) + ", more deliveries " +
+                                       std::to_string(more_deliveries_) + ", due changed " +
+                                       std::to_string(due_changed_) + ", in flight " +
+                                       std::to_string(http_.in_flight()) + ", next due in " +
+                                       ms_until(next_due_) + " ms");
     if (timed || more_dispatch_ || (refill && recorded_dispatch_)) dispatch();
     if (now >= next_airflow_) airflow();
     if (timed || more_deliveries_ || (refill && recorded_delivery_)) deliver();
@@ -249,6 +266,9 @@ bool Engine::pass(bool woken) {
             // not claimed is blocked behind an in-flight request or a concurrency
             // limit, and a finishing request triggers the next claim (recorded_).
             if (ms > 0) next_due_ = Clock::now() + std::chrono::milliseconds(ms);
+            if (pg::debug_enabled())
+                pg::log(pg::Level::kDebug,
+                        "pg_dataflow worker: next due work in " + std::to_string(ms) + " ms");
         } catch (const PgError& e) {
             warn("looking for due work failed", e);
         }
@@ -364,8 +384,7 @@ long Engine::sleep_ms() const {
             resends_.empty() ? Clock::time_point::max() : resends_.begin()->first;
         auto until = std::min({next_reap_, next_airflow_, next_due_, next_locked_retry_, resend}) -
                      Clock::now();
-        long due =
-            static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(until).count());
+        long due = static_cast<long>(std::chrono::ceil<std::chrono::milliseconds>(until).count());
         if (due < ms) ms = due < 0 ? 0 : due;
     }
     return ms;
@@ -683,6 +702,11 @@ void Engine::deliver() {
         return;
     }
     more_deliveries_ = rows.size() >= room;
+    if (pg::debug_enabled())
+        pg::log(pg::Level::kDebug, "pg_dataflow worker: claimed " + std::to_string(rows.size()) +
+                                       " deliveries (room " + std::to_string(room) + ", " +
+                                       std::to_string(busy_deliveries_.size()) + " busy, " +
+                                       std::to_string(full.size()) + " subscriptions full)");
     for (const Row& d : rows) {
         int64_t id = col_long(d, 0, 0);
         std::string group = "s" + col(d, 7);

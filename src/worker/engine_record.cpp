@@ -246,6 +246,10 @@ void Engine::record() {
     }
     std::vector<RunResult> runs;
     runs.swap(run_results_);
+    if (pg::debug_enabled())
+        pg::log(pg::Level::kDebug, "pg_dataflow worker: recording " + std::to_string(done.size()) +
+                                       " results (" + std::to_string(deliveries.size()) +
+                                       " deliveries), due changed " + std::to_string(due_changed_));
     if (runs.empty() && deliveries.size() == 0) return;
     ArrayLiteral token, kind, row_count, checksum, info, location, error, retry, retry_after;
     for (const RunResult& r : runs) {

@@ -18,7 +18,9 @@ ROOT=$PWD
 . test/integration/worker_common.bash
 . test/integration/hostile_common.bash
 
-wt_setup "dataflow.naptime = 60000" "dataflow.http_concurrency = 4" "dataflow.http_timeout = 20000"
+# log_min_messages = debug1: the worker's trace of its passes, printed when a wait fails
+wt_setup "dataflow.naptime = 60000" "dataflow.http_concurrency = 4" "dataflow.http_timeout = 20000" \
+    "log_min_messages = debug1"
 trap hs_cleanup EXIT
 hs_start rx http
 RX="http://127.0.0.1:$(hs_port rx http)"
@@ -58,6 +60,8 @@ if ! (wt_wait "the retries of the refused deliveries" 20 \
               FROM dataflow.delivery" >&2
     wt_sql "SELECT now(), query, state, wait_event FROM pg_stat_activity WHERE backend_type = 'pg_dataflow worker'" >&2
     wt_sql "SELECT dataflow._worker_next_due()" >&2
+    echo "--- the worker's trace (tail)" >&2
+    grep "pg_dataflow worker: " "$WT_DIR/server.log" | tail -80 >&2
     wt_fail "the retries of the refused deliveries did not come (see above)"
 fi
 read -r gmin gmax <<<"$(retry_gaps badport)"
