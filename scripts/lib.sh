@@ -11,11 +11,27 @@ DF_USER=${DF_USER:-postgres}
 
 df_as_user() {
     if [ "$(id -u)" -eq 0 ]; then
+        # From a directory the test user cannot enter (a checkout under a mode-700
+        # mktemp dir or /root), PostgreSQL's programs print "could not change directory"
+        # and lose their cwd: then run them from / (so files reach them by absolute
+        # paths it can read, or on stdin). Self-contained: suites copy it with declare -f.
+        # The answer for $PWD is kept (exported, runuser takes ~20 ms).
+        if [ "${_DF_USER_CWD:-}" != "$PWD:ok" ] && [ "${_DF_USER_CWD:-}" != "$PWD:no" ]; then
+            if runuser -u "$DF_USER" -- test -x "$PWD" 2>/dev/null; then export _DF_USER_CWD=$PWD:ok
+            else export _DF_USER_CWD=$PWD:no; fi
+        fi
+        if [ "$_DF_USER_CWD" = "$PWD:no" ]; then
+            (cd / && runuser -u "$DF_USER" -- env PATH="$PG_BINDIR:$PATH" "$@")
+            return
+        fi
         runuser -u "$DF_USER" -- env PATH="$PG_BINDIR:$PATH" "$@"
     else
         env PATH="$PG_BINDIR:$PATH" "$@"
     fi
 }
+
+# Ask once here, in the sourcing shell: its subshells ($(...), bash -c) inherit it.
+if [ "$(id -u)" -eq 0 ]; then df_as_user true; fi
 
 # A directory the test user owns, removed by the caller.
 df_tmpdir() {

@@ -31,7 +31,7 @@ third=$((D / 3))
 echo "churn ($mode): ${D}s at $RATE chunks/s over $K chunks, $CONSUMERS consumers, snapshot held ${third}s..$((2 * third))s"
 
 rt_setup "dataflow.enabled = off" "autovacuum_naptime = 5s" "log_autovacuum_min_duration = -1"
-rt_psql -v ON_ERROR_STOP=1 -f test/integration/chaos/churn.sql >/dev/null || { echo "FAIL: churn.sql"; exit 1; }
+rt_psql -v ON_ERROR_STOP=1 -f - <test/integration/chaos/churn.sql >/dev/null || { echo "FAIL: churn.sql"; exit 1; }
 rt_sql "
 SELECT dataflow.create_dataset('src', 'int'), dataflow.create_dataset('out', 'int');
 SELECT dataflow.create_job('j', output => 'out', lease_for => '1 minute', backoff_min => '0', backoff_max => '0');

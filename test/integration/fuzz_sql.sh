@@ -42,9 +42,9 @@ allowed=$(printf '%s\n42501\n' "$allowed" | sort -u | grep -v '^$' | tr '\n' ','
 echo "fuzz_sql ($mode): $CALLS calls per function, seed $SEED; documented SQLSTATEs: $allowed"
 
 rt_setup "dataflow.enabled = off" "max_locks_per_transaction = 256"
-rt_psql -v ON_ERROR_STOP=1 -f test/integration/fuzz/fixture.sql >/dev/null 2>"$RT_DIR/fixture.err" \
+rt_psql -v ON_ERROR_STOP=1 -f - <test/integration/fuzz/fixture.sql >/dev/null 2>"$RT_DIR/fixture.err" \
     || { cat "$RT_DIR/fixture.err"; echo "FAIL: fixture"; exit 1; }
-rt_psql -v ON_ERROR_STOP=1 -f test/integration/fuzz/fuzz.sql >/dev/null 2>"$RT_DIR/fuzz.err" \
+rt_psql -v ON_ERROR_STOP=1 -f - <test/integration/fuzz/fuzz.sql >/dev/null 2>"$RT_DIR/fuzz.err" \
     || { cat "$RT_DIR/fuzz.err"; echo "FAIL: generator setup"; exit 1; }
 
 # Every public function has a spec line.
