@@ -21,6 +21,12 @@
 extern "C" {
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -32,10 +38,12 @@ extern "C" {
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 #include "pg/compat.h"
 
 PGDLLEXPORT void df_worker_main(Datum arg);
+PGDLLEXPORT void df_worker_database_wait(Datum arg);
 }
 #pragma GCC diagnostic pop
 
@@ -136,6 +144,81 @@ void register_worker() {
 }  // namespace dataflow::worker
 
 namespace {
+// Waiting for dataflow.database. A process connects to one database once, for good, and
+// connecting to a missing one is a FATAL (and a restart every bgw_restart_time). So
+// before it connects, the worker starts a short-lived helper, "pg_dataflow database
+// check", connected to no database at all (the shared catalogs only: it can run nothing
+// in any database), which reads pg_database and ends as soon as the database can be
+// connected to; while it cannot, the helper says so once and looks again every naptime.
+// The worker waits for the helper to end, then connects. Plain C style: nothing here
+// holds a C++ object across a Postgres call.
+enum DatabaseState { kMissing, kNoConnections, kInvalid, kReady };
+
+DatabaseState database_state(const char* name) {
+    DatabaseState state = kMissing;
+    StartTransactionCommand();
+    // The snapshot's side effect matters: it sets the horizon a heap page read needs.
+    (void)GetTransactionSnapshot();
+    Relation rel = table_open(DatabaseRelationId, AccessShareLock);
+    TableScanDesc scan = table_beginscan_catalog(rel, 0, nullptr);
+    HeapTuple tup;
+    while ((tup = heap_getnext(scan, ForwardScanDirection)) != nullptr) {
+        Form_pg_database db = reinterpret_cast<Form_pg_database>(GETSTRUCT(tup));
+        if (strcmp(NameStr(db->datname), name) != 0) continue;
+        state = database_is_invalid_form(db) ? kInvalid
+                : db->datallowconn           ? kReady
+                                             : kNoConnections;
+        break;
+    }
+    table_endscan(scan);
+    table_close(rel, AccessShareLock);
+    CommitTransactionCommand();
+    return state;
+}
+
+const char* database_state_text(DatabaseState state) {
+    switch (state) {
+        case kMissing: return "does not exist";
+        case kNoConnections: return "does not allow connections (datallowconn is false)";
+        case kInvalid: return "is invalid (a DROP DATABASE was interrupted)";
+        case kReady: break;
+    }
+    return "can be connected to";
+}
+
+void stop_database_wait(int, Datum arg) {
+    TerminateBackgroundWorker(reinterpret_cast<BackgroundWorkerHandle*>(DatumGetPointer(arg)));
+}
+
+// In the worker, before it connects: returns once `name` can be connected to (or the
+// helper could not run: then the worker connects as before and fails if it must).
+void wait_for_database(const char* name) {
+    BackgroundWorker w;
+    memset(&w, 0, sizeof w);
+    w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+    w.bgw_restart_time = BGW_NEVER_RESTART;
+    strlcpy(w.bgw_library_name, "pg_dataflow", sizeof w.bgw_library_name);
+    strlcpy(w.bgw_function_name, "df_worker_database_wait", sizeof w.bgw_function_name);
+    strlcpy(w.bgw_name, "pg_dataflow database check", sizeof w.bgw_name);
+    strlcpy(w.bgw_type, "pg_dataflow database check", sizeof w.bgw_type);
+    strlcpy(w.bgw_extra, name, sizeof w.bgw_extra);
+    w.bgw_notify_pid = MyProcPid;
+    BackgroundWorkerHandle* handle = nullptr;
+    if (!RegisterDynamicBackgroundWorker(&w, &handle)) {
+        ereport(LOG, (errmsg("pg_dataflow worker: no background worker slot free to check that "
+                             "database \"%s\" exists; connecting to it directly",
+                             name),
+                      errhint("Raise max_worker_processes.")));
+        return;
+    }
+    // A SIGTERM ends the wait (a FATAL at CHECK_FOR_INTERRUPTS): end the helper too.
+    before_shmem_exit(stop_database_wait, PointerGetDatum(handle));
+    BgwHandleStatus status = WaitForBackgroundWorkerShutdown(handle);
+    cancel_before_shmem_exit(stop_database_wait, PointerGetDatum(handle));
+    if (status == BGWH_POSTMASTER_DIED) proc_exit(1);
+}
+
 // No exception leaves here; an unexpected one ends the process with exit code 1
 // (the postmaster restarts the worker after bgw_restart_time).
 int run() noexcept {
@@ -159,8 +242,9 @@ void df_worker_main(Datum) {
     // CHECK_FOR_INTERRUPTS. FATAL exits the process without a longjmp.
     pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
-    BackgroundWorkerInitializeConnection(GetConfigOption("dataflow.database", false, false),
-                                         nullptr, 0);
+    const char* database = GetConfigOption("dataflow.database", false, false);
+    wait_for_database(database);
+    BackgroundWorkerInitializeConnection(database, nullptr, 0);
     pgstat_report_appname("pg_dataflow worker");
     // The worker's statements are index walks with cached generic plans whose
     // estimated cost grows with the backlog (LIMIT $n is costed at a tenth of
@@ -187,4 +271,57 @@ void df_worker_main(Datum) {
     // Exit 1 even after a clean loop end: the postmaster then restarts the
     // worker after bgw_restart_time (turn it off with dataflow.enabled instead).
     proc_exit(code == 0 ? 1 : code);
+}
+
+// The helper: connected to no database, it reads pg_database every naptime until the
+// worker's database can be connected to, logging each state it finds once. It ends
+// with the worker (or when the worker is gone) and on SIGTERM.
+void df_worker_database_wait(Datum) {
+    pqsignal(SIGHUP, SignalHandlerForConfigReload);
+    pqsignal(SIGTERM, die);
+    BackgroundWorkerUnblockSignals();
+    BackgroundWorkerInitializeConnection(nullptr, nullptr, 0);
+    pgstat_report_appname("pg_dataflow database check");
+    char name[BGW_EXTRALEN];
+    strlcpy(name, MyBgworkerEntry->bgw_extra, sizeof name);
+    pid_t worker = MyBgworkerEntry->bgw_notify_pid;
+    bool waited = false;
+    DatabaseState logged = kReady;
+    for (;;) {
+        CHECK_FOR_INTERRUPTS();
+        if (ConfigReloadPending) {
+            ConfigReloadPending = false;
+            ProcessConfigFile(PGC_SIGHUP);
+        }
+        DatabaseState state = database_state(name);
+        if (state == kReady) break;
+        if (state != logged) {
+            ereport(
+                LOG,
+                (errmsg("pg_dataflow worker: waiting for database \"%s\" (dataflow.database): "
+                        "it %s; the worker starts once it can connect",
+                        name, database_state_text(state)),
+                 errhint("Create it (CREATE DATABASE, then CREATE EXTENSION pg_dataflow in it), "
+                         "or set dataflow.database and restart the server.")));
+            char activity[200];
+            snprintf(activity, sizeof activity, "pg_dataflow: waiting for database \"%s\"", name);
+            pgstat_report_activity(STATE_IDLE, activity);
+            logged = state;
+            waited = true;
+        }
+        if (worker <= 0 || (kill(worker, 0) != 0 && errno == ESRCH)) proc_exit(0);
+        long naptime = 1000;
+        try {
+            naptime = dataflow::settings::current().naptime_ms;
+        } catch (...) {  // no exception may reach a Postgres frame (bad_alloc at most)
+        }
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, naptime,
+                        PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+    }
+    if (waited)
+        ereport(LOG, (errmsg("pg_dataflow worker: database \"%s\" can be connected to now; "
+                             "connecting",
+                             name)));
+    proc_exit(0);
 }
