@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <nlohmann/json.hpp>
+
 namespace dataflow::cli {
 
 namespace {
@@ -30,7 +32,15 @@ const char* const kFailSql = "SELECT dataflow.fail($1::uuid, $2::text, $3::boole
 
 // The one place that knows how progress is counted.
 const char* const kProgressSql =
-    "SELECT done, total, failed, queued, running, waiting FROM dataflow.jobs WHERE job = $1::text";
+    "SELECT done, total, failed, queued, running, waiting, paused, concurrency_limit,"
+    "       concurrency_in_use, pool, pool_slots, pool_in_use"
+    "  FROM dataflow.jobs WHERE job = $1::text";
+
+// Keys as a JSON array: no array literal to quote.
+const char* const kAvailableSql =
+    "SELECT key FROM dataflow.chunks WHERE dataset = $1::text"
+    "   AND key IN (SELECT pg_catalog.jsonb_array_elements_text($2::jsonb))"
+    "   AND status IN ('ready', 'validated', 'skipped')";
 
 const char* const kRunStatusSql = "SELECT status FROM dataflow.runs WHERE run_id = $1::bigint";
 
@@ -249,6 +259,25 @@ DbStatus Db::progress(const std::string& job, Progress* out) {
     out->queued = num(3);
     out->running = num(4);
     out->waiting = num(5);
+    out->found = true;
+    out->paused = field(g.res, 0, 6) == "t";
+    if (!PQgetisnull(g.res, 0, 7)) out->limit = num(7);
+    out->in_use = num(8);
+    out->pool = field(g.res, 0, 9);
+    if (!PQgetisnull(g.res, 0, 10)) out->pool_slots = num(10);
+    out->pool_in_use = PQgetisnull(g.res, 0, 11) ? 0 : num(11);
+    return st;
+}
+
+DbStatus Db::available_keys(const std::string& dataset, const std::vector<std::string>& keys,
+                            std::vector<std::string>* available) {
+    available->clear();
+    ResultGuard g;
+    std::string json =
+        nlohmann::json(keys).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    DbStatus st = exec(kAvailableSql, {dataset, json}, &g.res);
+    if (!st.ok) return st;
+    for (int r = 0; r < PQntuples(g.res); ++r) available->push_back(field(g.res, r, 0));
     return st;
 }
 

@@ -10,6 +10,7 @@
 
 #include <libpq-fe.h>
 
+#include "pacing.h"
 #include "result_file.h"
 #include "task.h"
 
@@ -25,18 +26,6 @@ struct DbStatus {
 
     bool lease_not_live() const { return sqlstate == "55000"; }
     bool undefined_object() const { return sqlstate == "42704"; }
-};
-
-// Chunk counts of a job's output dataset (from the dataflow.jobs view, which
-// the dataflow_worker role may read; the base tables are admin-only).
-struct Progress {
-    int64_t done = 0;                                    // ready + validated + skipped
-    int64_t total = 0;                                   // every chunk of the output dataset
-    int64_t failed = 0;                                  // failed with no attempts left
-    int64_t queued = 0;                                  // runnable now or after a retry backoff
-    int64_t running = 0;                                 // leased, here or elsewhere
-    int64_t waiting = 0;                                 // waiting for inputs
-    int64_t active() const { return queued + running; }  // what --until-idle waits for
 };
 
 class Db {
@@ -64,7 +53,11 @@ public:
     // *chunk_status: the chunk's new status (queued for a retry, failed, ...).
     DbStatus fail(const std::string& token, const std::string& error, bool retry,
                   std::string* chunk_status);
+    // The job's row of dataflow.jobs; out->found is false when it has none.
     DbStatus progress(const std::string& job, Progress* out);
+    // *available: those of keys whose chunk of dataset is ready, validated or skipped now.
+    DbStatus available_keys(const std::string& dataset, const std::vector<std::string>& keys,
+                            std::vector<std::string>* available);
     // Status of a run by id (running, succeeded, failed, expired, ...).
     DbStatus run_status(int64_t run_id, std::string* status);
 

@@ -56,6 +56,9 @@ const char* usage_text() {
            "options:\n"
            "  -j, --job NAME         the job whose chunks to run (required)\n"
            "  -c, --concurrency N    run up to N commands at once (default 1)\n"
+           "  -c, --concurrency auto follow the job's max_concurrency and its pool's slots\n"
+           "                         as they change (read every second), up to --max-procs\n"
+           "      --max-procs N      the most commands auto runs at once (default 64)\n"
            "      --until-idle       exit when nothing of the job is queued or running\n"
            "      --once             lease at most one batch (N chunks), run it, exit\n"
            "      --dsn DSN          libpq connection string or URI (default: PG* variables)\n"
@@ -67,14 +70,17 @@ const char* usage_text() {
            "  -q, --quiet            do not relay the commands' output\n"
            "  -h, --help             this text\n"
            "\n"
-           "exit status: 0 all runs succeeded (or nothing to do); 1 runtime error (database,\n"
-           "unknown job); 2 usage error; 3 some runs failed; 126/127 COMMAND not executable /\n"
-           "not found; 128+signal when stopped by a signal and commands had to be cut off.\n";
+           "exit status: 0 every chunk it ran succeeded, perhaps after a retry (or nothing to "
+           "do);\n"
+           "1 runtime error (database, unknown job); 2 usage error; 3 a chunk whose last attempt\n"
+           "here failed is not available at exit (failed for good, or its retry not done yet);\n"
+           "126/127 COMMAND not executable / not found; 128+signal when stopped by a signal\n"
+           "and commands had to be cut off.\n";
 }
 
 Options parse_options(int argc, char** argv) {
     Options o;
-    bool have_mode = false;
+    bool have_mode = false, have_max_procs = false;
     int i = 1;
     for (; i < argc; ++i) {
         std::string arg = argv[i];
@@ -115,7 +121,17 @@ Options parse_options(int argc, char** argv) {
             o.job = take();
             if (o.job.empty()) throw UsageError("--job must not be empty");
         } else if (name == "-c" || name == "--concurrency") {
-            o.concurrency = parse_count(name, take());
+            std::string v = take();
+            o.auto_concurrency = v == "auto";
+            try {
+                if (!o.auto_concurrency) o.concurrency = parse_count(name, v);
+            } catch (const UsageError&) {
+                throw UsageError(name + ": expected an integer from 1 to 1000 or 'auto', got '" +
+                                 v + "'");
+            }
+        } else if (name == "--max-procs") {
+            o.max_procs = parse_count(name, take());
+            have_max_procs = true;
         } else if (name == "--until-idle") {
             set_mode(Mode::UntilIdle);
         } else if (name == "--once") {
@@ -141,6 +157,8 @@ Options parse_options(int argc, char** argv) {
     for (; i < argc; ++i) o.command.emplace_back(argv[i]);
 
     if (o.job.empty()) throw UsageError("--job is required");
+    if (have_max_procs && !o.auto_concurrency)
+        throw UsageError("--max-procs goes with --concurrency auto (a fixed N is the count)");
     if (o.command.empty()) throw UsageError("no command given (put it after --)");
     if (o.command[0].empty()) throw UsageError("the command name is empty");
     if (o.lease_for > 0 && o.heartbeat >= o.lease_for)

@@ -12,7 +12,9 @@ enum class Mode { Forever, UntilIdle, Once };
 
 struct Options {
     std::string job;
-    int concurrency = 1;
+    int concurrency = 1;            // a fixed number of commands at once
+    bool auto_concurrency = false;  // --concurrency auto: follow the job's limits
+    int max_procs = 64;             // the most commands auto may run
     Mode mode = Mode::Forever;
     std::string dsn;       // empty: libpq defaults (PGHOST, PGDATABASE, ...)
     std::string worker;    // empty: "<hostname>:<pid>"

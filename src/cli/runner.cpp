@@ -63,6 +63,7 @@ Runner::Runner(const Options& opt, std::string command_path, Db& db, Reporter& r
       db_(db),
       reporter_(reporter),
       signal_fd_(signal_fd) {
+    target_ = opt.auto_concurrency ? 1 : opt.concurrency;
     worker_ = opt.worker;
     if (worker_.empty()) {
         char host[256] = "localhost";
@@ -97,6 +98,7 @@ int Runner::run() {
     if (!make_temp_dir()) return kExitRuntime;
     auto now = Clock::now();
     next_lease_ = now;
+    if (opt_.auto_concurrency) refresh_progress(true);  // the target before the first lease
     while (true) {
         handle_signals();
         reap_children();
@@ -133,7 +135,7 @@ int Runner::run() {
         if (!db_down_) heartbeats(now);
         enforce_deadlines(now);
         if (!db_down_ && !leasing_done_ && stop_signal_ == 0 && now >= next_lease_ &&
-            static_cast<int>(slots_.size()) < opt_.concurrency)
+            static_cast<int>(slots_.size()) < target_)
             try_lease(now);
         refresh_progress(false);
 
@@ -166,13 +168,14 @@ int Runner::run() {
     }
     next_progress_ = {};  // the last numbers are exact
     refresh_progress(true);
+    chunks_failed_ = chunks_failed();
     return exit_code();
 }
 
 int Runner::exit_code() const {
     if (runtime_error_) return kExitRuntime;
     if (stop_signal_ != 0 && interrupted_ > 0) return 128 + stop_signal_;
-    if (failed_ > 0) return kExitRunsFailed;
+    if (chunks_failed_) return kExitRunsFailed;
     return kExitOk;
 }
 
@@ -253,7 +256,7 @@ void Runner::close_output(Slot& slot) {
 }
 
 void Runner::try_lease(Clock::time_point now) {
-    int free_slots = opt_.concurrency - static_cast<int>(slots_.size());
+    int free_slots = target_ - static_cast<int>(slots_.size());
     std::vector<Task> tasks;
     DbStatus st = db_.lease(opt_.job, worker_, free_slots, opt_.lease_for, &tasks);
     if (!st.ok) {
@@ -267,14 +270,31 @@ void Runner::try_lease(Clock::time_point now) {
         next_lease_ = now + idle_delay_;
         return;
     }
-    if (tasks.empty()) {
-        if (opt_.mode == Mode::Once || (opt_.mode == Mode::UntilIdle && check_idle())) {
-            leasing_done_ = true;
+    if (static_cast<int>(tasks.size()) < free_slots) {
+        // Fewer than asked: say why (paused, a limit, nothing runnable), once per reason.
+        // The same row tells --until-idle whether anything is left anywhere (nothing
+        // queued or running there, nothing running here; chunks in retry backoff are
+        // still queued).
+        Progress p;
+        DbStatus ps = db_.progress(opt_.job, &p);
+        if (ps.ok) {
+            take_progress(p);
+            explain_wait(p);
+        } else {
+            after_db_error("progress", ps);
+        }
+        if (tasks.empty()) {
+            if (opt_.mode == Mode::Once ||
+                (opt_.mode == Mode::UntilIdle && ps.ok && slots_.empty() && p.active() == 0)) {
+                leasing_done_ = true;
+                return;
+            }
+            next_lease_ = now + idle_delay_;
+            idle_delay_ = std::min(idle_delay_ * 2, kMaxIdleDelay);
             return;
         }
-        next_lease_ = now + idle_delay_;
-        idle_delay_ = std::min(idle_delay_ * 2, kMaxIdleDelay);
-        return;
+    } else {
+        wait_log_.observe(WaitReason::None, "");
     }
     idle_delay_ = std::chrono::milliseconds(200);
     if (opt_.mode == Mode::Once) leasing_done_ = true;
@@ -282,18 +302,47 @@ void Runner::try_lease(Clock::time_point now) {
     next_lease_ = now;
 }
 
-bool Runner::check_idle() {
-    // Idle for --until-idle: nothing of the job queued or running anywhere,
-    // and nothing running here. Chunks in retry backoff are still queued.
-    if (!slots_.empty()) return false;
-    Progress p;
-    DbStatus st = db_.progress(opt_.job, &p);
-    if (!st.ok) {
-        after_db_error("progress", st);
-        return false;
+// A lease that came back short: one line per reason. Not for a --once or --until-idle
+// run about to exit with nothing left (that needs no explaining).
+void Runner::explain_wait(const Progress& p) {
+    WaitReason r = wait_reason(p);
+    if (opt_.mode != Mode::Forever && r == WaitReason::NothingQueued && slots_.empty()) return;
+    auto line = wait_log_.observe(r, wait_message(opt_.job, p, r, static_cast<int>(slots_.size())));
+    if (line) reporter_.log(*line);
+}
+
+void Runner::take_progress(const Progress& p) {
+    reporter_.update(p, static_cast<int>(slots_.size()), succeeded_, failed_);
+    if (!opt_.auto_concurrency) return;
+    int t = auto_target(p, opt_.max_procs);
+    if (target_known_ && t == target_) return;
+    std::string text = "concurrency auto: " + describe_target(opt_.job, p, t, opt_.max_procs);
+    int here = static_cast<int>(slots_.size());
+    if (target_known_ && t < here)  // lowering stops nothing: the running ones finish
+        text += "; " + std::to_string(here) + " running here finish" +
+                (t == 0 ? std::string(", none starts while it is 0")
+                        : ", the next starts when fewer than " + std::to_string(t) + " run");
+    reporter_.log(text);
+    if (t > target_) {  // more slots: lease at once
+        next_lease_ = Clock::now();
+        idle_delay_ = std::chrono::milliseconds(200);
     }
-    reporter_.update(p, 0, succeeded_, failed_);
-    return p.active() == 0;
+    target_ = t;
+    target_known_ = p.found;
+}
+
+bool Runner::chunks_failed() {
+    if (outcomes_.empty()) return false;
+    // A chunk whose attempt failed here may have been retried since, here or on another
+    // worker: only one that is still not available at exit counts.
+    bool any = false;
+    for (const auto& [dataset, keys] : outcomes_.unresolved()) {
+        std::vector<std::string> available;
+        DbStatus st = db_.available_keys(dataset, keys, &available);
+        if (!st.ok) return true;  // cannot tell: say failed
+        if (available.size() < keys.size()) any = true;
+    }
+    return any;
 }
 
 void Runner::start(Task task) {
@@ -322,6 +371,7 @@ void Runner::start(Task task) {
         DbStatus st = db_.fail(t.token, "dataflow-run: " + error, true, &chunk_status);
         if (!st.ok) after_db_error("fail", st);
         ++failed_;
+        outcomes_.failed(t.dataset, t.key);
         unlink(slot->task_file.c_str());
         return;
     }
@@ -422,15 +472,14 @@ void Runner::refresh_progress(bool force) {
     }
     next_progress_ = now + std::chrono::seconds(1);
     Progress p;
-    if (db_.progress(opt_.job, &p).ok)
-        reporter_.update(p, static_cast<int>(slots_.size()), succeeded_, failed_);
+    if (db_.progress(opt_.job, &p).ok) take_progress(p);
     reporter_.redraw(force);
 }
 
 int Runner::wait_timeout_ms(Clock::time_point now) const {
     auto wake = now + std::chrono::seconds(1);
     auto consider = [&](Clock::time_point t) { wake = std::min(wake, t); };
-    if (!leasing_done_ && stop_signal_ == 0 && static_cast<int>(slots_.size()) < opt_.concurrency)
+    if (!leasing_done_ && stop_signal_ == 0 && static_cast<int>(slots_.size()) < target_)
         consider(next_lease_);
     if (stop_signal_ != 0) consider(grace_deadline_);
     if (db_down_) consider(next_reconnect_);

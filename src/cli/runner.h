@@ -12,6 +12,7 @@
 #include "child.h"
 #include "db.h"
 #include "options.h"
+#include "pacing.h"
 #include "progress.h"
 #include "task.h"
 
@@ -56,8 +57,12 @@ private:
     bool settle_not_live(Slot& slot, const DbStatus& st);
     void after_db_error(const std::string& what, const DbStatus& st);
     void refresh_progress(bool force);
+    // A fresh row of dataflow.jobs: the progress line, and the target under auto.
+    void take_progress(const Progress& p);
+    void explain_wait(const Progress& p);
+    // At exit: whether a chunk whose last attempt here failed is still not available.
+    bool chunks_failed();
     void log_finished(const Slot& slot, const std::string& outcome, const std::string& detail);
-    bool check_idle();
     int wait_timeout_ms(Clock::time_point now) const;
     int exit_code() const;
 
@@ -84,8 +89,18 @@ private:
     bool db_down_ = false;
     Clock::time_point db_down_since_{}, next_reconnect_{};
 
+    // How many commands may run at once: --concurrency N, or under auto the job's
+    // limits as last read (1 until then).
+    int target_ = 1;
+    bool target_known_ = false;
+    WaitLog wait_log_;
+
     Clock::time_point next_progress_{};
+    // failed_ counts failed attempts (the progress line); outcomes_ the chunks that
+    // decide exit status 3.
     int succeeded_ = 0, failed_ = 0, interrupted_ = 0, lost_ = 0, superseded_ = 0;
+    ChunkOutcomes outcomes_;
+    bool chunks_failed_ = false;
 };
 
 }  // namespace dataflow::cli

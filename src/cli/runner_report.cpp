@@ -47,6 +47,7 @@ void Runner::report(Slot& slot) {
             st = db_.complete(t.token, result, &outcome);
             if (st.ok) {
                 ++succeeded_;
+                outcomes_.succeeded(t.dataset, t.key);
                 std::string d;
                 if (result.row_count) d = "rows=" + std::to_string(*result.row_count);
                 log_finished(slot, outcome, d);
@@ -55,6 +56,7 @@ void Runner::report(Slot& slot) {
             st = db_.fail(t.token, sanitize_text(error), true, &outcome);
             if (st.ok) {
                 ++failed_;
+                outcomes_.failed(t.dataset, t.key);
                 log_finished(slot, "failed", error + "; chunk " + outcome);
             }
         }
@@ -65,6 +67,7 @@ void Runner::report(Slot& slot) {
         st = db_.fail(t.token, error, true, &outcome);
         if (st.ok) {
             ++failed_;
+            outcomes_.failed(t.dataset, t.key);
             std::string last =
                 tail.substr(tail.rfind('\n') == std::string::npos ? 0 : tail.rfind('\n') + 1);
             log_finished(slot, "failed",
@@ -79,6 +82,7 @@ void Runner::report(Slot& slot) {
             return;
         }
         ++failed_;
+        outcomes_.failed(t.dataset, t.key);  // its outcome is unknown: not a success
         log_finished(slot, "unrecorded", st.message);
     }
     unlink(slot.task_file.c_str());
@@ -95,9 +99,11 @@ bool Runner::settle_not_live(Slot& slot, const DbStatus& st) {
     DbStatus q = db_.run_status(slot.task.run_id, &status);
     if (q.ok && status == "succeeded") {
         ++succeeded_;
+        outcomes_.succeeded(slot.task.dataset, slot.task.key);
         log_finished(slot, "succeeded", "recorded by the command itself");
     } else if (q.ok && status == "failed") {
         ++failed_;
+        outcomes_.failed(slot.task.dataset, slot.task.key);
         log_finished(slot, "failed", "recorded by the command itself");
     } else {
         ++lost_;
