@@ -188,11 +188,11 @@ wait_for() { # wait_for DB WHAT SECONDS SQL (errors count as not yet)
     fail "timed out after $3 s waiting for: $2"
 }
 describe() { # describe DB FILE: the catalog listing of DB
-    df_as_user "$PBIN/psql" -X -tAq -v ON_ERROR_STOP=1 -d "$1" -f "$ROOT/test/catalog/describe.sql" > "$2" \
+    df_as_user "$PBIN/psql" -X -tAq -v ON_ERROR_STOP=1 -d "$1" -f - <"$ROOT/test/catalog/describe.sql" > "$2" \
         || fail "test/catalog/describe.sql failed on $1"
     [ "$(wc -l < "$2")" -ge 500 ] || fail "the catalog listing of $1 has only $(wc -l < "$2") lines"
 }
-audit() { df_as_user "$PBIN/psql" -X -tAq -v ON_ERROR_STOP=1 -d "$1" -f "$ROOT/test/catalog/audit.sql" \
+audit() { df_as_user "$PBIN/psql" -X -tAq -v ON_ERROR_STOP=1 -d "$1" -f - <"$ROOT/test/catalog/audit.sql" \
               || fail "test/catalog/audit.sql failed on $1"; }
 window_check() { # window_check WHAT OK? DETAIL: a failed check of the mismatch window, reported at the end
     [ "$2" = ok ] && return 0

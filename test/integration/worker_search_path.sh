@@ -94,6 +94,8 @@ PY
 # statements (job = $1::text ...) never meet the planted text = operator
 CLI=${DATAFLOW_RUN:-$ROOT/build/dataflow-run}
 [ -x "$CLI" ] || { cmake -S "$ROOT" -B "$ROOT/build" >/dev/null && cmake --build "$ROOT/build" -j2 --target dataflow-run >/dev/null; }
+# run by the test user: a copy in its own directory (it may not enter the checkout)
+cp "$CLI" "$WT_DIR/dataflow-run" && CLI=$WT_DIR/dataflow-run || wt_fail "copying $CLI"
 wt_sql "CREATE ROLE etl LOGIN IN ROLE dataflow_worker" >/dev/null
 wt_sql "SELECT dataflow.create_dataset('out_cli', 'int')" >/dev/null
 wt_sql "SELECT dataflow.create_job('cli', 'out_cli')" >/dev/null
