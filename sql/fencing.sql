@@ -203,7 +203,7 @@ SELECT dataflow.add_input('j_rg', 'rg_src');
 SELECT dataflow.register('rg_src', '1'), dataflow.expect('rg', '1');
 SELECT key FROM dataflow.lease('j_rg', 'w');
 SELECT pg_temp.tok('rg', '1') AS tr \gset
-SELECT dataflow.register('rg_src', '1') AS src_version;
+SELECT dataflow.register('rg_src', '1', force => true) AS src_version;
 SELECT dataflow.complete(:'tr') AS complete_after_reregister;
 SELECT * FROM pg_temp.st('rg_src', 'rg');
 SELECT key, version, inputs->0->>'version' AS src_version FROM dataflow.lease('j_rg', 'w');

@@ -117,8 +117,9 @@ SELECT pg_temp.err($$SELECT dataflow._backoff(0, 1, 2, 0)$$) AS attempt0,
 SELECT pg_temp.err($$SELECT dataflow._backoff(1, 'NaN', 2, 0)$$) AS nan_min,
        pg_temp.err($$SELECT dataflow._backoff(1, 1, 'Infinity', 0)$$) AS inf_max;
 
--- keys given to public functions are stored canonical: 20240131 and 2024-01-31 are one chunk
+-- keys given to public functions are stored canonical: 20240131 and 2024-01-31 are one chunk,
+-- and the same content registered under the other spelling is a duplicate, not version 2
 SELECT dataflow.create_dataset('k_src', 'date');
 SELECT dataflow.register('k_src', '20240131');
-SELECT dataflow.register('k_src', '2024-01-31') AS version_after_reregister;
+SELECT dataflow.register('k_src', '2024-01-31') AS version_after_other_spelling;
 SELECT key, version, ord FROM dataflow.chunk WHERE dataset_id = (SELECT id FROM dataflow.dataset WHERE name = 'k_src');

@@ -285,7 +285,7 @@ BEGIN
   RETURN NEXT pg_temp.try('complete_many', format('SELECT dataflow.complete_many(ARRAY[%L]::uuid[])', toks[2]));
   RETURN NEXT pg_temp.try('fail', format('SELECT dataflow.fail(%L, %L)', toks[3], 'planted'));
   RETURN NEXT pg_temp.try('register new key', format('SELECT dataflow.register(%L, %L)', 'h_src', k || '20'));
-  RETURN NEXT pg_temp.try('register existing key', format('SELECT dataflow.register(%L, %L)', 'h_src', k || '01'));
+  RETURN NEXT pg_temp.try('register existing key', format('SELECT dataflow.register(%L, %L, force => true)', 'h_src', k || '01'));
   RETURN NEXT pg_temp.try('validate', format('SELECT dataflow.validate(%L, %L, true)', 'h_src', k || '02'));
   RETURN NEXT pg_temp.try('reader questions', format(
     'SELECT (SELECT count(*) FROM dataflow.explain(%1$L, %3$L)), (SELECT count(*) FROM dataflow.blockers(%2$L, %3$L)),
@@ -410,7 +410,7 @@ SELECT dataflow.expect('h7_mid', '2024-07-01');
 SET ROLE h_worker;
 SELECT dataflow.register('h7_src', '2024-07-01');
 SELECT dataflow.complete(t.token) FROM dataflow.lease('j7', 'w-7') t;
-SELECT dataflow.register('h7_src', '2024-07-01');
+SELECT dataflow.register('h7_src', '2024-07-01', force => true);
 RESET ROLE;
 SELECT dataset, key, version, from_status, to_status,
        CASE WHEN actor = session_user THEN '<me>' ELSE actor END AS actor, detail ->> 'reason' AS reason
@@ -420,7 +420,7 @@ SELECT dataset, key, version, from_status, to_status,
 
 -- The calls that refused a planted work table work once it is gone, in the same session.
 SET ROLE h_worker;
-SELECT pg_temp.try('register existing key', $$SELECT dataflow.register('h_src', '2024-01-01')$$);
+SELECT pg_temp.try('register existing key', $$SELECT dataflow.register('h_src', '2024-01-01', force => true)$$);
 RESET ROLE;
 SET ROLE h_operator;
 SELECT pg_temp.try('expect', $$SELECT dataflow.expect('h_out', '2024-01-10', '2024-01-11')$$);

@@ -24,15 +24,18 @@ END $$;
 
 CREATE FUNCTION dataflow.register(dataset text, key text, location text DEFAULT NULL,
                                   row_count bigint DEFAULT NULL, checksum text DEFAULT NULL,
-                                  info jsonb DEFAULT NULL)
+                                  info jsonb DEFAULT NULL, force boolean DEFAULT false)
 RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
   d dataflow.dataset; k text; c dataflow.chunk; producer text; actor text := dataflow._actor();
-  old_status text;
+  old_status text; built integer; same boolean;
 BEGIN
   d := dataflow._dataset_row(dataset);
   IF key IS NULL THEN
     RAISE EXCEPTION 'key must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  IF force IS NULL THEN
+    RAISE EXCEPTION 'force must not be NULL' USING ERRCODE = '22004';
   END IF;
   k := dataflow._key_canon(d.key_kind, key);
   SELECT j.name INTO producer FROM dataflow.job j WHERE j.output_id = d.id;
@@ -61,10 +64,36 @@ BEGIN
 
   SELECT * INTO c FROM dataflow.chunk ch WHERE ch.dataset_id = d.id AND ch.key = k FOR UPDATE;
   old_status := c.status;
+  -- The same content again (the same key in another spelling, a retried load): the
+  -- current version stays, nothing downstream re-runs. The same content is the same
+  -- checksum; without one, the same location (the template's for this version when
+  -- none is given) and row_count. force => true re-delivers it all the same.
+  same := CASE WHEN checksum IS NOT NULL THEN c.checksum IS NOT DISTINCT FROM checksum
+               ELSE c.checksum IS NULL
+                    AND c.location IS NOT DISTINCT FROM
+                        coalesce(register.location, dataflow._location(d.location, d.name, k, c.version))
+                    AND c.row_count IS NOT DISTINCT FROM row_count END;
+  IF NOT force AND c.status IN ('ready', 'validated', 'invalid') AND same THEN
+    INSERT INTO dataflow.event (dataset_id, chunk_id, key, version, from_status, to_status, actor, detail)
+    VALUES (d.id, c.id, k, c.version, c.status, 'duplicate', actor,
+            jsonb_build_object('reason', 'register', 'given_key', key,
+                               'same', CASE WHEN checksum IS NOT NULL THEN 'checksum' ELSE 'location and row_count' END));
+    RETURN c.version;
+  END IF;
   IF c.status <> 'waiting' THEN
     -- New content for a chunk that existed: a new version, and everything built on the old one re-runs.
     -- The cascade's events name who re-registered (reason 're-registered by <role>').
-    PERFORM dataflow._resubmit(ARRAY[c.id], true, false, actor, 're-registered by ' || actor);
+    SELECT count(*) INTO built
+      FROM dataflow._resubmit(ARRAY[c.id], true, false, actor, 're-registered by ' || actor) r
+     WHERE r.depth > 0 AND r.old_status IN ('running', 'ready', 'validated', 'invalid', 'failed');
+    IF built > 0 AND force THEN
+      RAISE NOTICE 'dataset "%" key % re-delivered (force) as version %: % downstream chunk(s) built on version % re-run',
+        d.name, k, c.version + 1, built, c.version;
+    ELSIF built > 0 THEN
+      RAISE NOTICE 'dataset "%" key % re-delivered as version %: % downstream chunk(s) built on version % re-run',
+        d.name, k, c.version + 1, built, c.version
+        USING HINT = 'Its content differs from version ' || c.version || ' (checksum, or location and row_count).';
+    END IF;
     SELECT * INTO c FROM dataflow.chunk ch WHERE ch.id = c.id;
   END IF;
   UPDATE dataflow.chunk ch
@@ -79,9 +108,11 @@ BEGIN
   PERFORM dataflow._propagate(ARRAY[c.id], d.id, 0, 1, actor);
   RETURN c.version;
 END $$;
-COMMENT ON FUNCTION dataflow.register(text, text, text, bigint, text, jsonb) IS
+COMMENT ON FUNCTION dataflow.register(text, text, text, bigint, text, jsonb, boolean) IS
   'Record an externally produced source chunk as ready (location defaults to the dataset template); '
-  're-registering an existing chunk makes a new version and re-runs everything built on it; returns the version';
+  're-registering an existing chunk with new content makes a new version and re-runs everything built on it, '
+  'the same content again (same checksum, or same location and row_count) is a duplicate (force => true '
+  're-delivers); returns the version';
 
 CREATE FUNCTION dataflow.validate(dataset text, key text, passed boolean, report jsonb DEFAULT '{}')
 RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$

@@ -77,7 +77,7 @@ GRANT EXECUTE ON FUNCTION dataflow.explain(text, text), dataflow.blockers(text, 
 -- Worker: the lease lifecycle and source registration.
 GRANT EXECUTE ON FUNCTION dataflow.lease(text, text, integer, interval), dataflow.heartbeat(uuid, interval),
   dataflow.complete(uuid, bigint, text, jsonb, text), dataflow.complete_many(uuid[], bigint[], text[], jsonb[], text[]),
-  dataflow.fail(uuid, text, boolean), dataflow.register(text, text, text, bigint, text, jsonb), dataflow.validate(text, text, boolean, jsonb)
+  dataflow.fail(uuid, text, boolean), dataflow.register(text, text, text, bigint, text, jsonb, boolean), dataflow.validate(text, text, boolean, jsonb)
   TO dataflow_worker;
 
 -- Operator: backfill, restart, skip, cancel, pause, limits, housekeeping.
@@ -122,7 +122,7 @@ ALTER FUNCTION dataflow.drop_job(text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.pause_job(text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.resume_job(text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.expect(text, text, text) SECURITY DEFINER;
-ALTER FUNCTION dataflow.register(text, text, text, bigint, text, jsonb) SECURITY DEFINER;
+ALTER FUNCTION dataflow.register(text, text, text, bigint, text, jsonb, boolean) SECURITY DEFINER;
 ALTER FUNCTION dataflow.validate(text, text, boolean, jsonb) SECURITY DEFINER;
 ALTER FUNCTION dataflow.skip(text, text, text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.cancel(text, text) SECURITY DEFINER;
