@@ -60,7 +60,11 @@ $(DATA_built): $(SQL_MODULES) pg_dataflow.control
 	   for f in $(SQL_MODULES); do echo; echo "-- ==== $$f"; cat $$f; done; } > $@
 
 # dataflow-run (src/cli) is built by CMake (build/dataflow-run) and installed
-# next to pg_config. cmake --build is a no-op when it is up to date.
+# next to pg_config, plus a symbolic link in $(BINDIR) (default /usr/local/bin: pg_config's
+# bindir, /usr/lib/postgresql/NN/bin on Debian, is not on PATH); BINDIR= installs no link.
+# The link names the installed file's final path, so DESTDIR staging stays correct.
+# cmake --build is a no-op when it is up to date.
+BINDIR ?= /usr/local/bin
 .PHONY: cli install-cli
 all: cli
 cli:
@@ -70,6 +74,11 @@ install: install-cli
 install-cli: cli
 	$(MKDIR_P) '$(DESTDIR)$(bindir)'
 	$(INSTALL_PROGRAM) build/dataflow-run '$(DESTDIR)$(bindir)/dataflow-run'
+# (no link when BINDIR is empty or is bindir itself: ln -sf would replace the program)
+ifneq ($(filter-out $(abspath $(bindir)),$(abspath $(BINDIR))),)
+	$(MKDIR_P) '$(DESTDIR)$(BINDIR)'
+	ln -sf '$(bindir)/dataflow-run' '$(DESTDIR)$(BINDIR)/dataflow-run'
+endif
 
 .PHONY: deps test unit regress isolation integration demo bench chaos check-valgrind
 

@@ -6,7 +6,7 @@
 # file and README.md; the shipped install script is what the shipped modules make. Then the
 # tarball is unpacked in a temporary directory and built there with PGXS, with git unusable
 # (no repository), and installed into a staging DESTDIR, which must hold the control file,
-# the library, the CLI, the install script of the current version, every frozen released
+# the library, the CLI (and its link in /usr/local/bin, or BINDIR), the install script of the current version, every frozen released
 # script (checksums of released.sha256) and every upgrade script.
 # The tarball is made from HEAD (what is committed), as make dist does (DIST_REF=<commit> to
 # test another). About 1-2 min (the build).
@@ -192,8 +192,23 @@ check "nothing else staged in the extension directory ($n files)" \
     test "$n" -eq $((2 + $(echo $frozen | wc -w) + $(echo $upgrades | wc -w)))
 check "staged pg_dataflow.so" test -s "$LIBDIR/pg_dataflow.so"
 check "staged dataflow-run" test -x "$BINDIR/dataflow-run"
-check "no install outside DESTDIR's PostgreSQL directories" \
-    bash -c "[ -z \"\$(find '$STAGE' -type f ! -path '$EXTDIR/*' ! -path '$LIBDIR/*' ! -path '$BINDIR/*' \
-        ! -path '$STAGE$("$PG_CONFIG" --pkglibdir)/bitcode/*')\" ]"
+# pg_config's bindir is not on PATH on Debian: a link in /usr/local/bin (BINDIR) points
+# at the installed file (its final path, not the staging one)
+LINK=$STAGE/usr/local/bin/dataflow-run
+check "staged the link /usr/local/bin/dataflow-run -> $("$PG_CONFIG" --bindir)/dataflow-run" \
+    test -L "$LINK" -a "$(readlink "$LINK")" = "$("$PG_CONFIG" --bindir)/dataflow-run"
+check "nothing staged outside DESTDIR's PostgreSQL directories but that link" \
+    bash -c "[ -z \"\$(find '$STAGE' ! -type d ! -path '$EXTDIR/*' ! -path '$LIBDIR/*' ! -path '$BINDIR/*' \
+        ! -path '$STAGE$("$PG_CONFIG" --pkglibdir)/bitcode/*' ! -path '$LINK')\" ]"
+STAGE2=$WORK/stage2
+(cd "$SRC" && "${nogit[@]}" timeout 120 make install DESTDIR="$STAGE2" BINDIR=/opt/df/bin \
+    PG_CONFIG="$PG_CONFIG") > "$WORK/install2.log" 2>&1
+check "make install BINDIR=/opt/df/bin puts the link there instead" \
+    test -L "$STAGE2/opt/df/bin/dataflow-run" -a ! -e "$STAGE2/usr/local/bin/dataflow-run"
+STAGE3=$WORK/stage3
+(cd "$SRC" && "${nogit[@]}" timeout 120 make install DESTDIR="$STAGE3" BINDIR= \
+    PG_CONFIG="$PG_CONFIG") > "$WORK/install3.log" 2>&1
+check "make install BINDIR= installs no link" \
+    bash -c "[ -x '$STAGE3$("$PG_CONFIG" --bindir)/dataflow-run' ] && [ -z \"\$(find '$STAGE3' -type l)\" ]"
 
 finish
