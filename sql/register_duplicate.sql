@@ -44,7 +44,7 @@ SELECT key, version FROM dataflow.chunks WHERE dataset = 'hits' AND key IN ('202
 -- an expected (waiting) source chunk is registered, never a duplicate
 SELECT dataflow.expect('daily', '2024-02-11');
 SELECT dataflow.register('hits', '2024-02-11 00:00') AS first_register_of_expected;
--- an invalid chunk registered again with the same content stays invalid (validate() again instead)
+-- an invalid chunk: the same checksum again stays invalid (validate() again instead)
 SELECT dataflow.create_dataset('checked', 'int', requires_validation => true);
 SELECT dataflow.register('checked', '1', checksum => 'a');
 SELECT dataflow.validate('checked', '1', false);

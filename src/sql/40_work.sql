@@ -73,11 +73,14 @@ BEGIN
                     AND c.location IS NOT DISTINCT FROM
                         coalesce(register.location, dataflow._location(d.location, d.name, k, c.version))
                     AND c.row_count IS NOT DISTINCT FROM row_count END;
-  IF NOT force AND c.status IN ('ready', 'validated', 'invalid') AND same THEN
+  IF NOT force AND same
+     AND (c.status IN ('ready', 'validated') OR (c.status = 'invalid' AND checksum IS NOT NULL)) THEN
     INSERT INTO dataflow.event (dataset_id, chunk_id, key, version, from_status, to_status, actor, detail)
     VALUES (d.id, c.id, k, c.version, c.status, 'duplicate', actor,
-            jsonb_build_object('reason', 'register', 'given_key', key,
+            jsonb_build_object('reason', 'register', 'given_key', left(key, 200),
                                'same', CASE WHEN checksum IS NOT NULL THEN 'checksum' ELSE 'location and row_count' END));
+    RAISE NOTICE 'dataset "%" key %: the same content as version %, nothing re-runs', d.name, k, c.version
+      USING HINT = 'Pass force => true to re-deliver it as a new version.';
     RETURN c.version;
   END IF;
   IF c.status <> 'waiting' THEN

@@ -83,7 +83,8 @@ GRANT EXECUTE ON FUNCTION dataflow.lease(text, text, integer, interval), dataflo
 -- Operator: backfill, restart, skip, cancel, pause, limits, housekeeping.
 GRANT EXECUTE ON FUNCTION dataflow.expect(text, text, text), dataflow.resubmit(text, text, text, boolean, boolean),
   dataflow.skip(text, text, text), dataflow.cancel(text, text), dataflow.pause_job(text),
-  dataflow.resume_job(text), dataflow.reap(), dataflow.schedule(), dataflow.prune(interval)
+  dataflow.resume_job(text), dataflow.reap(), dataflow.schedule(), dataflow.prune(interval),
+  dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb)
   TO dataflow_operator;
 GRANT UPDATE (status) ON dataflow.chunks TO dataflow_operator;
 GRANT SELECT (id, name, output_id, dispatch, pool_id, max_concurrency, max_attempts, backoff_min, backoff_max,
@@ -121,6 +122,7 @@ ALTER FUNCTION dataflow.add_input(text, text, text, integer, integer, text) SECU
 ALTER FUNCTION dataflow.drop_job(text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.pause_job(text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.resume_job(text) SECURITY DEFINER;
+ALTER FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb) SECURITY DEFINER;
 ALTER FUNCTION dataflow.expect(text, text, text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.register(text, text, text, bigint, text, jsonb, boolean) SECURITY DEFINER;
 ALTER FUNCTION dataflow.validate(text, text, boolean, jsonb) SECURITY DEFINER;

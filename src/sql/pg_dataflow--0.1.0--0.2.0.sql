@@ -66,11 +66,14 @@ BEGIN
                     AND c.location IS NOT DISTINCT FROM
                         coalesce(register.location, dataflow._location(d.location, d.name, k, c.version))
                     AND c.row_count IS NOT DISTINCT FROM row_count END;
-  IF NOT force AND c.status IN ('ready', 'validated', 'invalid') AND same THEN
+  IF NOT force AND same
+     AND (c.status IN ('ready', 'validated') OR (c.status = 'invalid' AND checksum IS NOT NULL)) THEN
     INSERT INTO dataflow.event (dataset_id, chunk_id, key, version, from_status, to_status, actor, detail)
     VALUES (d.id, c.id, k, c.version, c.status, 'duplicate', actor,
-            jsonb_build_object('reason', 'register', 'given_key', key,
+            jsonb_build_object('reason', 'register', 'given_key', left(key, 200),
                                'same', CASE WHEN checksum IS NOT NULL THEN 'checksum' ELSE 'location and row_count' END));
+    RAISE NOTICE 'dataset "%" key %: the same content as version %, nothing re-runs', d.name, k, c.version
+      USING HINT = 'Pass force => true to re-deliver it as a new version.';
     RETURN c.version;
   END IF;
   IF c.status <> 'waiting' THEN
@@ -109,4 +112,118 @@ COMMENT ON FUNCTION dataflow.register(text, text, text, bigint, text, jsonb, boo
 ALTER FUNCTION dataflow.register(text, text, text, bigint, text, jsonb, boolean) SECURITY DEFINER;
 REVOKE EXECUTE ON FUNCTION dataflow.register(text, text, text, bigint, text, jsonb, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dataflow.register(text, text, text, bigint, text, jsonb, boolean) TO dataflow_worker;
-COMMENT ON COLUMN dataflow.events.to_status IS 'Status after (or late, paused, resumed, duplicate)';
+COMMENT ON COLUMN dataflow.events.to_status IS 'Status after (or late, paused, resumed, altered, duplicate)';
+
+-- 22_jobs, 90_security: alter_job() (issue: change a job's settings after creating it).
+-- Changes a job's settings; a NULL argument keeps the setting. pool => '' detaches the
+-- pool, max_concurrency => -1 removes the job's own limit. The operator may change the
+-- limits and the priority (what it may UPDATE in dataflow.job); the pool and the params
+-- are the admin's, like the job's definition. Takes effect from the next lease: running
+-- leases keep their deadline and count against the pool they were leased in. The
+-- change is an 'altered' event (params only as "changed": the event log is readable by
+-- every reader, the params by the admin only). Returns what changed, {setting: {from, to}}.
+CREATE FUNCTION dataflow.alter_job(
+  name text,
+  pool text DEFAULT NULL,
+  max_concurrency integer DEFAULT NULL,
+  max_attempts integer DEFAULT NULL,
+  backoff_min interval DEFAULT NULL,
+  backoff_max interval DEFAULT NULL,
+  lease_for interval DEFAULT NULL,
+  priority integer DEFAULT NULL,
+  params jsonb DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET IntervalStyle = 'postgres' AS $$
+DECLARE
+  j dataflow.job; p integer; pname text; new_pool integer; new_limit integer;
+  new_min interval; new_max interval; changes jsonb := '{}'; shown jsonb;
+BEGIN
+  SELECT * INTO j FROM dataflow.job jb WHERE jb.id = (dataflow._job(alter_job.name)).id FOR UPDATE;
+  IF (pool IS NOT NULL OR params IS NOT NULL)
+     AND NOT pg_has_role(dataflow._caller(), 'dataflow_admin', 'MEMBER') THEN
+    RAISE EXCEPTION 'changing the pool or the params of job "%" needs dataflow_admin', j.name
+      USING ERRCODE = '42501',
+            HINT = 'An operator may change max_concurrency, max_attempts, backoff_min, backoff_max, lease_for and priority.';
+  END IF;
+  new_pool := j.pool_id;
+  IF pool = '' THEN
+    new_pool := NULL;
+  ELSIF pool IS NOT NULL THEN
+    SELECT pl.id INTO p FROM dataflow.pool pl WHERE pl.name = alter_job.pool;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'pool "%" does not exist', left(pool, 64) USING ERRCODE = '42704',
+        HINT = 'Create it with dataflow.create_pool(name, slots), or pass pool => '''' to detach the job''s pool.';
+    END IF;
+    new_pool := p;
+  END IF;
+  IF max_concurrency < -1 THEN
+    RAISE EXCEPTION 'max_concurrency must be >= 0, or -1 to remove the job''s own limit (got %)', max_concurrency
+      USING ERRCODE = '22023';
+  END IF;
+  new_limit := CASE WHEN max_concurrency IS NULL THEN j.max_concurrency
+                    WHEN max_concurrency = -1 THEN NULL ELSE max_concurrency END;
+  IF max_attempts < 1 THEN
+    RAISE EXCEPTION 'max_attempts must be >= 1 (got %)', max_attempts USING ERRCODE = '22023';
+  END IF;
+  new_min := coalesce(backoff_min, j.backoff_min);
+  new_max := coalesce(backoff_max, j.backoff_max);
+  IF new_min < interval '0' OR new_max < new_min THEN
+    RAISE EXCEPTION 'backoff needs 0 <= backoff_min <= backoff_max (would be % and %)', new_min, new_max
+      USING ERRCODE = '22023';
+  END IF;
+  IF lease_for <= interval '0' THEN
+    RAISE EXCEPTION 'lease_for must be positive (got %)', lease_for USING ERRCODE = '22023';
+  END IF;
+  IF params IS NOT NULL AND jsonb_typeof(params) <> 'object' THEN
+    RAISE EXCEPTION 'params must be a JSON object' USING ERRCODE = '22023';
+  END IF;
+
+  IF new_pool IS DISTINCT FROM j.pool_id THEN
+    changes := changes || jsonb_build_object('pool', jsonb_build_object(
+      'from', (SELECT pl.name FROM dataflow.pool pl WHERE pl.id = j.pool_id),
+      'to', (SELECT pl.name FROM dataflow.pool pl WHERE pl.id = new_pool)));
+  END IF;
+  IF new_limit IS DISTINCT FROM j.max_concurrency THEN
+    changes := changes || jsonb_build_object('max_concurrency', jsonb_build_object('from', j.max_concurrency, 'to', new_limit));
+  END IF;
+  IF coalesce(max_attempts, j.max_attempts) <> j.max_attempts THEN
+    changes := changes || jsonb_build_object('max_attempts', jsonb_build_object('from', j.max_attempts, 'to', max_attempts));
+  END IF;
+  IF new_min <> j.backoff_min THEN
+    changes := changes || jsonb_build_object('backoff_min', jsonb_build_object('from', j.backoff_min, 'to', new_min));
+  END IF;
+  IF new_max <> j.backoff_max THEN
+    changes := changes || jsonb_build_object('backoff_max', jsonb_build_object('from', j.backoff_max, 'to', new_max));
+  END IF;
+  IF coalesce(lease_for, j.lease_for) <> j.lease_for THEN
+    changes := changes || jsonb_build_object('lease_for', jsonb_build_object('from', j.lease_for, 'to', lease_for));
+  END IF;
+  IF coalesce(priority, j.priority) <> j.priority THEN
+    changes := changes || jsonb_build_object('priority', jsonb_build_object('from', j.priority, 'to', priority));
+  END IF;
+  IF params IS NOT NULL AND params <> j.params THEN
+    changes := changes || jsonb_build_object('params', 'changed');
+  END IF;
+  IF changes = '{}' THEN
+    RETURN changes;
+  END IF;
+  UPDATE dataflow.job jb
+     SET pool_id = new_pool, max_concurrency = new_limit,
+         max_attempts = coalesce(alter_job.max_attempts, jb.max_attempts),
+         backoff_min = new_min, backoff_max = new_max,
+         lease_for = coalesce(alter_job.lease_for, jb.lease_for),
+         priority = coalesce(alter_job.priority, jb.priority),
+         params = coalesce(alter_job.params, jb.params)
+   WHERE jb.id = j.id;
+  INSERT INTO dataflow.event (to_status, actor, detail)
+  VALUES ('altered', dataflow._actor(), jsonb_build_object('job', j.name, 'changes', changes));
+  IF j.dispatch <> 'pull' THEN
+    PERFORM dataflow._wake();   -- a raised limit or a freer pool: the dispatcher claims at once
+  END IF;
+  RETURN changes;
+END $$;
+COMMENT ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb) IS
+  'Change a job''s pool, max_concurrency (-1: no limit), max_attempts, backoff_min/max, lease_for, priority or '
+  'params (NULL keeps a setting; pool => '''' detaches); effective from the next lease; returns the changes';
+ALTER FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb) TO dataflow_operator;

@@ -241,7 +241,7 @@ operator_gen() { # NAME
         2)  # an expect held open (it share-locks the inputs it found) while others resubmit them
             echo 'BEGIN;'; echo "SELECT 'E', dataflow.expect('${es[$((RANDOM % ${#es[@]}))]}', $(frange));"
             echo "SELECT pg_sleep($(nap));"; echo 'COMMIT;' ;;
-        3|4) echo "SELECT 'G', dataflow.register('raw', $(anykey));" ;;
+        3|4) echo "SELECT 'G', dataflow.register('raw', $(anykey), force => true);" ;;
         5)  echo "SELECT 'G', dataflow.register('dim', '$((1 + RANDOM % 2))');" ;;
         6|7) cas=true; ((RANDOM % 5 == 0)) && cas=false
             echo "SELECT 'S', count(*) FROM dataflow.resubmit('${rs[$((RANDOM % ${#rs[@]}))]}', $(anyrange), cascade => $cas);" ;;
@@ -262,7 +262,7 @@ operator_gen() { # NAME
         17) echo "SELECT pg_sleep(0.05);" ;;
         18|19) # evt: the newest keys arrive, recent ones are registered again (new version)
             echo "SELECT 'G', dataflow.register('evt', $(ekey));"
-            echo "SELECT 'G', dataflow.register('evt', (($(ekey))::bigint - $((RANDOM % 4)))::text);" ;;
+            echo "SELECT 'G', dataflow.register('evt', (($(ekey))::bigint - $((RANDOM % 4)))::text, force => true);" ;;
         20) # and one is resubmitted (waits until registered again, by the line above or the drain)
             echo "SELECT 'S', count(*) FROM dataflow.resubmit('evt', (($(ekey))::bigint - 1)::text);" ;;
         esac
