@@ -261,8 +261,8 @@ for s in "${!WANT[@]}"; do wt_sql "SELECT dataflow.unsubscribe('$s')" >/dev/null
 dataset gone_ev
 sub gone "$RX/status/410?who=hook" gone_ev
 # Three versions of one chunk in one transaction: 5 events, delivered strictly in order.
-wt_sql "SELECT dataflow.register('gone_ev', '1'); SELECT dataflow.register('gone_ev', '1');
-        SELECT dataflow.register('gone_ev', '1')" >/dev/null
+wt_sql "SELECT dataflow.register('gone_ev', '1'); SELECT dataflow.register('gone_ev', '1', force => true);
+        SELECT dataflow.register('gone_ev', '1', force => true)" >/dev/null
 wt_wait "the subscription disabled" 10 "SELECT NOT enabled FROM dataflow.subscription WHERE name = 'gone'"
 wt_sql "SELECT disabled_reason LIKE 'HTTP 410 Gone%' AND disabled_at IS NOT NULL FROM dataflow.subscription
          WHERE name = 'gone'" | grep -qx t || wt_fail "no reason recorded for the disabled subscription"
