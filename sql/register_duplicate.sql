@@ -53,3 +53,14 @@ SELECT dataflow.register('checked', '1', checksum => 'a') AS same_invalid,
 
 -- errors: force must not be NULL; nothing changes
 SELECT pg_temp.fails($$SELECT dataflow.register('raw', '1', force => NULL)$$) AS null_force;
+
+-- webhooks: a subscription may ask for duplicates (and the other events that are not a
+-- status change) by name; a status filter without them does not get them
+SELECT length(dataflow.subscribe('dups', 'https://hooks.example/dups', statuses => '{duplicate}')) > 30 AS subscribed,
+       length(dataflow.subscribe('readies', 'https://hooks.example/ready', statuses => '{ready}')) > 30 AS subscribed2;
+SELECT dataflow.register('raw', '9', row_count => 1) AS new_key, dataflow.register('raw', '9', row_count => 1) AS again;
+SELECT s.name, d.payload ->> 'type' AS type, d.payload -> 'data' ->> 'to_status' AS to_status,
+       d.payload -> 'data' ->> 'from_status' AS from_status
+  FROM dataflow.delivery d JOIN dataflow.subscription s ON s.id = d.subscription_id ORDER BY d.id;
+SELECT pg_temp.fails($$SELECT dataflow.subscribe('bad', 'https://hooks.example/x', statuses => '{duplicated}')$$)
+       AS unknown_event;

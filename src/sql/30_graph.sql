@@ -189,7 +189,10 @@ BEGIN
            version = t.new_version,
            unmet = t.unmet,
            attempts = CASE WHEN t.reset THEN 0 ELSE c.attempts END,
-           not_before = CASE WHEN t.new_status = 'queued' AND t.old_status <> 'queued' THEN now()
+           -- a reset chunk waiting out a retry backoff is leasable at once (the operator's
+           -- "again, now"); one queued normally keeps its place in the queue
+           not_before = CASE WHEN t.new_status = 'queued'
+                              AND (t.old_status <> 'queued' OR (t.reset AND c.not_before > now())) THEN now()
                              ELSE c.not_before END,
            error = CASE WHEN t.reset THEN NULL ELSE c.error END,
            validation = CASE WHEN t.reset THEN NULL ELSE c.validation END,

@@ -134,12 +134,16 @@ BEGIN
     RAISE EXCEPTION 'invalid webhook secret' USING ERRCODE = '22023',
       HINT = 'Use "whsec_" followed by the base64 of at least 18 random bytes, or pass NULL to generate one.';
   END IF;
+  -- statuses filters event.to_status: a chunk status, or one of the events that are not a
+  -- status change (late, duplicate; paused, resumed and altered are a job's)
   SELECT x INTO bad FROM unnest(statuses) x
    WHERE x IS NULL OR x NOT IN ('waiting', 'queued', 'running', 'ready', 'validated', 'invalid', 'failed',
-                                'skipped', 'cancelled', 'resubmit') LIMIT 1;
+                                'skipped', 'cancelled', 'resubmit', 'late', 'duplicate',
+                                'paused', 'resumed', 'altered') LIMIT 1;
   IF FOUND THEN
-    RAISE EXCEPTION 'unknown chunk status "%" in statuses', bad USING ERRCODE = '22023',
-      HINT = 'Statuses: waiting, queued, running, ready, validated, invalid, failed, skipped, cancelled, resubmit.';
+    RAISE EXCEPTION 'unknown chunk status or event "%" in statuses', bad USING ERRCODE = '22023',
+      HINT = 'Statuses: waiting, queued, running, ready, validated, invalid, failed, skipped, cancelled, resubmit; '
+             'events: late, duplicate, paused, resumed, altered.';
   END IF;
   IF EXISTS (SELECT FROM unnest(datasets) x WHERE x IS NULL) THEN
     RAISE EXCEPTION 'datasets must not contain NULL' USING ERRCODE = '22004';
@@ -153,7 +157,7 @@ BEGIN
   RETURN s;
 END $$;
 COMMENT ON FUNCTION dataflow.subscribe(text, text, text[], text[], text) IS
-  'Subscribe a URL to chunk events (filtered by dataset names and new statuses; NULL = all); deliveries are '
+  'Subscribe a URL to chunk events (filtered by dataset names and new statuses or event kinds; NULL = all); deliveries are '
   'signed in the Standard Webhooks form. Returns the whsec_ signing secret (generated when NULL), shown only here';
 
 CREATE FUNCTION dataflow.unsubscribe(name text) RETURNS void
