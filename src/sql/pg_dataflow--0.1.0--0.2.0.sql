@@ -358,6 +358,7 @@ BEGIN
       FROM pg_temp._df_touch t JOIN dataflow.chunk c ON c.id = t.id JOIN dataflow.dataset cd ON cd.id = c.dataset_id
      ORDER BY t.depth, t.id;
 END $$;
+REVOKE EXECUTE ON FUNCTION dataflow._resubmit(bigint[], boolean, boolean, text, text, text) FROM PUBLIC;
 
 -- 70_worker: subscribe(statuses => ...) also takes the events that are not a status change
 -- (late, duplicate; a job's paused, resumed, altered), which NULL statuses already delivered.
