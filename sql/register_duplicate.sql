@@ -17,6 +17,11 @@ SELECT * FROM pg_temp.st('daily');
 
 -- the same key in another spelling with the same checksum: a duplicate
 SELECT dataflow.register('hits', '2024-02-10T13:00', checksum => 'c13') AS version;
+-- the same checksum with another location and row_count: still a duplicate, and the NOTICE
+-- says what it did not record
+SELECT dataflow.register('hits', '2024-02-10 13:00', checksum => 'c13', location => 's3://elsewhere/13',
+                         row_count => 99) AS version;
+SELECT key, version, location, row_count FROM dataflow.chunks WHERE dataset = 'hits' AND key = '2024-02-10T13';
 SELECT * FROM pg_temp.st('daily');
 SELECT dataset, key, version, from_status, to_status, detail ->> 'same' AS same, detail ->> 'given_key' AS given
   FROM dataflow.events WHERE to_status = 'duplicate' ORDER BY event_id;

@@ -21,7 +21,7 @@ CREATE FUNCTION dataflow.register(dataset text, key text, location text DEFAULT 
 RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
   d dataflow.dataset; k text; c dataflow.chunk; producer text; actor text := dataflow._actor();
-  old_status text; built integer; same boolean;
+  old_status text; built integer; same boolean; ignored text[];
 BEGIN
   d := dataflow._dataset_row(dataset);
   IF key IS NULL THEN
@@ -68,12 +68,28 @@ BEGIN
                     AND c.row_count IS NOT DISTINCT FROM row_count END;
   IF NOT force AND same
      AND (c.status IN ('ready', 'validated') OR (c.status = 'invalid' AND checksum IS NOT NULL)) THEN
+    -- the same checksum with another location or row_count: the content is the same, what
+    -- was given differently is not recorded (and is said so)
+    ignored := array_remove(ARRAY[
+                 CASE WHEN register.location IS DISTINCT FROM c.location AND register.location IS NOT NULL
+                      THEN 'location' END,
+                 CASE WHEN row_count IS DISTINCT FROM c.row_count AND row_count IS NOT NULL
+                      THEN 'row_count' END], NULL);
     INSERT INTO dataflow.event (dataset_id, chunk_id, key, version, from_status, to_status, actor, detail)
     VALUES (d.id, c.id, k, c.version, c.status, 'duplicate', actor,
-            jsonb_build_object('reason', 'register', 'given_key', left(key, 200),
-                               'same', CASE WHEN checksum IS NOT NULL THEN 'checksum' ELSE 'location and row_count' END));
-    RAISE NOTICE 'dataset "%" key %: the same content as version %, nothing re-runs', d.name, k, c.version
-      USING HINT = 'Pass force => true to re-deliver it as a new version.';
+            jsonb_strip_nulls(jsonb_build_object(
+              'reason', 'register', 'given_key', left(key, 200),
+              'same', CASE WHEN checksum IS NOT NULL THEN 'checksum' ELSE 'location and row_count' END,
+              'ignored', CASE WHEN cardinality(ignored) > 0 THEN to_jsonb(ignored) END)));
+    IF cardinality(ignored) > 0 THEN
+      RAISE NOTICE 'dataset "%" key %: the same checksum as version %, nothing re-runs', d.name, k, c.version
+        USING DETAIL = 'The given ' || array_to_string(ignored, ' and ') || ' differ from version '
+                       || c.version || '''s and were not recorded.',
+              HINT = 'Pass force => true to record them as a new version.';
+    ELSE
+      RAISE NOTICE 'dataset "%" key %: the same content as version %, nothing re-runs', d.name, k, c.version
+        USING HINT = 'Pass force => true to re-deliver it as a new version.';
+    END IF;
     RETURN c.version;
   END IF;
   IF c.status <> 'waiting' THEN
