@@ -424,3 +424,9 @@ COMMENT ON FUNCTION dataflow.subscribe(text, text, text[], text[], text) IS
   'signed in the Standard Webhooks form. Returns the whsec_ signing secret (generated when NULL), shown only here';
 REVOKE EXECUTE ON FUNCTION dataflow.subscribe(text, text, text[], text[], text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dataflow.subscribe(text, text, text[], text[], text) TO dataflow_admin;
+
+-- 10_model: a heartbeat writes no index entry (issue: the hot path, heartbeats are HOT).
+-- deadline leaves every index: reap() filters the live and held runs by it instead.
+DROP INDEX dataflow.run_live_deadline;
+DROP INDEX dataflow.run_held_deadline;
+CREATE INDEX run_held ON dataflow.run (id) WHERE status = 'superseded' AND finished_at IS NULL;
