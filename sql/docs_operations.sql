@@ -29,6 +29,14 @@ RETURN (SELECT r.token FROM dataflow.run r JOIN dataflow.chunks c ON c.chunk_id 
 CREATE FUNCTION pg_temp.notime(t text) RETURNS text LANGUAGE sql
 RETURN regexp_replace(t, '\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?( UTC|[+-]\d\d(:\d\d)?)?|\d\d:\d\d:\d\d',
                       '<time>', 'g');
+-- A call that is refused: its SQLSTATE and message, times as <time>.
+CREATE FUNCTION pg_temp.refused(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE q;
+  RETURN 'accepted';
+EXCEPTION WHEN OTHERS THEN
+  RETURN SQLSTATE || ': ' || pg_temp.notime(SQLERRM);
+END $$;
 
 SELECT dataflow.expect('daily_report', '2024-03-01', '2024-03-07');
 
@@ -96,6 +104,8 @@ SELECT count(*) AS leased FROM dataflow.lease('report', 'worker-3');
 SELECT job, concurrency_in_use, concurrency_limit FROM dataflow.jobs WHERE job = 'report';
 UPDATE dataflow.job SET max_concurrency = NULL WHERE name = 'report';
 
+SELECT dataflow.alter_job('report', max_concurrency => 4, priority => 10);
+
 SELECT dataflow.fail(pg_temp.token('daily_report', '2024-03-07'), 'warehouse: connection reset by peer');
 
 SELECT dataflow.fail(pg_temp.token('daily_report', '2024-03-06'), 'report.sql: division by zero',
@@ -105,7 +115,7 @@ SELECT dataflow.heartbeat(pg_temp.token('daily_report', '2024-03-05'), '10 milli
 SELECT pg_sleep(0.1);
 SELECT dataflow.reap() AS expired;
 
-SELECT dataflow.complete(pg_temp.token('daily_report', '2024-03-05'));
+SELECT pg_temp.refused($$SELECT dataflow.complete(pg_temp.token('daily_report', '2024-03-05'))$$) AS late_complete;
 SELECT key, status, attempts, not_before > now() AS in_backoff, error
   FROM dataflow.chunks WHERE dataset = 'daily_report' AND key >= '2024-03-05' ORDER BY key;
 SELECT run_id, key, attempt, worker, status, pg_temp.notime(error) AS error

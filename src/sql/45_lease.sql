@@ -36,8 +36,9 @@ BEGIN
 END $$;
 
 -- The params of an incremental job's run: {"batch": {number, keys, lowest_key,
--- highest_key}} over the incremental inputs the run reads. A function of its own,
--- so lease() sets up its aggregates only for incremental jobs.
+-- highest_key, rows}} over the incremental inputs the run reads (rows: the sum of
+-- their row_count, NULL counting 0, as the batch_max_rows cap counts them). A
+-- function of its own, so lease() sets up its aggregates only for incremental jobs.
 CREATE FUNCTION dataflow._batch_params(p_run bigint, p_key text, p_from text[]) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -45,7 +46,8 @@ BEGIN
                    'number', p_key::bigint,
                    'keys', coalesce(jsonb_agg(ic.key ORDER BY ic.ord, ic.key), '[]'::jsonb),
                    'lowest_key', (array_agg(ic.key ORDER BY ic.ord, ic.key))[1],
-                   'highest_key', (array_agg(ic.key ORDER BY ic.ord DESC, ic.key DESC))[1]))
+                   'highest_key', (array_agg(ic.key ORDER BY ic.ord DESC, ic.key DESC))[1],
+                   'rows', coalesce(sum(ic.row_count), 0)))
             FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
             JOIN dataflow.dataset ids ON ids.id = ic.dataset_id
            WHERE ri.run_id = p_run AND ids.name = ANY (p_from));
@@ -205,6 +207,72 @@ COMMENT ON FUNCTION dataflow.lease(text, text, integer, interval) IS
   'Lease up to max_chunks runnable chunks of a job for a worker: returns one task per chunk with its '
   'token, inputs (exact versions and locations), output location and deadline; empty when nothing is runnable';
 
+-- Why a token is not the live lease any more, raised as 55000 (workers and dataflow-run
+-- look for that SQLSTATE, never for the text): what became of the run and when, what
+-- became of its chunk, and what the caller should do. p_pos is the token's position in a
+-- complete_many() call. The error path only: _live_run and complete_many call it after
+-- their checks failed, so the success path costs nothing more. DETAIL only when there is
+-- something to say (an empty DETAIL prints as "DETAIL:  ").
+CREATE FUNCTION dataflow._not_live(r dataflow.run, p_pos integer DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c dataflow.chunk;
+  who text := 'run ' || r.id || CASE WHEN p_pos IS NULL THEN '' ELSE ' (token ' || p_pos || ')' END;
+  ended text := to_char(r.finished_at, 'YYYY-MM-DD HH24:MI:SSOF');
+  deadline text := to_char(r.deadline, 'YYYY-MM-DD HH24:MI:SSOF');
+  chunk_now text;
+  msg text;
+  det text;
+  hint text;
+BEGIN
+  SELECT * INTO c FROM dataflow.chunk WHERE id = r.chunk_id;   -- locked by the caller
+  chunk_now := CASE
+    WHEN c.id IS NULL THEN 'its chunk no longer exists'
+    WHEN c.run_id IS DISTINCT FROM r.id AND c.status = 'running' THEN 'run ' || c.run_id || ' produces the chunk now'
+    WHEN c.status = 'running' THEN 'the chunk is retried by another attempt once reap() ends this lease'
+    WHEN c.status = 'queued' THEN 'the chunk is queued for another attempt'
+    WHEN c.status = 'waiting' THEN 'the chunk waits for its inputs, then another attempt'
+    WHEN c.status = 'failed' THEN 'the chunk failed, no attempts left: fix the cause, then resubmit it'
+    WHEN c.status IN ('ready', 'validated') THEN 'the chunk is ' || c.status || ' at version ' || c.version
+    ELSE 'the chunk is ' || c.status END;
+  IF r.status = 'running' OR (r.status = 'superseded' AND r.finished_at IS NULL) THEN
+    -- the deadline passed (reap() has not ended it yet)
+    msg := format('lease of %s expired at %s; its result will not be used', who, deadline);
+    hint := 'Drop this result: ' || CASE WHEN r.status = 'superseded'
+                                         THEN 'the run was superseded by a resubmit'
+                                         ELSE chunk_now END
+            || '. Heartbeat more often than the lease lasts (the job''s lease_for).';
+  ELSIF r.status = 'succeeded' THEN
+    msg := format('%s already succeeded at %s; nothing to do', who, ended);
+    hint := 'complete() already recorded this run''s result; drop this call.';
+  ELSIF r.status = 'failed' THEN
+    msg := format('%s already failed at %s; nothing to do', who, ended);
+    det := 'Run error: ' || left(r.error, 500);
+    hint := 'fail() already ended this run; drop this result: ' || chunk_now || '.';
+  ELSIF r.status = 'cancelled' THEN
+    msg := format('%s was cancelled at %s; its result will not be used', who, ended);
+    det := 'Run error: ' || left(r.error, 500);
+    hint := 'An operator cancelled or skipped the chunk (now ' || coalesce(c.status, 'gone')
+            || '); stop the work and drop this result.';
+  ELSIF r.status = 'expired' THEN
+    msg := format('lease of %s expired at %s; its result will not be used', who, deadline);
+    hint := 'reap() ended this lease; drop this result: ' || chunk_now
+            || '. Heartbeat more often than the lease lasts (the job''s lease_for).';
+  ELSE   -- superseded, and ended
+    msg := format('%s was superseded and ended at %s; its result will not be used', who, ended);
+    det := 'Run error: ' || left(r.error, 500);
+    hint := 'A resubmit or a re-produced input made a new version of the chunk; drop this result: '
+            || chunk_now || '.';
+  END IF;
+  IF p_pos IS NOT NULL THEN
+    hint := hint || ' complete_many() completed none of the tokens: call it again without this one.';
+  END IF;
+  IF det IS NULL THEN
+    RAISE EXCEPTION USING MESSAGE = msg, ERRCODE = '55000', HINT = hint;
+  END IF;
+  RAISE EXCEPTION USING MESSAGE = msg, ERRCODE = '55000', DETAIL = det, HINT = hint;
+END $$;
+
 -- The live run behind a token, its chunk locked; raises unless it is the live lease.
 -- With p_held, a run that a cascading resubmit superseded while it worked is returned
 -- too (status 'superseded', finished_at NULL): it still holds its inputs, and its
@@ -235,15 +303,10 @@ BEGIN
   -- Not locking it saves a WAL record per call; the caller's UPDATE locks it.
   SELECT * INTO r FROM dataflow.run WHERE token = p_token;
   IF r.status <> 'running' AND NOT (p_held AND r.status = 'superseded' AND r.finished_at IS NULL) THEN
-    RAISE EXCEPTION 'lease of run % is no longer live: the run is %', r.id, r.status
-      USING ERRCODE = '55000',
-            DETAIL = coalesce('Run error: ' || left(r.error, 500), ''),
-            HINT = 'Another attempt owns the chunk now; drop this result.';
+    PERFORM dataflow._not_live(r);   -- raises 55000: what happened to the run
   END IF;
   IF r.deadline < clock_timestamp() THEN
-    RAISE EXCEPTION 'lease of run % expired at %', r.id, r.deadline
-      USING ERRCODE = '55000',
-            HINT = 'Heartbeat more often than the lease duration; the chunk will be retried.';
+    PERFORM dataflow._not_live(r);   -- raises 55000: the lease expired
   END IF;
   RETURN r;
 END $$;
@@ -267,9 +330,14 @@ BEGIN
   IF r.status = 'superseded' THEN
     -- Still reading: it keeps holding its inputs while it heartbeats, but its result will
     -- not be used. SQLSTATE 01DF1 is what a worker looks for to stop early.
-    RAISE WARNING 'run % was superseded: its result will not be used', r.id
-      USING ERRCODE = '01DF1', DETAIL = coalesce(left(r.error, 500), ''),
-            HINT = 'Stop early: fail() or complete() releases the inputs this run still holds.';
+    IF r.error IS NULL THEN
+      RAISE WARNING 'run % was superseded: its result will not be used', r.id
+        USING ERRCODE = '01DF1', HINT = 'Stop early: fail() or complete() releases the inputs this run still holds.';
+    ELSE
+      RAISE WARNING 'run % was superseded: its result will not be used', r.id
+        USING ERRCODE = '01DF1', DETAIL = left(r.error, 500),
+              HINT = 'Stop early: fail() or complete() releases the inputs this run still holds.';
+    END IF;
   END IF;
   RETURN dl;
 END $$;
@@ -431,14 +499,8 @@ BEGIN
    WHERE (rr.status <> 'running' AND NOT (rr.status = 'superseded' AND rr.finished_at IS NULL))
       OR rr.deadline < clock_timestamp()
    ORDER BY t.i LIMIT 1;
-  IF FOUND AND bad.status <> 'running' THEN
-    RAISE EXCEPTION 'lease of run % (token %) is no longer live: the run is %', bad.id, bad.i, bad.status
-      USING ERRCODE = '55000', DETAIL = coalesce('Run error: ' || left(bad.error, 500), ''),
-            HINT = 'Another attempt owns the chunk now; drop this result.';
-  ELSIF FOUND THEN
-    RAISE EXCEPTION 'lease of run % (token %) expired at %', bad.id, bad.i, bad.deadline
-      USING ERRCODE = '55000',
-            HINT = 'Heartbeat more often than the lease duration; the chunk will be retried.';
+  IF FOUND THEN
+    PERFORM dataflow._not_live((SELECT rr FROM dataflow.run rr WHERE rr.id = bad.id), bad.i::integer);   -- raises
   END IF;
 
   -- Runs whose chunk moved on or whose inputs changed go through complete(), which

@@ -7,6 +7,102 @@ LANGUAGE sql STABLE
 RETURN (SELECT d.name || '/' || c.key FROM dataflow.chunk c JOIN dataflow.dataset d ON d.id = c.dataset_id
          WHERE c.id = p_chunk);
 
+-- Why a queued chunk is not running yet, for blockers() and explain(): the job is paused,
+-- a latest input has no available chunk, a retry backoff, readers of the previous version
+-- hold it; else where it is in its job's queue and what the live runs of the job fill.
+-- The position is what a lease of the job would take before it: the queue rows of its
+-- dataset in lease order (not_before, chunk id: _claim's walk of queue_order), less the
+-- chunks _claim passes over (held by readers of a previous version). A count by index,
+-- bounded: it stops after 10,000 chunks ahead ("more than 10000 chunks ahead"), so that
+-- blockers() stays cheap with a million queued. The limits are counted from live leases
+-- (run_live_job, run_live_pool), as lease() counts them; the one that binds comes first,
+-- and starting a worker is suggested only when no run of the job is live and no limit
+-- binds.
+CREATE FUNCTION dataflow._queued_reason(p_chunk bigint) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+DECLARE
+  c dataflow.chunk;
+  j dataflow.job;
+  p dataflow.pool;
+  ahead bigint;
+  job_live bigint;
+  pool_live bigint;
+  job_full boolean;
+  pool_full boolean;
+  pos text;
+  job_part text;
+  pool_part text;
+  next_step text;
+  held text;
+BEGIN
+  SELECT * INTO c FROM dataflow.chunk WHERE id = p_chunk;
+  SELECT * INTO j FROM dataflow.job WHERE output_id = c.dataset_id;
+  IF j.id IS NULL THEN
+    RETURN 'queued (no job produces this dataset)';
+  END IF;
+  IF j.paused THEN
+    RETURN 'job ' || j.name || ' is paused (dataflow.resume_job)';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.job_input jl WHERE jl.job_id = j.id AND jl.mapping = 'latest'
+                AND NOT EXISTS (SELECT FROM dataflow.chunk lc WHERE lc.dataset_id = jl.dataset_id
+                                   AND dataflow._level(lc.status) >= jl.need)) THEN
+    RETURN 'waits for an available chunk of its latest input(s) '
+           || (SELECT string_agg(lds.name, ', ') FROM dataflow.job_input jl
+                 JOIN dataflow.dataset lds ON lds.id = jl.dataset_id
+                WHERE jl.job_id = j.id AND jl.mapping = 'latest');
+  END IF;
+  IF c.not_before > now() THEN
+    RETURN 'retry backoff until ' || to_char(c.not_before, 'YYYY-MM-DD HH24:MI:SS TZ')
+           || coalesce(', last error: ' || left(c.error, 200), '');
+  END IF;
+  SELECT string_agg('run ' || rr.id || ' (' || rr.worker || ')', ', ' ORDER BY rr.id) INTO held
+    FROM dataflow.run_input ri JOIN dataflow.run rr ON rr.id = ri.run_id
+   WHERE ri.chunk_id = c.id AND rr.finished_at IS NULL AND rr.status IN ('running', 'superseded');
+  IF held IS NOT NULL THEN
+    RETURN 'held by runs still reading the previous version: ' || held;
+  END IF;
+
+  SELECT count(*) INTO ahead FROM (
+    SELECT 1 FROM dataflow.queue qu JOIN dataflow.chunk x ON x.id = qu.chunk_id
+     WHERE qu.dataset_id = c.dataset_id AND (qu.not_before, qu.chunk_id) < (c.not_before, c.id)
+       AND x.status = 'queued'
+       AND (x.version = 1
+            OR (SELECT 1 FROM dataflow.run_input ri JOIN dataflow.run rr ON rr.id = ri.run_id
+                 WHERE ri.chunk_id = x.id AND rr.finished_at IS NULL
+                   AND rr.status IN ('running', 'superseded') LIMIT 1) IS NULL)
+     LIMIT 10001) a;
+  pos := CASE WHEN ahead > 10000 THEN 'more than 10000 chunks ahead of it in the queue'
+              ELSE 'position ' || ahead + 1 || ' in the queue' END;
+
+  SELECT count(*) INTO job_live FROM dataflow.run r WHERE r.job_id = j.id AND r.status = 'running';
+  job_full := j.max_concurrency IS NOT NULL AND job_live >= j.max_concurrency;
+  job_part := CASE WHEN j.max_concurrency IS NULL AND job_live = 0 THEN NULL   -- said by next_step
+                   WHEN j.max_concurrency IS NULL THEN job_live || ' run(s) of job ' || j.name || ' live (no limit)'
+                   ELSE job_live || ' of ' || j.max_concurrency || ' slots of job ' || j.name || ' busy' END;
+  IF j.pool_id IS NOT NULL THEN
+    SELECT * INTO p FROM dataflow.pool pl WHERE pl.id = j.pool_id;
+    SELECT count(*) INTO pool_live FROM dataflow.run r WHERE r.pool_id = p.id AND r.status = 'running';
+    pool_full := pool_live >= p.slots;
+    pool_part := pool_live || ' of ' || p.slots || ' slots of pool ' || p.name || ' busy';
+  END IF;
+  next_step := CASE
+    WHEN j.max_concurrency = 0 THEN 'max_concurrency of job ' || j.name
+                                    || ' is 0: nothing starts until it is raised (dataflow.alter_job)'
+    WHEN p.slots = 0 THEN 'pool ' || p.name || ' has 0 slots: nothing starts until they are raised'
+    WHEN job_full THEN 'leased when a run of job ' || j.name || ' ends'
+    WHEN pool_full THEN 'leased when a slot of pool ' || p.name || ' frees up'
+    WHEN job_live = 0 AND j.dispatch = 'pull' THEN
+      'no worker holds a lease of job ' || j.name || ': start a worker (dataflow-run --job ' || j.name || ')'
+    WHEN job_live = 0 THEN
+      'no run of job ' || j.name || ' is live: waiting for the ' || j.dispatch || ' dispatcher of the background worker'
+    WHEN j.dispatch = 'pull' THEN 'the workers of job ' || j.name || ' lease it in turn'
+    ELSE 'the ' || j.dispatch || ' dispatcher sends it in turn' END;
+  RETURN concat_ws('; ', 'queued for job ' || j.name || ': ' || pos,
+                   nullif(CASE WHEN coalesce(pool_full, false) AND NOT job_full THEN concat_ws(', ', pool_part, job_part)
+                               ELSE concat_ws(', ', job_part, pool_part) END, ''),
+                   next_step);
+END $$;
+
 CREATE FUNCTION dataflow.explain(dataset text, key text)
 RETURNS TABLE(question text, ok boolean, evidence text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -35,8 +131,7 @@ BEGIN
          WHEN c.status = 'skipped' THEN ', declared empty: ' || coalesce(c.info ->> 'skip_reason', '')
          WHEN c.status = 'waiting' AND j.id IS NULL THEN ', source chunk not registered yet (dataflow.register)'
          WHEN c.status = 'waiting' THEN ', ' || c.unmet || ' input(s) not available yet (see dataflow.blockers)'
-         WHEN c.status = 'queued' AND c.not_before > now() THEN ', retrying after ' || to_char(c.not_before, 'HH24:MI:SS')
-         WHEN c.status = 'queued' THEN ', waiting for a worker to lease it'
+         WHEN c.status = 'queued' THEN ', ' || dataflow._queued_reason(c.id)
          WHEN c.status = 'running' THEN ', leased by ' || coalesce(live.worker, '?') || ' until '
                                          || coalesce(to_char(live.deadline, 'HH24:MI:SS'), '?')
          WHEN c.status = 'failed' THEN ' after ' || c.attempts || ' attempt(s): ' || coalesce(c.error, '')
@@ -151,34 +246,7 @@ BEGIN
              (SELECT string_agg(lds.name, ', ') FROM dataflow.latest_wait lw
                 JOIN dataflow.dataset lds ON lds.id = lw.dataset_id WHERE lw.consumer = ch.id)
            WHEN ch.status = 'waiting' THEN ch.unmet || ' input(s) not available'
-           WHEN ch.status = 'queued' AND jb.paused THEN 'job ' || jb.name || ' is paused (dataflow.resume_job)'
-           WHEN ch.status = 'queued' AND EXISTS (
-                  SELECT FROM dataflow.job_input jl WHERE jl.job_id = jb.id AND jl.mapping = 'latest'
-                     AND NOT EXISTS (SELECT FROM dataflow.chunk lc WHERE lc.dataset_id = jl.dataset_id
-                                        AND dataflow._level(lc.status) >= jl.need)) THEN
-             'waits for an available chunk of its latest input(s) '
-             || (SELECT string_agg(lds.name, ', ') FROM dataflow.job_input jl
-                   JOIN dataflow.dataset lds ON lds.id = jl.dataset_id
-                  WHERE jl.job_id = jb.id AND jl.mapping = 'latest')
-           WHEN ch.status = 'queued' AND ch.not_before > now() THEN
-             'retry backoff until ' || to_char(ch.not_before, 'YYYY-MM-DD HH24:MI:SS TZ')
-             || coalesce(', last error: ' || left(ch.error, 200), '')
-           WHEN ch.status = 'queued' AND jb.max_concurrency IS NOT NULL AND
-                (SELECT count(*) FROM dataflow.run rr WHERE rr.job_id = jb.id AND rr.status = 'running') >= jb.max_concurrency THEN
-             'job ' || jb.name || ' is at its concurrency limit (' || jb.max_concurrency || ')'
-           WHEN ch.status = 'queued' AND pl.id IS NOT NULL AND
-                (SELECT count(*) FROM dataflow.run rr WHERE rr.pool_id = pl.id AND rr.status = 'running') >= pl.slots THEN
-             'pool ' || pl.name || ' is full (' || pl.slots || ' slots)'
-           WHEN ch.status = 'queued' AND EXISTS (SELECT FROM dataflow.run_input ri JOIN dataflow.run rr ON rr.id = ri.run_id
-                                                 WHERE ri.chunk_id = ch.id AND rr.finished_at IS NULL
-                                                   AND rr.status IN ('running', 'superseded')) THEN
-             'held by runs still reading the previous version: '
-             || (SELECT string_agg('run ' || rr.id || ' (' || rr.worker || ')', ', ' ORDER BY rr.id)
-                   FROM dataflow.run_input ri JOIN dataflow.run rr ON rr.id = ri.run_id
-                  WHERE ri.chunk_id = ch.id AND rr.finished_at IS NULL AND rr.status IN ('running', 'superseded'))
-           WHEN ch.status = 'queued' THEN
-             'queued for job ' || jb.name || CASE WHEN jb.dispatch = 'pull' THEN ': no worker has leased it yet'
-                                                  ELSE ': waiting for the ' || jb.dispatch || ' dispatcher' END
+           WHEN ch.status = 'queued' THEN dataflow._queued_reason(ch.id)
            WHEN ch.status = 'running' THEN
              (SELECT 'running: run ' || rr.id || ' by ' || rr.worker || ', deadline '
                      || to_char(rr.deadline, 'YYYY-MM-DD HH24:MI:SS TZ')
@@ -193,12 +261,12 @@ BEGIN
     JOIN dataflow.chunk ch ON ch.id = n.id
     JOIN dataflow.dataset ds ON ds.id = ch.dataset_id
     LEFT JOIN dataflow.job jb ON jb.output_id = ch.dataset_id
-    LEFT JOIN dataflow.pool pl ON pl.id = jb.pool_id
    ORDER BY n.depth, ds.name, ch.ord, ch.key;
 END $$;
 COMMENT ON FUNCTION dataflow.blockers(text, text) IS
   'What a chunk waits on, followed upstream to the root causes: one row per blocking chunk with its '
-  'depth, status and reason (missing source key, failed chunk and its error, paused job, full pool, backoff)';
+  'depth, status and reason (missing source key, failed chunk and its error, paused job, backoff; a queued chunk''s '
+  'position in its job''s queue and the busy slots of the job and its pool)';
 
 CREATE TYPE dataflow.lineage AS (
   depth integer, dataset text, key text, version integer, current_version integer, status text,

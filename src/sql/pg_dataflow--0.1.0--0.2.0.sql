@@ -430,3 +430,529 @@ GRANT EXECUTE ON FUNCTION dataflow.subscribe(text, text, text[], text[], text) T
 DROP INDEX dataflow.run_live_deadline;
 DROP INDEX dataflow.run_held_deadline;
 CREATE INDEX run_held ON dataflow.run (id) WHERE status = 'superseded' AND finished_at IS NULL;
+
+-- 45_lease, 55_questions (issue 19 items 5 and 7): complete/fail/heartbeat/complete_many on a
+-- run that already ended say what happened and when, with a hint and no empty DETAIL
+-- (_not_live; regress test ended_runs); blockers() and explain() give a queued chunk's
+-- position in its job's queue and the busy slots of the job and its pool, and suggest a
+-- worker only when no run of the job is live (_queued_reason; regress test blockers).
+
+CREATE FUNCTION dataflow._not_live(r dataflow.run, p_pos integer DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c dataflow.chunk;
+  who text := 'run ' || r.id || CASE WHEN p_pos IS NULL THEN '' ELSE ' (token ' || p_pos || ')' END;
+  ended text := to_char(r.finished_at, 'YYYY-MM-DD HH24:MI:SSOF');
+  deadline text := to_char(r.deadline, 'YYYY-MM-DD HH24:MI:SSOF');
+  chunk_now text;
+  msg text;
+  det text;
+  hint text;
+BEGIN
+  SELECT * INTO c FROM dataflow.chunk WHERE id = r.chunk_id;   -- locked by the caller
+  chunk_now := CASE
+    WHEN c.id IS NULL THEN 'its chunk no longer exists'
+    WHEN c.run_id IS DISTINCT FROM r.id AND c.status = 'running' THEN 'run ' || c.run_id || ' produces the chunk now'
+    WHEN c.status = 'running' THEN 'the chunk is retried by another attempt once reap() ends this lease'
+    WHEN c.status = 'queued' THEN 'the chunk is queued for another attempt'
+    WHEN c.status = 'waiting' THEN 'the chunk waits for its inputs, then another attempt'
+    WHEN c.status = 'failed' THEN 'the chunk failed, no attempts left: fix the cause, then resubmit it'
+    WHEN c.status IN ('ready', 'validated') THEN 'the chunk is ' || c.status || ' at version ' || c.version
+    ELSE 'the chunk is ' || c.status END;
+  IF r.status = 'running' OR (r.status = 'superseded' AND r.finished_at IS NULL) THEN
+    -- the deadline passed (reap() has not ended it yet)
+    msg := format('lease of %s expired at %s; its result will not be used', who, deadline);
+    hint := 'Drop this result: ' || CASE WHEN r.status = 'superseded'
+                                         THEN 'the run was superseded by a resubmit'
+                                         ELSE chunk_now END
+            || '. Heartbeat more often than the lease lasts (the job''s lease_for).';
+  ELSIF r.status = 'succeeded' THEN
+    msg := format('%s already succeeded at %s; nothing to do', who, ended);
+    hint := 'complete() already recorded this run''s result; drop this call.';
+  ELSIF r.status = 'failed' THEN
+    msg := format('%s already failed at %s; nothing to do', who, ended);
+    det := 'Run error: ' || left(r.error, 500);
+    hint := 'fail() already ended this run; drop this result: ' || chunk_now || '.';
+  ELSIF r.status = 'cancelled' THEN
+    msg := format('%s was cancelled at %s; its result will not be used', who, ended);
+    det := 'Run error: ' || left(r.error, 500);
+    hint := 'An operator cancelled or skipped the chunk (now ' || coalesce(c.status, 'gone')
+            || '); stop the work and drop this result.';
+  ELSIF r.status = 'expired' THEN
+    msg := format('lease of %s expired at %s; its result will not be used', who, deadline);
+    hint := 'reap() ended this lease; drop this result: ' || chunk_now
+            || '. Heartbeat more often than the lease lasts (the job''s lease_for).';
+  ELSE   -- superseded, and ended
+    msg := format('%s was superseded and ended at %s; its result will not be used', who, ended);
+    det := 'Run error: ' || left(r.error, 500);
+    hint := 'A resubmit or a re-produced input made a new version of the chunk; drop this result: '
+            || chunk_now || '.';
+  END IF;
+  IF p_pos IS NOT NULL THEN
+    hint := hint || ' complete_many() completed none of the tokens: call it again without this one.';
+  END IF;
+  IF det IS NULL THEN
+    RAISE EXCEPTION USING MESSAGE = msg, ERRCODE = '55000', HINT = hint;
+  END IF;
+  RAISE EXCEPTION USING MESSAGE = msg, ERRCODE = '55000', DETAIL = det, HINT = hint;
+END $$;
+REVOKE EXECUTE ON FUNCTION dataflow._not_live(dataflow.run, integer) FROM PUBLIC;
+DROP FUNCTION dataflow._live_run(uuid, boolean);
+CREATE FUNCTION dataflow._live_run(p_token uuid, p_held boolean DEFAULT false) RETURNS dataflow.run
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan AS $$
+DECLARE r dataflow.run;
+BEGIN
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    PERFORM dataflow._read_committed();   -- raises (00_schema.sql)
+  END IF;
+  IF p_token IS NULL THEN
+    RAISE EXCEPTION 'token must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  -- Lock the chunk before the run, the order resubmit, cancel and skip take them in, so a
+  -- worker's transaction (heartbeat ... complete) and an operator never deadlock.
+  PERFORM 1 FROM dataflow.run rr JOIN dataflow.chunk c ON c.id = rr.chunk_id
+   WHERE rr.token = p_token FOR UPDATE OF c;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no lease has this token' USING ERRCODE = '42704';
+  END IF;
+  -- The run is read, not locked: whoever ends a run holds its chunk's lock, which is
+  -- ours now (reap locks the run first but skips a chunk it cannot lock at once), and
+  -- this statement's fresh snapshot sees any change committed while we waited.
+  -- Not locking it saves a WAL record per call; the caller's UPDATE locks it.
+  SELECT * INTO r FROM dataflow.run WHERE token = p_token;
+  IF r.status <> 'running' AND NOT (p_held AND r.status = 'superseded' AND r.finished_at IS NULL) THEN
+    PERFORM dataflow._not_live(r);   -- raises 55000: what happened to the run
+  END IF;
+  IF r.deadline < clock_timestamp() THEN
+    PERFORM dataflow._not_live(r);   -- raises 55000: the lease expired
+  END IF;
+  RETURN r;
+END $$;
+REVOKE EXECUTE ON FUNCTION dataflow._live_run(uuid, boolean) FROM PUBLIC;
+DROP FUNCTION dataflow.heartbeat(uuid, interval);
+CREATE FUNCTION dataflow.heartbeat(token uuid, extend_by interval DEFAULT NULL)
+RETURNS timestamptz LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
+-- index probes whatever the statistics said when this session made its plans (docs/internals.md, "Planner settings")
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_mergejoin = off SET enable_hashjoin = off
+SET plan_cache_mode = force_generic_plan AS $$
+DECLARE r dataflow.run := dataflow._live_run(token, true); dl timestamptz;
+BEGIN
+  IF extend_by <= interval '0' THEN
+    RAISE EXCEPTION 'extend_by must be positive' USING ERRCODE = '22023';
+  END IF;
+  UPDATE dataflow.run
+     SET heartbeat_at = clock_timestamp(),
+         deadline = clock_timestamp()
+                    + coalesce(extend_by, (SELECT j.lease_for FROM dataflow.job j WHERE j.id = r.job_id))
+   WHERE id = r.id
+  RETURNING deadline INTO dl;
+  IF r.status = 'superseded' THEN
+    -- Still reading: it keeps holding its inputs while it heartbeats, but its result will
+    -- not be used. SQLSTATE 01DF1 is what a worker looks for to stop early.
+    IF r.error IS NULL THEN
+      RAISE WARNING 'run % was superseded: its result will not be used', r.id
+        USING ERRCODE = '01DF1', HINT = 'Stop early: fail() or complete() releases the inputs this run still holds.';
+    ELSE
+      RAISE WARNING 'run % was superseded: its result will not be used', r.id
+        USING ERRCODE = '01DF1', DETAIL = left(r.error, 500),
+              HINT = 'Stop early: fail() or complete() releases the inputs this run still holds.';
+    END IF;
+  END IF;
+  RETURN dl;
+END $$;
+COMMENT ON FUNCTION dataflow.heartbeat(uuid, interval) IS
+  'Keep a lease alive: moves its deadline to now + extend_by (default the job''s lease_for); returns it. '
+  'A run superseded by a resubmit meanwhile keeps holding its inputs and gets a WARNING (SQLSTATE 01DF1): stop early';
+ALTER FUNCTION dataflow.heartbeat(uuid, interval) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.heartbeat(uuid, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.heartbeat(uuid, interval) TO dataflow_worker;
+DROP FUNCTION dataflow.complete_many(uuid[], bigint[], text[], jsonb[], text[]);
+CREATE FUNCTION dataflow.complete_many(tokens uuid[], row_counts bigint[] DEFAULT NULL,
+                                       checksums text[] DEFAULT NULL, infos jsonb[] DEFAULT NULL,
+                                       locations text[] DEFAULT NULL)
+RETURNS TABLE (token uuid, result text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
+-- index probes whatever the statistics said when this session made its plans (docs/internals.md, "Planner settings")
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_mergejoin = off SET enable_hashjoin = off
+SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+  n integer := cardinality(tokens);
+  locked integer;
+  pos bigint;
+  bad record;
+  stale uuid[];
+  results text[];
+  g record;
+BEGIN
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    PERFORM dataflow._read_committed();   -- raises (00_schema.sql)
+  END IF;
+  IF tokens IS NULL THEN
+    RAISE EXCEPTION 'tokens must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  IF n = 0 THEN
+    RETURN;
+  END IF;
+  IF array_ndims(tokens) <> 1 THEN
+    RAISE EXCEPTION 'tokens must be a one-dimensional array' USING ERRCODE = '22023';
+  END IF;
+  IF n > 1000 THEN
+    RAISE EXCEPTION 'at most 1000 tokens per call, not %', n USING ERRCODE = '22023',
+          HINT = 'lease() hands out at most 1000 chunks per call; complete them in batches of that size.';
+  END IF;
+  pos := array_position(tokens, NULL);
+  IF pos IS NOT NULL THEN
+    RAISE EXCEPTION 'token % is NULL', pos USING ERRCODE = '22004';
+  END IF;
+  SELECT min(t.i) INTO pos FROM unnest(tokens) WITH ORDINALITY t(tok, i)
+   WHERE EXISTS (SELECT FROM unnest(tokens) WITH ORDINALITY u(tok, i) WHERE u.tok = t.tok AND u.i < t.i);
+  IF pos IS NOT NULL THEN
+    RAISE EXCEPTION 'token % repeats an earlier token', pos USING ERRCODE = '22023';
+  END IF;
+  IF cardinality(row_counts) <> n OR cardinality(checksums) <> n OR cardinality(infos) <> n
+     OR cardinality(locations) <> n THEN
+    RAISE EXCEPTION 'row_counts, checksums, infos and locations must be NULL or have one element per token (%)', n
+      USING ERRCODE = '22023';
+  END IF;
+  pos := (SELECT min(x.i) FROM unnest(row_counts) WITH ORDINALITY x(v, i) WHERE x.v < 0);
+  IF pos IS NOT NULL THEN
+    RAISE EXCEPTION 'row_counts[%] must be >= 0', pos USING ERRCODE = '22023';
+  END IF;
+  pos := (SELECT min(x.i) FROM unnest(infos) WITH ORDINALITY x(v, i) WHERE jsonb_typeof(x.v) <> 'object');
+  IF pos IS NOT NULL THEN
+    RAISE EXCEPTION 'infos[%] must be a JSON object', pos USING ERRCODE = '22023';
+  END IF;
+
+  -- Lock the chunks in (rank, id) order (what every multi-chunk writer does: no deadlocks,
+  -- docs/internals.md), then read the runs with a fresh snapshot, as _live_run does.
+  SELECT count(*) INTO locked FROM (
+    SELECT c.id FROM unnest(tokens) t(tok) JOIN dataflow.run rr ON rr.token = t.tok
+      JOIN dataflow.chunk c ON c.id = rr.chunk_id JOIN dataflow.dataset cd ON cd.id = c.dataset_id
+     ORDER BY cd.rank, c.id FOR UPDATE OF c) l;
+  IF locked < n THEN
+    SELECT min(t.i) INTO pos FROM unnest(tokens) WITH ORDINALITY t(tok, i)
+     WHERE NOT EXISTS (SELECT FROM dataflow.run rr WHERE rr.token = t.tok);
+    RAISE EXCEPTION 'no lease has token %', pos USING ERRCODE = '42704';
+  END IF;
+  SELECT t.i, rr.id, rr.status, rr.deadline, rr.error INTO bad
+    FROM unnest(tokens) WITH ORDINALITY t(tok, i) JOIN dataflow.run rr ON rr.token = t.tok
+   WHERE (rr.status <> 'running' AND NOT (rr.status = 'superseded' AND rr.finished_at IS NULL))
+      OR rr.deadline < clock_timestamp()
+   ORDER BY t.i LIMIT 1;
+  IF FOUND THEN
+    PERFORM dataflow._not_live((SELECT rr FROM dataflow.run rr WHERE rr.id = bad.id), bad.i::integer);   -- raises
+  END IF;
+
+  -- Runs whose chunk moved on or whose inputs changed go through complete(), which
+  -- records them as superseded (rare; it re-checks under the locks we hold).
+  SELECT array_agg(rr.token ORDER BY t.i) INTO stale
+    FROM unnest(tokens) WITH ORDINALITY t(tok, i) JOIN dataflow.run rr ON rr.token = t.tok JOIN dataflow.chunk c ON c.id = rr.chunk_id
+   WHERE c.run_id <> rr.id OR c.status <> 'running' OR rr.status <> 'running'
+      OR EXISTS (SELECT FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
+                  WHERE ri.run_id = rr.id AND (ic.version <> ri.version OR dataflow._level(ic.status) = 0));
+  IF stale IS NOT NULL THEN
+    SELECT array_agg(dataflow.complete(x.tok, x.rc, x.cs, x.inf, x.loc) ORDER BY x.i) INTO results
+      FROM unnest(tokens, row_counts, checksums, infos, locations) WITH ORDINALITY x(tok, rc, cs, inf, loc, i)
+     WHERE x.tok = ANY (stale);
+  END IF;
+
+  UPDATE dataflow.run r
+     SET status = 'succeeded', finished_at = now(), row_count = x.rc, checksum = x.cs, info = x.inf,
+         output_location = coalesce(x.loc, r.output_location)
+    FROM unnest(tokens, row_counts, checksums, infos, locations) x(tok, rc, cs, inf, loc)
+   WHERE r.token = x.tok AND NOT (x.tok = ANY (coalesce(stale, '{}')));
+  WITH u AS (
+    UPDATE dataflow.chunk c
+       SET status = 'ready', row_count = x.rc, checksum = x.cs, info = coalesce(x.inf, '{}'),
+           location = coalesce(x.loc, r.output_location), error = NULL, available_at = now(), updated_at = now()
+      FROM unnest(tokens, row_counts, checksums, infos, locations) WITH ORDINALITY x(tok, rc, cs, inf, loc, i)
+      JOIN dataflow.run r ON r.token = x.tok
+     WHERE c.id = r.chunk_id AND NOT (x.tok = ANY (coalesce(stale, '{}')))
+    RETURNING c.id, c.dataset_id, c.key, c.version, r.id AS run_id, r.worker, x.i)
+  INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor)
+  SELECT u.dataset_id, u.id, u.key, u.run_id, u.version, 'running', 'ready', u.worker
+    FROM u ORDER BY u.i;
+  -- Readiness: one propagation per dataset and worker (the events' actor). With more than
+  -- one dataset, their consumers are locked first, all in one (rank, id) order: one
+  -- dataset's propagation must not hold a consumer another's would wait for out of order.
+  IF (SELECT count(DISTINCT c.dataset_id) FROM unnest(tokens) t(tok) JOIN dataflow.run r ON r.token = t.tok
+        JOIN dataflow.chunk c ON c.id = r.chunk_id) > 1 THEN
+    PERFORM 1 FROM dataflow.chunk c JOIN dataflow.dataset cd ON cd.id = c.dataset_id
+     WHERE c.id IN (SELECT d.consumer FROM unnest(tokens) t(tok) JOIN dataflow.run r ON r.token = t.tok
+                      JOIN dataflow.dep d ON d.input = r.chunk_id
+                     WHERE NOT (t.tok = ANY (coalesce(stale, '{}'))))
+     ORDER BY cd.rank, c.id FOR UPDATE OF c;
+  END IF;
+  FOR g IN SELECT c.dataset_id, r.worker, array_agg(c.id ORDER BY c.id) AS ids
+             FROM unnest(tokens) t(tok) JOIN dataflow.run r ON r.token = t.tok
+             JOIN dataflow.chunk c ON c.id = r.chunk_id
+            WHERE NOT (t.tok = ANY (coalesce(stale, '{}')))
+            GROUP BY c.dataset_id, r.worker LOOP
+    PERFORM dataflow._propagate(g.ids, g.dataset_id, 0, 1, g.worker);
+  END LOOP;
+  RETURN QUERY
+  SELECT x.tok, CASE WHEN x.tok = ANY (coalesce(stale, '{}'))
+                     THEN results[array_position(stale, x.tok)]   -- stale and results share the order of tokens
+                     ELSE 'succeeded' END
+    FROM unnest(tokens) WITH ORDINALITY x(tok, i) ORDER BY x.i;
+END $$;
+COMMENT ON FUNCTION dataflow.complete_many(uuid[], bigint[], text[], jsonb[], text[]) IS
+  'complete() for several live leases in one call and transaction (element i of each array belongs to token i); '
+  'all or nothing: an unknown or dead token raises and completes none; returns each token''s result in order';
+ALTER FUNCTION dataflow.complete_many(uuid[], bigint[], text[], jsonb[], text[]) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.complete_many(uuid[], bigint[], text[], jsonb[], text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.complete_many(uuid[], bigint[], text[], jsonb[], text[]) TO dataflow_worker;
+CREATE FUNCTION dataflow._queued_reason(p_chunk bigint) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+DECLARE
+  c dataflow.chunk;
+  j dataflow.job;
+  p dataflow.pool;
+  ahead bigint;
+  job_live bigint;
+  pool_live bigint;
+  job_full boolean;
+  pool_full boolean;
+  pos text;
+  job_part text;
+  pool_part text;
+  next_step text;
+  held text;
+BEGIN
+  SELECT * INTO c FROM dataflow.chunk WHERE id = p_chunk;
+  SELECT * INTO j FROM dataflow.job WHERE output_id = c.dataset_id;
+  IF j.id IS NULL THEN
+    RETURN 'queued (no job produces this dataset)';
+  END IF;
+  IF j.paused THEN
+    RETURN 'job ' || j.name || ' is paused (dataflow.resume_job)';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.job_input jl WHERE jl.job_id = j.id AND jl.mapping = 'latest'
+                AND NOT EXISTS (SELECT FROM dataflow.chunk lc WHERE lc.dataset_id = jl.dataset_id
+                                   AND dataflow._level(lc.status) >= jl.need)) THEN
+    RETURN 'waits for an available chunk of its latest input(s) '
+           || (SELECT string_agg(lds.name, ', ') FROM dataflow.job_input jl
+                 JOIN dataflow.dataset lds ON lds.id = jl.dataset_id
+                WHERE jl.job_id = j.id AND jl.mapping = 'latest');
+  END IF;
+  IF c.not_before > now() THEN
+    RETURN 'retry backoff until ' || to_char(c.not_before, 'YYYY-MM-DD HH24:MI:SS TZ')
+           || coalesce(', last error: ' || left(c.error, 200), '');
+  END IF;
+  SELECT string_agg('run ' || rr.id || ' (' || rr.worker || ')', ', ' ORDER BY rr.id) INTO held
+    FROM dataflow.run_input ri JOIN dataflow.run rr ON rr.id = ri.run_id
+   WHERE ri.chunk_id = c.id AND rr.finished_at IS NULL AND rr.status IN ('running', 'superseded');
+  IF held IS NOT NULL THEN
+    RETURN 'held by runs still reading the previous version: ' || held;
+  END IF;
+
+  SELECT count(*) INTO ahead FROM (
+    SELECT 1 FROM dataflow.queue qu JOIN dataflow.chunk x ON x.id = qu.chunk_id
+     WHERE qu.dataset_id = c.dataset_id AND (qu.not_before, qu.chunk_id) < (c.not_before, c.id)
+       AND x.status = 'queued'
+       AND (x.version = 1
+            OR (SELECT 1 FROM dataflow.run_input ri JOIN dataflow.run rr ON rr.id = ri.run_id
+                 WHERE ri.chunk_id = x.id AND rr.finished_at IS NULL
+                   AND rr.status IN ('running', 'superseded') LIMIT 1) IS NULL)
+     LIMIT 10001) a;
+  pos := CASE WHEN ahead > 10000 THEN 'more than 10000 chunks ahead of it in the queue'
+              ELSE 'position ' || ahead + 1 || ' in the queue' END;
+
+  SELECT count(*) INTO job_live FROM dataflow.run r WHERE r.job_id = j.id AND r.status = 'running';
+  job_full := j.max_concurrency IS NOT NULL AND job_live >= j.max_concurrency;
+  job_part := CASE WHEN j.max_concurrency IS NULL AND job_live = 0 THEN NULL   -- said by next_step
+                   WHEN j.max_concurrency IS NULL THEN job_live || ' run(s) of job ' || j.name || ' live (no limit)'
+                   ELSE job_live || ' of ' || j.max_concurrency || ' slots of job ' || j.name || ' busy' END;
+  IF j.pool_id IS NOT NULL THEN
+    SELECT * INTO p FROM dataflow.pool pl WHERE pl.id = j.pool_id;
+    SELECT count(*) INTO pool_live FROM dataflow.run r WHERE r.pool_id = p.id AND r.status = 'running';
+    pool_full := pool_live >= p.slots;
+    pool_part := pool_live || ' of ' || p.slots || ' slots of pool ' || p.name || ' busy';
+  END IF;
+  next_step := CASE
+    WHEN j.max_concurrency = 0 THEN 'max_concurrency of job ' || j.name
+                                    || ' is 0: nothing starts until it is raised (dataflow.alter_job)'
+    WHEN p.slots = 0 THEN 'pool ' || p.name || ' has 0 slots: nothing starts until they are raised'
+    WHEN job_full THEN 'leased when a run of job ' || j.name || ' ends'
+    WHEN pool_full THEN 'leased when a slot of pool ' || p.name || ' frees up'
+    WHEN job_live = 0 AND j.dispatch = 'pull' THEN
+      'no worker holds a lease of job ' || j.name || ': start a worker (dataflow-run --job ' || j.name || ')'
+    WHEN job_live = 0 THEN
+      'no run of job ' || j.name || ' is live: waiting for the ' || j.dispatch || ' dispatcher of the background worker'
+    WHEN j.dispatch = 'pull' THEN 'the workers of job ' || j.name || ' lease it in turn'
+    ELSE 'the ' || j.dispatch || ' dispatcher sends it in turn' END;
+  RETURN concat_ws('; ', 'queued for job ' || j.name || ': ' || pos,
+                   nullif(CASE WHEN coalesce(pool_full, false) AND NOT job_full THEN concat_ws(', ', pool_part, job_part)
+                               ELSE concat_ws(', ', job_part, pool_part) END, ''),
+                   next_step);
+END $$;
+REVOKE EXECUTE ON FUNCTION dataflow._queued_reason(bigint) FROM PUBLIC;
+DROP FUNCTION dataflow.explain(text, text);
+CREATE FUNCTION dataflow.explain(dataset text, key text)
+RETURNS TABLE(question text, ok boolean, evidence text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c dataflow.chunk := dataflow._chunk(dataset, key);
+  d dataflow.dataset;
+  j dataflow.job;
+  r dataflow.run;
+  live dataflow.run;
+  stale text; inputs text; readers text; n_readers integer; avail boolean;
+BEGIN
+  SELECT * INTO d FROM dataflow.dataset ds WHERE ds.id = c.dataset_id;
+  SELECT * INTO j FROM dataflow.job jb WHERE jb.output_id = d.id;
+  SELECT * INTO r FROM dataflow.run rn WHERE rn.id = c.run_id;
+  SELECT * INTO live FROM dataflow.run rn WHERE rn.chunk_id = c.id AND rn.status = 'running' LIMIT 1;
+  avail := dataflow._level(c.status) > 0;
+
+  question := 'ready';
+  ok := avail;
+  evidence := 'status ' || c.status || ' since ' || to_char(c.updated_at, 'YYYY-MM-DD HH24:MI:SS TZ')
+    || ', version ' || c.version
+    || CASE
+         WHEN c.status IN ('ready', 'validated') AND r.id IS NOT NULL THEN
+           ', produced by run ' || r.id || ' (job ' || coalesce(j.name, '?') || ', worker ' || r.worker || ')'
+         WHEN c.status IN ('ready', 'validated') THEN ', registered as a source chunk'
+         WHEN c.status = 'skipped' THEN ', declared empty: ' || coalesce(c.info ->> 'skip_reason', '')
+         WHEN c.status = 'waiting' AND j.id IS NULL THEN ', source chunk not registered yet (dataflow.register)'
+         WHEN c.status = 'waiting' THEN ', ' || c.unmet || ' input(s) not available yet (see dataflow.blockers)'
+         WHEN c.status = 'queued' THEN ', ' || dataflow._queued_reason(c.id)
+         WHEN c.status = 'running' THEN ', leased by ' || coalesce(live.worker, '?') || ' until '
+                                         || coalesce(to_char(live.deadline, 'HH24:MI:SS'), '?')
+         WHEN c.status = 'failed' THEN ' after ' || c.attempts || ' attempt(s): ' || coalesce(c.error, '')
+         WHEN c.status = 'invalid' THEN ', validation failed: ' || coalesce((c.validation -> 'report')::text, '')
+         WHEN c.status = 'cancelled' THEN ', cancelled by an operator'
+         ELSE '' END;
+  RETURN NEXT;
+
+  -- Correct: expected key, current version, and built from the inputs' current versions.
+  SELECT string_agg(dataflow._chunk_name(ri.chunk_id) || ' read v' || ri.version || ', now v' || ic.version
+                    || ' ' || ic.status, '; ' ORDER BY ri.chunk_id)
+    INTO stale
+    FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
+   WHERE ri.run_id = r.id AND (ic.version <> ri.version OR dataflow._level(ic.status) = 0);
+  SELECT count(*) || ' input chunk(s), all at the versions read' INTO inputs
+    FROM dataflow.run_input ri WHERE ri.run_id = r.id;
+  question := 'correct';
+  IF NOT avail THEN
+    ok := false;
+    evidence := 'version ' || c.version || ' is not produced yet';
+  ELSIF c.status = 'skipped' THEN
+    ok := true;
+    evidence := 'key ' || c.key || ' is declared empty at version ' || c.version;
+  ELSIF j.id IS NULL THEN
+    ok := true;
+    evidence := 'key ' || c.key || ', version ' || c.version || ' of source dataset ' || d.name;
+  ELSIF stale IS NOT NULL THEN
+    ok := false;
+    evidence := 'stale: version ' || c.version || ' was built from inputs re-produced since: ' || stale;
+  ELSE
+    ok := true;
+    evidence := 'key ' || c.key || ', version ' || c.version || ' built by run ' || coalesce(r.id::text, '?')
+                || ' from ' || inputs;
+  END IF;
+  RETURN NEXT;
+
+  question := 'location';
+  ok := c.location IS NOT NULL AND avail;
+  evidence := CASE
+    WHEN c.location IS NOT NULL AND avail THEN c.location
+    WHEN c.status = 'skipped' THEN 'declared empty: no data to locate'
+    WHEN d.location IS NOT NULL THEN 'not produced yet; will be '
+         || dataflow._location(d.location, d.name, c.key, c.version)
+    ELSE 'no location recorded and dataset ' || d.name || ' has no location template' END;
+  RETURN NEXT;
+
+  question := 'validated';
+  ok := c.status IN ('validated', 'skipped') OR (c.status = 'ready' AND NOT d.requires_validation);
+  evidence := CASE
+    WHEN c.status = 'validated' THEN 'passed at ' || to_char((c.validation ->> 'at')::timestamptz, 'YYYY-MM-DD HH24:MI:SS TZ')
+         || ' by ' || (c.validation ->> 'by') || ': ' || (c.validation -> 'report')::text
+    WHEN c.status = 'invalid' THEN 'FAILED validation by ' || (c.validation ->> 'by') || ': '
+         || (c.validation -> 'report')::text
+    WHEN c.status = 'skipped' THEN 'declared empty'
+    WHEN NOT d.requires_validation THEN 'dataset ' || d.name || ' does not require validation'
+    ELSE 'dataset ' || d.name || ' requires validation; not validated yet' END;
+  RETURN NEXT;
+
+  -- Safe: no writer holds it, and readers hold it against re-production.
+  -- Readers: live runs that read it, and runs a resubmit superseded whose process has not
+  -- ended (they hold it until they end, or reap() expires them, as _claim counts them).
+  SELECT count(*), string_agg('run ' || rr.id || ' (' || rr.worker
+                              || CASE WHEN rr.status = 'superseded' THEN ', superseded, still reading' ELSE '' END
+                              || ')', ', ' ORDER BY rr.id)
+    INTO n_readers, readers
+    FROM dataflow.run_input ri JOIN dataflow.run rr ON rr.id = ri.run_id
+   WHERE ri.chunk_id = c.id AND rr.finished_at IS NULL AND rr.status IN ('running', 'superseded');
+  question := 'safe';
+  ok := avail AND live.id IS NULL;
+  evidence := CASE
+    WHEN live.id IS NOT NULL THEN 'a writer holds it: run ' || live.id || ' (' || live.worker || ') is producing version '
+         || live.version
+    WHEN NOT avail THEN 'not available: it will be (re)produced'
+    ELSE 'no writer' END
+    || CASE WHEN n_readers > 0 THEN '; ' || n_readers || ' reader(s) hold it against re-production: ' || readers
+            ELSE '; no readers' END;
+  RETURN NEXT;
+END $$;
+COMMENT ON FUNCTION dataflow.explain(text, text) IS
+  'The five questions for a chunk, in order ready, correct, location, validated, safe: '
+  'each with ok and the evidence from the tables';
+ALTER FUNCTION dataflow.explain(text, text) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.explain(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.explain(text, text) TO dataflow_reader;
+DROP FUNCTION dataflow.blockers(text, text);
+CREATE FUNCTION dataflow.blockers(dataset text, key text)
+RETURNS SETOF dataflow.blocker
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE c dataflow.chunk := dataflow._chunk(blockers.dataset, blockers.key);
+BEGIN
+  RETURN QUERY
+  WITH RECURSIVE walk(id, depth, path, need) AS (
+    SELECT c.id, 0, ARRAY[c.id], 1::smallint
+    UNION ALL
+    SELECT dp.input, w.depth + 1, w.path || dp.input, dp.need
+      FROM walk w
+      JOIN dataflow.dep dp ON dp.consumer = w.id
+      JOIN dataflow.chunk ic ON ic.id = dp.input
+     WHERE dataflow._level(ic.status) < dp.need
+       AND w.depth < 50 AND NOT dp.input = ANY (w.path)
+  ), nodes AS (
+    SELECT w.id, min(w.depth) AS depth, max(w.need) AS need FROM walk w GROUP BY w.id
+  )
+  SELECT n.depth, ds.name, ch.key, ch.status,
+         CASE
+           WHEN dataflow._level(ch.status) >= n.need THEN 'available: not blocked'
+           WHEN ch.status = 'ready' THEN 'ready but not validated, and a consumer needs it validated (dataflow.validate)'
+           WHEN ch.status = 'waiting' AND jb.id IS NULL THEN
+             'source chunk not registered yet (dataflow.register)'
+           WHEN ch.status = 'waiting' AND EXISTS (SELECT FROM dataflow.latest_wait lw WHERE lw.consumer = ch.id) THEN
+             'waits for the first available chunk of ' ||
+             (SELECT string_agg(lds.name, ', ') FROM dataflow.latest_wait lw
+                JOIN dataflow.dataset lds ON lds.id = lw.dataset_id WHERE lw.consumer = ch.id)
+           WHEN ch.status = 'waiting' THEN ch.unmet || ' input(s) not available'
+           WHEN ch.status = 'queued' THEN dataflow._queued_reason(ch.id)
+           WHEN ch.status = 'running' THEN
+             (SELECT 'running: run ' || rr.id || ' by ' || rr.worker || ', deadline '
+                     || to_char(rr.deadline, 'YYYY-MM-DD HH24:MI:SS TZ')
+                FROM dataflow.run rr WHERE rr.chunk_id = ch.id AND rr.status = 'running' LIMIT 1)
+           WHEN ch.status = 'failed' THEN
+             'FAILED after ' || ch.attempts || ' attempt(s): ' || coalesce(left(ch.error, 500), '?')
+             || ' (fix, then resubmit)'
+           WHEN ch.status = 'invalid' THEN 'FAILED validation: ' || coalesce((ch.validation -> 'report')::text, '')
+           WHEN ch.status = 'cancelled' THEN 'cancelled by an operator (resubmit to restart)'
+           ELSE ch.status END
+    FROM nodes n
+    JOIN dataflow.chunk ch ON ch.id = n.id
+    JOIN dataflow.dataset ds ON ds.id = ch.dataset_id
+    LEFT JOIN dataflow.job jb ON jb.output_id = ch.dataset_id
+   ORDER BY n.depth, ds.name, ch.ord, ch.key;
+END $$;
+COMMENT ON FUNCTION dataflow.blockers(text, text) IS
+  'What a chunk waits on, followed upstream to the root causes: one row per blocking chunk with its '
+  'depth, status and reason (missing source key, failed chunk and its error, paused job, backoff; a queued chunk''s '
+  'position in its job''s queue and the busy slots of the job and its pool)';
+ALTER FUNCTION dataflow.blockers(text, text) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.blockers(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.blockers(text, text) TO dataflow_reader;
