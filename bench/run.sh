@@ -20,7 +20,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 # Same settings for every system: fsync and synchronous_commit on (defaults), autovacuum on.
 df_cluster_start "$tmp" "shared_buffers = '512MB'" "max_wal_size = '4GB'" "max_connections = 200" \
-    "dataflow.naptime = 1000" "dataflow.http_allow = '127.0.0.1/32'" || exit 1
+    "dataflow.naptime = 1000" "dataflow.http_allow = '127.0.0.1/32'" \
+    "shared_preload_libraries = 'pg_dataflow,pg_stat_statements'" "pg_stat_statements.track = top" || exit 1
 export PGDATABASE=postgres
 q()  { df_as_user psql -X -q -v ON_ERROR_STOP=1 -At -d "${DB:-postgres}" "$@"; }
 pgb() { df_as_user pgbench -n "$@" "${DB:-postgres}"; }
@@ -33,6 +34,52 @@ declare -A R   # results by name
 # settle: before a latency measurement, flush what the previous scenario left dirty and
 # let autovacuum and the disk go quiet, the same for every system measured
 settle() { q -c "CHECKPOINT" >/dev/null; sleep 2; }
+
+# ---------------------------------------------------------------- cost windows
+# cost_window NAME SCRIPT [pgbench args...]: COST_CYCLES cycles of SCRIPT by ONE client, after a
+# CHECKPOINT and a warm-up of 200 cycles (the window's full-page images are those of pages it
+# touches first; no checkpoint falls inside it), with autovacuum off cluster-wide (no other
+# writer in the window). Per cycle: R[NAME_rec] WAL records, R[NAME_bytes] WAL bytes and
+# R[NAME_fpi] full-page images (pg_stat_wal deltas), R[NAME_ms] server time (sum of
+# pg_stat_statements total_exec_time of the script's top-level statements, track = top: the
+# functions' bodies and triggers included, the commits not). pg_waldump --stats=record of the
+# window goes to $tmp/waldump_NAME.txt.
+COST_CYCLES=${BENCH_COST_CYCLES:-2000}
+autovac() { q -c "ALTER SYSTEM SET autovacuum = $1" -c "SELECT pg_reload_conf()" >/dev/null
+            [ "$1" = off ] || return 0
+            for _ in $(seq 1 120); do   # the running workers finish their table first
+                [ "$(q -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")" = 0 ] && return 0
+                sleep 0.5; done; }
+wal_snap() { q -F ' ' -c "SELECT pg_current_wal_insert_lsn(), wal_records, wal_fpi, wal_bytes FROM pg_stat_wal"; }
+waldump() { df_as_user pg_waldump -p "$tmp/data/pg_wal" -s "$1" -e "$2" "${@:3}" 2>/dev/null; }
+cost_window() {
+    local name=$1 script=$2 l0 r0 f0 b0 l1 r1 f1 b1 ms; shift 2
+    autovac off
+    q -c "CHECKPOINT" >/dev/null
+    pgb -c 1 -t 200 "$@" -f "$script" >/dev/null 2>&1
+    sleep 1   # a backend flushes its WAL statistics when it exits
+    q -c "SELECT pg_stat_statements_reset()" >/dev/null
+    read -r l0 r0 f0 b0 <<<"$(wal_snap)"
+    pgb -c 1 -t "$COST_CYCLES" "$@" -f "$script" >"$tmp/cost_$name.log" 2>&1
+    sleep 1
+    read -r l1 r1 f1 b1 <<<"$(wal_snap)"
+    ms=$(q -c "SELECT sum(total_exec_time) FROM pg_stat_statements
+                WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+                  AND toplevel AND query NOT LIKE '%pg_stat%'")
+    autovac on
+    R[${name}_rec]=$(awk -v a="$r0" -v b="$r1" -v n="$COST_CYCLES" 'BEGIN{printf "%.1f", (b-a)/n}')
+    R[${name}_bytes]=$(awk -v a="$b0" -v b="$b1" -v n="$COST_CYCLES" 'BEGIN{printf "%.0f", (b-a)/n}')
+    R[${name}_fpi]=$(awk -v a="$f0" -v b="$f1" -v n="$COST_CYCLES" 'BEGIN{printf "%.2f", (b-a)/n}')
+    R[${name}_ms]=$(awk -v a="$ms" -v n="$COST_CYCLES" 'BEGIN{printf "%.3f", a/n}')
+    waldump "$l0" "$l1" --stats=record | awk 'NR > 2 && $2 > 0' | sort -k2,2nr | head -25 >"$tmp/waldump_$name.txt"
+    R[${name}_fpib]=$(awk -v c="$COST_CYCLES" '$1 == "Total" { printf "%.0f", $5 / c }' "$tmp/waldump_$name.txt")
+    # and by relation: records per cycle of each (record type, relation), first block reference
+    waldump "$l0" "$l1" | sed -n 's/^rmgr: \([A-Za-z0-9]*\) .*desc: \([A-Z_+0-9]*\).*blkref #0: rel [0-9]*\/[0-9]*\/\([0-9]*\).*/\1\/\2 \3/p' \
+        | sort | uniq -c | sort -k1,1nr | head -30 | while read -r n t fn; do
+            printf '%6.2f  %-22s %s\n' "$(awk -v n="$n" -v c="$COST_CYCLES" 'BEGIN{print n/c}')" "$t" \
+                "$(q -c "SELECT coalesce(pg_filenode_relation(0, $fn)::regclass::text, 'filenode $fn')")"
+        done >"$tmp/walrel_$name.txt"
+}
 
 # ---------------------------------------------------------------- baselines
 log "baselines: 1-row UPDATE, INSERT with/without pg_notify, raw SKIP LOCKED queue"
@@ -49,6 +96,10 @@ raw_queue() { # raw_queue SCRIPT PER_CLIENT_TXNS -> jobs/s
 }
 R[raw1]=$(raw_queue bench/pgbench_queue1.sql $PER)
 R[raw10]=$(raw_queue bench/pgbench_queue10.sql $((PER / 10 + 1)))
+log "cost per cycle: raw queue, 1 job per claim, 1 client, $COST_CYCLES cycles"
+q -c "CREATE EXTENSION pg_stat_statements" -c "TRUNCATE bench_queue" \
+  -c "INSERT INTO bench_queue (payload) SELECT '{}' FROM generate_series(1, $COST_CYCLES + 400)" -c "VACUUM ANALYZE bench_queue" >/dev/null
+cost_window raw bench/pgbench_queue1.sql
 
 # ---------------------------------------------------------------- peers (npm)
 node_env() { df_as_user env PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER=postgres PGDATABASE="$1" "${@:2}"; }
@@ -65,6 +116,9 @@ if [ -d bench/peers/node_modules/graphile-worker ] && [ -d bench/peers/node_modu
     R[gw_p50]=$(jfield p50_ms 1 <<<"$gl"); R[gw_p99]=$(jfield p99_ms 1 <<<"$gl")
     log "pg-boss batch 100 ($JOBS jobs)"
     R[pb]=$(cd bench/peers && node_env pb timeout 300 node pgboss.js throughput "$JOBS" | jfield jobs_per_s)
+    log "pg-boss batch 100, a full batch fetches again at once ($JOBS jobs)"
+    q -c "DROP DATABASE pb WITH (FORCE)" -c "CREATE DATABASE pb" >/dev/null
+    R[pbr]=$(cd bench/peers && node_env pb timeout 300 node pgboss.js throughput "$JOBS" refetch | jfield jobs_per_s)
     log "pg-boss send->handler latency (300 jobs, 10 ms apart)"
     settle
     pl=$(cd bench/peers && node_env pbl timeout 60 node pgboss.js latency 300 10)
@@ -129,6 +183,45 @@ R[size_total]=$(DB=df q -c "SELECT pg_size_pretty(sum(pg_total_relation_size(c.o
                              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'dataflow' AND c.relkind = 'r'")
 R[size_per_cycle]=$(DB=df q -c "SELECT round(sum(pg_total_relation_size(c.oid)) / ${R[cycles]:-1}.0) FROM pg_class c
                              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'dataflow' AND c.relkind = 'r'")
+
+# ---------------------------------------------------------------- cost per single-chunk cycle
+# In the same database, after the 2e cycles (tables at their size): a job k with its own
+# sources, leased + completed by one client (pgbench_df1.sql), as cost_window above.
+log "cost per cycle: pg_dataflow max_chunks 1, 1 client, $COST_CYCLES cycles; heartbeats"
+NK=$((COST_CYCLES + 200 + 100))
+DB=df q -c "CREATE EXTENSION pg_stat_statements" -c "
+SELECT dataflow.create_dataset('ksrc', 'int'), dataflow.create_dataset('k', 'int');
+SELECT dataflow.create_job('jk', output => 'k'), dataflow.add_input('jk', 'ksrc');
+SELECT count(*) FROM dataflow.expect('k', '1', '$NK');" >/dev/null
+DB=df q -c "DO \$\$ BEGIN FOR i IN 0 .. ($NK - 1) / 1000 LOOP
+  PERFORM dataflow.register('ksrc', g::text) FROM generate_series(i * 1000 + 1, least($NK, i * 1000 + 1000)) g;
+  COMMIT; END LOOP; END \$\$" -c "VACUUM ANALYZE" >/dev/null
+DB=df cost_window df1 bench/pgbench_df1.sql -D job=jk
+# Heartbeats: 20 leased runs, 5 heartbeats each, one transaction per heartbeat as a worker
+# sends them, autovacuum off. Index entries written: the Btree insert records pg_waldump finds
+# in that window; and, per transaction, dataflow.run's HOT updates among its updates
+# (pg_stat_get_xact_tuples_*, differences inside the transaction: the backend's pending
+# counts may still hold earlier transactions'; kept in a temp table, which writes no WAL).
+DB=df q -c "SELECT token FROM dataflow.lease('jk', 'hb', 20)" >"$tmp/hb_tokens"
+R[hb_n]=$(( $(wc -l <"$tmp/hb_tokens") * 5 ))
+hx="pg_stat_get_xact_tuples_hot_updated('dataflow.run'::regclass)"; ux="pg_stat_get_xact_tuples_updated('dataflow.run'::regclass)"
+{ echo "CREATE TEMP TABLE hbc (h bigint, u bigint);"
+  echo 'SELECT pg_current_wal_insert_lsn() AS l0 \gset'
+  for _ in 1 2 3 4 5; do while read -r t; do
+      printf '%s\n' "BEGIN;" "SELECT $hx AS h0, $ux AS u0 \\gset" "SELECT dataflow.heartbeat('$t');" \
+                    "INSERT INTO hbc SELECT $hx - :h0, $ux - :u0;" "COMMIT;"
+  done <"$tmp/hb_tokens"; done
+  echo "SELECT :'l0', pg_current_wal_insert_lsn(), sum(h), sum(u) FROM hbc;"; } >"$tmp/hb.sql"
+autovac off
+read -r l0 l1 hh hu <<<"$(DB=df q -F ' ' -f "$tmp/hb.sql" | tail -1)"
+autovac on
+R[hb_hot]="$hh/$hu"
+waldump "$l0" "$l1" >"$tmp/waldump_hb.txt"
+# counted only if the window holds the heartbeats' own heap updates (an empty dump is no zero)
+if [ "$(grep -c 'rmgr: Heap .*desc: \(HOT_\)\?UPDATE' "$tmp/waldump_hb.txt")" -ge "${R[hb_n]}" ]; then
+    R[hb_btree]=$(grep -c 'rmgr: Btree .*desc: INSERT' "$tmp/waldump_hb.txt")
+fi
+R[hb_idx]=$(awk -v b="${R[hb_btree]:-}" -v n="${R[hb_n]:-0}" 'BEGIN{ if (b == "" || n == 0) print ""; else printf "%.2f", b/n }')
 q -c "DROP DATABASE df WITH (FORCE)" >/dev/null
 
 # ---------------------------------------------------------------- 2b: propagation
@@ -214,6 +307,10 @@ target() { # target VALUE OP LIMIT -> holds/FAILS
 }
 r_df1_raw=$(ratio "${R[df1]:-}" "${R[raw1]:-}"); r_df1_gw=$(ratio "${R[df1]:-}" "${R[gw]:-}")
 r_df10_raw=$(ratio "${R[df10]:-}" "${R[raw10]:-}"); r_df10_gwb=$(ratio "${R[df10]:-}" "${R[gwb]:-}")
+hb_target() { # 0 index entries in the waldump window, and every update of the one transaction HOT
+    awk -v i="${R[hb_idx]:-}" -v hu="${R[hb_hot]:-}" 'BEGIN{ n = split(hu, p, "/"); if (i == "" || n != 2) { print "?"; exit }
+      print (i + 0 == 0 && p[1] == p[2]) ? "holds" : "FAILS" }'
+}
 r_p1=$(ratio "${R[p1_1m]:-}" "${R[p1_10k]:-}"); r_p24=$(ratio "${R[p24_1m]:-}" "${R[p24_10k]:-}")
 {
 echo "pg_dataflow benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, PostgreSQL $(q -c 'SHOW server_version' 2>/dev/null || $PG_BINDIR/postgres --version | awk '{print $3}'),"
@@ -229,9 +326,13 @@ echo "| graphile-worker 0.17, defaults, concurrency 8 | $(v gw) jobs/s | | |"
 echo "| graphile-worker, local queue 10 + batched completion | $(v gwb) jobs/s | | |"
 echo "| graphile-worker enqueue->start latency (1000 jobs) | p50 $(v gw_p50) ms, p99 $(v gw_p99) ms | | |"
 echo "| pg-boss 10, work() batch 100, 0.5 s polling, 8 workers | $(v pb) jobs/s | | |"
+echo "| pg-boss, batch 100, a full batch fetches again at once (notifyWorker), 8 workers | $(v pbr) jobs/s | $(ratio "${R[pbr]:-}" "${R[pb]:-}") of batch 100 polling | |"
 echo "| pg-boss send->handler latency (300 jobs) | p50 $(v pb_p50) ms, p99 $(v pb_p99) ms | | |"
 echo "| **2a** pg_dataflow lease+complete, max_chunks 1 | $(v df1) chunks/s | $r_df1_raw of raw-1, $r_df1_gw of graphile | >=0.8x raw: $(target "${r_df1_raw%x}" '>=' 0.8); >=1.2x graphile: $(target "${r_df1_gw%x}" '>=' 1.2) |"
 echo "| **2a** pg_dataflow lease+complete, max_chunks 10 | $(v df10) chunks/s | $r_df10_raw of raw-10, $r_df10_gwb of graphile batched | >=0.6x raw: $(target "${r_df10_raw%x}" '>=' 0.6); >=1.3x graphile: $(target "${r_df10_gwb%x}" '>=' 1.3) |"
+echo "| **cost** WAL per single-chunk cycle (pg_stat_wal, 1 client, $COST_CYCLES cycles) | $(v df1_rec) records, $(v df1_bytes) bytes ($(v df1_fpi) FPIs, $(v df1_fpib) bytes of them) | raw-1: $(v raw_rec) records, $(v raw_bytes) bytes ($(v raw_fpi) FPIs, $(v raw_fpib) bytes) | <=16 records: $(target "${R[df1_rec]:-}" '<=' 16); <=1600 bytes: $(target "${R[df1_bytes]:-}" '<=' 1600) |"
+echo "| **cost** server time per single-chunk cycle (pg_stat_statements exec time of lease + complete, track = top) | $(v df1_ms) ms | raw-1: $(v raw_ms) ms | <=0.25 ms: $(target "${R[df1_ms]:-}" '<=' 0.25) |"
+echo "| **cost** index entries written per heartbeat (pg_waldump Btree inserts, $(v hb_n) heartbeats, 1 txn each) | $(v hb_idx) ($(v hb_btree) in all); HOT updates of dataflow.run: $(v hb_hot) | | 0: $(hb_target) |"
 echo "| **2a** (info) max_chunks 10, each chunk completed by its own complete() call | $(v dfc) chunks/s | $(ratio "${R[dfc]:-}" "${R[gwb]:-}") of graphile batched | |"
 echo "| **2b** complete() with fan-out 1, $(v chunks_small) vs $(v chunks_big) chunks (median) | $(v p1_10k) ms vs $(v p1_1m) ms | $r_p1 | <=1.3x: $(target "${r_p1%x}" '<=' 1.3) |"
 echo "| **2b** complete() with fan-out 24, $(v chunks_small) vs $(v chunks_big) chunks (median) | $(v p24_10k) ms vs $(v p24_1m) ms | $r_p24 | <=1.3x: $(target "${r_p24%x}" '<=' 1.3) |"
@@ -250,6 +351,12 @@ echo "| **2d** webhook deliveries/s, 64 in flight | $(v wk_dps) /s | | >=2000/s:
 echo "| **2e** after $(v cycles) lease/complete cycles, autovacuum on | $(v size_total) in dataflow tables, $(v size_per_cycle) bytes/cycle | | |"
 echo "| setup: expect() of the 5-stage chain ($((JOBS * 5)) chunks) | $(v expect_chain) s | | |"
 echo "| setup: register() of sources, 1,000 per transaction | $(v register) /s | | |"
+echo
+echo "cost windows, pg_waldump --stats=record (type, records, %, record bytes, %, FPI bytes, %, combined, %):"
+for w in raw df1; do echo "  $w ($COST_CYCLES cycles):"; sed 's/^/    /' "$tmp/waldump_$w.txt" 2>/dev/null; done
+echo
+echo "cost windows, WAL records per cycle by record type and relation (pg_waldump, first block reference):"
+for w in raw df1; do echo "  $w:"; sed 's/^/    /' "$tmp/walrel_$w.txt" 2>/dev/null; done
 echo
 echo "2e sizes (table heap indexes live dead autovacuums):"
 sed 's/^/    /' "$tmp/sizes.txt" 2>/dev/null
