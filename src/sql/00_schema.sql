@@ -66,12 +66,12 @@ CREATE FUNCTION dataflow._check_name(what text, name text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF name IS NULL THEN
-    RAISE EXCEPTION '% name must not be NULL', what USING ERRCODE = '22004';
+    PERFORM dataflow._raise('22004', what || ' name must not be NULL', NULL,
+                            'Pass the new ' || what || '''s name as the first argument (name).');
   END IF;
   IF name OPERATOR(pg_catalog.!~) '^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,62}$' THEN
-    RAISE EXCEPTION 'invalid % name "%"', what, pg_catalog.left(name, 64)
-      USING ERRCODE = '22023',
-            HINT = 'Names are 1-63 characters: letters, digits, "_", ".", ":" and "-", not starting with a punctuation mark.';
+    PERFORM dataflow._raise('22023', pg_catalog.format('invalid %s name "%s"', what, pg_catalog.left(name, 64)), NULL,
+            'Names are 1-63 characters: letters, digits, "_", ".", ":" and "-", not starting with a punctuation mark.');
   END IF;
   RETURN name;
 END $$;
@@ -128,10 +128,10 @@ BEGIN
   ELSE
     RETURN false;
   END IF;
-  RAISE EXCEPTION 'pg_temp.% is not a work table of pg_dataflow', taken
-    USING ERRCODE = '42501',
-          DETAIL = 'pg_dataflow keeps temporary work tables of that name; an object of that name made by another role is never used.',
-          HINT = pg_catalog.format('DROP the temporary object pg_temp.%s, or use a new session.', taken);
+  PERFORM dataflow._raise('42501', pg_catalog.format('pg_temp.%s is not a work table of pg_dataflow', taken),
+    'pg_dataflow keeps temporary work tables of that name; an object of that name made by another role is never used.',
+    pg_catalog.format('DROP the temporary object pg_temp.%s, or use a new session.', taken));
+  RETURN false;  -- not reached
 END $$;
 
 -- Every function that changes chunks or runs needs READ COMMITTED: it takes a lock and
@@ -144,11 +144,87 @@ CREATE FUNCTION dataflow._read_committed() RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
-    RAISE EXCEPTION 'pg_dataflow needs READ COMMITTED transactions; this one is %',
-                    pg_catalog.upper(pg_catalog.current_setting('transaction_isolation'))
-      USING ERRCODE = '0A000',
-            DETAIL = 'It locks rows and then reads what they protect with a fresh snapshot, which a '
-                     'REPEATABLE READ or SERIALIZABLE transaction does not take.',
-            HINT = 'Call it in a READ COMMITTED transaction (the default): BEGIN ISOLATION LEVEL READ COMMITTED.';
+    PERFORM dataflow._raise('0A000', 'pg_dataflow needs READ COMMITTED transactions; this one is '
+                                     || pg_catalog.upper(pg_catalog.current_setting('transaction_isolation')),
+      'It locks rows and then reads what they protect with a fresh snapshot, which a '
+      'REPEATABLE READ or SERIALIZABLE transaction does not take.',
+      'Call it in a READ COMMITTED transaction (the default): BEGIN ISOLATION LEVEL READ COMMITTED.');
   END IF;
+END $$;
+
+-- Messages (docs/internals.md, "Errors"). _raise raises an ERROR without CONTEXT lines:
+-- the errors a user causes through an internal helper (an unknown name, a NULL argument)
+-- read as ERROR, DETAIL and HINT only, not with the helper's PL/pgSQL frames. DETAIL and
+-- HINT are left out when NULL. An EXCEPTION block catches it by its SQLSTATE as usual.
+CREATE FUNCTION dataflow._raise(sqlstate text, message text, detail text DEFAULT NULL, hint text DEFAULT NULL)
+RETURNS void AS 'MODULE_PATHNAME', 'df_raise' LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION dataflow._raise(text, text, text, text) IS
+  'Raise an ERROR with this SQLSTATE, message, detail and hint (NULL: none) and no CONTEXT lines';
+
+CREATE FUNCTION dataflow._name_distance(a text, b text, cap integer) RETURNS integer
+AS 'MODULE_PATHNAME', 'df_name_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dataflow._name_distance(text, text, integer) IS
+  'Levenshtein distance of two names, ASCII letters case-insensitive; cap + 1 when it is larger than cap';
+
+-- "Did you mean ...?" for an unknown name of a kind (dataset, job, pool, connection,
+-- subscription): at most 3 existing names, nearest first: within edit distance
+-- max(2, length / 3) (case-insensitive), then names that start with the typed one or that
+-- it starts with (3 characters at least). Only from names the calling role can list
+-- itself (SELECT on the relation that lists every name of the kind: dataflow.datasets,
+-- dataflow.jobs, dataflow.pool, dataflow.connection, dataflow.subscription), so an error
+-- never shows a name the caller could not read. NULL when there is none. The scan runs
+-- on the error path only; the distance is computed only for names whose length is
+-- within the cap (one pass over the names: 100,000 datasets in tens of milliseconds).
+CREATE FUNCTION dataflow._suggest(kind text, name text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  rel text := CASE kind WHEN 'dataset' THEN 'dataflow.datasets' WHEN 'job' THEN 'dataflow.jobs'
+                        WHEN 'pool' THEN 'dataflow.pool' WHEN 'connection' THEN 'dataflow.connection'
+                        WHEN 'subscription' THEN 'dataflow.subscription' END;
+  tbl text := CASE kind WHEN 'dataset' THEN 'dataflow.dataset' WHEN 'job' THEN 'dataflow.job'
+                        WHEN 'pool' THEN 'dataflow.pool' WHEN 'connection' THEN 'dataflow.connection'
+                        WHEN 'subscription' THEN 'dataflow.subscription' END;
+  n integer := pg_catalog.length(name);
+  found text[];
+BEGIN
+  IF rel IS NULL OR name IS NULL OR n OPERATOR(pg_catalog.>) 200
+     OR NOT pg_catalog.has_table_privilege(dataflow._caller(), rel, 'SELECT') THEN
+    RETURN NULL;
+  END IF;
+  EXECUTE pg_catalog.format($q$
+    SELECT pg_catalog.array_agg(c ORDER BY near DESC, dist, c) FROM (
+      SELECT c, near, dist FROM (
+        SELECT x.name AS c, d.dist OPERATOR(pg_catalog.<=) $2 AS near, d.dist
+          FROM %s x,
+               LATERAL (SELECT CASE WHEN pg_catalog.abs(pg_catalog.length(x.name) OPERATOR(pg_catalog.-) $3)
+                                           OPERATOR(pg_catalog.<=) $2
+                                    THEN dataflow._name_distance(x.name, $1, $2)
+                                    ELSE $2 OPERATOR(pg_catalog.+) 1 END AS dist) d
+         WHERE x.name OPERATOR(pg_catalog.<>) $1) y
+       WHERE near
+          OR (LEAST(pg_catalog.length(c), $3) OPERATOR(pg_catalog.>=) 3
+              AND (pg_catalog.starts_with(pg_catalog.lower(c), pg_catalog.lower($1))
+                   OR pg_catalog.starts_with(pg_catalog.lower($1), pg_catalog.lower(c))))
+       ORDER BY near DESC, dist, c LIMIT 3) z$q$, tbl)
+    INTO found USING name, GREATEST(2, n OPERATOR(pg_catalog./) 3), n;
+  IF found IS NULL THEN
+    RETURN NULL;
+  END IF;
+  RETURN 'Did you mean ' || CASE pg_catalog.cardinality(found)
+    WHEN 1 THEN found[1]
+    WHEN 2 THEN found[1] || ' or ' || found[2]
+    ELSE found[1] || ', ' || found[2] || ' or ' || found[3] END || '?';
+END $$;
+
+-- Raise "<kind> "<name>" does not exist" (42704) from wherever a lookup failed, without
+-- CONTEXT lines: the hint is the did-you-mean of _suggest, then what to do otherwise
+-- (otherwise: 'create it with ...', lower-case; alone it is capitalized).
+CREATE FUNCTION dataflow._not_found(kind text, name text, otherwise text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE s text := dataflow._suggest(kind, name);
+BEGIN
+  PERFORM dataflow._raise('42704', pg_catalog.format('%s "%s" does not exist', kind, pg_catalog.left(name, 64)), NULL,
+    CASE WHEN s IS NULL THEN pg_catalog.upper(pg_catalog.left(otherwise, 1)) || pg_catalog.substr(otherwise, 2)
+         WHEN otherwise IS NULL THEN s
+         ELSE s || ' Otherwise ' || otherwise END);
 END $$;

@@ -6,12 +6,12 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE v integer;
 BEGIN
   IF name IS NULL THEN
-    RAISE EXCEPTION 'dataset must not be NULL' USING ERRCODE = '22004';
+    PERFORM dataflow._raise('22004', 'dataset must not be NULL', NULL,
+                            'Pass a dataset name: SELECT dataset FROM dataflow.datasets lists them.');
   END IF;
   SELECT d.id INTO v FROM dataflow.dataset d WHERE d.name = _dataset_id.name;
   IF NOT FOUND THEN
-    RAISE EXCEPTION 'dataset "%" does not exist', left(name, 64)
-      USING ERRCODE = '42704', HINT = 'Create it with dataflow.create_dataset(name, key_kind).';
+    PERFORM dataflow._not_found('dataset', name, 'create it with dataflow.create_dataset(name, key_kind).');
   END IF;
   RETURN v;
 END $$;
@@ -29,12 +29,12 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE j dataflow.job;
 BEGIN
   IF name IS NULL THEN
-    RAISE EXCEPTION 'job must not be NULL' USING ERRCODE = '22004';
+    PERFORM dataflow._raise('22004', 'job must not be NULL', NULL,
+                            'Pass a job name: SELECT job FROM dataflow.jobs lists them.');
   END IF;
   SELECT * INTO j FROM dataflow.job WHERE job.name = _job.name;
   IF NOT FOUND THEN
-    RAISE EXCEPTION 'job "%" does not exist', left(name, 64)
-      USING ERRCODE = '42704', HINT = 'Create it with dataflow.create_job(name, output => dataset).';
+    PERFORM dataflow._not_found('job', name, 'create it with dataflow.create_job(name, output => dataset).');
   END IF;
   RETURN j;
 END $$;
@@ -57,7 +57,10 @@ RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE v integer;
 BEGIN
   PERFORM dataflow._check_name('dataset', name);
-  IF key_kind IS NULL OR key_kind NOT IN ('date', 'hour', 'int', 'text') THEN
+  IF key_kind IS NULL THEN
+    RAISE EXCEPTION 'key_kind must not be NULL' USING ERRCODE = '22004', HINT = 'Key kinds are date, hour, int and text.';
+  END IF;
+  IF key_kind NOT IN ('date', 'hour', 'int', 'text') THEN
     RAISE EXCEPTION 'invalid key kind "%"', coalesce(left(key_kind, 64), 'NULL')
       USING ERRCODE = CASE WHEN key_kind IS NULL THEN '22004' ELSE '22023' END,
             HINT = 'Key kinds are date, hour, int and text.';
@@ -82,8 +85,8 @@ BEGIN
     RAISE EXCEPTION 'lateness must be >= 0 and retention > 0' USING ERRCODE = '22023';
   END IF;
   IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
-    RAISE EXCEPTION 'metadata must be a JSON object'
-      USING ERRCODE = CASE WHEN metadata IS NULL THEN '22004' ELSE '22023' END;
+    RAISE EXCEPTION 'metadata must %', CASE WHEN metadata IS NULL THEN 'not be NULL' ELSE 'be a JSON object' END
+      USING ERRCODE = CASE WHEN metadata IS NULL THEN '22004' ELSE '22023' END, HINT = 'Pass ''{}'' for none.';
   END IF;
   IF EXISTS (SELECT FROM dataflow.dataset d WHERE d.name = create_dataset.name) THEN
     RAISE EXCEPTION 'dataset "%" already exists', name USING ERRCODE = '42710';
@@ -126,8 +129,9 @@ DECLARE v integer;
 BEGIN
   PERFORM dataflow._check_name('pool', name);
   IF slots IS NULL OR slots < 0 THEN
-    RAISE EXCEPTION 'pool slots must be a number >= 0, not %', coalesce(slots::text, 'NULL')
-      USING ERRCODE = CASE WHEN slots IS NULL THEN '22004' ELSE '22023' END;
+    RAISE EXCEPTION 'slots must %', CASE WHEN slots IS NULL THEN 'not be NULL' ELSE 'be a number >= 0, not ' || slots END
+      USING ERRCODE = CASE WHEN slots IS NULL THEN '22004' ELSE '22023' END,
+            HINT = 'slots is how many runs of the pool''s jobs may run at once (0: none).';
   END IF;
   IF EXISTS (SELECT FROM dataflow.pool p WHERE p.name = create_pool.name) THEN
     RAISE EXCEPTION 'pool "%" already exists', name USING ERRCODE = '42710';
@@ -143,11 +147,11 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE p integer; j text;
 BEGIN
   IF name IS NULL THEN
-    RAISE EXCEPTION 'pool must not be NULL' USING ERRCODE = '22004';
+    PERFORM dataflow._raise('22004', 'pool must not be NULL', NULL, 'Pass the name of the pool to drop.');
   END IF;
   SELECT id INTO p FROM dataflow.pool WHERE pool.name = drop_pool.name;
   IF NOT FOUND THEN
-    RAISE EXCEPTION 'pool "%" does not exist', coalesce(left(name, 64), 'NULL') USING ERRCODE = '42704';
+    PERFORM dataflow._not_found('pool', name, NULL);
   END IF;
   SELECT string_agg(jb.name, ', ') INTO j FROM dataflow.job jb WHERE jb.pool_id = p;
   IF j IS NOT NULL THEN
@@ -166,7 +170,20 @@ RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE v integer;
 BEGIN
   PERFORM dataflow._check_name('connection', name);
-  IF kind IS NULL OR kind NOT IN ('http', 'airflow') THEN
+  IF kind IS NULL THEN
+    RAISE EXCEPTION 'kind must not be NULL' USING ERRCODE = '22004', HINT = 'Connection kinds are http and airflow.';
+  END IF;
+  IF base_url IS NULL THEN
+    RAISE EXCEPTION 'base_url must not be NULL' USING ERRCODE = '22004', HINT = 'An http:// or https:// URL without credentials in it.';
+  END IF;
+  IF auth IS NULL THEN
+    RAISE EXCEPTION 'auth must not be NULL' USING ERRCODE = '22004', HINT = 'auth is none, basic or bearer.';
+  END IF;
+  IF connect_timeout IS NULL OR timeout IS NULL THEN
+    RAISE EXCEPTION '% must not be NULL', CASE WHEN connect_timeout IS NULL THEN 'connect_timeout' ELSE 'timeout' END
+      USING ERRCODE = '22004', HINT = 'Leave it out for the default (connect_timeout 5 seconds, timeout 30 seconds).';
+  END IF;
+  IF kind NOT IN ('http', 'airflow') THEN
     RAISE EXCEPTION 'invalid connection kind "%"', coalesce(kind, 'NULL')
       USING ERRCODE = CASE WHEN kind IS NULL THEN '22004' ELSE '22023' END, HINT = 'Connection kinds are http and airflow.';
   END IF;
@@ -225,11 +242,11 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE c integer; j text;
 BEGIN
   IF name IS NULL THEN
-    RAISE EXCEPTION 'connection must not be NULL' USING ERRCODE = '22004';
+    PERFORM dataflow._raise('22004', 'connection must not be NULL', NULL, 'Pass the name of the connection to drop.');
   END IF;
   SELECT id INTO c FROM dataflow.connection WHERE connection.name = drop_connection.name;
   IF NOT FOUND THEN
-    RAISE EXCEPTION 'connection "%" does not exist', coalesce(left(name, 64), 'NULL') USING ERRCODE = '42704';
+    PERFORM dataflow._not_found('connection', name, NULL);
   END IF;
   SELECT string_agg(jb.name, ', ') INTO j FROM dataflow.job jb WHERE jb.connection_id = c;
   IF j IS NOT NULL THEN

@@ -163,9 +163,12 @@ COMMENT ON FUNCTION dataflow.subscribe(text, text, text[], text[], text) IS
 CREATE FUNCTION dataflow.unsubscribe(name text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+  IF name IS NULL THEN
+    PERFORM dataflow._raise('22004', 'name must not be NULL', NULL, 'Pass the name of the subscription to drop.');
+  END IF;
   DELETE FROM dataflow.subscription s WHERE s.name = unsubscribe.name;
   IF NOT FOUND THEN
-    RAISE EXCEPTION 'subscription "%" does not exist', name USING ERRCODE = '42704';
+    PERFORM dataflow._not_found('subscription', name, 'SELECT name FROM dataflow.subscription lists them.');
   END IF;
 END $$;
 COMMENT ON FUNCTION dataflow.unsubscribe(text) IS
@@ -186,14 +189,14 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE sid integer; n integer;
 BEGIN
   IF name IS NULL THEN
-    RAISE EXCEPTION 'name must not be NULL' USING ERRCODE = '22004';
+    PERFORM dataflow._raise('22004', 'name must not be NULL', NULL, 'Pass the name of the subscription to enable.');
   END IF;
   UPDATE dataflow.subscription s SET enabled = true, disabled_at = NULL, disabled_reason = NULL
    WHERE s.name = enable_subscription.name
   RETURNING s.id INTO sid;
   IF NOT FOUND THEN
-    RAISE EXCEPTION 'subscription "%" does not exist', left(name, 64) USING ERRCODE = '42704',
-      HINT = 'SELECT name, enabled, disabled_reason FROM dataflow.subscription lists them.';
+    PERFORM dataflow._not_found('subscription', name,
+      'SELECT name, enabled, disabled_reason FROM dataflow.subscription lists them.');
   END IF;
   UPDATE dataflow.delivery d SET next_attempt_at = now()
    WHERE d.subscription_id = sid AND d.status = 'pending' AND d.next_attempt_at > now();
@@ -210,6 +213,10 @@ COMMENT ON FUNCTION dataflow.enable_subscription(text) IS
 CREATE FUNCTION dataflow.redeliver(delivery bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+  IF delivery IS NULL THEN
+    PERFORM dataflow._raise('22004', 'delivery must not be NULL', NULL,
+                            'Pass a delivery id: SELECT id FROM dataflow.deliveries lists them.');
+  END IF;
   UPDATE dataflow.delivery d
      SET status = 'pending', attempts = 0, next_attempt_at = now(), finished_at = NULL
    WHERE d.id = redeliver.delivery;
@@ -225,12 +232,14 @@ CREATE FUNCTION dataflow.redeliver(subscription text, since timestamptz, only_fa
 RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE sid integer; n integer;
 BEGIN
+  IF subscription IS NULL OR since IS NULL OR only_failed IS NULL THEN
+    PERFORM dataflow._raise('22004', CASE WHEN subscription IS NULL THEN 'subscription' WHEN since IS NULL THEN 'since'
+                                          ELSE 'only_failed' END || ' must not be NULL', NULL,
+      'redeliver(subscription, since, only_failed) sends again the subscription''s deliveries created since then.');
+  END IF;
   SELECT s.id INTO sid FROM dataflow.subscription s WHERE s.name = redeliver.subscription;
   IF NOT FOUND THEN
-    RAISE EXCEPTION 'subscription "%" does not exist', subscription USING ERRCODE = '42704';
-  END IF;
-  IF since IS NULL OR only_failed IS NULL THEN
-    RAISE EXCEPTION 'since and only_failed must not be NULL' USING ERRCODE = '22004';
+    PERFORM dataflow._not_found('subscription', subscription, 'SELECT name FROM dataflow.subscription lists them.');
   END IF;
   UPDATE dataflow.delivery d
      SET status = 'pending', attempts = 0, next_attempt_at = now(), finished_at = NULL

@@ -956,3 +956,473 @@ COMMENT ON FUNCTION dataflow.blockers(text, text) IS
 ALTER FUNCTION dataflow.blockers(text, text) SECURITY DEFINER;
 REVOKE EXECUTE ON FUNCTION dataflow.blockers(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dataflow.blockers(text, text) TO dataflow_reader;
+
+-- 00_schema, 20_define, 70_worker (issue 19 item 7, messages): dataflow._raise (C: an ERROR
+-- without CONTEXT lines), _name_distance (C: bounded Levenshtein), _suggest and _not_found (an
+-- unknown name suggests the nearest names the caller can list); the lookup helpers and the
+-- name checks raise through them; NULL arguments are named. drop_subscription depends on
+-- unsubscribe (BEGIN ATOMIC), so it is dropped and made again around it.
+CREATE FUNCTION dataflow._raise(sqlstate text, message text, detail text DEFAULT NULL, hint text DEFAULT NULL)
+RETURNS void AS 'MODULE_PATHNAME', 'df_raise' LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION dataflow._raise(text, text, text, text) IS
+  'Raise an ERROR with this SQLSTATE, message, detail and hint (NULL: none) and no CONTEXT lines';
+REVOKE EXECUTE ON FUNCTION dataflow._raise(text, text, text, text) FROM PUBLIC;
+CREATE FUNCTION dataflow._name_distance(a text, b text, cap integer) RETURNS integer
+AS 'MODULE_PATHNAME', 'df_name_distance' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dataflow._name_distance(text, text, integer) IS
+  'Levenshtein distance of two names, ASCII letters case-insensitive; cap + 1 when it is larger than cap';
+REVOKE EXECUTE ON FUNCTION dataflow._name_distance(text, text, integer) FROM PUBLIC;
+CREATE FUNCTION dataflow._suggest(kind text, name text) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  rel text := CASE kind WHEN 'dataset' THEN 'dataflow.datasets' WHEN 'job' THEN 'dataflow.jobs'
+                        WHEN 'pool' THEN 'dataflow.pool' WHEN 'connection' THEN 'dataflow.connection'
+                        WHEN 'subscription' THEN 'dataflow.subscription' END;
+  tbl text := CASE kind WHEN 'dataset' THEN 'dataflow.dataset' WHEN 'job' THEN 'dataflow.job'
+                        WHEN 'pool' THEN 'dataflow.pool' WHEN 'connection' THEN 'dataflow.connection'
+                        WHEN 'subscription' THEN 'dataflow.subscription' END;
+  n integer := pg_catalog.length(name);
+  found text[];
+BEGIN
+  IF rel IS NULL OR name IS NULL OR n OPERATOR(pg_catalog.>) 200
+     OR NOT pg_catalog.has_table_privilege(dataflow._caller(), rel, 'SELECT') THEN
+    RETURN NULL;
+  END IF;
+  EXECUTE pg_catalog.format($q$
+    SELECT pg_catalog.array_agg(c ORDER BY near DESC, dist, c) FROM (
+      SELECT c, near, dist FROM (
+        SELECT x.name AS c, d.dist OPERATOR(pg_catalog.<=) $2 AS near, d.dist
+          FROM %s x,
+               LATERAL (SELECT CASE WHEN pg_catalog.abs(pg_catalog.length(x.name) OPERATOR(pg_catalog.-) $3)
+                                           OPERATOR(pg_catalog.<=) $2
+                                    THEN dataflow._name_distance(x.name, $1, $2)
+                                    ELSE $2 OPERATOR(pg_catalog.+) 1 END AS dist) d
+         WHERE x.name OPERATOR(pg_catalog.<>) $1) y
+       WHERE near
+          OR (LEAST(pg_catalog.length(c), $3) OPERATOR(pg_catalog.>=) 3
+              AND (pg_catalog.starts_with(pg_catalog.lower(c), pg_catalog.lower($1))
+                   OR pg_catalog.starts_with(pg_catalog.lower($1), pg_catalog.lower(c))))
+       ORDER BY near DESC, dist, c LIMIT 3) z$q$, tbl)
+    INTO found USING name, GREATEST(2, n OPERATOR(pg_catalog./) 3), n;
+  IF found IS NULL THEN
+    RETURN NULL;
+  END IF;
+  RETURN 'Did you mean ' || CASE pg_catalog.cardinality(found)
+    WHEN 1 THEN found[1]
+    WHEN 2 THEN found[1] || ' or ' || found[2]
+    ELSE found[1] || ', ' || found[2] || ' or ' || found[3] END || '?';
+END $$;
+REVOKE EXECUTE ON FUNCTION dataflow._suggest(text, text) FROM PUBLIC;
+CREATE FUNCTION dataflow._not_found(kind text, name text, otherwise text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE s text := dataflow._suggest(kind, name);
+BEGIN
+  PERFORM dataflow._raise('42704', pg_catalog.format('%s "%s" does not exist', kind, pg_catalog.left(name, 64)), NULL,
+    CASE WHEN s IS NULL THEN pg_catalog.upper(pg_catalog.left(otherwise, 1)) || pg_catalog.substr(otherwise, 2)
+         WHEN otherwise IS NULL THEN s
+         ELSE s || ' Otherwise ' || otherwise END);
+END $$;
+REVOKE EXECUTE ON FUNCTION dataflow._not_found(text, text, text) FROM PUBLIC;
+DROP FUNCTION dataflow._check_name(text, text);
+CREATE FUNCTION dataflow._check_name(what text, name text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF name IS NULL THEN
+    PERFORM dataflow._raise('22004', what || ' name must not be NULL', NULL,
+                            'Pass the new ' || what || '''s name as the first argument (name).');
+  END IF;
+  IF name OPERATOR(pg_catalog.!~) '^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,62}$' THEN
+    PERFORM dataflow._raise('22023', pg_catalog.format('invalid %s name "%s"', what, pg_catalog.left(name, 64)), NULL,
+            'Names are 1-63 characters: letters, digits, "_", ".", ":" and "-", not starting with a punctuation mark.');
+  END IF;
+  RETURN name;
+END $$;
+REVOKE EXECUTE ON FUNCTION dataflow._check_name(text, text) FROM PUBLIC;
+DROP FUNCTION dataflow._own_work_table(text, boolean);
+CREATE FUNCTION dataflow._own_work_table(p_name text, p_quiet boolean DEFAULT false) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  me oid := (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user);
+  tmp oid := pg_catalog.pg_my_temp_schema();
+  owner_ok boolean; kind "char"; taken text;
+BEGIN
+  IF tmp OPERATOR(pg_catalog.=) 0 THEN
+    RETURN false;   -- no temporary schema yet: nothing can have been planted
+  END IF;
+  SELECT c.relowner OPERATOR(pg_catalog.=) me, c.relkind
+    INTO owner_ok, kind
+    FROM pg_catalog.pg_class c
+   WHERE c.relnamespace OPERATOR(pg_catalog.=) tmp AND c.relname OPERATOR(pg_catalog.=) p_name;
+  IF FOUND AND owner_ok AND kind OPERATOR(pg_catalog.=) 'r' THEN
+    RETURN true;
+  END IF;
+  IF p_quiet THEN
+    RETURN false;
+  END IF;
+  IF FOUND THEN
+    taken := p_name;
+  ELSIF EXISTS (SELECT FROM pg_catalog.pg_type t
+                 WHERE t.typnamespace OPERATOR(pg_catalog.=) tmp AND t.typname OPERATOR(pg_catalog.=) p_name) THEN
+    taken := p_name;
+  ELSE
+    RETURN false;
+  END IF;
+  PERFORM dataflow._raise('42501', pg_catalog.format('pg_temp.%s is not a work table of pg_dataflow', taken),
+    'pg_dataflow keeps temporary work tables of that name; an object of that name made by another role is never used.',
+    pg_catalog.format('DROP the temporary object pg_temp.%s, or use a new session.', taken));
+  RETURN false;  -- not reached
+END $$;
+REVOKE EXECUTE ON FUNCTION dataflow._own_work_table(text, boolean) FROM PUBLIC;
+DROP FUNCTION dataflow._read_committed();
+CREATE FUNCTION dataflow._read_committed() RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF pg_catalog.current_setting('transaction_isolation') OPERATOR(pg_catalog.<>) 'read committed' THEN
+    PERFORM dataflow._raise('0A000', 'pg_dataflow needs READ COMMITTED transactions; this one is '
+                                     || pg_catalog.upper(pg_catalog.current_setting('transaction_isolation')),
+      'It locks rows and then reads what they protect with a fresh snapshot, which a '
+      'REPEATABLE READ or SERIALIZABLE transaction does not take.',
+      'Call it in a READ COMMITTED transaction (the default): BEGIN ISOLATION LEVEL READ COMMITTED.');
+  END IF;
+END $$;
+REVOKE EXECUTE ON FUNCTION dataflow._read_committed() FROM PUBLIC;
+DROP FUNCTION dataflow._dataset_id(text);
+CREATE FUNCTION dataflow._dataset_id(name text) RETURNS integer
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE v integer;
+BEGIN
+  IF name IS NULL THEN
+    PERFORM dataflow._raise('22004', 'dataset must not be NULL', NULL,
+                            'Pass a dataset name: SELECT dataset FROM dataflow.datasets lists them.');
+  END IF;
+  SELECT d.id INTO v FROM dataflow.dataset d WHERE d.name = _dataset_id.name;
+  IF NOT FOUND THEN
+    PERFORM dataflow._not_found('dataset', name, 'create it with dataflow.create_dataset(name, key_kind).');
+  END IF;
+  RETURN v;
+END $$;
+REVOKE EXECUTE ON FUNCTION dataflow._dataset_id(text) FROM PUBLIC;
+DROP FUNCTION dataflow._job(text);
+CREATE FUNCTION dataflow._job(name text) RETURNS dataflow.job
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE j dataflow.job;
+BEGIN
+  IF name IS NULL THEN
+    PERFORM dataflow._raise('22004', 'job must not be NULL', NULL,
+                            'Pass a job name: SELECT job FROM dataflow.jobs lists them.');
+  END IF;
+  SELECT * INTO j FROM dataflow.job WHERE job.name = _job.name;
+  IF NOT FOUND THEN
+    PERFORM dataflow._not_found('job', name, 'create it with dataflow.create_job(name, output => dataset).');
+  END IF;
+  RETURN j;
+END $$;
+REVOKE EXECUTE ON FUNCTION dataflow._job(text) FROM PUBLIC;
+DROP FUNCTION dataflow.create_dataset(text, text, text, boolean, interval, interval, interval, jsonb);
+CREATE FUNCTION dataflow.create_dataset(
+  name text, key_kind text,
+  location text DEFAULT NULL,
+  requires_validation boolean DEFAULT false,
+  cadence interval DEFAULT NULL,
+  lateness interval DEFAULT NULL,
+  retention interval DEFAULT NULL,
+  metadata jsonb DEFAULT '{}')
+RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE v integer;
+BEGIN
+  PERFORM dataflow._check_name('dataset', name);
+  IF key_kind IS NULL THEN
+    RAISE EXCEPTION 'key_kind must not be NULL' USING ERRCODE = '22004', HINT = 'Key kinds are date, hour, int and text.';
+  END IF;
+  IF key_kind NOT IN ('date', 'hour', 'int', 'text') THEN
+    RAISE EXCEPTION 'invalid key kind "%"', coalesce(left(key_kind, 64), 'NULL')
+      USING ERRCODE = CASE WHEN key_kind IS NULL THEN '22004' ELSE '22023' END,
+            HINT = 'Key kinds are date, hour, int and text.';
+  END IF;
+  IF location IS NOT NULL AND (location = '' OR
+       regexp_replace(location, '\{(dataset|key|version)\}', '', 'g') ~ '[{}]') THEN
+    RAISE EXCEPTION 'invalid location template "%"', left(location, 200)
+      USING ERRCODE = '22023',
+            HINT = 'Templates may use {dataset}, {key} and {version}, e.g. s3://lake/{dataset}/{key}/v{version}/';
+  END IF;
+  IF requires_validation IS NULL THEN
+    RAISE EXCEPTION 'requires_validation must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  IF cadence IS NOT NULL THEN
+    IF key_kind NOT IN ('date', 'hour') THEN
+      RAISE EXCEPTION 'a cadence needs a date or hour dataset, not %', key_kind USING ERRCODE = '22023';
+    ELSIF cadence < (CASE key_kind WHEN 'date' THEN interval '1 day' ELSE interval '1 hour' END) THEN
+      RAISE EXCEPTION 'cadence % is shorter than one % key', cadence, key_kind USING ERRCODE = '22023';
+    END IF;
+  END IF;
+  IF lateness < interval '0' OR retention <= interval '0' THEN
+    RAISE EXCEPTION 'lateness must be >= 0 and retention > 0' USING ERRCODE = '22023';
+  END IF;
+  IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
+    RAISE EXCEPTION 'metadata must %', CASE WHEN metadata IS NULL THEN 'not be NULL' ELSE 'be a JSON object' END
+      USING ERRCODE = CASE WHEN metadata IS NULL THEN '22004' ELSE '22023' END, HINT = 'Pass ''{}'' for none.';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.dataset d WHERE d.name = create_dataset.name) THEN
+    RAISE EXCEPTION 'dataset "%" already exists', name USING ERRCODE = '42710';
+  END IF;
+  INSERT INTO dataflow.dataset (name, key_kind, location, requires_validation, cadence, lateness,
+                                retention, metadata)
+  VALUES (name, key_kind, location, requires_validation, cadence, lateness, retention, metadata)
+  RETURNING id INTO v;
+  RETURN v;
+END $$;
+COMMENT ON FUNCTION dataflow.create_dataset(text, text, text, boolean, interval, interval, interval, jsonb) IS
+  'Define a dataset: name, key kind (date, hour, int, text), location template, '
+  'requires_validation, cadence, lateness, retention, metadata; returns its id';
+ALTER FUNCTION dataflow.create_dataset(text, text, text, boolean, interval, interval, interval, jsonb) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.create_dataset(text, text, text, boolean, interval, interval, interval, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.create_dataset(text, text, text, boolean, interval, interval, interval, jsonb) TO dataflow_admin;
+DROP FUNCTION dataflow.create_pool(text, integer);
+CREATE FUNCTION dataflow.create_pool(name text, slots integer) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE v integer;
+BEGIN
+  PERFORM dataflow._check_name('pool', name);
+  IF slots IS NULL OR slots < 0 THEN
+    RAISE EXCEPTION 'slots must %', CASE WHEN slots IS NULL THEN 'not be NULL' ELSE 'be a number >= 0, not ' || slots END
+      USING ERRCODE = CASE WHEN slots IS NULL THEN '22004' ELSE '22023' END,
+            HINT = 'slots is how many runs of the pool''s jobs may run at once (0: none).';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.pool p WHERE p.name = create_pool.name) THEN
+    RAISE EXCEPTION 'pool "%" already exists', name USING ERRCODE = '42710';
+  END IF;
+  INSERT INTO dataflow.pool (name, slots) VALUES (name, slots) RETURNING id INTO v;
+  RETURN v;
+END $$;
+COMMENT ON FUNCTION dataflow.create_pool(text, integer) IS
+  'Define a pool of concurrency slots shared by jobs; change it later with UPDATE dataflow.pool SET slots = n';
+ALTER FUNCTION dataflow.create_pool(text, integer) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.create_pool(text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.create_pool(text, integer) TO dataflow_admin;
+DROP FUNCTION dataflow.drop_pool(text);
+CREATE FUNCTION dataflow.drop_pool(name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE p integer; j text;
+BEGIN
+  IF name IS NULL THEN
+    PERFORM dataflow._raise('22004', 'pool must not be NULL', NULL, 'Pass the name of the pool to drop.');
+  END IF;
+  SELECT id INTO p FROM dataflow.pool WHERE pool.name = drop_pool.name;
+  IF NOT FOUND THEN
+    PERFORM dataflow._not_found('pool', name, NULL);
+  END IF;
+  SELECT string_agg(jb.name, ', ') INTO j FROM dataflow.job jb WHERE jb.pool_id = p;
+  IF j IS NOT NULL THEN
+    RAISE EXCEPTION 'pool "%" is used by job(s) %', name, j USING ERRCODE = '2BP01';
+  END IF;
+  DELETE FROM dataflow.pool WHERE id = p;
+END $$;
+COMMENT ON FUNCTION dataflow.drop_pool(text) IS 'Drop a pool no job uses';
+ALTER FUNCTION dataflow.drop_pool(text) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.drop_pool(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.drop_pool(text) TO dataflow_admin;
+DROP FUNCTION dataflow.create_connection(text, text, text, text, text, text, integer, interval, interval);
+CREATE FUNCTION dataflow.create_connection(
+  name text, kind text, base_url text,
+  auth text DEFAULT 'none', username text DEFAULT NULL, secret text DEFAULT NULL,
+  api_version integer DEFAULT NULL,
+  connect_timeout interval DEFAULT '5 seconds', timeout interval DEFAULT '30 seconds')
+RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE v integer;
+BEGIN
+  PERFORM dataflow._check_name('connection', name);
+  IF kind IS NULL THEN
+    RAISE EXCEPTION 'kind must not be NULL' USING ERRCODE = '22004', HINT = 'Connection kinds are http and airflow.';
+  END IF;
+  IF base_url IS NULL THEN
+    RAISE EXCEPTION 'base_url must not be NULL' USING ERRCODE = '22004', HINT = 'An http:// or https:// URL without credentials in it.';
+  END IF;
+  IF auth IS NULL THEN
+    RAISE EXCEPTION 'auth must not be NULL' USING ERRCODE = '22004', HINT = 'auth is none, basic or bearer.';
+  END IF;
+  IF connect_timeout IS NULL OR timeout IS NULL THEN
+    RAISE EXCEPTION '% must not be NULL', CASE WHEN connect_timeout IS NULL THEN 'connect_timeout' ELSE 'timeout' END
+      USING ERRCODE = '22004', HINT = 'Leave it out for the default (connect_timeout 5 seconds, timeout 30 seconds).';
+  END IF;
+  IF kind NOT IN ('http', 'airflow') THEN
+    RAISE EXCEPTION 'invalid connection kind "%"', coalesce(kind, 'NULL')
+      USING ERRCODE = CASE WHEN kind IS NULL THEN '22004' ELSE '22023' END, HINT = 'Connection kinds are http and airflow.';
+  END IF;
+  IF base_url IS NULL OR base_url !~ '^https?://[^\s/?#@]+(/[^\s]*)?$' OR base_url ~ '[\r\n]' THEN
+    RAISE EXCEPTION 'invalid base_url "%"', coalesce(left(base_url, 200), 'NULL')
+      USING ERRCODE = CASE WHEN base_url IS NULL THEN '22004' ELSE '22023' END, HINT = 'An http:// or https:// URL without credentials in it.';
+  END IF;
+  IF auth IS NULL OR auth NOT IN ('none', 'basic', 'bearer') THEN
+    RAISE EXCEPTION 'invalid auth "%"', coalesce(auth, 'NULL')
+      USING ERRCODE = CASE WHEN auth IS NULL THEN '22004' ELSE '22023' END, HINT = 'auth is none, basic or bearer.';
+  END IF;
+  IF auth = 'basic' AND (username IS NULL OR secret IS NULL) THEN
+    RAISE EXCEPTION 'basic auth needs a username and a secret' USING ERRCODE = '22023';
+  END IF;
+  IF auth = 'bearer' AND secret IS NULL THEN
+    RAISE EXCEPTION 'bearer auth needs a secret' USING ERRCODE = '22023';
+  END IF;
+  IF username ~ '[\r\n:]' OR secret ~ '[\r\n]' THEN
+    RAISE EXCEPTION 'username and secret must not contain line breaks (or ":" in a username)'
+      USING ERRCODE = '22023';
+  END IF;
+  IF kind = 'airflow' THEN
+    api_version := coalesce(api_version, 1);
+  END IF;
+  IF api_version IS NOT NULL AND api_version NOT IN (1, 2) THEN
+    RAISE EXCEPTION 'api_version must be 1 or 2' USING ERRCODE = '22023';
+  END IF;
+  IF connect_timeout IS NULL OR timeout IS NULL OR connect_timeout <= interval '0' OR timeout <= interval '0' THEN
+    RAISE EXCEPTION 'timeouts must be positive'
+      USING ERRCODE = CASE WHEN connect_timeout IS NULL OR timeout IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  -- The worker counts them in milliseconds (an integer); these bounds also hold in the table.
+  IF connect_timeout > interval '1 hour' THEN
+    RAISE EXCEPTION 'connect_timeout % is too long', connect_timeout USING ERRCODE = '22023',
+      HINT = 'At most 1 hour: a connection that takes longer to open is not coming.';
+  END IF;
+  IF timeout > interval '24 hours' THEN
+    RAISE EXCEPTION 'timeout % is too long', timeout USING ERRCODE = '22023',
+      HINT = 'At most 24 hours per request; an engine that works longer should answer 202 and report back '
+             'with dataflow.heartbeat() and dataflow.complete().';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.connection c WHERE c.name = create_connection.name) THEN
+    RAISE EXCEPTION 'connection "%" already exists', name USING ERRCODE = '42710';
+  END IF;
+  INSERT INTO dataflow.connection (name, kind, base_url, auth, username, secret, api_version,
+                                   connect_timeout, timeout)
+  VALUES (name, kind, base_url, auth, username, secret, api_version, connect_timeout, timeout)
+  RETURNING id INTO v;
+  RETURN v;
+END $$;
+COMMENT ON FUNCTION dataflow.create_connection(text, text, text, text, text, text, integer, interval, interval) IS
+  'Define an engine endpoint (http or airflow) shared by jobs; the secret is readable by the admin role only';
+ALTER FUNCTION dataflow.create_connection(text, text, text, text, text, text, integer, interval, interval) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.create_connection(text, text, text, text, text, text, integer, interval, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.create_connection(text, text, text, text, text, text, integer, interval, interval) TO dataflow_admin;
+DROP FUNCTION dataflow.drop_connection(text);
+CREATE FUNCTION dataflow.drop_connection(name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE c integer; j text;
+BEGIN
+  IF name IS NULL THEN
+    PERFORM dataflow._raise('22004', 'connection must not be NULL', NULL, 'Pass the name of the connection to drop.');
+  END IF;
+  SELECT id INTO c FROM dataflow.connection WHERE connection.name = drop_connection.name;
+  IF NOT FOUND THEN
+    PERFORM dataflow._not_found('connection', name, NULL);
+  END IF;
+  SELECT string_agg(jb.name, ', ') INTO j FROM dataflow.job jb WHERE jb.connection_id = c;
+  IF j IS NOT NULL THEN
+    RAISE EXCEPTION 'connection "%" is used by job(s) %', name, j USING ERRCODE = '2BP01';
+  END IF;
+  DELETE FROM dataflow.connection WHERE id = c;
+END $$;
+COMMENT ON FUNCTION dataflow.drop_connection(text) IS 'Drop a connection no job uses';
+ALTER FUNCTION dataflow.drop_connection(text) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.drop_connection(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.drop_connection(text) TO dataflow_admin;
+DROP FUNCTION dataflow.drop_subscription(text);
+DROP FUNCTION dataflow.unsubscribe(text);
+CREATE FUNCTION dataflow.unsubscribe(name text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF name IS NULL THEN
+    PERFORM dataflow._raise('22004', 'name must not be NULL', NULL, 'Pass the name of the subscription to drop.');
+  END IF;
+  DELETE FROM dataflow.subscription s WHERE s.name = unsubscribe.name;
+  IF NOT FOUND THEN
+    PERFORM dataflow._not_found('subscription', name, 'SELECT name FROM dataflow.subscription lists them.');
+  END IF;
+END $$;
+COMMENT ON FUNCTION dataflow.unsubscribe(text) IS
+  'Drop a webhook subscription and its pending and past deliveries';
+REVOKE EXECUTE ON FUNCTION dataflow.unsubscribe(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.unsubscribe(text) TO dataflow_admin;
+CREATE FUNCTION dataflow.drop_subscription(name text) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+  SELECT dataflow.unsubscribe(name);
+END;
+COMMENT ON FUNCTION dataflow.drop_subscription(text) IS 'Same as dataflow.unsubscribe(name)';
+REVOKE EXECUTE ON FUNCTION dataflow.drop_subscription(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.drop_subscription(text) TO dataflow_admin;
+DROP FUNCTION dataflow.enable_subscription(text);
+CREATE FUNCTION dataflow.enable_subscription(name text) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE sid integer; n integer;
+BEGIN
+  IF name IS NULL THEN
+    PERFORM dataflow._raise('22004', 'name must not be NULL', NULL, 'Pass the name of the subscription to enable.');
+  END IF;
+  UPDATE dataflow.subscription s SET enabled = true, disabled_at = NULL, disabled_reason = NULL
+   WHERE s.name = enable_subscription.name
+  RETURNING s.id INTO sid;
+  IF NOT FOUND THEN
+    PERFORM dataflow._not_found('subscription', name,
+      'SELECT name, enabled, disabled_reason FROM dataflow.subscription lists them.');
+  END IF;
+  UPDATE dataflow.delivery d SET next_attempt_at = now()
+   WHERE d.subscription_id = sid AND d.status = 'pending' AND d.next_attempt_at > now();
+  SELECT count(*) INTO n FROM dataflow.delivery d WHERE d.subscription_id = sid AND d.status = 'pending';
+  IF n > 0 THEN
+    PERFORM dataflow._wake();
+  END IF;
+  RETURN n;
+END $$;
+COMMENT ON FUNCTION dataflow.enable_subscription(text) IS
+  'Enable a webhook subscription again (after its receiver answered 410 Gone, or an admin disabled it): '
+  'its pending deliveries are sent at once; returns how many are pending';
+REVOKE EXECUTE ON FUNCTION dataflow.enable_subscription(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.enable_subscription(text) TO dataflow_admin;
+DROP FUNCTION dataflow.redeliver(bigint);
+CREATE FUNCTION dataflow.redeliver(delivery bigint) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF delivery IS NULL THEN
+    PERFORM dataflow._raise('22004', 'delivery must not be NULL', NULL,
+                            'Pass a delivery id: SELECT id FROM dataflow.deliveries lists them.');
+  END IF;
+  UPDATE dataflow.delivery d
+     SET status = 'pending', attempts = 0, next_attempt_at = now(), finished_at = NULL
+   WHERE d.id = redeliver.delivery;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'delivery % does not exist', delivery USING ERRCODE = '42704';
+  END IF;
+  PERFORM dataflow._wake();
+END $$;
+COMMENT ON FUNCTION dataflow.redeliver(bigint) IS
+  'Send one delivery again (delivered or failed), with a fresh retry schedule';
+REVOKE EXECUTE ON FUNCTION dataflow.redeliver(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.redeliver(bigint) TO dataflow_admin;
+GRANT EXECUTE ON FUNCTION dataflow.redeliver(bigint) TO dataflow_operator;
+DROP FUNCTION dataflow.redeliver(text, timestamptz, boolean);
+CREATE FUNCTION dataflow.redeliver(subscription text, since timestamptz, only_failed boolean DEFAULT true)
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE sid integer; n integer;
+BEGIN
+  IF subscription IS NULL OR since IS NULL OR only_failed IS NULL THEN
+    PERFORM dataflow._raise('22004', CASE WHEN subscription IS NULL THEN 'subscription' WHEN since IS NULL THEN 'since'
+                                          ELSE 'only_failed' END || ' must not be NULL', NULL,
+      'redeliver(subscription, since, only_failed) sends again the subscription''s deliveries created since then.');
+  END IF;
+  SELECT s.id INTO sid FROM dataflow.subscription s WHERE s.name = redeliver.subscription;
+  IF NOT FOUND THEN
+    PERFORM dataflow._not_found('subscription', subscription, 'SELECT name FROM dataflow.subscription lists them.');
+  END IF;
+  UPDATE dataflow.delivery d
+     SET status = 'pending', attempts = 0, next_attempt_at = now(), finished_at = NULL
+   WHERE d.subscription_id = sid AND d.created_at >= since AND d.status <> 'pending'
+     AND (NOT only_failed OR d.status = 'failed');
+  GET DIAGNOSTICS n = ROW_COUNT;
+  IF n > 0 THEN
+    PERFORM dataflow._wake();
+  END IF;
+  RETURN n;
+END $$;
+COMMENT ON FUNCTION dataflow.redeliver(text, timestamptz, boolean) IS
+  'Send again the deliveries of a subscription created since a time (by default only those that gave up); '
+  'returns how many were queued';
+REVOKE EXECUTE ON FUNCTION dataflow.redeliver(text, timestamptz, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.redeliver(text, timestamptz, boolean) TO dataflow_admin;
+GRANT EXECUTE ON FUNCTION dataflow.redeliver(text, timestamptz, boolean) TO dataflow_operator;

@@ -8,7 +8,7 @@
 # runs in one transaction that is rolled back, so all start from the same state.
 # Pass: 0 backend crashes (the session survives every batch, no "terminated by
 # signal" in the server log); every error's SQLSTATE is one the extension
-# documents (the ERRCODEs raised in src/sql and by src/pg/keys_sql.cpp, plus
+# documents (the ERRCODEs and dataflow._raise SQLSTATEs raised in src/sql and by src/pg/keys_sql.cpp, plus
 # 42501 for privileges) -- anything else (XX000, 23xxx, 53xxx, ...) fails with
 # the call that raised it; the dataflow tables are unchanged by failed calls
 # (md5 fingerprint before/after: calls 1-10 of each batch of 1,000, then every
@@ -29,7 +29,8 @@ SLOW_MS=${FUZZ_SLOW_MS:-5000}
 
 # The documented SQLSTATEs: what src/sql raises, what the key layer maps its
 # errors to, and 42501 (privileges).
-allowed=$(grep -hE 'ERRCODE' src/sql/*.sql | grep -oE "'[0-9A-Z]{5}'" | tr -d "'" | sort -u)
+allowed=$( { grep -hE 'ERRCODE' src/sql/*.sql | grep -oE "'[0-9A-Z]{5}'";
+             grep -ohE "_raise\('[0-9A-Z]{5}'" src/sql/*.sql | grep -oE "'[0-9A-Z]{5}'"; } | tr -d "'" | sort -u)
 declare -A errname=([INVALID_DATETIME_FORMAT]=22007 [INVALID_TEXT_REPRESENTATION]=22P02
     [INVALID_PARAMETER_VALUE]=22023 [DATETIME_FIELD_OVERFLOW]=22008 [NUMERIC_VALUE_OUT_OF_RANGE]=22003
     [PROGRAM_LIMIT_EXCEEDED]=54000 [INVALID_OBJECT_DEFINITION]=42P17)
