@@ -63,6 +63,11 @@ expect_eq "malformed DSN: exit 1" "$RC" 1
 run_cli --job no_such_job --until-idle -- "$OK"
 expect_eq "unknown job: exit 1" "$RC" 1
 expect_match "unknown job: named" "$ERR" "unknown job 'no_such_job'"
+expect_match "unknown job far from every name: how to create one" "$ERR" "hint: Create it with dataflow.create_job"
+# a typo: the server's did-you-mean hint reaches the log line (issue 19 item 7)
+run_cli --job rolup --until-idle -- "$OK"
+expect_eq "typo of a job: exit 1" "$RC" 1
+expect_match "typo of a job: did you mean" "$ERR" "unknown job 'rolup': job \"rolup\" does not exist \(hint: Did you mean rollup\? Otherwise create it"
 run_cli --job rollup --until-idle --worker "$(printf 'bad\tname')" -- "$OK"
 expect_eq "worker name refused by lease(): exit 1" "$RC" 1
 expect_match "worker name: the database's reason" "$ERR" "worker must be a printable name"
