@@ -40,7 +40,7 @@ END $$;
 
 SELECT dataflow.expect('daily_report', '2024-03-01', '2024-03-07');
 
-SELECT kind, name, dataset, from_key, to_key, done, total, running, failed, pct
+SELECT kind, name, dataset, from_key, to_key, done, total, running, failed, pct, blocked
   FROM dataflow.progress ORDER BY kind, name;
 SELECT dataset, job, chunks, waiting, queued, running, available, failed
   FROM dataflow.datasets ORDER BY dataset;

@@ -43,13 +43,23 @@ CREATE TABLE dataflow.chunk_count (
   PRIMARY KEY (dataset_id, backfill_id, shard)
 ) WITH (fillfactor = 50, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
 
+-- done_minute: per (dataset, minute, backfill, shard) the runs that completed (succeeded)
+-- or failed in that minute; superseded counts those completions whose chunk a resubmit
+-- has reset since (only within the rate window, the last 10 minutes), so succeeded -
+-- superseded is the completions that are still current; first_at is when the row's first
+-- completion was recorded, superseded_at when a resubmit last superseded one of the
+-- minute. The rate of the progress view reads them.
 CREATE TABLE dataflow.done_minute (
-  dataset_id integer NOT NULL,
-  minute     timestamptz NOT NULL,
-  shard      smallint NOT NULL,
-  succeeded  integer NOT NULL DEFAULT 0,
-  failed     integer NOT NULL DEFAULT 0,
-  PRIMARY KEY (dataset_id, minute, shard)
+  dataset_id  integer NOT NULL,
+  minute      timestamptz NOT NULL,
+  shard       smallint NOT NULL,
+  succeeded   integer NOT NULL DEFAULT 0,
+  failed      integer NOT NULL DEFAULT 0,
+  backfill_id integer NOT NULL DEFAULT 0,
+  superseded  integer NOT NULL DEFAULT 0,
+  first_at    timestamptz,
+  superseded_at timestamptz,
+  PRIMARY KEY (dataset_id, minute, backfill_id, shard)
 ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
 
 -- Counter rows are claimed with transaction-level advisory locks rather than
@@ -111,20 +121,27 @@ BEGIN
   END IF;
 END $$;
 
--- Completions and failures in this minute's throughput bucket, the same way.
-CREATE FUNCTION dataflow._count_done(p_dataset integer, p_succeeded bigint, p_failed bigint)
+-- Completions and failures in a minute's throughput bucket of one (dataset, backfill), the
+-- same way: p_minute is this minute for completions and failures, and the minute a
+-- completion was recorded in when a resubmit supersedes it (p_superseded). The shard's
+-- advisory lock covers every backfill's row of that (dataset, minute, shard).
+CREATE FUNCTION dataflow._count_done(p_dataset integer, p_backfill integer, p_minute timestamptz,
+                                     p_succeeded bigint, p_failed bigint, p_superseded bigint)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$
 DECLARE
-  m timestamptz := date_trunc('minute', now());
-  s integer := dataflow._count_shard(7411, p_dataset, (extract(epoch FROM m) / 60)::bigint);
+  s integer := dataflow._count_shard(7411, p_dataset, (extract(epoch FROM p_minute) / 60)::bigint);
 BEGIN
   FOR attempt IN 1..2 LOOP
     UPDATE dataflow.done_minute
-       SET succeeded = succeeded + p_succeeded, failed = failed + p_failed
-     WHERE dataset_id = p_dataset AND minute = m AND shard = s;
+       SET succeeded = succeeded + p_succeeded, failed = failed + p_failed,
+           superseded = superseded + p_superseded,
+           first_at = CASE WHEN p_succeeded > 0 THEN least(first_at, now()) ELSE first_at END,
+           superseded_at = CASE WHEN p_superseded > 0 THEN greatest(superseded_at, now()) ELSE superseded_at END
+     WHERE dataset_id = p_dataset AND minute = p_minute AND backfill_id = p_backfill AND shard = s;
     EXIT WHEN FOUND OR attempt = 2;
-    INSERT INTO dataflow.done_minute (dataset_id, minute, shard) VALUES (p_dataset, m, s)
+    INSERT INTO dataflow.done_minute (dataset_id, minute, backfill_id, shard)
+    VALUES (p_dataset, p_minute, p_backfill, s)
     ON CONFLICT DO NOTHING;
   END LOOP;
   IF NOT FOUND THEN
@@ -152,7 +169,7 @@ END $$;
 CREATE FUNCTION dataflow._chunk_counted_update() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$
-DECLARE r record; leave_queue boolean := false; enter_queue boolean := false;
+DECLARE r record; leave_queue boolean := false; enter_queue boolean := false; was_reset boolean := false;
 BEGIN
   -- One row per (dataset, backfill, old status, new status) that changed; a queued
   -- chunk whose not_before moved comes as queued -> queued (queue only, no count).
@@ -169,10 +186,30 @@ BEGIN
     CONTINUE WHEN r.old_status = r.new_status;
     PERFORM dataflow._count(r.dataset_id, r.backfill_id, r.old_status, r.new_status, r.n, r.ord, r.at);
     IF r.old_status = 'running' AND r.new_status IN ('ready', 'failed', 'queued') THEN
-      PERFORM dataflow._count_done(r.dataset_id, CASE WHEN r.new_status = 'ready' THEN r.n ELSE 0 END,
-                                   CASE WHEN r.new_status = 'ready' THEN 0 ELSE r.n END);
+      PERFORM dataflow._count_done(r.dataset_id, r.backfill_id, date_trunc('minute', now()),
+                                   CASE WHEN r.new_status = 'ready' THEN r.n ELSE 0 END,
+                                   CASE WHEN r.new_status = 'ready' THEN 0 ELSE r.n END, 0);
     END IF;
+    -- a produced chunk reset by a resubmit (directly, or through the transient status)
+    was_reset := was_reset OR (r.old_status IN ('ready', 'validated', 'invalid')
+                               AND r.new_status IN ('resubmit', 'queued', 'waiting'));
   END LOOP;
+  -- Its completion, if a run made it within the rate window, is superseded: counted in
+  -- the bucket it was recorded in (the minute of available_at, set by complete), so the
+  -- rate counts only current completions. Only statements that reset produced chunks
+  -- get here; at most 10 buckets per (dataset, backfill).
+  IF was_reset THEN
+    FOR r IN
+      SELECT o.dataset_id, o.backfill_id, date_trunc('minute', o.available_at) AS minute, count(*) AS n
+        FROM old_rows o JOIN new_rows n ON n.id = o.id
+       WHERE o.status IN ('ready', 'validated', 'invalid') AND n.status IN ('resubmit', 'queued', 'waiting')
+         AND o.run_id IS NOT NULL
+         AND o.available_at >= date_trunc('minute', now()) - interval '9 minutes'
+       GROUP BY 1, 2, 3
+    LOOP
+      PERFORM dataflow._count_done(r.dataset_id, r.backfill_id, r.minute, 0, 0, r.n);
+    END LOOP;
+  END IF;
   -- The queue follows each chunk's current row (see above), so a nested change that
   -- already moved the chunk again is neither undone nor duplicated. A chunk whose
   -- not_before moved leaves its old queue row and enters a new one. (The checks of the

@@ -117,38 +117,70 @@ COMMENT ON COLUMN dataflow.jobs.lease_for IS 'Default lease duration';
 COMMENT ON COLUMN dataflow.jobs.backoff_min IS 'First retry delay';
 COMMENT ON COLUMN dataflow.jobs.backoff_max IS 'Longest retry delay';
 
--- Completions per minute over the last 10 minutes, per dataset.
+-- The rate (dataset_rate, progress): the completions still current (done_minute's
+-- succeeded - superseded: a completion a resubmit reset since is not progress) over the
+-- rate window, the current minute and the 9 before it, divided by the time since the
+-- first of them, at least 1 second: the first completion of the oldest minute that has
+-- current ones, or the last resubmit that superseded completions of that minute if it
+-- came later (a run after a resubmit is measured from the resubmit). A steady run reads
+-- its own rate from its first completion on, not a 10-minute average.
 CREATE VIEW dataflow.dataset_rate AS
-SELECT m.dataset_id, sum(m.succeeded)::numeric / 10 AS per_minute
-  FROM dataflow.done_minute m
- WHERE m.minute >= date_trunc('minute', now()) - interval '9 minutes'
- GROUP BY m.dataset_id;
-COMMENT ON VIEW dataflow.dataset_rate IS 'Chunks completed per minute over the last 10 minutes, per dataset id';
+SELECT b.dataset_id,
+       round(60 * sum(b.n) / greatest(extract(epoch FROM now() - min(b.since)), 1), 1) AS per_minute
+  FROM (SELECT m.dataset_id, sum(m.succeeded - m.superseded) AS n,
+               greatest(coalesce(min(m.first_at), m.minute), max(m.superseded_at)) AS since
+          FROM dataflow.done_minute m
+         WHERE m.minute >= date_trunc('minute', now()) - interval '9 minutes'
+         GROUP BY m.dataset_id, m.minute) b
+ WHERE b.n > 0
+ GROUP BY b.dataset_id;
+COMMENT ON VIEW dataflow.dataset_rate IS
+  'Chunks completed per minute per dataset id: the completions of the last 10 minutes that no resubmit has '
+  'superseded, over the time since the first of them';
 COMMENT ON COLUMN dataflow.dataset_rate.dataset_id IS 'Dataset id';
-COMMENT ON COLUMN dataflow.dataset_rate.per_minute IS 'Completions per minute (10-minute average)';
+COMMENT ON COLUMN dataflow.dataset_rate.per_minute IS
+  'Current completions per minute, from the first completion of the last 10 minutes to now (1 decimal)';
 
+-- held: a job whose queued chunks cannot be leased at all (paused, max_concurrency 0,
+-- a pool of 0 slots). blocked counts the chunks that cannot run now: waiting (an input
+-- not available: not registered, not produced yet, failed or invalid) and, when held,
+-- queued. A retry in backoff is queued, not blocked: it runs by itself. The ETA is NULL
+-- unless something can run (a chunk running, or queued and not held) and the rate is
+-- above 0.
 CREATE VIEW dataflow.progress AS
 SELECT 'job'::text AS kind, j.name AS name, d.name AS dataset, NULL::text AS from_key, NULL::text AS to_key,
        coalesce(k.ready + k.validated + k.skipped, 0) AS done, coalesce(k.total, 0) AS total,
        coalesce(k.running, 0) AS running, coalesce(k.failed + k.invalid, 0) AS failed,
        round(100.0 * coalesce(k.ready + k.validated + k.skipped, 0) / nullif(k.total, 0), 1) AS pct,
-       coalesce(rt.per_minute, 0) AS per_minute,
-       CASE WHEN rt.per_minute > 0 THEN
-         make_interval(secs => (60 * (k.total - k.ready - k.validated - k.skipped - k.failed - k.invalid - k.cancelled)
-                                / rt.per_minute)::double precision) END AS eta,
-       j.created_at AS started_at
+       coalesce(round(rt.rate, 1), 0) AS per_minute,
+       CASE WHEN rt.rate > 0 AND (k.running > 0 OR (k.queued > 0 AND NOT h.held)) THEN
+         make_interval(secs => round(60 * (k.total - k.ready - k.validated - k.skipped - k.failed - k.invalid
+                                           - k.cancelled) / rt.rate)::double precision) END AS eta,
+       j.created_at AS started_at,
+       coalesce(k.waiting + CASE WHEN h.held THEN k.queued ELSE 0 END, 0) AS blocked
   FROM dataflow.job j
   JOIN dataflow.dataset d ON d.id = j.output_id
+  LEFT JOIN dataflow.pool p ON p.id = j.pool_id
+  CROSS JOIN LATERAL (SELECT j.paused OR coalesce(j.max_concurrency = 0, false)
+                             OR coalesce(p.slots = 0, false) AS held) h
   LEFT JOIN dataflow.dataset_counts k ON k.dataset_id = d.id
-  LEFT JOIN dataflow.dataset_rate rt ON rt.dataset_id = d.id
+  LEFT JOIN LATERAL (
+    SELECT 60 * sum(x.n) / greatest(extract(epoch FROM now() - min(x.since)), 1) AS rate
+      FROM (SELECT sum(m.succeeded - m.superseded) AS n,
+                   greatest(coalesce(min(m.first_at), m.minute), max(m.superseded_at)) AS since
+              FROM dataflow.done_minute m
+             WHERE m.dataset_id = d.id AND m.minute >= date_trunc('minute', now()) - interval '9 minutes'
+             GROUP BY m.minute) x
+     WHERE x.n > 0) rt ON true
 UNION ALL
 SELECT 'backfill', 'backfill ' || b.id, d.name, b.from_key, b.to_key,
        bk.done, bk.total, bk.running, bk.failed,
        round(100.0 * bk.done / nullif(bk.total, 0), 1),
-       coalesce(br.per_minute, 0),
-       CASE WHEN br.per_minute > 0 THEN
-         make_interval(secs => (60 * (bk.total - bk.done - bk.failed) / br.per_minute)::double precision) END,
-       b.at
+       coalesce(round(br.rate, 1), 0),
+       CASE WHEN br.rate > 0 AND (bk.running > 0 OR bk.runnable > 0) THEN
+         make_interval(secs => round(60 * (bk.total - bk.done - bk.failed - bk.cancelled)
+                                     / br.rate)::double precision) END,
+       b.at, bk.blocked
   FROM dataflow.backfill b
   JOIN dataflow.dataset d ON d.id = b.dataset_id
   CROSS JOIN LATERAL (
@@ -157,13 +189,31 @@ SELECT 'backfill', 'backfill ' || b.id, d.name, b.from_key, b.to_key,
                         + cc.skipped + cc.cancelled + cc.resubmit), 0)::bigint AS total,
            coalesce(sum(cc.running), 0)::bigint AS running,
            coalesce(sum(cc.failed + cc.invalid), 0)::bigint AS failed,
+           coalesce(sum(cc.cancelled), 0)::bigint AS cancelled,
+           coalesce(sum(cc.waiting + CASE WHEN h.held THEN cc.queued ELSE 0 END), 0)::bigint AS blocked,
+           coalesce(sum(CASE WHEN h.held THEN 0 ELSE cc.queued END), 0)::bigint AS runnable,
            array_agg(DISTINCT cc.dataset_id) AS datasets
-      FROM dataflow.chunk_count cc WHERE cc.backfill_id = b.id) bk
-  LEFT JOIN LATERAL (SELECT sum(r.per_minute) AS per_minute FROM dataflow.dataset_rate r
-                      WHERE r.dataset_id = ANY (bk.datasets)) br ON true;
+      FROM dataflow.chunk_count cc
+      -- a dataset without a job (a source) cannot run anything
+      CROSS JOIN LATERAL (
+        SELECT coalesce((SELECT jj.paused OR coalesce(jj.max_concurrency = 0, false)
+                                OR coalesce(pp.slots = 0, false)
+                           FROM dataflow.job jj LEFT JOIN dataflow.pool pp ON pp.id = jj.pool_id
+                          WHERE jj.output_id = cc.dataset_id), true) AS held) h
+     WHERE cc.backfill_id = b.id) bk
+  LEFT JOIN LATERAL (
+    SELECT 60 * sum(x.n) / greatest(extract(epoch FROM now() - min(x.since)), 1) AS rate
+      FROM (SELECT sum(m.succeeded - m.superseded) AS n,
+                   greatest(coalesce(min(m.first_at), m.minute), max(m.superseded_at)) AS since
+              FROM dataflow.done_minute m
+             WHERE m.dataset_id = ANY (bk.datasets) AND m.backfill_id = b.id
+               AND m.minute >= date_trunc('minute', now()) - interval '9 minutes'
+             GROUP BY m.minute) x
+     WHERE x.n > 0) br ON true;
 COMMENT ON VIEW dataflow.progress IS
   'Progress per job (its output dataset) and per backfill (the chunks one expect() created): done, total, '
-  'rate over the last 10 minutes and ETA';
+  'the rate of its own current completions over the last 10 minutes, ETA (NULL when nothing can run) and '
+  'the chunks blocked';
 COMMENT ON COLUMN dataflow.progress.kind IS 'job or backfill';
 COMMENT ON COLUMN dataflow.progress.name IS 'Job name, or "backfill N"';
 COMMENT ON COLUMN dataflow.progress.dataset IS 'Output dataset (job) or requested dataset (backfill)';
@@ -173,14 +223,29 @@ COMMENT ON COLUMN dataflow.progress.done IS 'Chunks available';
 COMMENT ON COLUMN dataflow.progress.total IS 'Chunks in scope';
 COMMENT ON COLUMN dataflow.progress.running IS 'Chunks running';
 COMMENT ON COLUMN dataflow.progress.failed IS 'Chunks failed or invalid';
-COMMENT ON COLUMN dataflow.progress.pct IS 'done / total in percent';
-COMMENT ON COLUMN dataflow.progress.per_minute IS 'Chunks completed per minute, last 10 minutes';
-COMMENT ON COLUMN dataflow.progress.eta IS 'Time left at the current rate (NULL when idle)';
+COMMENT ON COLUMN dataflow.progress.pct IS 'done / total in percent (1 decimal)';
+COMMENT ON COLUMN dataflow.progress.per_minute IS
+  'Completions per minute of its own chunks (the job''s output, the backfill''s chunks) that no resubmit has '
+  'superseded, from the first of the last 10 minutes to now (1 decimal)';
+COMMENT ON COLUMN dataflow.progress.eta IS
+  'Time left at that rate, in whole seconds; NULL when nothing can run (no chunk running, none queued that '
+  'can be leased) or the rate is 0';
 COMMENT ON COLUMN dataflow.progress.started_at IS 'When the job was created or the backfill requested';
+COMMENT ON COLUMN dataflow.progress.blocked IS
+  'Chunks that cannot run now: waiting (an input not available: not registered, not produced yet, failed or '
+  'invalid), and queued ones when the job is paused, has max_concurrency 0 or a pool of 0 slots (a retry in '
+  'backoff is not blocked)';
 
+-- A hole is a key, between the oldest and newest available keys, that nothing will fill
+-- by itself: no chunk, a chunk failed (out of attempts or fatal), invalid, cancelled or
+-- skipped without a reason, or a source key not registered yet (a waiting placeholder of a
+-- dataset no job produces). In-flight work (queued, a retry in backoff, running, waiting
+-- for inputs) is not a hole; it is listed only when overdue: past its period plus the
+-- dataset's lateness and not available.
 CREATE VIEW dataflow.gaps AS
 WITH bounds AS (
-  SELECT d.id, d.name, d.key_kind,
+  SELECT d.id, d.name, d.key_kind, d.lateness,
+         EXISTS (SELECT FROM dataflow.job j WHERE j.output_id = d.id) AS has_job,
          (SELECT min(c.ord) FROM dataflow.chunk c
            WHERE c.dataset_id = d.id AND c.status IN ('ready', 'validated', 'skipped')) AS lo,
          (SELECT max(c.ord) FROM dataflow.chunk c
@@ -189,28 +254,36 @@ WITH bounds AS (
    WHERE d.key_kind IN ('date', 'hour', 'int')
 )
 SELECT b.name AS dataset, dataflow._key_text(b.key_kind, g) AS key, coalesce(c.status, 'missing') AS status,
-       'hole'::text AS reason, dataflow._period_end(b.key_kind, g) AS period_end
+       CASE WHEN h.hole THEN 'hole' ELSE 'overdue' END AS reason, dataflow._period_end(b.key_kind, g) AS period_end
   FROM bounds b
   CROSS JOIN LATERAL generate_series(b.lo, b.hi) g
   LEFT JOIN dataflow.chunk c ON c.dataset_id = b.id AND c.ord = g
- WHERE b.lo IS NOT NULL AND (c.id IS NULL OR c.status NOT IN ('ready', 'validated', 'skipped'))
+  CROSS JOIN LATERAL (
+    SELECT c.id IS NULL OR c.status IN ('failed', 'invalid', 'cancelled')
+           OR (c.status = 'skipped' AND coalesce(btrim(c.info ->> 'skip_reason'), '') = '')
+           OR (c.status = 'waiting' AND NOT b.has_job) AS hole) h
+ WHERE b.lo IS NOT NULL
+   AND (h.hole OR (c.status NOT IN ('ready', 'validated', 'skipped')
+                   AND b.lateness IS NOT NULL AND b.key_kind IN ('date', 'hour')
+                   AND dataflow._period_end(b.key_kind, c.ord) + b.lateness < now()))
 UNION ALL
 SELECT b.name, c.key, c.status, 'overdue', dataflow._period_end(b.key_kind, c.ord)
   FROM bounds b
-  JOIN dataflow.dataset d ON d.id = b.id
-  JOIN dataflow.chunk c ON c.dataset_id = d.id
- WHERE d.lateness IS NOT NULL AND d.key_kind IN ('date', 'hour')
+  JOIN dataflow.chunk c ON c.dataset_id = b.id
+ WHERE b.lateness IS NOT NULL AND b.key_kind IN ('date', 'hour')
    AND c.status NOT IN ('ready', 'validated', 'skipped')
-   AND dataflow._period_end(d.key_kind, c.ord) + d.lateness < now()
-   -- keys between the oldest and newest available ones are listed as holes already
+   AND dataflow._period_end(b.key_kind, c.ord) + b.lateness < now()
+   -- keys between the oldest and newest available ones are listed above
    AND (b.lo IS NULL OR c.ord < b.lo OR c.ord > b.hi);
 COMMENT ON VIEW dataflow.gaps IS
-  'Holes: keys between the oldest and newest available keys of a date/hour/int dataset with no available '
-  'chunk; and overdue: expected keys past their period plus the dataset''s lateness, not available yet';
+  'Holes: keys between the oldest and newest available keys of a date/hour/int dataset with no chunk, or '
+  'whose chunk is failed, invalid, cancelled, skipped without a reason, or a source key not registered; '
+  'and overdue: expected keys past their period plus the dataset''s lateness, not available yet. In-flight '
+  'work (queued, retrying, running, waiting for inputs) is listed only when overdue';
 COMMENT ON COLUMN dataflow.gaps.dataset IS 'Dataset name';
 COMMENT ON COLUMN dataflow.gaps.key IS 'The missing or late key';
 COMMENT ON COLUMN dataflow.gaps.status IS 'Chunk status, or missing when no chunk exists';
-COMMENT ON COLUMN dataflow.gaps.reason IS 'hole or overdue';
+COMMENT ON COLUMN dataflow.gaps.reason IS 'hole (nothing will fill it by itself) or overdue (late, in flight or not)';
 COMMENT ON COLUMN dataflow.gaps.period_end IS 'End of the key''s period (date/hour keys)';
 
 CREATE VIEW dataflow.deletable AS

@@ -1426,3 +1426,300 @@ COMMENT ON FUNCTION dataflow.redeliver(text, timestamptz, boolean) IS
 REVOKE EXECUTE ON FUNCTION dataflow.redeliver(text, timestamptz, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dataflow.redeliver(text, timestamptz, boolean) TO dataflow_admin;
 GRANT EXECUTE ON FUNCTION dataflow.redeliver(text, timestamptz, boolean) TO dataflow_operator;
+
+-- 12_counts, 60_bi_views (issue 19 items 4 and 6): progress tells the truth, gaps are holes.
+-- done_minute gains backfill_id (now in its key), superseded and first_at (at the end of
+-- the table): the rate counts a job's and a backfill's own current completions (a
+-- completion a resubmit reset is superseded) from the first of them; rows recorded by
+-- 0.1.0 count for their job only (backfill 0) and from the start of their minute.
+-- _count_done takes the backfill, the minute and the superseded count; the trigger
+-- records the superseded completions. progress: per_minute from that rate, eta in whole
+-- seconds and NULL when nothing can run, a blocked column at the end; dataset_rate the
+-- same rate; gaps lists holes (no chunk, failed, invalid, cancelled, skipped without a
+-- reason, source key not registered) and in-flight work only when overdue.
+DROP VIEW dataflow.progress;
+DROP VIEW dataflow.dataset_rate;
+DROP VIEW dataflow.gaps;
+DROP TRIGGER chunk_counted_update ON dataflow.chunk;
+DROP FUNCTION dataflow._chunk_counted_update();
+DROP FUNCTION dataflow._count_done(integer, bigint, bigint);
+ALTER TABLE dataflow.done_minute
+  ADD COLUMN backfill_id integer NOT NULL DEFAULT 0,
+  ADD COLUMN superseded integer NOT NULL DEFAULT 0,
+  ADD COLUMN first_at timestamptz,
+  ADD COLUMN superseded_at timestamptz;
+ALTER TABLE dataflow.done_minute DROP CONSTRAINT done_minute_pkey;
+ALTER TABLE dataflow.done_minute ADD CONSTRAINT done_minute_pkey PRIMARY KEY (dataset_id, minute, backfill_id, shard);
+CREATE FUNCTION dataflow._count_done(p_dataset integer, p_backfill integer, p_minute timestamptz,
+                                     p_succeeded bigint, p_failed bigint, p_superseded bigint)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$
+DECLARE
+  s integer := dataflow._count_shard(7411, p_dataset, (extract(epoch FROM p_minute) / 60)::bigint);
+BEGIN
+  FOR attempt IN 1..2 LOOP
+    UPDATE dataflow.done_minute
+       SET succeeded = succeeded + p_succeeded, failed = failed + p_failed,
+           superseded = superseded + p_superseded,
+           first_at = CASE WHEN p_succeeded > 0 THEN least(first_at, now()) ELSE first_at END,
+           superseded_at = CASE WHEN p_superseded > 0 THEN greatest(superseded_at, now()) ELSE superseded_at END
+     WHERE dataset_id = p_dataset AND minute = p_minute AND backfill_id = p_backfill AND shard = s;
+    EXIT WHEN FOUND OR attempt = 2;
+    INSERT INTO dataflow.done_minute (dataset_id, minute, backfill_id, shard)
+    VALUES (p_dataset, p_minute, p_backfill, s)
+    ON CONFLICT DO NOTHING;
+  END LOOP;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'throughput row of dataset % changed after this transaction''s snapshot', p_dataset
+      USING ERRCODE = '40001';
+  END IF;
+END $$;
+REVOKE EXECUTE ON FUNCTION dataflow._count_done(integer, integer, timestamptz, bigint, bigint, bigint) FROM PUBLIC;
+
+CREATE FUNCTION dataflow._chunk_counted_update() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$
+DECLARE r record; leave_queue boolean := false; enter_queue boolean := false; was_reset boolean := false;
+BEGIN
+  -- One row per (dataset, backfill, old status, new status) that changed; a queued
+  -- chunk whose not_before moved comes as queued -> queued (queue only, no count).
+  FOR r IN
+    SELECT n.dataset_id, n.backfill_id, o.status AS old_status, n.status AS new_status, count(*) AS n,
+           max(n.ord) FILTER (WHERE dataflow._level(n.status) > 0) AS ord,
+           max(n.available_at) FILTER (WHERE dataflow._level(n.status) > 0) AS at
+      FROM old_rows o JOIN new_rows n ON n.id = o.id
+     WHERE o.status <> n.status OR (n.status = 'queued' AND o.not_before <> n.not_before)
+     GROUP BY 1, 2, 3, 4
+  LOOP
+    leave_queue := leave_queue OR r.old_status = 'queued';
+    enter_queue := enter_queue OR r.new_status = 'queued';
+    CONTINUE WHEN r.old_status = r.new_status;
+    PERFORM dataflow._count(r.dataset_id, r.backfill_id, r.old_status, r.new_status, r.n, r.ord, r.at);
+    IF r.old_status = 'running' AND r.new_status IN ('ready', 'failed', 'queued') THEN
+      PERFORM dataflow._count_done(r.dataset_id, r.backfill_id, date_trunc('minute', now()),
+                                   CASE WHEN r.new_status = 'ready' THEN r.n ELSE 0 END,
+                                   CASE WHEN r.new_status = 'ready' THEN 0 ELSE r.n END, 0);
+    END IF;
+    -- a produced chunk reset by a resubmit (directly, or through the transient status)
+    was_reset := was_reset OR (r.old_status IN ('ready', 'validated', 'invalid')
+                               AND r.new_status IN ('resubmit', 'queued', 'waiting'));
+  END LOOP;
+  -- Its completion, if a run made it within the rate window, is superseded: counted in
+  -- the bucket it was recorded in (the minute of available_at, set by complete), so the
+  -- rate counts only current completions. Only statements that reset produced chunks
+  -- get here; at most 10 buckets per (dataset, backfill).
+  IF was_reset THEN
+    FOR r IN
+      SELECT o.dataset_id, o.backfill_id, date_trunc('minute', o.available_at) AS minute, count(*) AS n
+        FROM old_rows o JOIN new_rows n ON n.id = o.id
+       WHERE o.status IN ('ready', 'validated', 'invalid') AND n.status IN ('resubmit', 'queued', 'waiting')
+         AND o.run_id IS NOT NULL
+         AND o.available_at >= date_trunc('minute', now()) - interval '9 minutes'
+       GROUP BY 1, 2, 3
+    LOOP
+      PERFORM dataflow._count_done(r.dataset_id, r.backfill_id, r.minute, 0, 0, r.n);
+    END LOOP;
+  END IF;
+  -- The queue follows each chunk's current row (see above), so a nested change that
+  -- already moved the chunk again is neither undone nor duplicated. A chunk whose
+  -- not_before moved leaves its old queue row and enters a new one. (The checks of the
+  -- current row are scalar subqueries, never turned into joins: an index probe each.)
+  IF leave_queue OR enter_queue THEN
+    FOR r IN
+      SELECT o.dataset_id, o.id, o.not_before AS old_not_before, n.not_before AS new_not_before,
+             o.status = 'queued' AND (n.status <> 'queued' OR n.not_before <> o.not_before)
+               AND NOT coalesce((SELECT c.status = 'queued' AND c.not_before = o.not_before
+                                   FROM dataflow.chunk c WHERE c.id = o.id), false) AS leaves,
+             n.status = 'queued' AND (o.status <> 'queued' OR o.not_before <> n.not_before)
+               AND coalesce((SELECT c.status = 'queued' AND c.not_before = n.not_before
+                               FROM dataflow.chunk c WHERE c.id = n.id), false) AS enters
+        FROM old_rows o JOIN new_rows n ON n.id = o.id
+       WHERE (o.status = 'queued' OR n.status = 'queued')
+         AND (o.status <> n.status OR o.not_before <> n.not_before)
+    LOOP
+      IF r.leaves THEN
+        DELETE FROM dataflow.queue q
+         WHERE q.dataset_id = r.dataset_id AND q.not_before = r.old_not_before AND q.chunk_id = r.id;
+      END IF;
+      IF r.enters THEN
+        INSERT INTO dataflow.queue (dataset_id, not_before, chunk_id)
+        SELECT r.dataset_id, r.new_not_before, r.id
+         WHERE NOT EXISTS (SELECT FROM dataflow.queue q
+                            WHERE q.dataset_id = r.dataset_id AND q.not_before = r.new_not_before
+                              AND q.chunk_id = r.id);
+      END IF;
+    END LOOP;
+  END IF;
+  RETURN NULL;
+END $$;
+REVOKE EXECUTE ON FUNCTION dataflow._chunk_counted_update() FROM PUBLIC;
+
+CREATE TRIGGER chunk_counted_update AFTER UPDATE ON dataflow.chunk
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
+  EXECUTE FUNCTION dataflow._chunk_counted_update();
+
+CREATE VIEW dataflow.dataset_rate AS
+SELECT b.dataset_id,
+       round(60 * sum(b.n) / greatest(extract(epoch FROM now() - min(b.since)), 1), 1) AS per_minute
+  FROM (SELECT m.dataset_id, sum(m.succeeded - m.superseded) AS n,
+               greatest(coalesce(min(m.first_at), m.minute), max(m.superseded_at)) AS since
+          FROM dataflow.done_minute m
+         WHERE m.minute >= date_trunc('minute', now()) - interval '9 minutes'
+         GROUP BY m.dataset_id, m.minute) b
+ WHERE b.n > 0
+ GROUP BY b.dataset_id;
+COMMENT ON VIEW dataflow.dataset_rate IS
+  'Chunks completed per minute per dataset id: the completions of the last 10 minutes that no resubmit has '
+  'superseded, over the time since the first of them';
+COMMENT ON COLUMN dataflow.dataset_rate.dataset_id IS 'Dataset id';
+COMMENT ON COLUMN dataflow.dataset_rate.per_minute IS
+  'Current completions per minute, from the first completion of the last 10 minutes to now (1 decimal)';
+
+-- held: a job whose queued chunks cannot be leased at all (paused, max_concurrency 0,
+-- a pool of 0 slots). blocked counts the chunks that cannot run now: waiting (an input
+-- not available: not registered, not produced yet, failed or invalid) and, when held,
+-- queued. A retry in backoff is queued, not blocked: it runs by itself. The ETA is NULL
+-- unless something can run (a chunk running, or queued and not held) and the rate is
+-- above 0.
+CREATE VIEW dataflow.progress AS
+SELECT 'job'::text AS kind, j.name AS name, d.name AS dataset, NULL::text AS from_key, NULL::text AS to_key,
+       coalesce(k.ready + k.validated + k.skipped, 0) AS done, coalesce(k.total, 0) AS total,
+       coalesce(k.running, 0) AS running, coalesce(k.failed + k.invalid, 0) AS failed,
+       round(100.0 * coalesce(k.ready + k.validated + k.skipped, 0) / nullif(k.total, 0), 1) AS pct,
+       coalesce(round(rt.rate, 1), 0) AS per_minute,
+       CASE WHEN rt.rate > 0 AND (k.running > 0 OR (k.queued > 0 AND NOT h.held)) THEN
+         make_interval(secs => round(60 * (k.total - k.ready - k.validated - k.skipped - k.failed - k.invalid
+                                           - k.cancelled) / rt.rate)::double precision) END AS eta,
+       j.created_at AS started_at,
+       coalesce(k.waiting + CASE WHEN h.held THEN k.queued ELSE 0 END, 0) AS blocked
+  FROM dataflow.job j
+  JOIN dataflow.dataset d ON d.id = j.output_id
+  LEFT JOIN dataflow.pool p ON p.id = j.pool_id
+  CROSS JOIN LATERAL (SELECT j.paused OR coalesce(j.max_concurrency = 0, false)
+                             OR coalesce(p.slots = 0, false) AS held) h
+  LEFT JOIN dataflow.dataset_counts k ON k.dataset_id = d.id
+  LEFT JOIN LATERAL (
+    SELECT 60 * sum(x.n) / greatest(extract(epoch FROM now() - min(x.since)), 1) AS rate
+      FROM (SELECT sum(m.succeeded - m.superseded) AS n,
+                   greatest(coalesce(min(m.first_at), m.minute), max(m.superseded_at)) AS since
+              FROM dataflow.done_minute m
+             WHERE m.dataset_id = d.id AND m.minute >= date_trunc('minute', now()) - interval '9 minutes'
+             GROUP BY m.minute) x
+     WHERE x.n > 0) rt ON true
+UNION ALL
+SELECT 'backfill', 'backfill ' || b.id, d.name, b.from_key, b.to_key,
+       bk.done, bk.total, bk.running, bk.failed,
+       round(100.0 * bk.done / nullif(bk.total, 0), 1),
+       coalesce(round(br.rate, 1), 0),
+       CASE WHEN br.rate > 0 AND (bk.running > 0 OR bk.runnable > 0) THEN
+         make_interval(secs => round(60 * (bk.total - bk.done - bk.failed - bk.cancelled)
+                                     / br.rate)::double precision) END,
+       b.at, bk.blocked
+  FROM dataflow.backfill b
+  JOIN dataflow.dataset d ON d.id = b.dataset_id
+  CROSS JOIN LATERAL (
+    SELECT coalesce(sum(cc.ready + cc.validated + cc.skipped), 0)::bigint AS done,
+           coalesce(sum(cc.waiting + cc.queued + cc.running + cc.ready + cc.validated + cc.invalid + cc.failed
+                        + cc.skipped + cc.cancelled + cc.resubmit), 0)::bigint AS total,
+           coalesce(sum(cc.running), 0)::bigint AS running,
+           coalesce(sum(cc.failed + cc.invalid), 0)::bigint AS failed,
+           coalesce(sum(cc.cancelled), 0)::bigint AS cancelled,
+           coalesce(sum(cc.waiting + CASE WHEN h.held THEN cc.queued ELSE 0 END), 0)::bigint AS blocked,
+           coalesce(sum(CASE WHEN h.held THEN 0 ELSE cc.queued END), 0)::bigint AS runnable,
+           array_agg(DISTINCT cc.dataset_id) AS datasets
+      FROM dataflow.chunk_count cc
+      -- a dataset without a job (a source) cannot run anything
+      CROSS JOIN LATERAL (
+        SELECT coalesce((SELECT jj.paused OR coalesce(jj.max_concurrency = 0, false)
+                                OR coalesce(pp.slots = 0, false)
+                           FROM dataflow.job jj LEFT JOIN dataflow.pool pp ON pp.id = jj.pool_id
+                          WHERE jj.output_id = cc.dataset_id), true) AS held) h
+     WHERE cc.backfill_id = b.id) bk
+  LEFT JOIN LATERAL (
+    SELECT 60 * sum(x.n) / greatest(extract(epoch FROM now() - min(x.since)), 1) AS rate
+      FROM (SELECT sum(m.succeeded - m.superseded) AS n,
+                   greatest(coalesce(min(m.first_at), m.minute), max(m.superseded_at)) AS since
+              FROM dataflow.done_minute m
+             WHERE m.dataset_id = ANY (bk.datasets) AND m.backfill_id = b.id
+               AND m.minute >= date_trunc('minute', now()) - interval '9 minutes'
+             GROUP BY m.minute) x
+     WHERE x.n > 0) br ON true;
+COMMENT ON VIEW dataflow.progress IS
+  'Progress per job (its output dataset) and per backfill (the chunks one expect() created): done, total, '
+  'the rate of its own current completions over the last 10 minutes, ETA (NULL when nothing can run) and '
+  'the chunks blocked';
+COMMENT ON COLUMN dataflow.progress.kind IS 'job or backfill';
+COMMENT ON COLUMN dataflow.progress.name IS 'Job name, or "backfill N"';
+COMMENT ON COLUMN dataflow.progress.dataset IS 'Output dataset (job) or requested dataset (backfill)';
+COMMENT ON COLUMN dataflow.progress.from_key IS 'First key of the backfill';
+COMMENT ON COLUMN dataflow.progress.to_key IS 'Last key of the backfill';
+COMMENT ON COLUMN dataflow.progress.done IS 'Chunks available';
+COMMENT ON COLUMN dataflow.progress.total IS 'Chunks in scope';
+COMMENT ON COLUMN dataflow.progress.running IS 'Chunks running';
+COMMENT ON COLUMN dataflow.progress.failed IS 'Chunks failed or invalid';
+COMMENT ON COLUMN dataflow.progress.pct IS 'done / total in percent (1 decimal)';
+COMMENT ON COLUMN dataflow.progress.per_minute IS
+  'Completions per minute of its own chunks (the job''s output, the backfill''s chunks) that no resubmit has '
+  'superseded, from the first of the last 10 minutes to now (1 decimal)';
+COMMENT ON COLUMN dataflow.progress.eta IS
+  'Time left at that rate, in whole seconds; NULL when nothing can run (no chunk running, none queued that '
+  'can be leased) or the rate is 0';
+COMMENT ON COLUMN dataflow.progress.started_at IS 'When the job was created or the backfill requested';
+COMMENT ON COLUMN dataflow.progress.blocked IS
+  'Chunks that cannot run now: waiting (an input not available: not registered, not produced yet, failed or '
+  'invalid), and queued ones when the job is paused, has max_concurrency 0 or a pool of 0 slots (a retry in '
+  'backoff is not blocked)';
+
+-- A hole is a key, between the oldest and newest available keys, that nothing will fill
+-- by itself: no chunk, a chunk failed (out of attempts or fatal), invalid, cancelled or
+-- skipped without a reason, or a source key not registered yet (a waiting placeholder of a
+-- dataset no job produces). In-flight work (queued, a retry in backoff, running, waiting
+-- for inputs) is not a hole; it is listed only when overdue: past its period plus the
+-- dataset's lateness and not available.
+CREATE VIEW dataflow.gaps AS
+WITH bounds AS (
+  SELECT d.id, d.name, d.key_kind, d.lateness,
+         EXISTS (SELECT FROM dataflow.job j WHERE j.output_id = d.id) AS has_job,
+         (SELECT min(c.ord) FROM dataflow.chunk c
+           WHERE c.dataset_id = d.id AND c.status IN ('ready', 'validated', 'skipped')) AS lo,
+         (SELECT max(c.ord) FROM dataflow.chunk c
+           WHERE c.dataset_id = d.id AND c.status IN ('ready', 'validated', 'skipped')) AS hi
+    FROM dataflow.dataset d
+   WHERE d.key_kind IN ('date', 'hour', 'int')
+)
+SELECT b.name AS dataset, dataflow._key_text(b.key_kind, g) AS key, coalesce(c.status, 'missing') AS status,
+       CASE WHEN h.hole THEN 'hole' ELSE 'overdue' END AS reason, dataflow._period_end(b.key_kind, g) AS period_end
+  FROM bounds b
+  CROSS JOIN LATERAL generate_series(b.lo, b.hi) g
+  LEFT JOIN dataflow.chunk c ON c.dataset_id = b.id AND c.ord = g
+  CROSS JOIN LATERAL (
+    SELECT c.id IS NULL OR c.status IN ('failed', 'invalid', 'cancelled')
+           OR (c.status = 'skipped' AND coalesce(btrim(c.info ->> 'skip_reason'), '') = '')
+           OR (c.status = 'waiting' AND NOT b.has_job) AS hole) h
+ WHERE b.lo IS NOT NULL
+   AND (h.hole OR (c.status NOT IN ('ready', 'validated', 'skipped')
+                   AND b.lateness IS NOT NULL AND b.key_kind IN ('date', 'hour')
+                   AND dataflow._period_end(b.key_kind, c.ord) + b.lateness < now()))
+UNION ALL
+SELECT b.name, c.key, c.status, 'overdue', dataflow._period_end(b.key_kind, c.ord)
+  FROM bounds b
+  JOIN dataflow.chunk c ON c.dataset_id = b.id
+ WHERE b.lateness IS NOT NULL AND b.key_kind IN ('date', 'hour')
+   AND c.status NOT IN ('ready', 'validated', 'skipped')
+   AND dataflow._period_end(b.key_kind, c.ord) + b.lateness < now()
+   -- keys between the oldest and newest available ones are listed above
+   AND (b.lo IS NULL OR c.ord < b.lo OR c.ord > b.hi);
+COMMENT ON VIEW dataflow.gaps IS
+  'Holes: keys between the oldest and newest available keys of a date/hour/int dataset with no chunk, or '
+  'whose chunk is failed, invalid, cancelled, skipped without a reason, or a source key not registered; '
+  'and overdue: expected keys past their period plus the dataset''s lateness, not available yet. In-flight '
+  'work (queued, retrying, running, waiting for inputs) is listed only when overdue';
+COMMENT ON COLUMN dataflow.gaps.dataset IS 'Dataset name';
+COMMENT ON COLUMN dataflow.gaps.key IS 'The missing or late key';
+COMMENT ON COLUMN dataflow.gaps.status IS 'Chunk status, or missing when no chunk exists';
+COMMENT ON COLUMN dataflow.gaps.reason IS 'hole (nothing will fill it by itself) or overdue (late, in flight or not)';
+COMMENT ON COLUMN dataflow.gaps.period_end IS 'End of the key''s period (date/hour keys)';
+
+GRANT SELECT ON dataflow.progress, dataflow.gaps, dataflow.dataset_rate TO dataflow_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON dataflow.progress, dataflow.gaps, dataflow.dataset_rate
+  TO dataflow_admin;
