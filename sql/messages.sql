@@ -38,6 +38,12 @@ SELECT dataflow.create_pool('p', NULL);
 SELECT dataflow.create_connection('c2', NULL, 'http://x/');
 SELECT dataflow.create_connection('c2', 'http', NULL);
 SELECT dataflow.create_connection('c2', 'http', 'http://x/', timeout => NULL);
+SELECT dataflow.skip('hits_hourly', '2024-01-01T00', NULL);
+SELECT dataflow.resubmit('hits_hourly', '2024-01-01T00', cascade => NULL);
+SELECT * FROM dataflow.lease('rollup_daily', NULL);
+-- a chunk that does not exist, found by the _chunk helper under validate: no CONTEXT
+SELECT dataflow.validate('hits_hourly', '2024-01-01T07', true);
+SELECT dataflow.cancel('hits_hourly', NULL);
 SELECT dataflow.drop_pool(NULL);
 SELECT dataflow.unsubscribe(NULL);
 SELECT dataflow.redeliver(NULL::bigint);

@@ -7,7 +7,8 @@ DECLARE d dataflow.dataset; c dataflow.chunk; k text;
 BEGIN
   d := dataflow._dataset_row(dataset);
   IF key IS NULL THEN
-    RAISE EXCEPTION 'key must not be NULL' USING ERRCODE = '22004';
+    PERFORM dataflow._raise('22004', 'key must not be NULL', NULL,
+                            'Pass the chunk''s key: SELECT key FROM dataflow.chunks WHERE dataset = ... lists them.');
   END IF;
   k := dataflow._key_canon(d.key_kind, key);
   IF lock THEN
@@ -16,8 +17,8 @@ BEGIN
     SELECT * INTO c FROM dataflow.chunk ch WHERE ch.dataset_id = d.id AND ch.key = k;
   END IF;
   IF NOT FOUND THEN
-    RAISE EXCEPTION 'dataset "%" has no chunk "%"', d.name, k
-      USING ERRCODE = '42704', HINT = 'Create expected chunks with dataflow.expect(dataset, from_key, to_key).';
+    PERFORM dataflow._raise('42704', pg_catalog.format('dataset "%s" has no chunk "%s"', d.name, k), NULL,
+                            'Create expected chunks with dataflow.expect(dataset, from_key, to_key).');
   END IF;
   RETURN c;
 END $$;
@@ -197,7 +198,8 @@ DECLARE d dataflow.dataset; k text; cid bigint;
 BEGIN
   d := dataflow._dataset_row(dataset);
   IF key IS NULL OR reason IS NULL THEN
-    RAISE EXCEPTION 'key and reason must not be NULL' USING ERRCODE = '22004';
+    RAISE EXCEPTION '% must not be NULL', CASE WHEN key IS NULL THEN 'key' ELSE 'reason' END USING ERRCODE = '22004',
+      HINT = 'skip(dataset, key, reason): the reason says why the key is known to be empty.';
   END IF;
   IF btrim(reason) = '' THEN
     RAISE EXCEPTION 'a skip needs a reason' USING ERRCODE = '22023';
@@ -249,7 +251,9 @@ DECLARE d dataflow.dataset; k1 text; k2 text; roots bigint[];
 BEGIN
   d := dataflow._dataset_row(resubmit.dataset);
   IF from_key IS NULL OR cascade IS NULL OR dry_run IS NULL THEN
-    RAISE EXCEPTION 'from_key, cascade and dry_run must not be NULL' USING ERRCODE = '22004';
+    RAISE EXCEPTION '% must not be NULL', CASE WHEN from_key IS NULL THEN 'from_key' WHEN cascade IS NULL THEN 'cascade'
+                                               ELSE 'dry_run' END USING ERRCODE = '22004',
+      HINT = 'Leave cascade and dry_run out for their defaults (true, false); to_key NULL is from_key alone.';
   END IF;
   k1 := dataflow._key_canon(d.key_kind, from_key);
   k2 := dataflow._key_canon(d.key_kind, coalesce(to_key, from_key));

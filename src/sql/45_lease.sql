@@ -79,7 +79,8 @@ BEGIN
     PERFORM dataflow._read_committed();   -- raises (00_schema.sql)
   END IF;
   IF worker IS NULL OR max_chunks IS NULL THEN
-    RAISE EXCEPTION 'worker and max_chunks must not be NULL' USING ERRCODE = '22004';
+    RAISE EXCEPTION '% must not be NULL', CASE WHEN worker IS NULL THEN 'worker' ELSE 'max_chunks' END
+      USING ERRCODE = '22004', HINT = 'lease(job, worker, max_chunks): worker names who takes the chunks, max_chunks how many (1-1000).';
   END IF;
   IF worker = '' OR length(worker) > 200 OR worker ~ '[[:cntrl:]]' THEN
     RAISE EXCEPTION 'worker must be a printable name of 1-200 characters' USING ERRCODE = '22023';

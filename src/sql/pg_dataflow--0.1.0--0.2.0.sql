@@ -1723,3 +1723,261 @@ COMMENT ON COLUMN dataflow.gaps.period_end IS 'End of the key''s period (date/ho
 GRANT SELECT ON dataflow.progress, dataflow.gaps, dataflow.dataset_rate TO dataflow_reader;
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON dataflow.progress, dataflow.gaps, dataflow.dataset_rate
   TO dataflow_admin;
+
+-- 40_work, 45_lease (issue 19 item 7, messages): _chunk raises through dataflow._raise (no
+-- CONTEXT lines under validate, skip, cancel); skip, resubmit and lease name the NULL
+-- argument.
+DROP FUNCTION dataflow._chunk(text, text, boolean);
+CREATE FUNCTION dataflow._chunk(dataset text, key text, lock boolean DEFAULT false) RETURNS dataflow.chunk
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE d dataflow.dataset; c dataflow.chunk; k text;
+BEGIN
+  d := dataflow._dataset_row(dataset);
+  IF key IS NULL THEN
+    PERFORM dataflow._raise('22004', 'key must not be NULL', NULL,
+                            'Pass the chunk''s key: SELECT key FROM dataflow.chunks WHERE dataset = ... lists them.');
+  END IF;
+  k := dataflow._key_canon(d.key_kind, key);
+  IF lock THEN
+    SELECT * INTO c FROM dataflow.chunk ch WHERE ch.dataset_id = d.id AND ch.key = k FOR UPDATE;
+  ELSE
+    SELECT * INTO c FROM dataflow.chunk ch WHERE ch.dataset_id = d.id AND ch.key = k;
+  END IF;
+  IF NOT FOUND THEN
+    PERFORM dataflow._raise('42704', pg_catalog.format('dataset "%s" has no chunk "%s"', d.name, k), NULL,
+                            'Create expected chunks with dataflow.expect(dataset, from_key, to_key).');
+  END IF;
+  RETURN c;
+END $$;
+REVOKE EXECUTE ON FUNCTION dataflow._chunk(text, text, boolean) FROM PUBLIC;
+DROP FUNCTION dataflow.skip(text, text, text);
+CREATE FUNCTION dataflow.skip(dataset text, key text, reason text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE d dataflow.dataset; k text; cid bigint;
+BEGIN
+  d := dataflow._dataset_row(dataset);
+  IF key IS NULL OR reason IS NULL THEN
+    RAISE EXCEPTION '% must not be NULL', CASE WHEN key IS NULL THEN 'key' ELSE 'reason' END USING ERRCODE = '22004',
+      HINT = 'skip(dataset, key, reason): the reason says why the key is known to be empty.';
+  END IF;
+  IF btrim(reason) = '' THEN
+    RAISE EXCEPTION 'a skip needs a reason' USING ERRCODE = '22023';
+  END IF;
+  k := dataflow._key_canon(d.key_kind, key);
+  -- A key nobody expected yet can be declared empty too.
+  INSERT INTO dataflow.chunk (dataset_id, key, ord, status)
+  VALUES (d.id, k, dataflow._key_ord(d.key_kind, k), 'waiting')
+  ON CONFLICT ON CONSTRAINT chunk_dataset_key DO NOTHING;
+  SELECT c.id INTO cid FROM dataflow.chunk c WHERE c.dataset_id = d.id AND c.key = k FOR UPDATE;
+  IF (SELECT status FROM dataflow.chunk c WHERE c.id = cid) = 'skipped' THEN
+    RETURN;
+  END IF;
+  UPDATE dataflow.chunk c
+     SET status = 'skipped', info = c.info || jsonb_build_object('skip_reason', left(reason, 1000))
+   WHERE c.id = cid;
+END $$;
+COMMENT ON FUNCTION dataflow.skip(text, text, text) IS
+  'Declare a chunk known-empty: it satisfies its consumers as empty; a running lease is cancelled';
+ALTER FUNCTION dataflow.skip(text, text, text) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.skip(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.skip(text, text, text) TO dataflow_operator;
+DROP FUNCTION dataflow.resubmit(text, text, text, boolean, boolean);
+CREATE FUNCTION dataflow.resubmit(dataset text, from_key text, to_key text DEFAULT NULL,
+                                  cascade boolean DEFAULT true, dry_run boolean DEFAULT false)
+RETURNS SETOF dataflow.resubmitted
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE d dataflow.dataset; k1 text; k2 text; roots bigint[];
+BEGIN
+  d := dataflow._dataset_row(resubmit.dataset);
+  IF from_key IS NULL OR cascade IS NULL OR dry_run IS NULL THEN
+    RAISE EXCEPTION '% must not be NULL', CASE WHEN from_key IS NULL THEN 'from_key' WHEN cascade IS NULL THEN 'cascade'
+                                               ELSE 'dry_run' END USING ERRCODE = '22004',
+      HINT = 'Leave cascade and dry_run out for their defaults (true, false); to_key NULL is from_key alone.';
+  END IF;
+  k1 := dataflow._key_canon(d.key_kind, from_key);
+  k2 := dataflow._key_canon(d.key_kind, coalesce(to_key, from_key));
+  IF d.key_kind = 'text' THEN
+    IF k1 <> k2 THEN
+      RAISE EXCEPTION 'text keys have no ranges: give one key' USING ERRCODE = '22023';
+    END IF;
+    SELECT array_agg(c.id) INTO roots FROM dataflow.chunk c WHERE c.dataset_id = d.id AND c.key = k1;
+  ELSE
+    IF dataflow._key_ord(d.key_kind, k1) > dataflow._key_ord(d.key_kind, k2) THEN
+      RAISE EXCEPTION 'range "%" .. "%" is backwards', k1, k2 USING ERRCODE = '22023';
+    END IF;
+    SELECT array_agg(c.id ORDER BY c.ord) INTO roots FROM dataflow.chunk c
+     WHERE c.dataset_id = d.id
+       AND c.ord BETWEEN dataflow._key_ord(d.key_kind, k1) AND dataflow._key_ord(d.key_kind, k2);
+  END IF;
+  IF roots IS NULL THEN
+    RAISE EXCEPTION 'dataset "%" has no chunk between "%" and "%"', d.name, k1, k2 USING ERRCODE = '42704';
+  END IF;
+  RETURN QUERY
+    SELECT r.dataset, r.key, r.old_status, r.new_status, r.version, r.depth
+      FROM dataflow._resubmit(roots, cascade, dry_run, dataflow._actor(), 'resubmit') r
+     ORDER BY r.depth, r.dataset, r.ord, r.key;
+END $$;
+COMMENT ON FUNCTION dataflow.resubmit(text, text, text, boolean, boolean) IS
+  'Restart a chunk or a key range: new version, attempts reset, queued again; with cascade (default) '
+  'everything downstream waits for it; dry_run lists what would change without changing anything';
+ALTER FUNCTION dataflow.resubmit(text, text, text, boolean, boolean) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.resubmit(text, text, text, boolean, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.resubmit(text, text, text, boolean, boolean) TO dataflow_operator;
+DROP FUNCTION dataflow.lease(text, text, integer, interval);
+CREATE FUNCTION dataflow.lease(job text, worker text, max_chunks integer DEFAULT 1,
+                               lease_for interval DEFAULT NULL)
+RETURNS SETOF dataflow.task
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
+-- index probes whatever the statistics said when this session made its plans (docs/internals.md, "Planner settings")
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_mergejoin = off SET enable_hashjoin = off
+-- every statement below has a cheap index-probe generic plan; custom plans cost
+-- ~1 ms of planning per statement per call (measured), more than executing them
+SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+  ids bigint[];
+  run_ids bigint[];
+  has_latest boolean;
+  j dataflow.job := dataflow._job(job);
+  n integer := max_chunks;
+  lf interval;
+  ds dataflow.dataset;
+  slots integer;
+  incremental boolean;
+  batch_from text[];
+  latest bigint[];
+  li record;
+  lid bigint;
+BEGIN
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    PERFORM dataflow._read_committed();   -- raises (00_schema.sql)
+  END IF;
+  IF worker IS NULL OR max_chunks IS NULL THEN
+    RAISE EXCEPTION '% must not be NULL', CASE WHEN worker IS NULL THEN 'worker' ELSE 'max_chunks' END
+      USING ERRCODE = '22004', HINT = 'lease(job, worker, max_chunks): worker names who takes the chunks, max_chunks how many (1-1000).';
+  END IF;
+  IF worker = '' OR length(worker) > 200 OR worker ~ '[[:cntrl:]]' THEN
+    RAISE EXCEPTION 'worker must be a printable name of 1-200 characters' USING ERRCODE = '22023';
+  END IF;
+  IF max_chunks < 1 OR max_chunks > 1000 THEN
+    RAISE EXCEPTION 'max_chunks must be between 1 and 1000, not %', max_chunks USING ERRCODE = '22023';
+  END IF;
+  lf := coalesce(lease_for, j.lease_for);
+  IF lf <= interval '0' THEN
+    RAISE EXCEPTION 'lease_for must be positive' USING ERRCODE = '22023';
+  END IF;
+  IF j.paused THEN
+    RETURN;
+  END IF;
+  -- The output dataset, and the shape of the inputs (any incremental, any latest) as
+  -- index probes: no aggregate to set up on every call.
+  SELECT * INTO ds FROM dataflow.dataset WHERE id = j.output_id;
+  SELECT EXISTS (SELECT FROM dataflow.job_input ji WHERE ji.job_id = j.id AND ji.mapping = 'incremental'),
+         EXISTS (SELECT FROM dataflow.job_input ji WHERE ji.job_id = j.id AND ji.mapping = 'latest')
+    INTO incremental, has_latest;
+  IF incremental THEN
+    SELECT array_agg(ids.name) INTO batch_from
+      FROM dataflow.job_input ji JOIN dataflow.dataset ids ON ids.id = ji.dataset_id
+     WHERE ji.job_id = j.id AND ji.mapping = 'incremental';
+    PERFORM dataflow._cut_batch(j.id);
+  END IF;
+  -- Limits are counted from live leases. The advisory lock serializes the
+  -- count-then-lease of limited jobs and pools; unlimited jobs take none.
+  IF j.max_concurrency IS NOT NULL THEN
+    PERFORM pg_advisory_xact_lock(7401, j.id);
+    n := least(n, j.max_concurrency -
+                  (SELECT count(*) FROM dataflow.run r WHERE r.job_id = j.id AND r.status = 'running')::integer);
+  END IF;
+  IF j.pool_id IS NOT NULL AND n > 0 THEN
+    PERFORM pg_advisory_xact_lock(7402, j.pool_id);
+    SELECT p.slots INTO slots FROM dataflow.pool p WHERE p.id = j.pool_id;
+    n := least(n, slots -
+                  (SELECT count(*) FROM dataflow.run r WHERE r.pool_id = j.pool_id AND r.status = 'running')::integer);
+  END IF;
+  IF n <= 0 THEN
+    RETURN;
+  END IF;
+  -- Ready: the newest available chunk of each `latest` input, share-locked until commit
+  -- so that a resubmit or invalidation of it cannot commit between this choice and the
+  -- lineage below. Never waited for (NOWAIT): this call already holds the limit locks
+  -- (7401, 7402, and 7406 from the batch cut), which others take after a chunk lock, and
+  -- an operator's open transaction on the input must not stall every job of the pool.
+  -- When that chunk is busy, or an input has no available chunk (its only one was
+  -- resubmitted or invalidated after the consumers were queued), the job is held back
+  -- for this call.
+  IF has_latest THEN
+    FOR li IN SELECT jl.dataset_id, jl.need FROM dataflow.job_input jl JOIN dataflow.dataset ld ON ld.id = jl.dataset_id
+               WHERE jl.job_id = j.id AND jl.mapping = 'latest' ORDER BY ld.rank, jl.dataset_id LOOP
+      lid := NULL;
+      BEGIN
+        SELECT x.id INTO lid FROM dataflow.chunk x
+         WHERE x.dataset_id = li.dataset_id AND dataflow._level(x.status) >= li.need
+         ORDER BY x.ord DESC NULLS LAST, x.available_at DESC
+         LIMIT 1
+           FOR SHARE NOWAIT;
+      EXCEPTION WHEN lock_not_available THEN
+        RETURN;
+      END;
+      IF lid IS NULL THEN
+        RETURN;
+      END IF;
+      latest := latest || lid;
+    END LOOP;
+  END IF;
+
+  -- Claim, then one small statement per table: each keeps a cheap generic plan
+  -- (the single 6-CTE statement was re-planned on every call).
+  ids := dataflow._claim(j.output_id, n);
+  IF ids IS NULL THEN
+    RETURN;
+  END IF;
+  -- run ids follow the claim (queue) order, whatever the rows' physical order
+  WITH u AS (
+    UPDATE dataflow.chunk c
+       SET status = 'running', attempts = c.attempts + 1, run_id = r.run_id, updated_at = now()
+      FROM (SELECT u.id, nextval('dataflow.run_id_seq') AS run_id
+              FROM unnest(ids) WITH ORDINALITY AS u(id, o) ORDER BY u.o) r
+     WHERE c.id = r.id
+    RETURNING c.run_id)
+  SELECT array_agg(u.run_id) INTO run_ids FROM u;
+  INSERT INTO dataflow.run (id, job_id, pool_id, chunk_id, version, attempt, worker, status, deadline,
+                            output_location)
+  SELECT c.run_id, j.id, j.pool_id, c.id, c.version, c.attempts, worker, 'running', clock_timestamp() + lf,
+         dataflow._location(ds.location, ds.name, c.key, c.version)
+    FROM dataflow.chunk c WHERE c.id = ANY (ids);
+  INSERT INTO dataflow.run_input (run_id, chunk_id, version)
+  SELECT c.run_id, dp.input, ic.version
+    FROM dataflow.chunk c JOIN dataflow.dep dp ON dp.consumer = c.id JOIN dataflow.chunk ic ON ic.id = dp.input
+   WHERE c.id = ANY (ids);
+  IF has_latest THEN
+    INSERT INTO dataflow.run_input (run_id, chunk_id, version)
+    SELECT c.run_id, lc.id, lc.version
+      FROM dataflow.chunk c CROSS JOIN dataflow.chunk lc
+     WHERE c.id = ANY (ids) AND lc.id = ANY (latest);
+  END IF;
+  INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor)
+  SELECT j.output_id, c.id, c.key, c.run_id, c.version, 'queued', 'running', worker
+    FROM dataflow.chunk c WHERE c.id = ANY (ids);
+  RETURN QUERY
+  SELECT r.id, r.token, j.name, ds.name, c.key, c.version, c.attempts, r.output_location,
+         coalesce((SELECT jsonb_agg(jsonb_build_object('dataset', ids2.name, 'key', ic.key, 'version', ri.version,
+                                                       'location', ic.location, 'row_count', ic.row_count,
+                                                       'checksum', ic.checksum)
+                                    ORDER BY ids2.name, ic.ord, ic.key)
+                     FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
+                     JOIN dataflow.dataset ids2 ON ids2.id = ic.dataset_id
+                    WHERE ri.run_id = r.id), '[]'::jsonb),
+         CASE WHEN incremental THEN j.params || dataflow._batch_params(r.id, c.key, batch_from)
+              ELSE j.params END,
+         r.deadline
+    FROM dataflow.chunk c JOIN dataflow.run r ON r.id = c.run_id
+   -- both sides restricted by key arrays, so any join order probes an index: the
+   -- generic plan made while run was empty must not walk all of run_pkey
+   WHERE c.id = ANY (ids) AND r.id = ANY (run_ids)
+   ORDER BY r.id;
+END $$;
+COMMENT ON FUNCTION dataflow.lease(text, text, integer, interval) IS
+  'Lease up to max_chunks runnable chunks of a job for a worker: returns one task per chunk with its '
+  'token, inputs (exact versions and locations), output location and deadline; empty when nothing is runnable';
+ALTER FUNCTION dataflow.lease(text, text, integer, interval) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.lease(text, text, integer, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.lease(text, text, integer, interval) TO dataflow_worker;
