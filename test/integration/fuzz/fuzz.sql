@@ -207,6 +207,13 @@ DECLARE
   before text; after text; known text; fp_checks integer := 0; fp_bad integer := 0; sample boolean;
   allowed text[] := string_to_array(current_setting('fz.allowed'), ',');
   slow_ms double precision := current_setting('fz.slow_ms')::double precision;
+  -- A NULL argument (22004) must be named (issue 19 item 7): the message holds one of the
+  -- function's argument names (or its singular), or for a name argument the kind of object.
+  null_names text := (SELECT '\m(' || string_agg(DISTINCT w, '|') || ')\M'
+                        FROM pg_proc p, unnest(p.proargnames) a,
+                             unnest(ARRAY[a, rtrim(a, 's')] || CASE WHEN a = 'name' THEN
+                                    ARRAY['dataset', 'job', 'pool', 'connection', 'subscription'] END) w
+                       WHERE p.pronamespace = 'dataflow'::regnamespace AND p.proname = split_part(p_fname, '(', 1));
 BEGIN
   PERFORM setseed(p_seed);
   SELECT jsonb_object_agg(r, e) INTO good
@@ -259,6 +266,11 @@ BEGIN
     END IF;
     errs := jsonb_set(errs, ARRAY[st], to_jsonb(coalesce((errs ->> st)::integer, 0) + 1));
     IF st = 'ok' THEN known := NULL; CONTINUE; END IF;
+    -- (sql IS NULL: a pool expression drew nothing; that call tested the generator only)
+    IF st = '22004' AND sql IS NOT NULL AND msg !~* null_names AND jsonb_array_length(bad) < 10 THEN
+      bad := bad || jsonb_build_object('sqlstate', st, 'message', 'a NULL argument not named: ' || left(msg, 250),
+                                       'call', left(sql, 400));
+    END IF;
     IF NOT st = ANY (allowed) AND jsonb_array_length(bad) < 10 THEN
       bad := bad || jsonb_build_object('sqlstate', st, 'message', left(msg, 300), 'call', left(sql, 400));
     END IF;
