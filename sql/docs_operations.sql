@@ -198,3 +198,31 @@ RESET ROLE;
 -- cleanup: roles are cluster-wide, the extension does not own them
 DROP ROLE grafana;
 DROP ROLE oncall;
+
+SELECT dataflow.create_dataset('changes', 'int');
+SELECT dataflow.create_dataset('changes_loaded', 'int');
+SELECT dataflow.create_job('load_changes', output => 'changes_loaded', batch_max_rows => 50000);
+SELECT dataflow.add_input('load_changes', 'changes', mapping => 'incremental', max_chunks => 500);
+-- the source comes back: 2,000 change files of 200 records each arrive at once
+SELECT count(dataflow.register('changes', g::text, row_count => 200)) AS arrived
+  FROM generate_series(1, 2000) g;
+-- batch 1: 250 files (50,000 rows, the row cap)
+SELECT key AS batch, params #>> '{batch,lowest_key}' AS lowest, params #>> '{batch,highest_key}' AS highest,
+       params #>> '{batch,rows}' AS rows
+  FROM dataflow.lease('load_changes', 'loader-1');
+
+SELECT count(*) AS pending_chunks
+  FROM dataflow.incremental_pending p JOIN dataflow.job j ON j.id = p.job_id
+ WHERE j.name = 'load_changes';
+
+SELECT dataflow.alter_job('load_changes', batch_max_rows => 200000);
+UPDATE dataflow.job_input SET max_chunks = 600
+ WHERE job_id = (SELECT id FROM dataflow.job WHERE name = 'load_changes')
+   AND dataset_id = (SELECT id FROM dataflow.dataset WHERE name = 'changes');
+SELECT dataflow.complete(r.token, row_count => 50000)
+  FROM dataflow.run r JOIN dataflow.job j ON j.id = r.job_id
+ WHERE j.name = 'load_changes' AND r.status = 'running';
+-- batch 2: the next 600 files (max_chunks binds now)
+SELECT key AS batch, params #>> '{batch,lowest_key}' AS lowest, params #>> '{batch,highest_key}' AS highest,
+       params #>> '{batch,rows}' AS rows
+  FROM dataflow.lease('load_changes', 'loader-1');

@@ -71,10 +71,15 @@ CREATE TABLE dataflow.job (
   priority        integer NOT NULL DEFAULT 0,
   paused          boolean NOT NULL DEFAULT false,
   created_at      timestamptz NOT NULL DEFAULT now(),
+  -- An incremental job's cap on a batch's total input row_count (NULL: none); 47_incremental.sql
+  batch_max_rows  bigint CHECK (batch_max_rows > 0),
   CHECK (backoff_max >= backoff_min)
 );
 COMMENT ON TABLE dataflow.job IS
   'Produces exactly one output dataset; UPDATE max_concurrency/priority/paused at any time';
+COMMENT ON COLUMN dataflow.job.batch_max_rows IS
+  'incremental jobs: at most this many input rows (sum of row_count, NULL counting 0) per batch; '
+  'a chunk over it is a batch of its own (NULL: no cap)';
 
 -- need: 1 = the input chunk must be ready, 2 = validated (resolved from
 -- require, or from the input dataset when require is NULL).
@@ -86,10 +91,15 @@ CREATE TABLE dataflow.job_input (
   hi         integer,
   require    text CHECK (require IN ('ready', 'validated')),
   need       smallint NOT NULL CHECK (need IN (1, 2)),
-  PRIMARY KEY (job_id, dataset_id)
+  -- an incremental input's cap on the chunks it gives one batch (NULL: none); 47_incremental.sql
+  max_chunks integer CHECK (max_chunks > 0),
+  PRIMARY KEY (job_id, dataset_id),
+  CONSTRAINT job_input_max_chunks_incremental CHECK (max_chunks IS NULL OR mapping = 'incremental')
 );
 CREATE INDEX job_input_dataset ON dataflow.job_input (dataset_id);
 COMMENT ON TABLE dataflow.job_input IS 'An input of a job and how output keys map to input keys';
+COMMENT ON COLUMN dataflow.job_input.max_chunks IS
+  'incremental inputs: at most this many chunks of this input per batch (NULL: no cap)';
 
 -- One row per (dataset, key). unmet counts the inputs that are not available
 -- yet; a waiting chunk whose unmet reaches 0 becomes queued. Updated often,

@@ -15,7 +15,8 @@ CREATE FUNCTION dataflow.create_job(
   backoff_min interval DEFAULT '10 seconds',
   backoff_max interval DEFAULT '10 minutes',
   lease_for interval DEFAULT '5 minutes',
-  priority integer DEFAULT 0)
+  priority integer DEFAULT 0,
+  batch_max_rows bigint DEFAULT NULL)
 RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   d integer; c dataflow.connection; p integer; v integer; other text;
@@ -81,6 +82,10 @@ BEGIN
   IF priority IS NULL THEN
     RAISE EXCEPTION 'priority must not be NULL' USING ERRCODE = '22004';
   END IF;
+  IF batch_max_rows <= 0 THEN
+    RAISE EXCEPTION 'batch_max_rows must be positive (got %)', batch_max_rows
+      USING ERRCODE = '22023', HINT = 'Give the most input rows one batch may take, or NULL for no cap.';
+  END IF;
   IF EXISTS (SELECT FROM dataflow.job j WHERE j.name = create_job.name) THEN
     RAISE EXCEPTION 'job "%" already exists', name USING ERRCODE = '42710';
   END IF;
@@ -95,22 +100,25 @@ BEGIN
             HINT = 'Define the producing job before expecting or registering chunks of its output.';
   END IF;
   INSERT INTO dataflow.job (name, output_id, dispatch, connection_id, target, endpoint, params, pool_id,
-                            max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority)
+                            max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority,
+                            batch_max_rows)
   VALUES (name, d, dispatch, c.id, target, endpoint, params, p,
-          max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority)
+          max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority, batch_max_rows)
   RETURNING id INTO v;
   RETURN v;
 END $$;
 COMMENT ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer,
-                                        interval, interval, interval, integer) IS
+                                        interval, interval, interval, integer, bigint) IS
   'Define the job producing a dataset: dispatch (pull, http, airflow), connection/target or endpoint, '
-  'params, pool, max_concurrency, max_attempts, backoff_min/max, lease_for, priority; returns its id';
+  'params, pool, max_concurrency, max_attempts, backoff_min/max, lease_for, priority, batch_max_rows '
+  '(an incremental job''s cap on a batch''s input rows); returns its id';
 
 CREATE FUNCTION dataflow.add_input(
   job text, dataset text,
   mapping text DEFAULT 'same',
   lo integer DEFAULT NULL, hi integer DEFAULT NULL,
-  require text DEFAULT NULL)
+  require text DEFAULT NULL,
+  max_chunks integer DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   j dataflow.job := dataflow._job(job);
@@ -135,6 +143,14 @@ BEGIN
   IF require IS NOT NULL AND require NOT IN ('ready', 'validated') THEN
     RAISE EXCEPTION 'invalid require "%"', require
       USING ERRCODE = '22023', HINT = 'require is ready or validated (NULL: the input dataset decides).';
+  END IF;
+  IF max_chunks IS NOT NULL AND mapping <> 'incremental' THEN
+    RAISE EXCEPTION 'max_chunks applies to the incremental mapping only, not %', mapping
+      USING ERRCODE = '22023', HINT = 'Leave max_chunks NULL, or cap the batches of an incremental input.';
+  END IF;
+  IF max_chunks <= 0 THEN
+    RAISE EXCEPTION 'max_chunks must be positive (got %)', max_chunks
+      USING ERRCODE = '22023', HINT = 'Give the most chunks of this input one batch may take, or NULL for no cap.';
   END IF;
   IF (mapping IN ('same', 'window') AND d.key_kind <> o.key_kind)
      OR (mapping = 'window' AND d.key_kind = 'text')
@@ -174,22 +190,24 @@ BEGIN
     RAISE EXCEPTION 'the output of job "%" already has chunks', j.name
       USING ERRCODE = '55000', HINT = 'Add every input before expecting chunks of the output.';
   END IF;
-  INSERT INTO dataflow.job_input (job_id, dataset_id, mapping, lo, hi, require, need)
+  INSERT INTO dataflow.job_input (job_id, dataset_id, mapping, lo, hi, require, need, max_chunks)
   VALUES (j.id, d.id, mapping, lo, hi, require,
           CASE coalesce(require, CASE WHEN d.requires_validation THEN 'validated' ELSE 'ready' END)
-            WHEN 'validated' THEN 2 ELSE 1 END);
+            WHEN 'validated' THEN 2 ELSE 1 END, max_chunks);
   PERFORM dataflow._rerank();
   IF mapping = 'incremental' THEN
-    -- The first batch takes everything already available.
-    INSERT INTO dataflow.incremental_pending (job_id, chunk_id, need)
-    SELECT j.id, c.id, ji.need FROM dataflow.chunk c
+    -- Everything already available is pending: the first batch takes it (or, with caps, the
+    -- first batches).
+    INSERT INTO dataflow.incremental_pending (job_id, chunk_id, need, dataset_id, ord)
+    SELECT j.id, c.id, ji.need, c.dataset_id, c.ord FROM dataflow.chunk c
       JOIN dataflow.job_input ji ON ji.job_id = j.id AND ji.dataset_id = d.id
      WHERE c.dataset_id = d.id AND dataflow._level(c.status) >= ji.need;
   END IF;
 END $$;
-COMMENT ON FUNCTION dataflow.add_input(text, text, text, integer, integer, text) IS
+COMMENT ON FUNCTION dataflow.add_input(text, text, text, integer, integer, text, integer) IS
   'Make a dataset an input of a job: mapping same, window (lo, hi), rollup, latest or incremental; '
-  'require ready or validated (NULL: the input dataset decides)';
+  'require ready or validated (NULL: the input dataset decides); max_chunks caps the chunks an '
+  'incremental input gives one batch';
 
 -- Recompute every dataset's rank (10_model.sql) after the job graph changed: a
 -- Jacobi iteration, one UPDATE per level of the graph; the graph is acyclic
@@ -271,8 +289,9 @@ END $$;
 COMMENT ON FUNCTION dataflow.resume_job(text) IS 'Lease a paused job''s chunks again';
 
 -- Changes a job's settings; a NULL argument keeps the setting. pool => '' detaches the
--- pool, max_concurrency => -1 removes the job's own limit. The operator may change the
--- limits and the priority (what it may UPDATE in dataflow.job); the pool and the params
+-- pool, max_concurrency => -1 removes the job's own limit, batch_max_rows => -1 the
+-- batch cap. The operator may change the limits (batch_max_rows among them) and the
+-- priority (what it may UPDATE in dataflow.job); the pool and the params
 -- are the admin's, like the job's definition. Takes effect from the next lease: running
 -- leases keep their deadline and count against the pool they were leased in. The
 -- change is an 'altered' event (params only as "changed": the event log is readable by
@@ -286,18 +305,19 @@ CREATE FUNCTION dataflow.alter_job(
   backoff_max interval DEFAULT NULL,
   lease_for interval DEFAULT NULL,
   priority integer DEFAULT NULL,
-  params jsonb DEFAULT NULL)
+  params jsonb DEFAULT NULL,
+  batch_max_rows bigint DEFAULT NULL)
 RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET IntervalStyle = 'postgres' AS $$
 DECLARE
   j dataflow.job; p integer; pname text; new_pool integer; new_limit integer;
-  new_min interval; new_max interval; changes jsonb := '{}'; shown jsonb;
+  new_min interval; new_max interval; changes jsonb := '{}'; shown jsonb; new_rows bigint;
 BEGIN
   SELECT * INTO j FROM dataflow.job jb WHERE jb.id = (dataflow._job(alter_job.name)).id FOR UPDATE;
   IF (pool IS NOT NULL OR params IS NOT NULL)
      AND NOT pg_has_role(dataflow._caller(), 'dataflow_admin', 'MEMBER') THEN
     RAISE EXCEPTION 'changing the pool or the params of job "%" needs dataflow_admin', j.name
       USING ERRCODE = '42501',
-            HINT = 'An operator may change max_concurrency, max_attempts, backoff_min, backoff_max, lease_for and priority.';
+            HINT = 'An operator may change max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority and batch_max_rows.';
   END IF;
   new_pool := j.pool_id;
   IF pool = '' THEN
@@ -331,6 +351,12 @@ BEGIN
   IF params IS NOT NULL AND jsonb_typeof(params) <> 'object' THEN
     RAISE EXCEPTION 'params must be a JSON object' USING ERRCODE = '22023';
   END IF;
+  IF batch_max_rows = 0 OR batch_max_rows < -1 THEN
+    RAISE EXCEPTION 'batch_max_rows must be positive, or -1 to remove the cap (got %)', batch_max_rows
+      USING ERRCODE = '22023', HINT = 'Give the most input rows one batch may take; -1 removes the cap, NULL keeps it.';
+  END IF;
+  new_rows := CASE WHEN batch_max_rows IS NULL THEN j.batch_max_rows
+                   WHEN batch_max_rows = -1 THEN NULL ELSE batch_max_rows END;
 
   IF new_pool IS DISTINCT FROM j.pool_id THEN
     changes := changes || jsonb_build_object('pool', jsonb_build_object(
@@ -358,6 +384,9 @@ BEGIN
   IF params IS NOT NULL AND params <> j.params THEN
     changes := changes || jsonb_build_object('params', 'changed');
   END IF;
+  IF new_rows IS DISTINCT FROM j.batch_max_rows THEN
+    changes := changes || jsonb_build_object('batch_max_rows', jsonb_build_object('from', j.batch_max_rows, 'to', new_rows));
+  END IF;
   IF changes = '{}' THEN
     RETURN changes;
   END IF;
@@ -367,7 +396,8 @@ BEGIN
          backoff_min = new_min, backoff_max = new_max,
          lease_for = coalesce(alter_job.lease_for, jb.lease_for),
          priority = coalesce(alter_job.priority, jb.priority),
-         params = coalesce(alter_job.params, jb.params)
+         params = coalesce(alter_job.params, jb.params),
+         batch_max_rows = new_rows
    WHERE jb.id = j.id;
   INSERT INTO dataflow.event (to_status, actor, detail)
   VALUES ('altered', dataflow._actor(), jsonb_build_object('job', j.name, 'changes', changes));
@@ -376,6 +406,8 @@ BEGIN
   END IF;
   RETURN changes;
 END $$;
-COMMENT ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb) IS
-  'Change a job''s pool, max_concurrency (-1: no limit), max_attempts, backoff_min/max, lease_for, priority or '
-  'params (NULL keeps a setting; pool => '''' detaches); effective from the next lease; returns the changes';
+COMMENT ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb,
+                                       bigint) IS
+  'Change a job''s pool, max_concurrency (-1: no limit), max_attempts, backoff_min/max, lease_for, priority, '
+  'params or batch_max_rows (-1: no cap) (NULL keeps a setting; pool => '''' detaches); effective from the '
+  'next lease (the next batch); returns the changes';

@@ -36,8 +36,9 @@ BEGIN
 END $$;
 
 -- The params of an incremental job's run: {"batch": {number, keys, lowest_key,
--- highest_key}} over the incremental inputs the run reads. A function of its own,
--- so lease() sets up its aggregates only for incremental jobs.
+-- highest_key, rows}} over the incremental inputs the run reads (rows: the sum of
+-- their row_count, NULL counting 0, as the batch_max_rows cap counts them). A
+-- function of its own, so lease() sets up its aggregates only for incremental jobs.
 CREATE FUNCTION dataflow._batch_params(p_run bigint, p_key text, p_from text[]) RETURNS jsonb
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -45,7 +46,8 @@ BEGIN
                    'number', p_key::bigint,
                    'keys', coalesce(jsonb_agg(ic.key ORDER BY ic.ord, ic.key), '[]'::jsonb),
                    'lowest_key', (array_agg(ic.key ORDER BY ic.ord, ic.key))[1],
-                   'highest_key', (array_agg(ic.key ORDER BY ic.ord DESC, ic.key DESC))[1]))
+                   'highest_key', (array_agg(ic.key ORDER BY ic.ord DESC, ic.key DESC))[1],
+                   'rows', coalesce(sum(ic.row_count), 0)))
             FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
             JOIN dataflow.dataset ids ON ids.id = ic.dataset_id
            WHERE ri.run_id = p_run AND ids.name = ANY (p_from));

@@ -957,6 +957,504 @@ ALTER FUNCTION dataflow.blockers(text, text) SECURITY DEFINER;
 REVOKE EXECUTE ON FUNCTION dataflow.blockers(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dataflow.blockers(text, text) TO dataflow_reader;
 
+-- 47_incremental, 22_jobs, 10_model: incremental batches with a size cap (issue 16 item 2).
+-- job_input.max_chunks (add_input(..., max_chunks)) caps the chunks an incremental input gives
+-- a batch, job.batch_max_rows (create_job, alter_job) a batch's input rows; _cut_batch takes
+-- the lowest pending keys within both caps (incremental_pending now carries dataset and ord,
+-- walked by incremental_pending_order); the task's batch and the batch event carry the rows.
+ALTER TABLE dataflow.job ADD COLUMN batch_max_rows bigint CHECK (batch_max_rows > 0);
+COMMENT ON COLUMN dataflow.job.batch_max_rows IS
+  'incremental jobs: at most this many input rows (sum of row_count, NULL counting 0) per batch; '
+  'a chunk over it is a batch of its own (NULL: no cap)';
+ALTER TABLE dataflow.job_input ADD COLUMN max_chunks integer CHECK (max_chunks > 0),
+  ADD CONSTRAINT job_input_max_chunks_incremental CHECK (max_chunks IS NULL OR mapping = 'incremental');
+COMMENT ON COLUMN dataflow.job_input.max_chunks IS
+  'incremental inputs: at most this many chunks of this input per batch (NULL: no cap)';
+DELETE FROM dataflow.incremental_pending p WHERE NOT EXISTS (SELECT FROM dataflow.chunk c WHERE c.id = p.chunk_id);
+ALTER TABLE dataflow.incremental_pending ADD COLUMN dataset_id integer, ADD COLUMN ord bigint;
+UPDATE dataflow.incremental_pending p SET dataset_id = c.dataset_id, ord = c.ord
+  FROM dataflow.chunk c WHERE c.id = p.chunk_id;
+ALTER TABLE dataflow.incremental_pending ALTER COLUMN dataset_id SET NOT NULL;
+CREATE INDEX incremental_pending_order ON dataflow.incremental_pending (job_id, dataset_id, ord, chunk_id);
+
+DROP FUNCTION dataflow._incremental_arrived(bigint, integer, integer, integer);
+CREATE FUNCTION dataflow._incremental_arrived(p_input bigint, p_dataset integer, p_old integer, p_new integer)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  INSERT INTO dataflow.incremental_pending (job_id, chunk_id, need, dataset_id, ord)
+  SELECT ji.job_id, p_input, ji.need, p_dataset, (SELECT c.ord FROM dataflow.chunk c WHERE c.id = p_input)
+    FROM dataflow.job_input ji
+    JOIN dataflow.job j ON j.id = ji.job_id
+   WHERE ji.dataset_id = p_dataset AND ji.mapping = 'incremental'
+     AND p_new >= ji.need AND p_old < ji.need
+     AND NOT EXISTS (SELECT FROM dataflow.dep dp JOIN dataflow.chunk b ON b.id = dp.consumer
+                      WHERE dp.input = p_input AND b.dataset_id = j.output_id)
+  ON CONFLICT DO NOTHING;
+END $$;
+REVOKE EXECUTE ON FUNCTION dataflow._incremental_arrived(bigint, integer, integer, integer) FROM PUBLIC;
+
+DROP FUNCTION dataflow._cut_batch(integer);
+CREATE FUNCTION dataflow._cut_batch(p_job integer) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_sort = off AS $$
+DECLARE
+  j dataflow.job; nb bigint; b bigint; n integer; taken bigint[]; want bigint[]; capped boolean;
+  inp record; r record; i integer := 0; k integer; tot bigint;
+  c_ids bigint[] := '{}'; c_rows bigint[] := '{}'; c_pos integer[] := '{}'; c_inp integer[] := '{}';
+BEGIN
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    PERFORM dataflow._read_committed();   -- raises (00_schema.sql)
+  END IF;
+  IF NOT (EXISTS (SELECT FROM dataflow.incremental_pending p WHERE p.job_id = p_job)) THEN
+    RETURN NULL;
+  END IF;
+  PERFORM pg_advisory_xact_lock(7403, p_job);
+  SELECT * INTO j FROM dataflow.job WHERE id = p_job;
+  IF (SELECT coalesce(sum(k.waiting + k.queued + k.running + k.resubmit), 0)
+        FROM dataflow.chunk_count k WHERE k.dataset_id = j.output_id) > 0 THEN
+    RETURN NULL;   -- one batch at a time
+  END IF;
+  capped := j.batch_max_rows IS NOT NULL
+            OR EXISTS (SELECT FROM dataflow.job_input ji
+                        WHERE ji.job_id = p_job AND ji.mapping = 'incremental' AND ji.max_chunks IS NOT NULL);
+  IF capped THEN
+    -- The candidates: per input, its lowest pending keys, up to max_chunks, and no further
+    -- than the first chunk that takes the input's own sum past batch_max_rows.
+    FOR inp IN SELECT ji.dataset_id, ji.max_chunks FROM dataflow.job_input ji
+                 JOIN dataflow.dataset d ON d.id = ji.dataset_id
+                WHERE ji.job_id = p_job AND ji.mapping = 'incremental' ORDER BY d.rank, ji.dataset_id LOOP
+      i := i + 1; k := 0; tot := 0;
+      FOR r IN SELECT p.chunk_id, coalesce(c.row_count, 0) AS rows
+                 FROM dataflow.incremental_pending p JOIN dataflow.chunk c ON c.id = p.chunk_id
+                WHERE p.job_id = p_job AND p.dataset_id = inp.dataset_id
+                ORDER BY p.ord, p.chunk_id
+                LIMIT inp.max_chunks LOOP
+        k := k + 1; tot := tot + r.rows;
+        c_ids := c_ids || r.chunk_id; c_rows := c_rows || r.rows; c_pos := c_pos || k; c_inp := c_inp || i;
+        EXIT WHEN tot > j.batch_max_rows;
+      END LOOP;
+    END LOOP;
+    -- Interleaved, cut at the row cap (the first candidate always goes).
+    SELECT array_agg(x.id) INTO want
+      FROM (SELECT u.id, sum(u.rows) OVER (ORDER BY u.pos, u.inp ROWS UNBOUNDED PRECEDING) AS cum,
+                   row_number() OVER (ORDER BY u.pos, u.inp) AS rn
+              FROM unnest(c_ids, c_rows, c_pos, c_inp) u(id, rows, pos, inp)) x
+     WHERE j.batch_max_rows IS NULL OR x.cum <= j.batch_max_rows OR x.rn = 1;
+  ELSE
+    SELECT array_agg(p.chunk_id) INTO want FROM dataflow.incremental_pending p WHERE p.job_id = p_job;
+  END IF;
+  -- Share-lock the inputs this batch takes, in (rank, id) order, skipping any that another
+  -- transaction holds (a resubmit in flight: it stays pending for a later batch).
+  -- Held, they cannot be resubmitted before this batch commits, and a resubmit that
+  -- waits for one reads the batch's dep edge once it has it. Without the lock a resubmit
+  -- committed in between left the batch queued on an unavailable input.
+  SELECT array_agg(l.id) INTO taken FROM (
+    SELECT c.id FROM dataflow.chunk c JOIN dataflow.dataset cd ON cd.id = c.dataset_id
+     WHERE c.id = ANY (want)
+     ORDER BY cd.rank, c.id
+       FOR SHARE OF c SKIP LOCKED) l;
+  IF taken IS NULL THEN
+    RETURN NULL;
+  END IF;
+  IF capped THEN
+    -- Keys stay consecutive: an input's part ends before its first candidate we could not lock.
+    SELECT array_agg(x.id) INTO taken
+      FROM (SELECT u.id, bool_and(u.id = ANY (taken)) OVER (PARTITION BY u.inp ORDER BY u.pos) AS ok
+              FROM unnest(c_ids, c_pos, c_inp) u(id, pos, inp) WHERE u.id = ANY (want)) x
+     WHERE x.ok;
+    IF taken IS NULL THEN
+      RETURN NULL;
+    END IF;
+  END IF;
+  -- Inputs that stopped being available since they arrived go back to waiting for their new
+  -- version (a fresh snapshot: it sees what committed while we waited for the locks).
+  DELETE FROM dataflow.incremental_pending p USING dataflow.chunk c
+   WHERE p.job_id = p_job AND c.id = p.chunk_id AND c.id = ANY (taken) AND dataflow._level(c.status) < p.need;
+  IF NOT (EXISTS (SELECT FROM dataflow.incremental_pending p WHERE p.job_id = p_job AND p.chunk_id = ANY (taken))) THEN
+    RETURN NULL;
+  END IF;
+  SELECT coalesce(max(c.ord), 0) + 1 INTO nb FROM dataflow.chunk c WHERE c.dataset_id = j.output_id;
+  -- `latest` inputs (dimensions) that have no available chunk yet hold the batch.
+  PERFORM pg_advisory_xact_lock(7406, jl.dataset_id)
+     FROM dataflow.job_input jl WHERE jl.job_id = p_job AND jl.mapping = 'latest' ORDER BY jl.dataset_id;
+  SELECT count(*) INTO n FROM dataflow.job_input jl
+   WHERE jl.job_id = p_job AND jl.mapping = 'latest'
+     AND NOT EXISTS (SELECT FROM dataflow.chunk lc
+                      WHERE lc.dataset_id = jl.dataset_id AND dataflow._level(lc.status) >= jl.need);
+  INSERT INTO dataflow.chunk (dataset_id, key, ord, status, unmet, not_before)
+  VALUES (j.output_id, nb::text, nb, CASE WHEN n = 0 THEN 'queued' ELSE 'waiting' END, n, now())
+  RETURNING id INTO b;
+  INSERT INTO dataflow.latest_wait (dataset_id, consumer, need)
+  SELECT jl.dataset_id, b, jl.need FROM dataflow.job_input jl
+   WHERE jl.job_id = p_job AND jl.mapping = 'latest'
+     AND NOT EXISTS (SELECT FROM dataflow.chunk lc
+                      WHERE lc.dataset_id = jl.dataset_id AND dataflow._level(lc.status) >= jl.need);
+  WITH taken AS (
+    DELETE FROM dataflow.incremental_pending p WHERE p.job_id = p_job AND p.chunk_id = ANY (taken)
+    RETURNING p.chunk_id, p.need
+  )
+  INSERT INTO dataflow.dep (input, consumer, need) SELECT taken.chunk_id, b, taken.need FROM taken;
+  INSERT INTO dataflow.event (dataset_id, chunk_id, key, version, from_status, to_status, actor, detail)
+  SELECT j.output_id, b, nb::text, 1, NULL, CASE WHEN n = 0 THEN 'queued' ELSE 'waiting' END, 'incremental',
+         jsonb_build_object('reason', 'batch', 'job', j.name, 'inputs', count(*),
+                            'rows', coalesce(sum(ic.row_count), 0))
+    FROM dataflow.dep dp JOIN dataflow.chunk ic ON ic.id = dp.input
+   WHERE dp.consumer = b;
+  RETURN b;
+END $$;
+REVOKE EXECUTE ON FUNCTION dataflow._cut_batch(integer) FROM PUBLIC;
+
+DROP FUNCTION dataflow._batch_params(bigint, text, text[]);
+CREATE FUNCTION dataflow._batch_params(p_run bigint, p_key text, p_from text[]) RETURNS jsonb
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  RETURN (SELECT jsonb_build_object('batch', jsonb_build_object(
+                   'number', p_key::bigint,
+                   'keys', coalesce(jsonb_agg(ic.key ORDER BY ic.ord, ic.key), '[]'::jsonb),
+                   'lowest_key', (array_agg(ic.key ORDER BY ic.ord, ic.key))[1],
+                   'highest_key', (array_agg(ic.key ORDER BY ic.ord DESC, ic.key DESC))[1],
+                   'rows', coalesce(sum(ic.row_count), 0)))
+            FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
+            JOIN dataflow.dataset ids ON ids.id = ic.dataset_id
+           WHERE ri.run_id = p_run AND ids.name = ANY (p_from));
+END $$;
+REVOKE EXECUTE ON FUNCTION dataflow._batch_params(bigint, text, text[]) FROM PUBLIC;
+
+DROP FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer);
+CREATE FUNCTION dataflow.create_job(
+  name text,
+  output text,
+  dispatch text DEFAULT 'pull',
+  connection text DEFAULT NULL,
+  target text DEFAULT NULL,
+  endpoint text DEFAULT NULL,
+  params jsonb DEFAULT '{}',
+  pool text DEFAULT NULL,
+  max_concurrency integer DEFAULT NULL,
+  max_attempts integer DEFAULT 3,
+  backoff_min interval DEFAULT '10 seconds',
+  backoff_max interval DEFAULT '10 minutes',
+  lease_for interval DEFAULT '5 minutes',
+  priority integer DEFAULT 0,
+  batch_max_rows bigint DEFAULT NULL)
+RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  d integer; c dataflow.connection; p integer; v integer; other text;
+BEGIN
+  PERFORM dataflow._check_name('job', name);
+  d := dataflow._dataset_id(output);
+  IF dispatch IS NULL OR dispatch NOT IN ('pull', 'http', 'airflow') THEN
+    RAISE EXCEPTION 'invalid dispatch "%"', coalesce(dispatch, 'NULL')
+      USING ERRCODE = CASE WHEN dispatch IS NULL THEN '22004' ELSE '22023' END, HINT = 'dispatch is pull (workers call lease), http or airflow.';
+  END IF;
+  IF connection IS NOT NULL THEN
+    SELECT * INTO c FROM dataflow.connection cn WHERE cn.name = create_job.connection;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'connection "%" does not exist', left(connection, 64) USING ERRCODE = '42704';
+    END IF;
+  END IF;
+  IF dispatch = 'pull' AND (connection IS NOT NULL OR endpoint IS NOT NULL OR target IS NOT NULL) THEN
+    RAISE EXCEPTION 'a pull job takes no connection, target or endpoint' USING ERRCODE = '22023';
+  ELSIF dispatch = 'http' THEN
+    IF (endpoint IS NULL) = (connection IS NULL) THEN
+      RAISE EXCEPTION 'an http job needs either endpoint or connection (with target), not both'
+        USING ERRCODE = '22023';
+    END IF;
+    IF endpoint IS NOT NULL AND (endpoint !~ '^https?://[^\s/?#@]+(/[^\s]*)?$' OR endpoint ~ '[\r\n]') THEN
+      RAISE EXCEPTION 'invalid endpoint "%"', left(endpoint, 200)
+        USING ERRCODE = '22023', HINT = 'An http:// or https:// URL without credentials in it.';
+    END IF;
+    IF connection IS NOT NULL AND c.kind <> 'http' THEN
+      RAISE EXCEPTION 'connection "%" is of kind %, not http', connection, c.kind USING ERRCODE = '22023';
+    END IF;
+  ELSIF dispatch = 'airflow' THEN
+    IF connection IS NULL OR c.kind <> 'airflow' OR target IS NULL OR endpoint IS NOT NULL THEN
+      RAISE EXCEPTION 'an airflow job needs an airflow connection and a target (the DAG id), and no endpoint'
+        USING ERRCODE = '22023';
+    END IF;
+  END IF;
+  IF target IS NOT NULL AND target !~ '^[A-Za-z0-9_./-]{1,250}$' THEN
+    RAISE EXCEPTION 'invalid target "%"', left(target, 64)
+      USING ERRCODE = '22023', HINT = 'A DAG id or a URL path: letters, digits, "_", ".", "/" and "-".';
+  END IF;
+  IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
+    RAISE EXCEPTION 'params must be a JSON object'
+      USING ERRCODE = CASE WHEN params IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  IF pool IS NOT NULL THEN
+    SELECT id INTO p FROM dataflow.pool pl WHERE pl.name = create_job.pool;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'pool "%" does not exist', left(pool, 64) USING ERRCODE = '42704';
+    END IF;
+  END IF;
+  IF max_concurrency < 0 OR max_attempts IS NULL OR max_attempts < 1 THEN
+    RAISE EXCEPTION 'max_concurrency must be >= 0 (or NULL: unlimited) and max_attempts >= 1'
+      USING ERRCODE = CASE WHEN max_attempts IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  IF backoff_min IS NULL OR backoff_max IS NULL OR backoff_min < interval '0' OR backoff_max < backoff_min THEN
+    RAISE EXCEPTION 'backoff needs 0 <= backoff_min <= backoff_max'
+      USING ERRCODE = CASE WHEN backoff_min IS NULL OR backoff_max IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  IF lease_for IS NULL OR lease_for <= interval '0' THEN
+    RAISE EXCEPTION 'lease_for must be positive'
+      USING ERRCODE = CASE WHEN lease_for IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  IF priority IS NULL THEN
+    RAISE EXCEPTION 'priority must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  IF batch_max_rows <= 0 THEN
+    RAISE EXCEPTION 'batch_max_rows must be positive (got %)', batch_max_rows
+      USING ERRCODE = '22023', HINT = 'Give the most input rows one batch may take, or NULL for no cap.';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.job j WHERE j.name = create_job.name) THEN
+    RAISE EXCEPTION 'job "%" already exists', name USING ERRCODE = '42710';
+  END IF;
+  SELECT j.name INTO other FROM dataflow.job j WHERE j.output_id = d;
+  IF FOUND THEN
+    RAISE EXCEPTION 'dataset "%" is already produced by job "%"', output, other
+      USING ERRCODE = '42710', HINT = 'A dataset has at most one producing job.';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.chunk ch WHERE ch.dataset_id = d) THEN
+    RAISE EXCEPTION 'dataset "%" already has chunks', output
+      USING ERRCODE = '55000',
+            HINT = 'Define the producing job before expecting or registering chunks of its output.';
+  END IF;
+  INSERT INTO dataflow.job (name, output_id, dispatch, connection_id, target, endpoint, params, pool_id,
+                            max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority,
+                            batch_max_rows)
+  VALUES (name, d, dispatch, c.id, target, endpoint, params, p,
+          max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority, batch_max_rows)
+  RETURNING id INTO v;
+  RETURN v;
+END $$;
+COMMENT ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer,
+                                        interval, interval, interval, integer, bigint) IS
+  'Define the job producing a dataset: dispatch (pull, http, airflow), connection/target or endpoint, '
+  'params, pool, max_concurrency, max_attempts, backoff_min/max, lease_for, priority, batch_max_rows '
+  '(an incremental job''s cap on a batch''s input rows); returns its id';
+ALTER FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint) TO dataflow_admin;
+
+DROP FUNCTION dataflow.add_input(text, text, text, integer, integer, text);
+CREATE FUNCTION dataflow.add_input(
+  job text, dataset text,
+  mapping text DEFAULT 'same',
+  lo integer DEFAULT NULL, hi integer DEFAULT NULL,
+  require text DEFAULT NULL,
+  max_chunks integer DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  j dataflow.job := dataflow._job(job);
+  d dataflow.dataset;
+  o dataflow.dataset;
+  cyc boolean;
+BEGIN
+  d := dataflow._dataset_row(dataset);
+  SELECT * INTO o FROM dataflow.dataset WHERE id = j.output_id;
+  IF mapping IS NULL OR mapping NOT IN ('same', 'window', 'rollup', 'latest', 'incremental') THEN
+    RAISE EXCEPTION 'invalid mapping "%"', coalesce(mapping, 'NULL')
+      USING ERRCODE = CASE WHEN mapping IS NULL THEN '22004' ELSE '22023' END, HINT = 'Mappings are same, window, rollup, latest and incremental.';
+  END IF;
+  IF mapping = 'window' THEN
+    IF lo IS NULL OR hi IS NULL OR lo > hi OR hi - lo >= 10000 THEN
+      RAISE EXCEPTION 'a window mapping needs lo <= hi, at most 10000 keys apart'
+        USING ERRCODE = '22023', HINT = 'A rolling 7 days is lo => -6, hi => 0.';
+    END IF;
+  ELSIF lo IS NOT NULL OR hi IS NOT NULL THEN
+    RAISE EXCEPTION 'lo and hi apply to the window mapping only' USING ERRCODE = '22023';
+  END IF;
+  IF require IS NOT NULL AND require NOT IN ('ready', 'validated') THEN
+    RAISE EXCEPTION 'invalid require "%"', require
+      USING ERRCODE = '22023', HINT = 'require is ready or validated (NULL: the input dataset decides).';
+  END IF;
+  IF max_chunks IS NOT NULL AND mapping <> 'incremental' THEN
+    RAISE EXCEPTION 'max_chunks applies to the incremental mapping only, not %', mapping
+      USING ERRCODE = '22023', HINT = 'Leave max_chunks NULL, or cap the batches of an incremental input.';
+  END IF;
+  IF max_chunks <= 0 THEN
+    RAISE EXCEPTION 'max_chunks must be positive (got %)', max_chunks
+      USING ERRCODE = '22023', HINT = 'Give the most chunks of this input one batch may take, or NULL for no cap.';
+  END IF;
+  IF (mapping IN ('same', 'window') AND d.key_kind <> o.key_kind)
+     OR (mapping = 'window' AND d.key_kind = 'text')
+     OR (mapping = 'rollup' AND NOT (o.key_kind = 'date' AND d.key_kind = 'hour'))
+     OR (mapping = 'incremental' AND o.key_kind <> 'int') THEN
+    RAISE EXCEPTION 'mapping % does not fit % keys (%) from % keys (%)',
+                    mapping, o.key_kind, o.name, d.key_kind, d.name
+      USING ERRCODE = '42P17',
+            HINT = 'same: equal kinds; window: equal ordered kinds (date, hour, int); '
+                   'rollup: date output from hour input; latest: any; incremental: int (batch number) output.';
+  END IF;
+  IF mapping = 'incremental' AND EXISTS (SELECT FROM dataflow.job_input ji
+                                          WHERE ji.job_id = j.id AND ji.mapping <> 'latest') THEN
+    RAISE EXCEPTION 'an incremental input cannot be combined with same, window or rollup inputs'
+      USING ERRCODE = '42P17', HINT = 'A batch job may add latest inputs (dimensions) only.';
+  END IF;
+  IF mapping IN ('same', 'window', 'rollup') AND EXISTS (SELECT FROM dataflow.job_input ji
+                                          WHERE ji.job_id = j.id AND ji.mapping = 'incremental') THEN
+    RAISE EXCEPTION 'job "%" consumes batches (incremental); it cannot also map keys with %', j.name, mapping
+      USING ERRCODE = '42P17';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.job_input ji WHERE ji.job_id = j.id AND ji.dataset_id = d.id) THEN
+    RAISE EXCEPTION 'job "%" already has input "%"', j.name, d.name USING ERRCODE = '42710';
+  END IF;
+  -- A cycle: the output dataset already reaches the new input downstream.
+  WITH RECURSIVE down(ds) AS (
+    SELECT j.output_id
+    UNION
+    SELECT jb.output_id FROM down JOIN dataflow.job_input ji ON ji.dataset_id = down.ds
+                                  JOIN dataflow.job jb ON jb.id = ji.job_id)
+  SELECT EXISTS (SELECT FROM down WHERE ds = d.id) INTO cyc;
+  IF cyc THEN
+    RAISE EXCEPTION 'input "%" of job "%" would make a cycle', d.name, j.name
+      USING ERRCODE = '42P17', HINT = 'Dataset "' || d.name || '" is downstream of "' || o.name || '".';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.chunk ch WHERE ch.dataset_id = j.output_id) THEN
+    RAISE EXCEPTION 'the output of job "%" already has chunks', j.name
+      USING ERRCODE = '55000', HINT = 'Add every input before expecting chunks of the output.';
+  END IF;
+  INSERT INTO dataflow.job_input (job_id, dataset_id, mapping, lo, hi, require, need, max_chunks)
+  VALUES (j.id, d.id, mapping, lo, hi, require,
+          CASE coalesce(require, CASE WHEN d.requires_validation THEN 'validated' ELSE 'ready' END)
+            WHEN 'validated' THEN 2 ELSE 1 END, max_chunks);
+  PERFORM dataflow._rerank();
+  IF mapping = 'incremental' THEN
+    -- Everything already available is pending: the first batch takes it (or, with caps, the
+    -- first batches).
+    INSERT INTO dataflow.incremental_pending (job_id, chunk_id, need, dataset_id, ord)
+    SELECT j.id, c.id, ji.need, c.dataset_id, c.ord FROM dataflow.chunk c
+      JOIN dataflow.job_input ji ON ji.job_id = j.id AND ji.dataset_id = d.id
+     WHERE c.dataset_id = d.id AND dataflow._level(c.status) >= ji.need;
+  END IF;
+END $$;
+COMMENT ON FUNCTION dataflow.add_input(text, text, text, integer, integer, text, integer) IS
+  'Make a dataset an input of a job: mapping same, window (lo, hi), rollup, latest or incremental; '
+  'require ready or validated (NULL: the input dataset decides); max_chunks caps the chunks an '
+  'incremental input gives one batch';
+ALTER FUNCTION dataflow.add_input(text, text, text, integer, integer, text, integer) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.add_input(text, text, text, integer, integer, text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.add_input(text, text, text, integer, integer, text, integer) TO dataflow_admin;
+
+DROP FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb);
+CREATE FUNCTION dataflow.alter_job(
+  name text,
+  pool text DEFAULT NULL,
+  max_concurrency integer DEFAULT NULL,
+  max_attempts integer DEFAULT NULL,
+  backoff_min interval DEFAULT NULL,
+  backoff_max interval DEFAULT NULL,
+  lease_for interval DEFAULT NULL,
+  priority integer DEFAULT NULL,
+  params jsonb DEFAULT NULL,
+  batch_max_rows bigint DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET IntervalStyle = 'postgres' AS $$
+DECLARE
+  j dataflow.job; p integer; pname text; new_pool integer; new_limit integer;
+  new_min interval; new_max interval; changes jsonb := '{}'; shown jsonb; new_rows bigint;
+BEGIN
+  SELECT * INTO j FROM dataflow.job jb WHERE jb.id = (dataflow._job(alter_job.name)).id FOR UPDATE;
+  IF (pool IS NOT NULL OR params IS NOT NULL)
+     AND NOT pg_has_role(dataflow._caller(), 'dataflow_admin', 'MEMBER') THEN
+    RAISE EXCEPTION 'changing the pool or the params of job "%" needs dataflow_admin', j.name
+      USING ERRCODE = '42501',
+            HINT = 'An operator may change max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority and batch_max_rows.';
+  END IF;
+  new_pool := j.pool_id;
+  IF pool = '' THEN
+    new_pool := NULL;
+  ELSIF pool IS NOT NULL THEN
+    SELECT pl.id INTO p FROM dataflow.pool pl WHERE pl.name = alter_job.pool;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'pool "%" does not exist', left(pool, 64) USING ERRCODE = '42704',
+        HINT = 'Create it with dataflow.create_pool(name, slots), or pass pool => '''' to detach the job''s pool.';
+    END IF;
+    new_pool := p;
+  END IF;
+  IF max_concurrency < -1 THEN
+    RAISE EXCEPTION 'max_concurrency must be >= 0, or -1 to remove the job''s own limit (got %)', max_concurrency
+      USING ERRCODE = '22023';
+  END IF;
+  new_limit := CASE WHEN max_concurrency IS NULL THEN j.max_concurrency
+                    WHEN max_concurrency = -1 THEN NULL ELSE max_concurrency END;
+  IF max_attempts < 1 THEN
+    RAISE EXCEPTION 'max_attempts must be >= 1 (got %)', max_attempts USING ERRCODE = '22023';
+  END IF;
+  new_min := coalesce(backoff_min, j.backoff_min);
+  new_max := coalesce(backoff_max, j.backoff_max);
+  IF new_min < interval '0' OR new_max < new_min THEN
+    RAISE EXCEPTION 'backoff needs 0 <= backoff_min <= backoff_max (would be % and %)', new_min, new_max
+      USING ERRCODE = '22023';
+  END IF;
+  IF lease_for <= interval '0' THEN
+    RAISE EXCEPTION 'lease_for must be positive (got %)', lease_for USING ERRCODE = '22023';
+  END IF;
+  IF params IS NOT NULL AND jsonb_typeof(params) <> 'object' THEN
+    RAISE EXCEPTION 'params must be a JSON object' USING ERRCODE = '22023';
+  END IF;
+  IF batch_max_rows = 0 OR batch_max_rows < -1 THEN
+    RAISE EXCEPTION 'batch_max_rows must be positive, or -1 to remove the cap (got %)', batch_max_rows
+      USING ERRCODE = '22023', HINT = 'Give the most input rows one batch may take; -1 removes the cap, NULL keeps it.';
+  END IF;
+  new_rows := CASE WHEN batch_max_rows IS NULL THEN j.batch_max_rows
+                   WHEN batch_max_rows = -1 THEN NULL ELSE batch_max_rows END;
+
+  IF new_pool IS DISTINCT FROM j.pool_id THEN
+    changes := changes || jsonb_build_object('pool', jsonb_build_object(
+      'from', (SELECT pl.name FROM dataflow.pool pl WHERE pl.id = j.pool_id),
+      'to', (SELECT pl.name FROM dataflow.pool pl WHERE pl.id = new_pool)));
+  END IF;
+  IF new_limit IS DISTINCT FROM j.max_concurrency THEN
+    changes := changes || jsonb_build_object('max_concurrency', jsonb_build_object('from', j.max_concurrency, 'to', new_limit));
+  END IF;
+  IF coalesce(max_attempts, j.max_attempts) <> j.max_attempts THEN
+    changes := changes || jsonb_build_object('max_attempts', jsonb_build_object('from', j.max_attempts, 'to', max_attempts));
+  END IF;
+  IF new_min <> j.backoff_min THEN
+    changes := changes || jsonb_build_object('backoff_min', jsonb_build_object('from', j.backoff_min, 'to', new_min));
+  END IF;
+  IF new_max <> j.backoff_max THEN
+    changes := changes || jsonb_build_object('backoff_max', jsonb_build_object('from', j.backoff_max, 'to', new_max));
+  END IF;
+  IF coalesce(lease_for, j.lease_for) <> j.lease_for THEN
+    changes := changes || jsonb_build_object('lease_for', jsonb_build_object('from', j.lease_for, 'to', lease_for));
+  END IF;
+  IF coalesce(priority, j.priority) <> j.priority THEN
+    changes := changes || jsonb_build_object('priority', jsonb_build_object('from', j.priority, 'to', priority));
+  END IF;
+  IF params IS NOT NULL AND params <> j.params THEN
+    changes := changes || jsonb_build_object('params', 'changed');
+  END IF;
+  IF new_rows IS DISTINCT FROM j.batch_max_rows THEN
+    changes := changes || jsonb_build_object('batch_max_rows', jsonb_build_object('from', j.batch_max_rows, 'to', new_rows));
+  END IF;
+  IF changes = '{}' THEN
+    RETURN changes;
+  END IF;
+  UPDATE dataflow.job jb
+     SET pool_id = new_pool, max_concurrency = new_limit,
+         max_attempts = coalesce(alter_job.max_attempts, jb.max_attempts),
+         backoff_min = new_min, backoff_max = new_max,
+         lease_for = coalesce(alter_job.lease_for, jb.lease_for),
+         priority = coalesce(alter_job.priority, jb.priority),
+         params = coalesce(alter_job.params, jb.params),
+         batch_max_rows = new_rows
+   WHERE jb.id = j.id;
+  INSERT INTO dataflow.event (to_status, actor, detail)
+  VALUES ('altered', dataflow._actor(), jsonb_build_object('job', j.name, 'changes', changes));
+  IF j.dispatch <> 'pull' THEN
+    PERFORM dataflow._wake();   -- a raised limit or a freer pool: the dispatcher claims at once
+  END IF;
+  RETURN changes;
+END $$;
+COMMENT ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb,
+                                       bigint) IS
+  'Change a job''s pool, max_concurrency (-1: no limit), max_attempts, backoff_min/max, lease_for, priority, '
+  'params or batch_max_rows (-1: no cap) (NULL keeps a setting; pool => '''' detaches); effective from the '
+  'next lease (the next batch); returns the changes';
+ALTER FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint) TO dataflow_operator;
+
 -- 00_schema, 20_define, 70_worker (issue 19 item 7, messages): dataflow._raise (C: an ERROR
 -- without CONTEXT lines), _name_distance (C: bounded Levenshtein), _suggest and _not_found (an
 -- unknown name suggests the nearest names the caller can list); the lookup helpers and the
