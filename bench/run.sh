@@ -185,14 +185,17 @@ R[size_per_cycle]=$(DB=df q -c "SELECT round(sum(pg_total_relation_size(c.oid)) 
                              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'dataflow' AND c.relkind = 'r'")
 
 # ---------------------------------------------------------------- cost per single-chunk cycle
-# In the same database, after the 2e cycles (tables at their size): a job k with its own
-# sources, leased + completed by one client (pgbench_df1.sql), as cost_window above.
+# In the same database, after the 2e cycles (tables at their size): a job jk with its own
+# sources and, like 2a's stage a, one consumer (jk2, same mapping), so that every complete()
+# also makes the consumer's chunk queued; leased + completed by one client (pgbench_df1.sql),
+# as cost_window above.
 log "cost per cycle: pg_dataflow max_chunks 1, 1 client, $COST_CYCLES cycles; heartbeats"
 NK=$((COST_CYCLES + 200 + 100))
 DB=df q -c "CREATE EXTENSION pg_stat_statements" -c "
-SELECT dataflow.create_dataset('ksrc', 'int'), dataflow.create_dataset('k', 'int');
+SELECT dataflow.create_dataset(d, 'int') FROM unnest('{ksrc,k,k2}'::text[]) d;
 SELECT dataflow.create_job('jk', output => 'k'), dataflow.add_input('jk', 'ksrc');
-SELECT count(*) FROM dataflow.expect('k', '1', '$NK');" >/dev/null
+SELECT dataflow.create_job('jk2', output => 'k2'), dataflow.add_input('jk2', 'k');
+SELECT count(*) FROM dataflow.expect('k2', '1', '$NK');" >/dev/null
 DB=df q -c "DO \$\$ BEGIN FOR i IN 0 .. ($NK - 1) / 1000 LOOP
   PERFORM dataflow.register('ksrc', g::text) FROM generate_series(i * 1000 + 1, least($NK, i * 1000 + 1000)) g;
   COMMIT; END LOOP; END \$\$" -c "VACUUM ANALYZE" >/dev/null
