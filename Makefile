@@ -23,7 +23,7 @@ SQL_MODULES = $(sort $(wildcard src/sql/[0-9][0-9]_*.sql))
 DATA_built  = $(EXTENSION)--$(EXTVERSION).sql
 DATA        = $(filter-out src/sql/$(DATA_built),$(wildcard src/sql/$(EXTENSION)--*.sql))
 
-PG_CPP_SRCS = $(wildcard src/pg/*.cpp) $(wildcard src/worker/*.cpp)
+PG_CPP_SRCS = $(wildcard src/pg/*.cpp) $(wildcard src/worker/*.cpp) $(wildcard src/listener/*.cpp)
 CORE_SRCS   = $(wildcard src/core/*.cpp)
 OBJS        = $(PG_CPP_SRCS:.cpp=.o) $(CORE_SRCS:.cpp=.o)
 
@@ -38,7 +38,8 @@ PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missin
               -fno-omit-frame-pointer -Isrc
 # The library knows the SQL it was built for (src/pg/version.cpp).
 PG_CPPFLAGS = -Isrc -DDF_EXTVERSION='"$(EXTVERSION)"'
-SHLIB_LINK  = -lcurl -lcrypto -lstdc++
+# libmicrohttpd: the callback listener's HTTP server (src/listener, scripts/deps.sh).
+SHLIB_LINK  = -lcurl -lcrypto -lmicrohttpd -lstdc++
 
 # Bitcode for JIT is pointless for C++ code that calls libstdc++ and libcurl.
 override with_llvm = no

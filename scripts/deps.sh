@@ -8,7 +8,11 @@ set -euo pipefail
 . "$(dirname "$0")/pg.sh"
 
 PACKAGES=("${DF_PG_PACKAGES[@]}" libcurl4-openssl-dev libssl-dev nlohmann-json3-dev
-          libgtest-dev libpq-dev cmake g++ make python3 bc curl procps)
+          libgtest-dev libpq-dev cmake g++ make python3 bc curl procps libmicrohttpd-dev)
+# libmicrohttpd-dev: the callback listener's embedded HTTP server (GNU libmicrohttpd, a
+# small, long-maintained C library with TLS through GnuTLS, its own polling thread and
+# suspend/resume, so requests can wait for the process's one PostgreSQL thread; in the
+# base list, so the PG 17/18 chroots of scripts/chroot.sh get it too).
 # python3: test HTTP receivers and integration drivers (stdlib only); bc, curl, procps: test scripts.
 # graphviz: `make demo` renders the pipeline graph as SVG (dot).
 # valgrind: the worker under memcheck (make check-valgrind, integration/valgrind_worker).

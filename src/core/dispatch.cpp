@@ -76,6 +76,18 @@ std::string task_json(const Task& t) {
               {"inputs", parse_or_null(t.inputs_json)},
               {"params", parse_or_null(t.params_json)},
               {"deadline", t.deadline}};
+    if (!t.callback_url.empty()) return with_callback(dump(j), t.callback_url, t.token);
+    return dump(j);
+}
+
+std::string with_callback(const std::string& task_json, const std::string& callback_url,
+                          const std::string& token) {
+    if (callback_url.empty()) return task_json;
+    json j = parse_or_null(task_json);
+    if (!j.is_object()) return task_json;
+    std::string url = callback_url;
+    while (!url.empty() && url.back() == '/') url.pop_back();
+    j["callback"] = {{"url", url}, {"token", token}};
     return dump(j);
 }
 

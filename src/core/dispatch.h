@@ -22,12 +22,21 @@ struct Task {
     std::string token, job, dataset, key, output_location, inputs_json, params_json, deadline;
     int64_t version = 0;
     int attempt = 0;
+    // dataflow.callback_url: when set, the document carries callback {url, token}.
+    std::string callback_url;
 };
 
 // The task document POSTed to an http endpoint and used as an Airflow DAG
 // run's conf: the fields of dataflow.task (src/sql/00_schema.sql) plus the token. Never throws: bad
 // UTF-8 is replaced, unparsable inputs/params become null.
 std::string task_json(const Task& task);
+
+// A task document (JSON text) with "callback": {"url": callback_url without trailing
+// slashes, "token": token} added, where engines report back over HTTP (the callback
+// listener: POST url + /v1/runs/heartbeat, /complete, /fail with Authorization: Bearer
+// token). Unchanged when callback_url is empty or the document is no JSON object.
+std::string with_callback(const std::string& task_json, const std::string& callback_url,
+                          const std::string& token);
 
 // How a finished attempt ends.
 struct Outcome {

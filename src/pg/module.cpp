@@ -20,6 +20,7 @@ void _PG_init(void);
 }
 #pragma GCC diagnostic pop
 
+#include "listener/listener.h"
 #include "pg/settings.h"
 #include "pg/wake.h"
 #include "worker/worker.h"
@@ -45,4 +46,8 @@ void _PG_init(void) {
     }
     dataflow::wake::init();
     dataflow::worker::register_worker();
+    // The callback listener is a process of its own, so it serves while the dispatch
+    // worker is busy or restarting (docs/worker.md, "Callback listener").
+    const char* listen = GetConfigOption("dataflow.callback_listen", true, false);
+    if (listen != nullptr && listen[0] != '\0') dataflow::listener::register_listener();
 }

@@ -2,6 +2,7 @@
 // C++ and project headers first: Postgres macros must not leak into them, and
 // src/core headers refuse to be included after postgres.h.
 #include "pg/settings.h"
+#include "core/callback.h"
 #include "core/net_policy.h"
 #include "pg/guard.h"
 
@@ -32,6 +33,46 @@ int poll_interval_ms = 10000;
 int retention_s = 30 * 24 * 3600;
 int worker_lock_timeout_ms = 1000;
 int worker_statement_timeout_ms = 60000;
+char* callback_listen = nullptr;
+char* callback_url = nullptr;
+char* callback_role = nullptr;
+int callback_max_body = 1024 * 1024;
+int callback_max_connections = 128;
+int callback_timeout_ms = 10000;
+int callback_lock_timeout_ms = 5000;
+char* callback_tls_cert = nullptr;
+char* callback_tls_key = nullptr;
+
+// Rejects a malformed dataflow.callback_listen / callback_url when set. No exception
+// may leave these hooks.
+bool check_callback_listen(char** newval, void** extra, GucSource source) {
+    static char detail[256];
+    bool ok = false;
+    try {
+        std::string host, error;
+        int port = 0;
+        ok = !*newval || !**newval || callback::parse_listen_address(*newval, &host, &port, &error);
+        if (!ok) strlcpy(detail, error.c_str(), sizeof detail);
+    } catch (...) {
+        strlcpy(detail, "out of memory", sizeof detail);
+    }
+    if (!ok) GUC_check_errdetail("%s", detail);
+    return ok;
+}
+
+bool check_callback_url(char** newval, void** extra, GucSource source) {
+    static char detail[256];
+    bool ok = false;
+    try {
+        std::string error;
+        ok = !*newval || callback::valid_callback_url(*newval, &error);
+        if (!ok) strlcpy(detail, ("dataflow.callback_url " + error).c_str(), sizeof detail);
+    } catch (...) {
+        strlcpy(detail, "out of memory", sizeof detail);
+    }
+    if (!ok) GUC_check_errdetail("%s", detail);
+    return ok;
+}
 
 // Rejects an unparsable allow-list at SET/reload time, so the worker never
 // runs with a half-understood policy. No exception may leave this hook.
@@ -114,6 +155,50 @@ void define(bool preloading) {
         "after this long.",
         &worker_statement_timeout_ms, 60000, 100, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
         nullptr, nullptr);
+    // The callback listener (docs/worker.md, "Callback listener").
+    GucContext postmaster = preloading ? PGC_POSTMASTER : PGC_SIGHUP;
+    DefineCustomStringVariable(
+        "dataflow.callback_listen",
+        "Address (host:port) on which the pg_dataflow callback listener serves HTTP.",
+        "Empty: no listener. A second background worker takes engines' heartbeat, complete "
+        "and fail calls.",
+        &callback_listen, "", postmaster, GUC_SUPERUSER_ONLY, check_callback_listen, nullptr,
+        nullptr);
+    DefineCustomStringVariable(
+        "dataflow.callback_url", "Base URL of the callback listener as engines reach it.",
+        "Empty: tasks carry no callback. Tasks sent while it is set carry callback {url, token}.",
+        &callback_url, "", PGC_SIGHUP, 0, check_callback_url, nullptr, nullptr);
+    DefineCustomStringVariable(
+        "dataflow.callback_role", "Role as which the callback listener runs its transactions.",
+        "It must be a member of dataflow_worker and of nothing more: not a superuser, not "
+        "BYPASSRLS, not dataflow_operator or dataflow_admin.",
+        &callback_role, "", postmaster, GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("dataflow.callback_max_body",
+                            "Largest request body the callback listener reads.",
+                            "A larger one is answered 413.", &callback_max_body, 1024 * 1024, 1024,
+                            64 * 1024 * 1024, PGC_SIGHUP, GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("dataflow.callback_max_connections",
+                            "Most connections the callback listener keeps open at once.",
+                            "Further connections are refused until one closes.",
+                            &callback_max_connections, 128, 1, 1024, PGC_SIGHUP, 0, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable(
+        "dataflow.callback_timeout", "Longest time of one callback request.",
+        "From the connection to the answer (a slow client is cut off), and the bound of its "
+        "transaction.",
+        &callback_timeout_ms, 10000, 100, 600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
+        nullptr);
+    DefineCustomIntVariable("dataflow.callback_lock_timeout",
+                            "Longest wait of a callback request's transaction for a lock.",
+                            "Past it the request is answered 503.", &callback_lock_timeout_ms, 5000,
+                            10, 600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable(
+        "dataflow.callback_tls_cert",
+        "PEM certificate (chain) file of the callback listener; with callback_tls_key: HTTPS.",
+        nullptr, &callback_tls_cert, "", postmaster, GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable(
+        "dataflow.callback_tls_key", "PEM private key file of the callback listener.", nullptr,
+        &callback_tls_key, "", postmaster, GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("dataflow");
 }
 
@@ -129,7 +214,20 @@ Snapshot current() {
                     poll_interval_ms,
                     retention_s,
                     worker_lock_timeout_ms,
-                    worker_statement_timeout_ms};
+                    worker_statement_timeout_ms,
+                    callback_url ? callback_url : ""};
+}
+
+CallbackSnapshot callback_current() {
+    return CallbackSnapshot{callback_listen ? callback_listen : "",
+                            callback_url ? callback_url : "",
+                            callback_role ? callback_role : "",
+                            callback_max_body,
+                            callback_max_connections,
+                            callback_timeout_ms,
+                            callback_lock_timeout_ms,
+                            callback_tls_cert ? callback_tls_cert : "",
+                            callback_tls_key ? callback_tls_key : ""};
 }
 
 void apply_worker_session(const Snapshot& cfg) noexcept {

@@ -23,9 +23,25 @@ struct Snapshot {
     int retention_s;
     int worker_lock_timeout_ms;       // the worker session's lock_timeout
     int worker_statement_timeout_ms;  // longest run of one of the worker's transactions
+    std::string callback_url;         // dataflow.callback_url: tasks carry callback {url, token}
 };
 // A copy of the current values (call after ProcessConfigFile on SIGHUP).
 Snapshot current();
+
+// The callback listener's settings (dataflow.callback_*; docs/worker.md, "Callback
+// listener"). listen, role and the TLS files are postmaster-level, the rest reload.
+struct CallbackSnapshot {
+    std::string listen;  // host:port; empty: no listener
+    std::string url;     // base URL engines see; empty: tasks carry no callback
+    std::string role;
+    int max_body;          // bytes
+    int max_connections;   // connections open at once
+    int timeout_ms;        // longest request, from its connection to its answer
+    int lock_timeout_ms;   // lock_timeout of each request's transaction
+    std::string tls_cert;  // PEM files; both or neither
+    std::string tls_key;
+};
+CallbackSnapshot callback_current();
 
 // Sets lock_timeout (and statement_timeout, for pg_stat_activity and SHOW) in
 // the worker's own session from the snapshot. Called after connecting and on

@@ -142,6 +142,11 @@ ALTER FUNCTION dataflow.blockers(text, text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.upstream(text, text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.downstream(text, text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.graph_dot() SECURITY DEFINER;
+-- The callback listener (dataflow.callback_role: a dataflow_worker) records a failed
+-- callback's retry_after the way the background worker records an engine's Retry-After:
+-- _fail with that delay instead of the job's backoff (docs/worker.md, "Callback listener").
+ALTER FUNCTION dataflow._fail(uuid, text, boolean, double precision) SECURITY DEFINER;
+GRANT EXECUTE ON FUNCTION dataflow._fail(uuid, text, boolean, double precision) TO dataflow_worker;
 -- The view's INSTEAD OF trigger writes dataflow.chunk on behalf of the operator.
 ALTER FUNCTION dataflow._chunks_update() SECURITY DEFINER;
 ALTER FUNCTION dataflow._chunks_updated() SECURITY DEFINER;

@@ -2479,3 +2479,9 @@ COMMENT ON FUNCTION dataflow.lease(text, text, integer, interval) IS
 ALTER FUNCTION dataflow.lease(text, text, integer, interval) SECURITY DEFINER;
 REVOKE EXECUTE ON FUNCTION dataflow.lease(text, text, integer, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dataflow.lease(text, text, integer, interval) TO dataflow_worker;
+
+-- ==== 90_security: issue 15 item 1 (callback listener): fail with retry_after over HTTP.
+-- The listener runs as a dataflow_worker role; _fail (fail with a delay, as the worker
+-- records a Retry-After) becomes a definer function that role may call.
+ALTER FUNCTION dataflow._fail(uuid, text, boolean, double precision) SECURITY DEFINER;
+GRANT EXECUTE ON FUNCTION dataflow._fail(uuid, text, boolean, double precision) TO dataflow_worker;

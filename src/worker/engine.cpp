@@ -543,6 +543,7 @@ void Engine::dispatch() {
                 task.inputs_json = col(t, 8);
                 task.params_json = col(t, 9);
                 task.deadline = col(t, 10);
+                task.callback_url = cfg_.callback_url;
                 Send s{HttpRequest(),
                        Pending{Pending::kHttpDispatch, task.run_id, task.token, "", 0, group}, c,
                        airflow};
@@ -666,7 +667,9 @@ void Engine::airflow() {
         HttpRequest req;
         if (col(r, 3) != "t") {  // trigger never acknowledged (e.g. a restart): again; 409 adopts
             p.kind = Pending::kAirflowTrigger;
-            req = airflow_trigger_request(c, col(r, 5), run_id, col(r, 4), bearer);
+            req = airflow_trigger_request(c, col(r, 5), run_id,
+                                          with_callback(col(r, 4), cfg_.callback_url, col(r, 1)),
+                                          bearer);
         } else {
             req = airflow_poll_request(c, col(r, 5), col(r, 2), bearer);
         }
