@@ -91,3 +91,14 @@ SELECT dataflow.create_job('j_down', output => 'down');
 SELECT dataflow.add_input('j_down', 'idle');
 SELECT dataflow.expect('down', '3');
 SELECT depth, dataset, key, status, reason FROM dataflow.blockers('down', '3');
+
+-- ===== a wide window: thousands of queued inputs; the first 20 rows get the full reason
+-- (each costs a bounded walk), the rest a short one that names how to ask for it
+SELECT dataflow.create_dataset('wide', 'int');
+SELECT dataflow.create_job('j_wide', output => 'wide');
+SELECT dataflow.add_input('j_wide', 'big', mapping => 'window', lo => -9999, hi => 0);
+SELECT dataflow.expect('wide', '10005');
+SELECT count(*) AS rows, count(*) FILTER (WHERE reason LIKE '%position%') AS with_position,
+       count(*) FILTER (WHERE reason LIKE '%more than 20 queued rows%') AS short
+  FROM dataflow.blockers('wide', '10005') WHERE status = 'queued';
+SELECT reason FROM dataflow.blockers('wide', '10005') WHERE status = 'queued' ORDER BY depth, key::int DESC LIMIT 1;

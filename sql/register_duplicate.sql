@@ -22,6 +22,7 @@ SELECT dataflow.register('hits', '2024-02-10T13:00', checksum => 'c13') AS versi
 SELECT dataflow.register('hits', '2024-02-10 13:00', checksum => 'c13', location => 's3://elsewhere/13',
                          row_count => 99) AS version;
 SELECT key, version, location, row_count FROM dataflow.chunks WHERE dataset = 'hits' AND key = '2024-02-10T13';
+SELECT dataflow.register('hits', '2024-02-10 13:00', checksum => 'c13', info => '{"note": "moved"}') AS only_info;
 SELECT * FROM pg_temp.st('daily');
 SELECT dataset, key, version, from_status, to_status, detail ->> 'same' AS same, detail ->> 'given_key' AS given
   FROM dataflow.events WHERE to_status = 'duplicate' ORDER BY event_id;
@@ -69,3 +70,6 @@ SELECT s.name, d.payload ->> 'type' AS type, d.payload -> 'data' ->> 'to_status'
   FROM dataflow.delivery d JOIN dataflow.subscription s ON s.id = d.subscription_id ORDER BY d.id;
 SELECT pg_temp.fails($$SELECT dataflow.subscribe('bad', 'https://hooks.example/x', statuses => '{duplicated}')$$)
        AS unknown_event;
+-- a job's events have no dataset: asking for them with a datasets filter is refused
+SELECT pg_temp.fails($$SELECT dataflow.subscribe('bad', 'https://hooks.example/x', datasets => '{raw}',
+                                                 statuses => '{ready,paused}')$$) AS job_event_with_datasets;

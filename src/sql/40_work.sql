@@ -82,7 +82,8 @@ BEGIN
                  CASE WHEN register.location IS DISTINCT FROM c.location AND register.location IS NOT NULL
                       THEN 'location' END,
                  CASE WHEN row_count IS DISTINCT FROM c.row_count AND row_count IS NOT NULL
-                      THEN 'row_count' END], NULL);
+                      THEN 'row_count' END,
+                 CASE WHEN info IS DISTINCT FROM c.info AND info IS NOT NULL THEN 'info' END], NULL);
     INSERT INTO dataflow.event (dataset_id, chunk_id, key, version, from_status, to_status, actor, detail)
     VALUES (d.id, c.id, k, c.version, c.status, 'duplicate', actor,
             jsonb_strip_nulls(jsonb_build_object(
@@ -91,8 +92,10 @@ BEGIN
               'ignored', CASE WHEN cardinality(ignored) > 0 THEN to_jsonb(ignored) END)));
     IF cardinality(ignored) > 0 THEN
       RAISE NOTICE 'dataset "%" key %: the same checksum as version %, nothing re-runs', d.name, k, c.version
-        USING DETAIL = 'The given ' || array_to_string(ignored, ' and ') || ' differ from version '
-                       || c.version || '''s and were not recorded.',
+        USING DETAIL = 'The given ' || regexp_replace(array_to_string(ignored, ', '), ', ([a-z_]+)$', ' and \1')
+                       || CASE WHEN cardinality(ignored) = 1 THEN ' differs' ELSE ' differ' END
+                       || ' from version ' || c.version || '''s and ' || CASE WHEN cardinality(ignored) = 1
+                       THEN 'was' ELSE 'were' END || ' not recorded.',
               HINT = 'Pass force => true to record them as a new version.';
     ELSE
       RAISE NOTICE 'dataset "%" key %: the same content as version %, nothing re-runs', d.name, k, c.version

@@ -222,18 +222,25 @@ DECLARE
   ended text := to_char(r.finished_at, 'YYYY-MM-DD HH24:MI:SSOF');
   deadline text := to_char(r.deadline, 'YYYY-MM-DD HH24:MI:SSOF');
   chunk_now text;
+  max_attempts integer;
   msg text;
   det text;
   hint text;
 BEGIN
   SELECT * INTO c FROM dataflow.chunk WHERE id = r.chunk_id;   -- locked by the caller
+  SELECT jb.max_attempts INTO max_attempts FROM dataflow.job jb WHERE jb.id = r.job_id;
   chunk_now := CASE
     WHEN c.id IS NULL THEN 'its chunk no longer exists'
     WHEN c.run_id IS DISTINCT FROM r.id AND c.status = 'running' THEN 'run ' || c.run_id || ' produces the chunk now'
-    WHEN c.status = 'running' THEN 'the chunk is retried by another attempt once reap() ends this lease'
+    -- this run's own lease, past its deadline: reap() retries it or, attempts spent, fails it
+    WHEN c.status = 'running' AND c.attempts < max_attempts THEN
+      'once reap() ends this lease the chunk is retried (attempt ' || c.attempts + 1 || ' of ' || max_attempts || ')'
+    WHEN c.status = 'running' THEN 'once reap() ends this lease the chunk fails (no attempts left)'
+    WHEN c.version <> r.version AND c.status IN ('queued', 'waiting') THEN
+      'the chunk was resubmitted: version ' || c.version || ' is ' || c.status
     WHEN c.status = 'queued' THEN 'the chunk is queued for another attempt'
     WHEN c.status = 'waiting' THEN 'the chunk waits for its inputs, then another attempt'
-    WHEN c.status = 'failed' THEN 'the chunk failed, no attempts left: fix the cause, then resubmit it'
+    WHEN c.status = 'failed' THEN 'the chunk failed (not retryable, or no attempts left): fix the cause, then resubmit it'
     WHEN c.status IN ('ready', 'validated') THEN 'the chunk is ' || c.status || ' at version ' || c.version
     ELSE 'the chunk is ' || c.status END;
   IF r.status = 'running' OR (r.status = 'superseded' AND r.finished_at IS NULL) THEN
@@ -248,11 +255,11 @@ BEGIN
     hint := 'complete() already recorded this run''s result; drop this call.';
   ELSIF r.status = 'failed' THEN
     msg := format('%s already failed at %s; nothing to do', who, ended);
-    det := 'Run error: ' || left(r.error, 500);
+    det := 'Run error: ' || left(nullif(r.error, ''), 500);
     hint := 'fail() already ended this run; drop this result: ' || chunk_now || '.';
   ELSIF r.status = 'cancelled' THEN
     msg := format('%s was cancelled at %s; its result will not be used', who, ended);
-    det := 'Run error: ' || left(r.error, 500);
+    det := 'Run error: ' || left(nullif(r.error, ''), 500);
     hint := 'An operator cancelled or skipped the chunk (now ' || coalesce(c.status, 'gone')
             || '); stop the work and drop this result.';
   ELSIF r.status = 'expired' THEN
@@ -261,7 +268,7 @@ BEGIN
             || '. Heartbeat more often than the lease lasts (the job''s lease_for).';
   ELSE   -- superseded, and ended
     msg := format('%s was superseded and ended at %s; its result will not be used', who, ended);
-    det := 'Run error: ' || left(r.error, 500);
+    det := 'Run error: ' || left(nullif(r.error, ''), 500);
     hint := 'A resubmit or a re-produced input made a new version of the chunk; drop this result: '
             || chunk_now || '.';
   END IF;

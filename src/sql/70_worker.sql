@@ -148,6 +148,12 @@ BEGIN
   IF EXISTS (SELECT FROM unnest(datasets) x WHERE x IS NULL) THEN
     RAISE EXCEPTION 'datasets must not contain NULL' USING ERRCODE = '22004';
   END IF;
+  -- a job's events have no dataset: with a datasets filter they would never arrive
+  SELECT x INTO bad FROM unnest(statuses) x WHERE x IN ('paused', 'resumed', 'altered') LIMIT 1;
+  IF FOUND AND datasets IS NOT NULL THEN
+    RAISE EXCEPTION 'the job event "%" has no dataset: a datasets filter would never let it through', bad
+      USING ERRCODE = '22023', HINT = 'Subscribe to job events (paused, resumed, altered) without datasets.';
+  END IF;
   IF EXISTS (SELECT FROM dataflow.subscription t WHERE t.name = subscribe.name) THEN
     RAISE EXCEPTION 'subscription "%" already exists', name USING ERRCODE = '42710',
       HINT = 'Drop it first with dataflow.unsubscribe().';

@@ -74,7 +74,8 @@ BEGIN
                  CASE WHEN register.location IS DISTINCT FROM c.location AND register.location IS NOT NULL
                       THEN 'location' END,
                  CASE WHEN row_count IS DISTINCT FROM c.row_count AND row_count IS NOT NULL
-                      THEN 'row_count' END], NULL);
+                      THEN 'row_count' END,
+                 CASE WHEN info IS DISTINCT FROM c.info AND info IS NOT NULL THEN 'info' END], NULL);
     INSERT INTO dataflow.event (dataset_id, chunk_id, key, version, from_status, to_status, actor, detail)
     VALUES (d.id, c.id, k, c.version, c.status, 'duplicate', actor,
             jsonb_strip_nulls(jsonb_build_object(
@@ -83,8 +84,10 @@ BEGIN
               'ignored', CASE WHEN cardinality(ignored) > 0 THEN to_jsonb(ignored) END)));
     IF cardinality(ignored) > 0 THEN
       RAISE NOTICE 'dataset "%" key %: the same checksum as version %, nothing re-runs', d.name, k, c.version
-        USING DETAIL = 'The given ' || array_to_string(ignored, ' and ') || ' differ from version '
-                       || c.version || '''s and were not recorded.',
+        USING DETAIL = 'The given ' || regexp_replace(array_to_string(ignored, ', '), ', ([a-z_]+)$', ' and \1')
+                       || CASE WHEN cardinality(ignored) = 1 THEN ' differs' ELSE ' differ' END
+                       || ' from version ' || c.version || '''s and ' || CASE WHEN cardinality(ignored) = 1
+                       THEN 'was' ELSE 'were' END || ' not recorded.',
               HINT = 'Pass force => true to record them as a new version.';
     ELSE
       RAISE NOTICE 'dataset "%" key %: the same content as version %, nothing re-runs', d.name, k, c.version
@@ -411,6 +414,12 @@ BEGIN
   IF EXISTS (SELECT FROM unnest(datasets) x WHERE x IS NULL) THEN
     RAISE EXCEPTION 'datasets must not contain NULL' USING ERRCODE = '22004';
   END IF;
+  -- a job's events have no dataset: with a datasets filter they would never arrive
+  SELECT x INTO bad FROM unnest(statuses) x WHERE x IN ('paused', 'resumed', 'altered') LIMIT 1;
+  IF FOUND AND datasets IS NOT NULL THEN
+    RAISE EXCEPTION 'the job event "%" has no dataset: a datasets filter would never let it through', bad
+      USING ERRCODE = '22023', HINT = 'Subscribe to job events (paused, resumed, altered) without datasets.';
+  END IF;
   IF EXISTS (SELECT FROM dataflow.subscription t WHERE t.name = subscribe.name) THEN
     RAISE EXCEPTION 'subscription "%" already exists', name USING ERRCODE = '42710',
       HINT = 'Drop it first with dataflow.unsubscribe().';
@@ -445,18 +454,25 @@ DECLARE
   ended text := to_char(r.finished_at, 'YYYY-MM-DD HH24:MI:SSOF');
   deadline text := to_char(r.deadline, 'YYYY-MM-DD HH24:MI:SSOF');
   chunk_now text;
+  max_attempts integer;
   msg text;
   det text;
   hint text;
 BEGIN
   SELECT * INTO c FROM dataflow.chunk WHERE id = r.chunk_id;   -- locked by the caller
+  SELECT jb.max_attempts INTO max_attempts FROM dataflow.job jb WHERE jb.id = r.job_id;
   chunk_now := CASE
     WHEN c.id IS NULL THEN 'its chunk no longer exists'
     WHEN c.run_id IS DISTINCT FROM r.id AND c.status = 'running' THEN 'run ' || c.run_id || ' produces the chunk now'
-    WHEN c.status = 'running' THEN 'the chunk is retried by another attempt once reap() ends this lease'
+    -- this run's own lease, past its deadline: reap() retries it or, attempts spent, fails it
+    WHEN c.status = 'running' AND c.attempts < max_attempts THEN
+      'once reap() ends this lease the chunk is retried (attempt ' || c.attempts + 1 || ' of ' || max_attempts || ')'
+    WHEN c.status = 'running' THEN 'once reap() ends this lease the chunk fails (no attempts left)'
+    WHEN c.version <> r.version AND c.status IN ('queued', 'waiting') THEN
+      'the chunk was resubmitted: version ' || c.version || ' is ' || c.status
     WHEN c.status = 'queued' THEN 'the chunk is queued for another attempt'
     WHEN c.status = 'waiting' THEN 'the chunk waits for its inputs, then another attempt'
-    WHEN c.status = 'failed' THEN 'the chunk failed, no attempts left: fix the cause, then resubmit it'
+    WHEN c.status = 'failed' THEN 'the chunk failed (not retryable, or no attempts left): fix the cause, then resubmit it'
     WHEN c.status IN ('ready', 'validated') THEN 'the chunk is ' || c.status || ' at version ' || c.version
     ELSE 'the chunk is ' || c.status END;
   IF r.status = 'running' OR (r.status = 'superseded' AND r.finished_at IS NULL) THEN
@@ -471,11 +487,11 @@ BEGIN
     hint := 'complete() already recorded this run''s result; drop this call.';
   ELSIF r.status = 'failed' THEN
     msg := format('%s already failed at %s; nothing to do', who, ended);
-    det := 'Run error: ' || left(r.error, 500);
+    det := 'Run error: ' || left(nullif(r.error, ''), 500);
     hint := 'fail() already ended this run; drop this result: ' || chunk_now || '.';
   ELSIF r.status = 'cancelled' THEN
     msg := format('%s was cancelled at %s; its result will not be used', who, ended);
-    det := 'Run error: ' || left(r.error, 500);
+    det := 'Run error: ' || left(nullif(r.error, ''), 500);
     hint := 'An operator cancelled or skipped the chunk (now ' || coalesce(c.status, 'gone')
             || '); stop the work and drop this result.';
   ELSIF r.status = 'expired' THEN
@@ -484,7 +500,7 @@ BEGIN
             || '. Heartbeat more often than the lease lasts (the job''s lease_for).';
   ELSE   -- superseded, and ended
     msg := format('%s was superseded and ended at %s; its result will not be used', who, ended);
-    det := 'Run error: ' || left(r.error, 500);
+    det := 'Run error: ' || left(nullif(r.error, ''), 500);
     hint := 'A resubmit or a re-produced input made a new version of the chunk; drop this result: '
             || chunk_now || '.';
   END IF;
@@ -704,7 +720,8 @@ ALTER FUNCTION dataflow.complete_many(uuid[], bigint[], text[], jsonb[], text[])
 REVOKE EXECUTE ON FUNCTION dataflow.complete_many(uuid[], bigint[], text[], jsonb[], text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dataflow.complete_many(uuid[], bigint[], text[], jsonb[], text[]) TO dataflow_worker;
 CREATE FUNCTION dataflow._queued_reason(p_chunk bigint) RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET jit = off
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
 DECLARE
   c dataflow.chunk;
   j dataflow.job;
@@ -759,14 +776,19 @@ BEGIN
   pos := CASE WHEN ahead > 10000 THEN 'more than 10000 chunks ahead of it in the queue'
               ELSE 'position ' || ahead + 1 || ' in the queue' END;
 
-  SELECT count(*) INTO job_live FROM dataflow.run r WHERE r.job_id = j.id AND r.status = 'running';
+  -- bounded like the position: a count past 10,000 live runs says nothing more
+  SELECT count(*) INTO job_live FROM (SELECT 1 FROM dataflow.run r WHERE r.job_id = j.id AND r.status = 'running'
+                                        LIMIT 10001) lr;
   job_full := j.max_concurrency IS NOT NULL AND job_live >= j.max_concurrency;
   job_part := CASE WHEN j.max_concurrency IS NULL AND job_live = 0 THEN NULL   -- said by next_step
-                   WHEN j.max_concurrency IS NULL THEN job_live || ' run(s) of job ' || j.name || ' live (no limit)'
+                   WHEN j.max_concurrency IS NULL THEN
+                     CASE WHEN job_live > 10000 THEN 'more than 10000' ELSE job_live::text END
+                     || ' run(s) of job ' || j.name || ' live (no limit)'
                    ELSE job_live || ' of ' || j.max_concurrency || ' slots of job ' || j.name || ' busy' END;
   IF j.pool_id IS NOT NULL THEN
     SELECT * INTO p FROM dataflow.pool pl WHERE pl.id = j.pool_id;
-    SELECT count(*) INTO pool_live FROM dataflow.run r WHERE r.pool_id = p.id AND r.status = 'running';
+    SELECT count(*) INTO pool_live FROM (SELECT 1 FROM dataflow.run r WHERE r.pool_id = p.id AND r.status = 'running'
+                                           LIMIT 10001) lr;
     pool_full := pool_live >= p.slots;
     pool_part := pool_live || ' of ' || p.slots || ' slots of pool ' || p.name || ' busy';
   END IF;
@@ -905,7 +927,8 @@ GRANT EXECUTE ON FUNCTION dataflow.explain(text, text) TO dataflow_reader;
 DROP FUNCTION dataflow.blockers(text, text);
 CREATE FUNCTION dataflow.blockers(dataset text, key text)
 RETURNS SETOF dataflow.blocker
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off SET enable_bitmapscan = off AS $$
 DECLARE c dataflow.chunk := dataflow._chunk(blockers.dataset, blockers.key);
 BEGIN
   RETURN QUERY
@@ -914,7 +937,9 @@ BEGIN
     UNION ALL
     SELECT dp.input, w.depth + 1, w.path || dp.input, dp.need
       FROM walk w
-      JOIN dataflow.dep dp ON dp.consumer = w.id
+      -- per chunk of the walk, its edges by index (OFFSET 0 keeps the planner from
+      -- turning this into a join planned from dep's statistics)
+      CROSS JOIN LATERAL (SELECT e.input, e.need FROM dataflow.dep e WHERE e.consumer = w.id OFFSET 0) dp
       JOIN dataflow.chunk ic ON ic.id = dp.input
      WHERE dataflow._level(ic.status) < dp.need
        AND w.depth < 50 AND NOT dp.input = ANY (w.path)
@@ -932,7 +957,14 @@ BEGIN
              (SELECT string_agg(lds.name, ', ') FROM dataflow.latest_wait lw
                 JOIN dataflow.dataset lds ON lds.id = lw.dataset_id WHERE lw.consumer = ch.id)
            WHEN ch.status = 'waiting' THEN ch.unmet || ' input(s) not available'
-           WHEN ch.status = 'queued' THEN dataflow._queued_reason(ch.id)
+           -- the full reason (position, slots) for the first 20 queued rows: each costs up to a
+           -- 10,000-row walk, and a wide window can put thousands of queued inputs here
+           WHEN ch.status = 'queued'
+                AND row_number() OVER (PARTITION BY ch.status = 'queued' ORDER BY n.depth, ds.name, ch.ord, ch.key) <= 20
+             THEN dataflow._queued_reason(ch.id)
+           WHEN ch.status = 'queued' THEN
+             'queued for job ' || coalesce(jb.name, '?') || ' (more than 20 queued rows: the first 20 say why; '
+             || 'dataflow.blockers(' || quote_literal(ds.name) || ', ' || quote_literal(ch.key) || ') for this one)'
            WHEN ch.status = 'running' THEN
              (SELECT 'running: run ' || rr.id || ' by ' || rr.worker || ', deadline '
                      || to_char(rr.deadline, 'YYYY-MM-DD HH24:MI:SS TZ')
@@ -1454,6 +1486,302 @@ COMMENT ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, i
 ALTER FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint) SECURITY DEFINER;
 REVOKE EXECUTE ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint) TO dataflow_operator;
+-- 12_counts, 60_bi_views (issue 19 items 4 and 6): progress tells the truth, gaps are holes.
+-- done_minute gains backfill_id (now in its key), superseded and first_at (at the end of
+-- the table): the rate counts a job's and a backfill's own current completions (a
+-- completion a resubmit reset is superseded) from the first of them; rows recorded by
+-- 0.1.0 count for their job only (backfill 0) and from the start of their minute.
+-- _count_done takes the backfill, the minute and the superseded count; the trigger
+-- records the superseded completions. progress: per_minute from that rate, eta in whole
+-- seconds and NULL when nothing can run, a blocked column at the end; dataset_rate the
+-- same rate; gaps lists holes (no chunk, failed, invalid, cancelled, skipped without a
+-- reason, source key not registered) and in-flight work only when overdue.
+DROP VIEW dataflow.progress;
+DROP VIEW dataflow.dataset_rate;
+DROP VIEW dataflow.gaps;
+DROP TRIGGER chunk_counted_update ON dataflow.chunk;
+DROP FUNCTION dataflow._chunk_counted_update();
+DROP FUNCTION dataflow._count_done(integer, bigint, bigint);
+ALTER TABLE dataflow.done_minute
+  ADD COLUMN backfill_id integer NOT NULL DEFAULT 0,
+  ADD COLUMN superseded integer NOT NULL DEFAULT 0,
+  ADD COLUMN first_at timestamptz,
+  ADD COLUMN superseded_at timestamptz;
+ALTER TABLE dataflow.done_minute DROP CONSTRAINT done_minute_pkey;
+ALTER TABLE dataflow.done_minute ADD CONSTRAINT done_minute_pkey PRIMARY KEY (dataset_id, minute, backfill_id, shard);
+CREATE FUNCTION dataflow._count_done(p_dataset integer, p_backfill integer, p_minute timestamptz,
+                                     p_succeeded bigint, p_failed bigint, p_superseded bigint)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$
+DECLARE
+  s integer := dataflow._count_shard(7411, p_dataset, (extract(epoch FROM p_minute) / 60)::bigint);
+BEGIN
+  FOR attempt IN 1..2 LOOP
+    UPDATE dataflow.done_minute
+       SET succeeded = succeeded + p_succeeded, failed = failed + p_failed,
+           superseded = superseded + p_superseded,
+           first_at = CASE WHEN p_succeeded > 0 THEN least(first_at, now()) ELSE first_at END,
+           superseded_at = CASE WHEN p_superseded > 0 THEN greatest(superseded_at, now()) ELSE superseded_at END
+     WHERE dataset_id = p_dataset AND minute = p_minute AND backfill_id = p_backfill AND shard = s;
+    EXIT WHEN FOUND OR attempt = 2;
+    INSERT INTO dataflow.done_minute (dataset_id, minute, backfill_id, shard)
+    VALUES (p_dataset, p_minute, p_backfill, s)
+    ON CONFLICT DO NOTHING;
+  END LOOP;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'throughput row of dataset % changed after this transaction''s snapshot', p_dataset
+      USING ERRCODE = '40001';
+  END IF;
+END $$;
+REVOKE EXECUTE ON FUNCTION dataflow._count_done(integer, integer, timestamptz, bigint, bigint, bigint) FROM PUBLIC;
+
+CREATE FUNCTION dataflow._chunk_counted_update() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$
+DECLARE r record; leave_queue boolean := false; enter_queue boolean := false; was_reset boolean := false;
+BEGIN
+  -- One row per (dataset, backfill, old status, new status) that changed; a queued
+  -- chunk whose not_before moved comes as queued -> queued (queue only, no count).
+  FOR r IN
+    SELECT n.dataset_id, n.backfill_id, o.status AS old_status, n.status AS new_status, count(*) AS n,
+           max(n.ord) FILTER (WHERE dataflow._level(n.status) > 0) AS ord,
+           max(n.available_at) FILTER (WHERE dataflow._level(n.status) > 0) AS at
+      FROM old_rows o JOIN new_rows n ON n.id = o.id
+     WHERE o.status <> n.status OR (n.status = 'queued' AND o.not_before <> n.not_before)
+     GROUP BY 1, 2, 3, 4
+  LOOP
+    leave_queue := leave_queue OR r.old_status = 'queued';
+    enter_queue := enter_queue OR r.new_status = 'queued';
+    CONTINUE WHEN r.old_status = r.new_status;
+    PERFORM dataflow._count(r.dataset_id, r.backfill_id, r.old_status, r.new_status, r.n, r.ord, r.at);
+    IF r.old_status = 'running' AND r.new_status IN ('ready', 'failed', 'queued') THEN
+      PERFORM dataflow._count_done(r.dataset_id, r.backfill_id, date_trunc('minute', now()),
+                                   CASE WHEN r.new_status = 'ready' THEN r.n ELSE 0 END,
+                                   CASE WHEN r.new_status = 'ready' THEN 0 ELSE r.n END, 0);
+    END IF;
+    -- a produced chunk reset by a resubmit (directly, or through the transient status)
+    was_reset := was_reset OR (r.old_status IN ('ready', 'validated', 'invalid')
+                               AND r.new_status IN ('resubmit', 'queued', 'waiting'));
+  END LOOP;
+  -- Its completion, if a run made it within the rate window, is superseded: counted in
+  -- the bucket it was recorded in (the minute of available_at, set by complete), so the
+  -- rate counts only current completions. Only statements that reset produced chunks
+  -- get here; at most 10 buckets per (dataset, backfill).
+  IF was_reset THEN
+    FOR r IN
+      SELECT o.dataset_id, o.backfill_id, date_trunc('minute', o.available_at) AS minute, count(*) AS n
+        FROM old_rows o JOIN new_rows n ON n.id = o.id
+       WHERE o.status IN ('ready', 'validated', 'invalid') AND n.status IN ('resubmit', 'queued', 'waiting')
+         AND o.run_id IS NOT NULL
+         AND o.available_at >= date_trunc('minute', now()) - interval '9 minutes'
+       GROUP BY 1, 2, 3
+    LOOP
+      PERFORM dataflow._count_done(r.dataset_id, r.backfill_id, r.minute, 0, 0, r.n);
+    END LOOP;
+  END IF;
+  -- The queue follows each chunk's current row (see above), so a nested change that
+  -- already moved the chunk again is neither undone nor duplicated. A chunk whose
+  -- not_before moved leaves its old queue row and enters a new one. (The checks of the
+  -- current row are scalar subqueries, never turned into joins: an index probe each.)
+  IF leave_queue OR enter_queue THEN
+    FOR r IN
+      SELECT o.dataset_id, o.id, o.not_before AS old_not_before, n.not_before AS new_not_before,
+             o.status = 'queued' AND (n.status <> 'queued' OR n.not_before <> o.not_before)
+               AND NOT coalesce((SELECT c.status = 'queued' AND c.not_before = o.not_before
+                                   FROM dataflow.chunk c WHERE c.id = o.id), false) AS leaves,
+             n.status = 'queued' AND (o.status <> 'queued' OR o.not_before <> n.not_before)
+               AND coalesce((SELECT c.status = 'queued' AND c.not_before = n.not_before
+                               FROM dataflow.chunk c WHERE c.id = n.id), false) AS enters
+        FROM old_rows o JOIN new_rows n ON n.id = o.id
+       WHERE (o.status = 'queued' OR n.status = 'queued')
+         AND (o.status <> n.status OR o.not_before <> n.not_before)
+    LOOP
+      IF r.leaves THEN
+        DELETE FROM dataflow.queue q
+         WHERE q.dataset_id = r.dataset_id AND q.not_before = r.old_not_before AND q.chunk_id = r.id;
+      END IF;
+      IF r.enters THEN
+        INSERT INTO dataflow.queue (dataset_id, not_before, chunk_id)
+        SELECT r.dataset_id, r.new_not_before, r.id
+         WHERE NOT EXISTS (SELECT FROM dataflow.queue q
+                            WHERE q.dataset_id = r.dataset_id AND q.not_before = r.new_not_before
+                              AND q.chunk_id = r.id);
+      END IF;
+    END LOOP;
+  END IF;
+  RETURN NULL;
+END $$;
+REVOKE EXECUTE ON FUNCTION dataflow._chunk_counted_update() FROM PUBLIC;
+
+CREATE TRIGGER chunk_counted_update AFTER UPDATE ON dataflow.chunk
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
+  EXECUTE FUNCTION dataflow._chunk_counted_update();
+
+CREATE VIEW dataflow.dataset_rate AS
+SELECT b.dataset_id,
+       round(60 * sum(b.n) / greatest(extract(epoch FROM now() - min(b.since)), 1), 1) AS per_minute
+  FROM (SELECT m.dataset_id, sum(m.succeeded - m.superseded) AS n,
+               greatest(coalesce(min(m.first_at), m.minute), max(m.superseded_at)) AS since
+          FROM dataflow.done_minute m
+         WHERE m.minute >= date_trunc('minute', now()) - interval '9 minutes'
+         GROUP BY m.dataset_id, m.minute) b
+ WHERE b.n > 0
+ GROUP BY b.dataset_id;
+COMMENT ON VIEW dataflow.dataset_rate IS
+  'Chunks completed per minute per dataset id: the completions of the last 10 minutes that no resubmit has '
+  'superseded, over the time since the first of them';
+COMMENT ON COLUMN dataflow.dataset_rate.dataset_id IS 'Dataset id';
+COMMENT ON COLUMN dataflow.dataset_rate.per_minute IS
+  'Current completions per minute, from the first completion of the last 10 minutes to now (1 decimal)';
+
+-- held: a job whose queued chunks cannot be leased at all (paused, max_concurrency 0,
+-- a pool of 0 slots). blocked counts the chunks that cannot run now: waiting (an input
+-- not available: not registered, not produced yet, failed or invalid) and, when held,
+-- queued. A retry in backoff is queued, not blocked: it runs by itself. The ETA is NULL
+-- unless something can run (a chunk running, or queued and not held) and the rate is
+-- above 0.
+CREATE VIEW dataflow.progress AS
+SELECT 'job'::text AS kind, j.name AS name, d.name AS dataset, NULL::text AS from_key, NULL::text AS to_key,
+       coalesce(k.ready + k.validated + k.skipped, 0) AS done, coalesce(k.total, 0) AS total,
+       coalesce(k.running, 0) AS running, coalesce(k.failed + k.invalid, 0) AS failed,
+       round(100.0 * coalesce(k.ready + k.validated + k.skipped, 0) / nullif(k.total, 0), 1) AS pct,
+       coalesce(round(rt.rate, 1), 0) AS per_minute,
+       CASE WHEN rt.rate > 0 AND (k.running > 0 OR (k.queued > 0 AND NOT h.held)) THEN
+         make_interval(secs => round(60 * (k.total - k.ready - k.validated - k.skipped - k.failed - k.invalid
+                                           - k.cancelled) / rt.rate)::double precision) END AS eta,
+       j.created_at AS started_at,
+       coalesce(k.waiting + CASE WHEN h.held THEN k.queued ELSE 0 END, 0) AS blocked
+  FROM dataflow.job j
+  JOIN dataflow.dataset d ON d.id = j.output_id
+  LEFT JOIN dataflow.pool p ON p.id = j.pool_id
+  CROSS JOIN LATERAL (SELECT j.paused OR coalesce(j.max_concurrency = 0, false)
+                             OR coalesce(p.slots = 0, false) AS held) h
+  LEFT JOIN dataflow.dataset_counts k ON k.dataset_id = d.id
+  LEFT JOIN LATERAL (
+    SELECT 60 * sum(x.n) / greatest(extract(epoch FROM now() - min(x.since)), 1) AS rate
+      FROM (SELECT sum(m.succeeded - m.superseded) AS n,
+                   greatest(coalesce(min(m.first_at), m.minute), max(m.superseded_at)) AS since
+              FROM dataflow.done_minute m
+             WHERE m.dataset_id = d.id AND m.minute >= date_trunc('minute', now()) - interval '9 minutes'
+             GROUP BY m.minute) x
+     WHERE x.n > 0) rt ON true
+UNION ALL
+SELECT 'backfill', 'backfill ' || b.id, d.name, b.from_key, b.to_key,
+       bk.done, bk.total, bk.running, bk.failed,
+       round(100.0 * bk.done / nullif(bk.total, 0), 1),
+       coalesce(round(br.rate, 1), 0),
+       CASE WHEN br.rate > 0 AND (bk.running > 0 OR bk.runnable > 0) THEN
+         make_interval(secs => round(60 * (bk.total - bk.done - bk.failed - bk.cancelled)
+                                     / br.rate)::double precision) END,
+       b.at, bk.blocked
+  FROM dataflow.backfill b
+  JOIN dataflow.dataset d ON d.id = b.dataset_id
+  CROSS JOIN LATERAL (
+    SELECT coalesce(sum(cc.ready + cc.validated + cc.skipped), 0)::bigint AS done,
+           coalesce(sum(cc.waiting + cc.queued + cc.running + cc.ready + cc.validated + cc.invalid + cc.failed
+                        + cc.skipped + cc.cancelled + cc.resubmit), 0)::bigint AS total,
+           coalesce(sum(cc.running), 0)::bigint AS running,
+           coalesce(sum(cc.failed + cc.invalid), 0)::bigint AS failed,
+           coalesce(sum(cc.cancelled), 0)::bigint AS cancelled,
+           coalesce(sum(cc.waiting + CASE WHEN h.held THEN cc.queued ELSE 0 END), 0)::bigint AS blocked,
+           coalesce(sum(CASE WHEN h.held THEN 0 ELSE cc.queued END), 0)::bigint AS runnable,
+           array_agg(DISTINCT cc.dataset_id) AS datasets
+      FROM dataflow.chunk_count cc
+      -- a dataset without a job (a source) cannot run anything
+      CROSS JOIN LATERAL (
+        SELECT coalesce((SELECT jj.paused OR coalesce(jj.max_concurrency = 0, false)
+                                OR coalesce(pp.slots = 0, false)
+                           FROM dataflow.job jj LEFT JOIN dataflow.pool pp ON pp.id = jj.pool_id
+                          WHERE jj.output_id = cc.dataset_id), true) AS held) h
+     WHERE cc.backfill_id = b.id) bk
+  LEFT JOIN LATERAL (
+    SELECT 60 * sum(x.n) / greatest(extract(epoch FROM now() - min(x.since)), 1) AS rate
+      FROM (SELECT sum(m.succeeded - m.superseded) AS n,
+                   greatest(coalesce(min(m.first_at), m.minute), max(m.superseded_at)) AS since
+              FROM dataflow.done_minute m
+             WHERE m.dataset_id = ANY (bk.datasets) AND m.backfill_id = b.id
+               AND m.minute >= date_trunc('minute', now()) - interval '9 minutes'
+             GROUP BY m.minute) x
+     WHERE x.n > 0) br ON true;
+COMMENT ON VIEW dataflow.progress IS
+  'Progress per job (its output dataset) and per backfill (the chunks one expect() created): done, total, '
+  'the rate of its own current completions over the last 10 minutes, ETA (NULL when nothing can run) and '
+  'the chunks blocked';
+COMMENT ON COLUMN dataflow.progress.kind IS 'job or backfill';
+COMMENT ON COLUMN dataflow.progress.name IS 'Job name, or "backfill N"';
+COMMENT ON COLUMN dataflow.progress.dataset IS 'Output dataset (job) or requested dataset (backfill)';
+COMMENT ON COLUMN dataflow.progress.from_key IS 'First key of the backfill';
+COMMENT ON COLUMN dataflow.progress.to_key IS 'Last key of the backfill';
+COMMENT ON COLUMN dataflow.progress.done IS 'Chunks available';
+COMMENT ON COLUMN dataflow.progress.total IS 'Chunks in scope';
+COMMENT ON COLUMN dataflow.progress.running IS 'Chunks running';
+COMMENT ON COLUMN dataflow.progress.failed IS 'Chunks failed or invalid';
+COMMENT ON COLUMN dataflow.progress.pct IS 'done / total in percent (1 decimal)';
+COMMENT ON COLUMN dataflow.progress.per_minute IS
+  'Completions per minute of its own chunks (the job''s output, the backfill''s chunks) that no resubmit has '
+  'superseded, from the first of the last 10 minutes to now (1 decimal)';
+COMMENT ON COLUMN dataflow.progress.eta IS
+  'Time left at that rate, in whole seconds; NULL when nothing can run (no chunk running, none queued that '
+  'can be leased) or the rate is 0';
+COMMENT ON COLUMN dataflow.progress.started_at IS 'When the job was created or the backfill requested';
+COMMENT ON COLUMN dataflow.progress.blocked IS
+  'Chunks that cannot run now: waiting (an input not available: not registered, not produced yet, failed or '
+  'invalid), and queued ones when the job is paused, has max_concurrency 0 or a pool of 0 slots (a retry in '
+  'backoff is not blocked)';
+
+-- A hole is a key, between the oldest and newest available keys, that nothing will fill
+-- by itself: no chunk, a chunk failed (out of attempts or fatal), invalid, cancelled or
+-- skipped without a reason, or a source key not registered yet (a waiting placeholder of a
+-- dataset no job produces). In-flight work (queued, a retry in backoff, running, waiting
+-- for inputs) is not a hole; it is listed only when overdue: past its period plus the
+-- dataset's lateness and not available.
+CREATE VIEW dataflow.gaps AS
+WITH bounds AS (
+  SELECT d.id, d.name, d.key_kind, d.lateness,
+         EXISTS (SELECT FROM dataflow.job j WHERE j.output_id = d.id) AS has_job,
+         (SELECT min(c.ord) FROM dataflow.chunk c
+           WHERE c.dataset_id = d.id AND c.status IN ('ready', 'validated', 'skipped')) AS lo,
+         (SELECT max(c.ord) FROM dataflow.chunk c
+           WHERE c.dataset_id = d.id AND c.status IN ('ready', 'validated', 'skipped')) AS hi
+    FROM dataflow.dataset d
+   WHERE d.key_kind IN ('date', 'hour', 'int')
+)
+SELECT b.name AS dataset, dataflow._key_text(b.key_kind, g) AS key, coalesce(c.status, 'missing') AS status,
+       CASE WHEN h.hole THEN 'hole' ELSE 'overdue' END AS reason, dataflow._period_end(b.key_kind, g) AS period_end
+  FROM bounds b
+  CROSS JOIN LATERAL generate_series(b.lo, b.hi) g
+  LEFT JOIN dataflow.chunk c ON c.dataset_id = b.id AND c.ord = g
+  CROSS JOIN LATERAL (
+    SELECT c.id IS NULL OR c.status IN ('failed', 'invalid', 'cancelled')
+           OR (c.status = 'skipped' AND coalesce(btrim(c.info ->> 'skip_reason'), '') = '')
+           OR (c.status = 'waiting' AND NOT b.has_job) AS hole) h
+ WHERE b.lo IS NOT NULL
+   AND (h.hole OR (c.status NOT IN ('ready', 'validated', 'skipped')
+                   AND b.lateness IS NOT NULL AND b.key_kind IN ('date', 'hour')
+                   AND dataflow._period_end(b.key_kind, c.ord) + b.lateness < now()))
+UNION ALL
+SELECT b.name, c.key, c.status, 'overdue', dataflow._period_end(b.key_kind, c.ord)
+  FROM bounds b
+  JOIN dataflow.chunk c ON c.dataset_id = b.id
+ WHERE b.lateness IS NOT NULL AND b.key_kind IN ('date', 'hour')
+   AND c.status NOT IN ('ready', 'validated', 'skipped')
+   AND dataflow._period_end(b.key_kind, c.ord) + b.lateness < now()
+   -- keys between the oldest and newest available ones are listed above
+   AND (b.lo IS NULL OR c.ord < b.lo OR c.ord > b.hi);
+COMMENT ON VIEW dataflow.gaps IS
+  'Holes: keys between the oldest and newest available keys of a date/hour/int dataset with no chunk, or '
+  'whose chunk is failed, invalid, cancelled, skipped without a reason, or a source key not registered; '
+  'and overdue: expected keys past their period plus the dataset''s lateness, not available yet. In-flight '
+  'work (queued, retrying, running, waiting for inputs) is listed only when overdue';
+COMMENT ON COLUMN dataflow.gaps.dataset IS 'Dataset name';
+COMMENT ON COLUMN dataflow.gaps.key IS 'The missing or late key';
+COMMENT ON COLUMN dataflow.gaps.status IS 'Chunk status, or missing when no chunk exists';
+COMMENT ON COLUMN dataflow.gaps.reason IS 'hole (nothing will fill it by itself) or overdue (late, in flight or not)';
+COMMENT ON COLUMN dataflow.gaps.period_end IS 'End of the key''s period (date/hour keys)';
+
+GRANT SELECT ON dataflow.progress, dataflow.gaps, dataflow.dataset_rate TO dataflow_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON dataflow.progress, dataflow.gaps, dataflow.dataset_rate
+  TO dataflow_admin;
 
 -- 00_schema, 20_define, 70_worker (issue 19 item 7, messages): dataflow._raise (C: an ERROR
 -- without CONTEXT lines), _name_distance (C: bounded Levenshtein), _suggest and _not_found (an
@@ -1925,302 +2253,11 @@ REVOKE EXECUTE ON FUNCTION dataflow.redeliver(text, timestamptz, boolean) FROM P
 GRANT EXECUTE ON FUNCTION dataflow.redeliver(text, timestamptz, boolean) TO dataflow_admin;
 GRANT EXECUTE ON FUNCTION dataflow.redeliver(text, timestamptz, boolean) TO dataflow_operator;
 
--- 12_counts, 60_bi_views (issue 19 items 4 and 6): progress tells the truth, gaps are holes.
--- done_minute gains backfill_id (now in its key), superseded and first_at (at the end of
--- the table): the rate counts a job's and a backfill's own current completions (a
--- completion a resubmit reset is superseded) from the first of them; rows recorded by
--- 0.1.0 count for their job only (backfill 0) and from the start of their minute.
--- _count_done takes the backfill, the minute and the superseded count; the trigger
--- records the superseded completions. progress: per_minute from that rate, eta in whole
--- seconds and NULL when nothing can run, a blocked column at the end; dataset_rate the
--- same rate; gaps lists holes (no chunk, failed, invalid, cancelled, skipped without a
--- reason, source key not registered) and in-flight work only when overdue.
-DROP VIEW dataflow.progress;
-DROP VIEW dataflow.dataset_rate;
-DROP VIEW dataflow.gaps;
-DROP TRIGGER chunk_counted_update ON dataflow.chunk;
-DROP FUNCTION dataflow._chunk_counted_update();
-DROP FUNCTION dataflow._count_done(integer, bigint, bigint);
-ALTER TABLE dataflow.done_minute
-  ADD COLUMN backfill_id integer NOT NULL DEFAULT 0,
-  ADD COLUMN superseded integer NOT NULL DEFAULT 0,
-  ADD COLUMN first_at timestamptz,
-  ADD COLUMN superseded_at timestamptz;
-ALTER TABLE dataflow.done_minute DROP CONSTRAINT done_minute_pkey;
-ALTER TABLE dataflow.done_minute ADD CONSTRAINT done_minute_pkey PRIMARY KEY (dataset_id, minute, backfill_id, shard);
-CREATE FUNCTION dataflow._count_done(p_dataset integer, p_backfill integer, p_minute timestamptz,
-                                     p_succeeded bigint, p_failed bigint, p_superseded bigint)
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$
-DECLARE
-  s integer := dataflow._count_shard(7411, p_dataset, (extract(epoch FROM p_minute) / 60)::bigint);
-BEGIN
-  FOR attempt IN 1..2 LOOP
-    UPDATE dataflow.done_minute
-       SET succeeded = succeeded + p_succeeded, failed = failed + p_failed,
-           superseded = superseded + p_superseded,
-           first_at = CASE WHEN p_succeeded > 0 THEN least(first_at, now()) ELSE first_at END,
-           superseded_at = CASE WHEN p_superseded > 0 THEN greatest(superseded_at, now()) ELSE superseded_at END
-     WHERE dataset_id = p_dataset AND minute = p_minute AND backfill_id = p_backfill AND shard = s;
-    EXIT WHEN FOUND OR attempt = 2;
-    INSERT INTO dataflow.done_minute (dataset_id, minute, backfill_id, shard)
-    VALUES (p_dataset, p_minute, p_backfill, s)
-    ON CONFLICT DO NOTHING;
-  END LOOP;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'throughput row of dataset % changed after this transaction''s snapshot', p_dataset
-      USING ERRCODE = '40001';
-  END IF;
-END $$;
-REVOKE EXECUTE ON FUNCTION dataflow._count_done(integer, integer, timestamptz, bigint, bigint, bigint) FROM PUBLIC;
-
-CREATE FUNCTION dataflow._chunk_counted_update() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$
-DECLARE r record; leave_queue boolean := false; enter_queue boolean := false; was_reset boolean := false;
-BEGIN
-  -- One row per (dataset, backfill, old status, new status) that changed; a queued
-  -- chunk whose not_before moved comes as queued -> queued (queue only, no count).
-  FOR r IN
-    SELECT n.dataset_id, n.backfill_id, o.status AS old_status, n.status AS new_status, count(*) AS n,
-           max(n.ord) FILTER (WHERE dataflow._level(n.status) > 0) AS ord,
-           max(n.available_at) FILTER (WHERE dataflow._level(n.status) > 0) AS at
-      FROM old_rows o JOIN new_rows n ON n.id = o.id
-     WHERE o.status <> n.status OR (n.status = 'queued' AND o.not_before <> n.not_before)
-     GROUP BY 1, 2, 3, 4
-  LOOP
-    leave_queue := leave_queue OR r.old_status = 'queued';
-    enter_queue := enter_queue OR r.new_status = 'queued';
-    CONTINUE WHEN r.old_status = r.new_status;
-    PERFORM dataflow._count(r.dataset_id, r.backfill_id, r.old_status, r.new_status, r.n, r.ord, r.at);
-    IF r.old_status = 'running' AND r.new_status IN ('ready', 'failed', 'queued') THEN
-      PERFORM dataflow._count_done(r.dataset_id, r.backfill_id, date_trunc('minute', now()),
-                                   CASE WHEN r.new_status = 'ready' THEN r.n ELSE 0 END,
-                                   CASE WHEN r.new_status = 'ready' THEN 0 ELSE r.n END, 0);
-    END IF;
-    -- a produced chunk reset by a resubmit (directly, or through the transient status)
-    was_reset := was_reset OR (r.old_status IN ('ready', 'validated', 'invalid')
-                               AND r.new_status IN ('resubmit', 'queued', 'waiting'));
-  END LOOP;
-  -- Its completion, if a run made it within the rate window, is superseded: counted in
-  -- the bucket it was recorded in (the minute of available_at, set by complete), so the
-  -- rate counts only current completions. Only statements that reset produced chunks
-  -- get here; at most 10 buckets per (dataset, backfill).
-  IF was_reset THEN
-    FOR r IN
-      SELECT o.dataset_id, o.backfill_id, date_trunc('minute', o.available_at) AS minute, count(*) AS n
-        FROM old_rows o JOIN new_rows n ON n.id = o.id
-       WHERE o.status IN ('ready', 'validated', 'invalid') AND n.status IN ('resubmit', 'queued', 'waiting')
-         AND o.run_id IS NOT NULL
-         AND o.available_at >= date_trunc('minute', now()) - interval '9 minutes'
-       GROUP BY 1, 2, 3
-    LOOP
-      PERFORM dataflow._count_done(r.dataset_id, r.backfill_id, r.minute, 0, 0, r.n);
-    END LOOP;
-  END IF;
-  -- The queue follows each chunk's current row (see above), so a nested change that
-  -- already moved the chunk again is neither undone nor duplicated. A chunk whose
-  -- not_before moved leaves its old queue row and enters a new one. (The checks of the
-  -- current row are scalar subqueries, never turned into joins: an index probe each.)
-  IF leave_queue OR enter_queue THEN
-    FOR r IN
-      SELECT o.dataset_id, o.id, o.not_before AS old_not_before, n.not_before AS new_not_before,
-             o.status = 'queued' AND (n.status <> 'queued' OR n.not_before <> o.not_before)
-               AND NOT coalesce((SELECT c.status = 'queued' AND c.not_before = o.not_before
-                                   FROM dataflow.chunk c WHERE c.id = o.id), false) AS leaves,
-             n.status = 'queued' AND (o.status <> 'queued' OR o.not_before <> n.not_before)
-               AND coalesce((SELECT c.status = 'queued' AND c.not_before = n.not_before
-                               FROM dataflow.chunk c WHERE c.id = n.id), false) AS enters
-        FROM old_rows o JOIN new_rows n ON n.id = o.id
-       WHERE (o.status = 'queued' OR n.status = 'queued')
-         AND (o.status <> n.status OR o.not_before <> n.not_before)
-    LOOP
-      IF r.leaves THEN
-        DELETE FROM dataflow.queue q
-         WHERE q.dataset_id = r.dataset_id AND q.not_before = r.old_not_before AND q.chunk_id = r.id;
-      END IF;
-      IF r.enters THEN
-        INSERT INTO dataflow.queue (dataset_id, not_before, chunk_id)
-        SELECT r.dataset_id, r.new_not_before, r.id
-         WHERE NOT EXISTS (SELECT FROM dataflow.queue q
-                            WHERE q.dataset_id = r.dataset_id AND q.not_before = r.new_not_before
-                              AND q.chunk_id = r.id);
-      END IF;
-    END LOOP;
-  END IF;
-  RETURN NULL;
-END $$;
-REVOKE EXECUTE ON FUNCTION dataflow._chunk_counted_update() FROM PUBLIC;
-
-CREATE TRIGGER chunk_counted_update AFTER UPDATE ON dataflow.chunk
-  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
-  EXECUTE FUNCTION dataflow._chunk_counted_update();
-
-CREATE VIEW dataflow.dataset_rate AS
-SELECT b.dataset_id,
-       round(60 * sum(b.n) / greatest(extract(epoch FROM now() - min(b.since)), 1), 1) AS per_minute
-  FROM (SELECT m.dataset_id, sum(m.succeeded - m.superseded) AS n,
-               greatest(coalesce(min(m.first_at), m.minute), max(m.superseded_at)) AS since
-          FROM dataflow.done_minute m
-         WHERE m.minute >= date_trunc('minute', now()) - interval '9 minutes'
-         GROUP BY m.dataset_id, m.minute) b
- WHERE b.n > 0
- GROUP BY b.dataset_id;
-COMMENT ON VIEW dataflow.dataset_rate IS
-  'Chunks completed per minute per dataset id: the completions of the last 10 minutes that no resubmit has '
-  'superseded, over the time since the first of them';
-COMMENT ON COLUMN dataflow.dataset_rate.dataset_id IS 'Dataset id';
-COMMENT ON COLUMN dataflow.dataset_rate.per_minute IS
-  'Current completions per minute, from the first completion of the last 10 minutes to now (1 decimal)';
-
--- held: a job whose queued chunks cannot be leased at all (paused, max_concurrency 0,
--- a pool of 0 slots). blocked counts the chunks that cannot run now: waiting (an input
--- not available: not registered, not produced yet, failed or invalid) and, when held,
--- queued. A retry in backoff is queued, not blocked: it runs by itself. The ETA is NULL
--- unless something can run (a chunk running, or queued and not held) and the rate is
--- above 0.
-CREATE VIEW dataflow.progress AS
-SELECT 'job'::text AS kind, j.name AS name, d.name AS dataset, NULL::text AS from_key, NULL::text AS to_key,
-       coalesce(k.ready + k.validated + k.skipped, 0) AS done, coalesce(k.total, 0) AS total,
-       coalesce(k.running, 0) AS running, coalesce(k.failed + k.invalid, 0) AS failed,
-       round(100.0 * coalesce(k.ready + k.validated + k.skipped, 0) / nullif(k.total, 0), 1) AS pct,
-       coalesce(round(rt.rate, 1), 0) AS per_minute,
-       CASE WHEN rt.rate > 0 AND (k.running > 0 OR (k.queued > 0 AND NOT h.held)) THEN
-         make_interval(secs => round(60 * (k.total - k.ready - k.validated - k.skipped - k.failed - k.invalid
-                                           - k.cancelled) / rt.rate)::double precision) END AS eta,
-       j.created_at AS started_at,
-       coalesce(k.waiting + CASE WHEN h.held THEN k.queued ELSE 0 END, 0) AS blocked
-  FROM dataflow.job j
-  JOIN dataflow.dataset d ON d.id = j.output_id
-  LEFT JOIN dataflow.pool p ON p.id = j.pool_id
-  CROSS JOIN LATERAL (SELECT j.paused OR coalesce(j.max_concurrency = 0, false)
-                             OR coalesce(p.slots = 0, false) AS held) h
-  LEFT JOIN dataflow.dataset_counts k ON k.dataset_id = d.id
-  LEFT JOIN LATERAL (
-    SELECT 60 * sum(x.n) / greatest(extract(epoch FROM now() - min(x.since)), 1) AS rate
-      FROM (SELECT sum(m.succeeded - m.superseded) AS n,
-                   greatest(coalesce(min(m.first_at), m.minute), max(m.superseded_at)) AS since
-              FROM dataflow.done_minute m
-             WHERE m.dataset_id = d.id AND m.minute >= date_trunc('minute', now()) - interval '9 minutes'
-             GROUP BY m.minute) x
-     WHERE x.n > 0) rt ON true
-UNION ALL
-SELECT 'backfill', 'backfill ' || b.id, d.name, b.from_key, b.to_key,
-       bk.done, bk.total, bk.running, bk.failed,
-       round(100.0 * bk.done / nullif(bk.total, 0), 1),
-       coalesce(round(br.rate, 1), 0),
-       CASE WHEN br.rate > 0 AND (bk.running > 0 OR bk.runnable > 0) THEN
-         make_interval(secs => round(60 * (bk.total - bk.done - bk.failed - bk.cancelled)
-                                     / br.rate)::double precision) END,
-       b.at, bk.blocked
-  FROM dataflow.backfill b
-  JOIN dataflow.dataset d ON d.id = b.dataset_id
-  CROSS JOIN LATERAL (
-    SELECT coalesce(sum(cc.ready + cc.validated + cc.skipped), 0)::bigint AS done,
-           coalesce(sum(cc.waiting + cc.queued + cc.running + cc.ready + cc.validated + cc.invalid + cc.failed
-                        + cc.skipped + cc.cancelled + cc.resubmit), 0)::bigint AS total,
-           coalesce(sum(cc.running), 0)::bigint AS running,
-           coalesce(sum(cc.failed + cc.invalid), 0)::bigint AS failed,
-           coalesce(sum(cc.cancelled), 0)::bigint AS cancelled,
-           coalesce(sum(cc.waiting + CASE WHEN h.held THEN cc.queued ELSE 0 END), 0)::bigint AS blocked,
-           coalesce(sum(CASE WHEN h.held THEN 0 ELSE cc.queued END), 0)::bigint AS runnable,
-           array_agg(DISTINCT cc.dataset_id) AS datasets
-      FROM dataflow.chunk_count cc
-      -- a dataset without a job (a source) cannot run anything
-      CROSS JOIN LATERAL (
-        SELECT coalesce((SELECT jj.paused OR coalesce(jj.max_concurrency = 0, false)
-                                OR coalesce(pp.slots = 0, false)
-                           FROM dataflow.job jj LEFT JOIN dataflow.pool pp ON pp.id = jj.pool_id
-                          WHERE jj.output_id = cc.dataset_id), true) AS held) h
-     WHERE cc.backfill_id = b.id) bk
-  LEFT JOIN LATERAL (
-    SELECT 60 * sum(x.n) / greatest(extract(epoch FROM now() - min(x.since)), 1) AS rate
-      FROM (SELECT sum(m.succeeded - m.superseded) AS n,
-                   greatest(coalesce(min(m.first_at), m.minute), max(m.superseded_at)) AS since
-              FROM dataflow.done_minute m
-             WHERE m.dataset_id = ANY (bk.datasets) AND m.backfill_id = b.id
-               AND m.minute >= date_trunc('minute', now()) - interval '9 minutes'
-             GROUP BY m.minute) x
-     WHERE x.n > 0) br ON true;
-COMMENT ON VIEW dataflow.progress IS
-  'Progress per job (its output dataset) and per backfill (the chunks one expect() created): done, total, '
-  'the rate of its own current completions over the last 10 minutes, ETA (NULL when nothing can run) and '
-  'the chunks blocked';
-COMMENT ON COLUMN dataflow.progress.kind IS 'job or backfill';
-COMMENT ON COLUMN dataflow.progress.name IS 'Job name, or "backfill N"';
-COMMENT ON COLUMN dataflow.progress.dataset IS 'Output dataset (job) or requested dataset (backfill)';
-COMMENT ON COLUMN dataflow.progress.from_key IS 'First key of the backfill';
-COMMENT ON COLUMN dataflow.progress.to_key IS 'Last key of the backfill';
-COMMENT ON COLUMN dataflow.progress.done IS 'Chunks available';
-COMMENT ON COLUMN dataflow.progress.total IS 'Chunks in scope';
-COMMENT ON COLUMN dataflow.progress.running IS 'Chunks running';
-COMMENT ON COLUMN dataflow.progress.failed IS 'Chunks failed or invalid';
-COMMENT ON COLUMN dataflow.progress.pct IS 'done / total in percent (1 decimal)';
-COMMENT ON COLUMN dataflow.progress.per_minute IS
-  'Completions per minute of its own chunks (the job''s output, the backfill''s chunks) that no resubmit has '
-  'superseded, from the first of the last 10 minutes to now (1 decimal)';
-COMMENT ON COLUMN dataflow.progress.eta IS
-  'Time left at that rate, in whole seconds; NULL when nothing can run (no chunk running, none queued that '
-  'can be leased) or the rate is 0';
-COMMENT ON COLUMN dataflow.progress.started_at IS 'When the job was created or the backfill requested';
-COMMENT ON COLUMN dataflow.progress.blocked IS
-  'Chunks that cannot run now: waiting (an input not available: not registered, not produced yet, failed or '
-  'invalid), and queued ones when the job is paused, has max_concurrency 0 or a pool of 0 slots (a retry in '
-  'backoff is not blocked)';
-
--- A hole is a key, between the oldest and newest available keys, that nothing will fill
--- by itself: no chunk, a chunk failed (out of attempts or fatal), invalid, cancelled or
--- skipped without a reason, or a source key not registered yet (a waiting placeholder of a
--- dataset no job produces). In-flight work (queued, a retry in backoff, running, waiting
--- for inputs) is not a hole; it is listed only when overdue: past its period plus the
--- dataset's lateness and not available.
-CREATE VIEW dataflow.gaps AS
-WITH bounds AS (
-  SELECT d.id, d.name, d.key_kind, d.lateness,
-         EXISTS (SELECT FROM dataflow.job j WHERE j.output_id = d.id) AS has_job,
-         (SELECT min(c.ord) FROM dataflow.chunk c
-           WHERE c.dataset_id = d.id AND c.status IN ('ready', 'validated', 'skipped')) AS lo,
-         (SELECT max(c.ord) FROM dataflow.chunk c
-           WHERE c.dataset_id = d.id AND c.status IN ('ready', 'validated', 'skipped')) AS hi
-    FROM dataflow.dataset d
-   WHERE d.key_kind IN ('date', 'hour', 'int')
-)
-SELECT b.name AS dataset, dataflow._key_text(b.key_kind, g) AS key, coalesce(c.status, 'missing') AS status,
-       CASE WHEN h.hole THEN 'hole' ELSE 'overdue' END AS reason, dataflow._period_end(b.key_kind, g) AS period_end
-  FROM bounds b
-  CROSS JOIN LATERAL generate_series(b.lo, b.hi) g
-  LEFT JOIN dataflow.chunk c ON c.dataset_id = b.id AND c.ord = g
-  CROSS JOIN LATERAL (
-    SELECT c.id IS NULL OR c.status IN ('failed', 'invalid', 'cancelled')
-           OR (c.status = 'skipped' AND coalesce(btrim(c.info ->> 'skip_reason'), '') = '')
-           OR (c.status = 'waiting' AND NOT b.has_job) AS hole) h
- WHERE b.lo IS NOT NULL
-   AND (h.hole OR (c.status NOT IN ('ready', 'validated', 'skipped')
-                   AND b.lateness IS NOT NULL AND b.key_kind IN ('date', 'hour')
-                   AND dataflow._period_end(b.key_kind, c.ord) + b.lateness < now()))
-UNION ALL
-SELECT b.name, c.key, c.status, 'overdue', dataflow._period_end(b.key_kind, c.ord)
-  FROM bounds b
-  JOIN dataflow.chunk c ON c.dataset_id = b.id
- WHERE b.lateness IS NOT NULL AND b.key_kind IN ('date', 'hour')
-   AND c.status NOT IN ('ready', 'validated', 'skipped')
-   AND dataflow._period_end(b.key_kind, c.ord) + b.lateness < now()
-   -- keys between the oldest and newest available ones are listed above
-   AND (b.lo IS NULL OR c.ord < b.lo OR c.ord > b.hi);
-COMMENT ON VIEW dataflow.gaps IS
-  'Holes: keys between the oldest and newest available keys of a date/hour/int dataset with no chunk, or '
-  'whose chunk is failed, invalid, cancelled, skipped without a reason, or a source key not registered; '
-  'and overdue: expected keys past their period plus the dataset''s lateness, not available yet. In-flight '
-  'work (queued, retrying, running, waiting for inputs) is listed only when overdue';
-COMMENT ON COLUMN dataflow.gaps.dataset IS 'Dataset name';
-COMMENT ON COLUMN dataflow.gaps.key IS 'The missing or late key';
-COMMENT ON COLUMN dataflow.gaps.status IS 'Chunk status, or missing when no chunk exists';
-COMMENT ON COLUMN dataflow.gaps.reason IS 'hole (nothing will fill it by itself) or overdue (late, in flight or not)';
-COMMENT ON COLUMN dataflow.gaps.period_end IS 'End of the key''s period (date/hour keys)';
-
-GRANT SELECT ON dataflow.progress, dataflow.gaps, dataflow.dataset_rate TO dataflow_reader;
-GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON dataflow.progress, dataflow.gaps, dataflow.dataset_rate
-  TO dataflow_admin;
+-- ==== 90_security: issue 15 item 1 (callback listener): fail with retry_after over HTTP.
+-- The listener runs as a dataflow_worker role; _fail (fail with a delay, as the worker
+-- records a Retry-After) becomes a definer function that role may call.
+ALTER FUNCTION dataflow._fail(uuid, text, boolean, double precision) SECURITY DEFINER;
+GRANT EXECUTE ON FUNCTION dataflow._fail(uuid, text, boolean, double precision) TO dataflow_worker;
 
 -- 40_work, 45_lease (issue 19 item 7, messages): _chunk raises through dataflow._raise (no
 -- CONTEXT lines under validate, skip, cancel); skip, resubmit and lease name the NULL
@@ -2480,8 +2517,254 @@ ALTER FUNCTION dataflow.lease(text, text, integer, interval) SECURITY DEFINER;
 REVOKE EXECUTE ON FUNCTION dataflow.lease(text, text, integer, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dataflow.lease(text, text, integer, interval) TO dataflow_worker;
 
--- ==== 90_security: issue 15 item 1 (callback listener): fail with retry_after over HTTP.
--- The listener runs as a dataflow_worker role; _fail (fail with a delay, as the worker
--- records a Retry-After) becomes a definer function that role may call.
-ALTER FUNCTION dataflow._fail(uuid, text, boolean, double precision) SECURITY DEFINER;
-GRANT EXECUTE ON FUNCTION dataflow._fail(uuid, text, boolean, double precision) TO dataflow_worker;
+-- 22_jobs (issue 19 item 7, messages): create_job and alter_job: an unknown pool or connection
+-- suggests near names (dataflow._not_found, no CONTEXT line); create_job names a NULL output,
+-- dispatch, params, max_attempts, backoff_min/max or lease_for.
+DROP FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint);
+CREATE FUNCTION dataflow.create_job(
+  name text,
+  output text,
+  dispatch text DEFAULT 'pull',
+  connection text DEFAULT NULL,
+  target text DEFAULT NULL,
+  endpoint text DEFAULT NULL,
+  params jsonb DEFAULT '{}',
+  pool text DEFAULT NULL,
+  max_concurrency integer DEFAULT NULL,
+  max_attempts integer DEFAULT 3,
+  backoff_min interval DEFAULT '10 seconds',
+  backoff_max interval DEFAULT '10 minutes',
+  lease_for interval DEFAULT '5 minutes',
+  priority integer DEFAULT 0,
+  batch_max_rows bigint DEFAULT NULL)
+RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  d integer; c dataflow.connection; p integer; v integer; other text;
+BEGIN
+  PERFORM dataflow._check_name('job', name);
+  IF output IS NULL THEN
+    PERFORM dataflow._raise('22004', 'output must not be NULL', NULL,
+                            'Pass the dataset the job produces: output => dataset.');
+  END IF;
+  d := dataflow._dataset_id(output);
+  IF dispatch IS NULL THEN
+    RAISE EXCEPTION 'dispatch must not be NULL' USING ERRCODE = '22004',
+      HINT = 'dispatch is pull (workers call lease), http or airflow.';
+  END IF;
+  IF dispatch NOT IN ('pull', 'http', 'airflow') THEN
+    RAISE EXCEPTION 'invalid dispatch "%"', coalesce(dispatch, 'NULL')
+      USING ERRCODE = CASE WHEN dispatch IS NULL THEN '22004' ELSE '22023' END, HINT = 'dispatch is pull (workers call lease), http or airflow.';
+  END IF;
+  IF connection IS NOT NULL THEN
+    SELECT * INTO c FROM dataflow.connection cn WHERE cn.name = create_job.connection;
+    IF NOT FOUND THEN
+      PERFORM dataflow._not_found('connection', connection,
+        'create it with dataflow.create_connection(name, kind, base_url).');
+    END IF;
+  END IF;
+  IF dispatch = 'pull' AND (connection IS NOT NULL OR endpoint IS NOT NULL OR target IS NOT NULL) THEN
+    RAISE EXCEPTION 'a pull job takes no connection, target or endpoint' USING ERRCODE = '22023';
+  ELSIF dispatch = 'http' THEN
+    IF (endpoint IS NULL) = (connection IS NULL) THEN
+      RAISE EXCEPTION 'an http job needs either endpoint or connection (with target), not both'
+        USING ERRCODE = '22023';
+    END IF;
+    IF endpoint IS NOT NULL AND (endpoint !~ '^https?://[^\s/?#@]+(/[^\s]*)?$' OR endpoint ~ '[\r\n]') THEN
+      RAISE EXCEPTION 'invalid endpoint "%"', left(endpoint, 200)
+        USING ERRCODE = '22023', HINT = 'An http:// or https:// URL without credentials in it.';
+    END IF;
+    IF connection IS NOT NULL AND c.kind <> 'http' THEN
+      RAISE EXCEPTION 'connection "%" is of kind %, not http', connection, c.kind USING ERRCODE = '22023';
+    END IF;
+  ELSIF dispatch = 'airflow' THEN
+    IF connection IS NULL OR c.kind <> 'airflow' OR target IS NULL OR endpoint IS NOT NULL THEN
+      RAISE EXCEPTION 'an airflow job needs an airflow connection and a target (the DAG id), and no endpoint'
+        USING ERRCODE = '22023';
+    END IF;
+  END IF;
+  IF target IS NOT NULL AND target !~ '^[A-Za-z0-9_./-]{1,250}$' THEN
+    RAISE EXCEPTION 'invalid target "%"', left(target, 64)
+      USING ERRCODE = '22023', HINT = 'A DAG id or a URL path: letters, digits, "_", ".", "/" and "-".';
+  END IF;
+  IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
+    RAISE EXCEPTION 'params must %', CASE WHEN params IS NULL THEN 'not be NULL' ELSE 'be a JSON object' END
+      USING ERRCODE = CASE WHEN params IS NULL THEN '22004' ELSE '22023' END, HINT = 'Pass ''{}'' for none.';
+  END IF;
+  IF pool IS NOT NULL THEN
+    SELECT id INTO p FROM dataflow.pool pl WHERE pl.name = create_job.pool;
+    IF NOT FOUND THEN
+      PERFORM dataflow._not_found('pool', pool, 'create it with dataflow.create_pool(name, slots).');
+    END IF;
+  END IF;
+  IF max_attempts IS NULL OR backoff_min IS NULL OR backoff_max IS NULL OR lease_for IS NULL THEN
+    RAISE EXCEPTION '% must not be NULL', CASE WHEN max_attempts IS NULL THEN 'max_attempts'
+      WHEN backoff_min IS NULL THEN 'backoff_min' WHEN backoff_max IS NULL THEN 'backoff_max' ELSE 'lease_for' END
+      USING ERRCODE = '22004', HINT = 'Leave it out for the default.';
+  END IF;
+  IF max_concurrency < 0 OR max_attempts IS NULL OR max_attempts < 1 THEN
+    RAISE EXCEPTION 'max_concurrency must be >= 0 (or NULL: unlimited) and max_attempts >= 1'
+      USING ERRCODE = CASE WHEN max_attempts IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  IF backoff_min IS NULL OR backoff_max IS NULL OR backoff_min < interval '0' OR backoff_max < backoff_min THEN
+    RAISE EXCEPTION 'backoff needs 0 <= backoff_min <= backoff_max'
+      USING ERRCODE = CASE WHEN backoff_min IS NULL OR backoff_max IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  IF lease_for IS NULL OR lease_for <= interval '0' THEN
+    RAISE EXCEPTION 'lease_for must be positive'
+      USING ERRCODE = CASE WHEN lease_for IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  IF priority IS NULL THEN
+    RAISE EXCEPTION 'priority must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  IF batch_max_rows <= 0 THEN
+    RAISE EXCEPTION 'batch_max_rows must be positive (got %)', batch_max_rows
+      USING ERRCODE = '22023', HINT = 'Give the most input rows one batch may take, or NULL for no cap.';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.job j WHERE j.name = create_job.name) THEN
+    RAISE EXCEPTION 'job "%" already exists', name USING ERRCODE = '42710';
+  END IF;
+  SELECT j.name INTO other FROM dataflow.job j WHERE j.output_id = d;
+  IF FOUND THEN
+    RAISE EXCEPTION 'dataset "%" is already produced by job "%"', output, other
+      USING ERRCODE = '42710', HINT = 'A dataset has at most one producing job.';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.chunk ch WHERE ch.dataset_id = d) THEN
+    RAISE EXCEPTION 'dataset "%" already has chunks', output
+      USING ERRCODE = '55000',
+            HINT = 'Define the producing job before expecting or registering chunks of its output.';
+  END IF;
+  INSERT INTO dataflow.job (name, output_id, dispatch, connection_id, target, endpoint, params, pool_id,
+                            max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority,
+                            batch_max_rows)
+  VALUES (name, d, dispatch, c.id, target, endpoint, params, p,
+          max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority, batch_max_rows)
+  RETURNING id INTO v;
+  RETURN v;
+END $$;
+COMMENT ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer,
+                                        interval, interval, interval, integer, bigint) IS
+  'Define the job producing a dataset: dispatch (pull, http, airflow), connection/target or endpoint, '
+  'params, pool, max_concurrency, max_attempts, backoff_min/max, lease_for, priority, batch_max_rows '
+  '(an incremental job''s cap on a batch''s input rows); returns its id';
+ALTER FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint) TO dataflow_admin;
+DROP FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint);
+CREATE FUNCTION dataflow.alter_job(
+  name text,
+  pool text DEFAULT NULL,
+  max_concurrency integer DEFAULT NULL,
+  max_attempts integer DEFAULT NULL,
+  backoff_min interval DEFAULT NULL,
+  backoff_max interval DEFAULT NULL,
+  lease_for interval DEFAULT NULL,
+  priority integer DEFAULT NULL,
+  params jsonb DEFAULT NULL,
+  batch_max_rows bigint DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET IntervalStyle = 'postgres' AS $$
+DECLARE
+  j dataflow.job; p integer; pname text; new_pool integer; new_limit integer;
+  new_min interval; new_max interval; changes jsonb := '{}'; shown jsonb; new_rows bigint;
+BEGIN
+  SELECT * INTO j FROM dataflow.job jb WHERE jb.id = (dataflow._job(alter_job.name)).id FOR UPDATE;
+  IF (pool IS NOT NULL OR params IS NOT NULL)
+     AND NOT pg_has_role(dataflow._caller(), 'dataflow_admin', 'MEMBER') THEN
+    RAISE EXCEPTION 'changing the pool or the params of job "%" needs dataflow_admin', j.name
+      USING ERRCODE = '42501',
+            HINT = 'An operator may change max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority and batch_max_rows.';
+  END IF;
+  new_pool := j.pool_id;
+  IF pool = '' THEN
+    new_pool := NULL;
+  ELSIF pool IS NOT NULL THEN
+    SELECT pl.id INTO p FROM dataflow.pool pl WHERE pl.name = alter_job.pool;
+    IF NOT FOUND THEN
+      PERFORM dataflow._not_found('pool', pool,
+        'create it with dataflow.create_pool(name, slots), or pass pool => '''' to detach the job''s pool.');
+    END IF;
+    new_pool := p;
+  END IF;
+  IF max_concurrency < -1 THEN
+    RAISE EXCEPTION 'max_concurrency must be >= 0, or -1 to remove the job''s own limit (got %)', max_concurrency
+      USING ERRCODE = '22023';
+  END IF;
+  new_limit := CASE WHEN max_concurrency IS NULL THEN j.max_concurrency
+                    WHEN max_concurrency = -1 THEN NULL ELSE max_concurrency END;
+  IF max_attempts < 1 THEN
+    RAISE EXCEPTION 'max_attempts must be >= 1 (got %)', max_attempts USING ERRCODE = '22023';
+  END IF;
+  new_min := coalesce(backoff_min, j.backoff_min);
+  new_max := coalesce(backoff_max, j.backoff_max);
+  IF new_min < interval '0' OR new_max < new_min THEN
+    RAISE EXCEPTION 'backoff needs 0 <= backoff_min <= backoff_max (would be % and %)', new_min, new_max
+      USING ERRCODE = '22023';
+  END IF;
+  IF lease_for <= interval '0' THEN
+    RAISE EXCEPTION 'lease_for must be positive (got %)', lease_for USING ERRCODE = '22023';
+  END IF;
+  IF params IS NOT NULL AND jsonb_typeof(params) <> 'object' THEN
+    RAISE EXCEPTION 'params must be a JSON object' USING ERRCODE = '22023';
+  END IF;
+  IF batch_max_rows = 0 OR batch_max_rows < -1 THEN
+    RAISE EXCEPTION 'batch_max_rows must be positive, or -1 to remove the cap (got %)', batch_max_rows
+      USING ERRCODE = '22023', HINT = 'Give the most input rows one batch may take; -1 removes the cap, NULL keeps it.';
+  END IF;
+  new_rows := CASE WHEN batch_max_rows IS NULL THEN j.batch_max_rows
+                   WHEN batch_max_rows = -1 THEN NULL ELSE batch_max_rows END;
+
+  IF new_pool IS DISTINCT FROM j.pool_id THEN
+    changes := changes || jsonb_build_object('pool', jsonb_build_object(
+      'from', (SELECT pl.name FROM dataflow.pool pl WHERE pl.id = j.pool_id),
+      'to', (SELECT pl.name FROM dataflow.pool pl WHERE pl.id = new_pool)));
+  END IF;
+  IF new_limit IS DISTINCT FROM j.max_concurrency THEN
+    changes := changes || jsonb_build_object('max_concurrency', jsonb_build_object('from', j.max_concurrency, 'to', new_limit));
+  END IF;
+  IF coalesce(max_attempts, j.max_attempts) <> j.max_attempts THEN
+    changes := changes || jsonb_build_object('max_attempts', jsonb_build_object('from', j.max_attempts, 'to', max_attempts));
+  END IF;
+  IF new_min <> j.backoff_min THEN
+    changes := changes || jsonb_build_object('backoff_min', jsonb_build_object('from', j.backoff_min, 'to', new_min));
+  END IF;
+  IF new_max <> j.backoff_max THEN
+    changes := changes || jsonb_build_object('backoff_max', jsonb_build_object('from', j.backoff_max, 'to', new_max));
+  END IF;
+  IF coalesce(lease_for, j.lease_for) <> j.lease_for THEN
+    changes := changes || jsonb_build_object('lease_for', jsonb_build_object('from', j.lease_for, 'to', lease_for));
+  END IF;
+  IF coalesce(priority, j.priority) <> j.priority THEN
+    changes := changes || jsonb_build_object('priority', jsonb_build_object('from', j.priority, 'to', priority));
+  END IF;
+  IF params IS NOT NULL AND params <> j.params THEN
+    changes := changes || jsonb_build_object('params', 'changed');
+  END IF;
+  IF new_rows IS DISTINCT FROM j.batch_max_rows THEN
+    changes := changes || jsonb_build_object('batch_max_rows', jsonb_build_object('from', j.batch_max_rows, 'to', new_rows));
+  END IF;
+  IF changes = '{}' THEN
+    RETURN changes;
+  END IF;
+  UPDATE dataflow.job jb
+     SET pool_id = new_pool, max_concurrency = new_limit,
+         max_attempts = coalesce(alter_job.max_attempts, jb.max_attempts),
+         backoff_min = new_min, backoff_max = new_max,
+         lease_for = coalesce(alter_job.lease_for, jb.lease_for),
+         priority = coalesce(alter_job.priority, jb.priority),
+         params = coalesce(alter_job.params, jb.params),
+         batch_max_rows = new_rows
+   WHERE jb.id = j.id;
+  INSERT INTO dataflow.event (to_status, actor, detail)
+  VALUES ('altered', dataflow._actor(), jsonb_build_object('job', j.name, 'changes', changes));
+  IF j.dispatch <> 'pull' THEN
+    PERFORM dataflow._wake();   -- a raised limit or a freer pool: the dispatcher claims at once
+  END IF;
+  RETURN changes;
+END $$;
+COMMENT ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb,
+                                       bigint) IS
+  'Change a job''s pool, max_concurrency (-1: no limit), max_attempts, backoff_min/max, lease_for, priority, '
+  'params or batch_max_rows (-1: no cap) (NULL keeps a setting; pool => '''' detaches); effective from the '
+  'next lease (the next batch); returns the changes';
+ALTER FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint) TO dataflow_operator;
