@@ -25,8 +25,11 @@ SELECT * FROM dataflow.lease('rollup_dayly', 'w');
 SELECT dataflow.pause_job('ROLLUP_DAILY');
 SELECT dataflow.pause_job('nightly_export');
 -- pools and connections
+SELECT dataflow.create_job('j2', output => 'clicks', pool => 'etl_hevy');
 SELECT dataflow.drop_pool('elt');
+SELECT dataflow.create_job('j3', output => 'clicks', dispatch => 'airflow', connection => 'airflow_prd', target => 'd');
 SELECT dataflow.drop_connection('airflow-prod');
+SELECT dataflow.alter_job('rollup_daily', pool => 'etl_heavyy');
 
 -- NULL arguments name the argument
 SELECT dataflow.register(NULL, '2024-01-01T00');
@@ -35,6 +38,10 @@ SELECT dataflow.create_dataset('x', NULL);
 SELECT dataflow.create_dataset(NULL, 'date');
 SELECT dataflow.create_dataset('x', 'date', metadata => NULL);
 SELECT dataflow.create_pool('p', NULL);
+SELECT dataflow.create_job('j4', output => NULL);
+SELECT dataflow.create_job('j4', output => 'clicks', dispatch => NULL);
+SELECT dataflow.create_job('j4', output => 'clicks', lease_for => NULL);
+SELECT dataflow.create_job('j4', output => 'clicks', params => NULL);
 SELECT dataflow.create_connection('c2', NULL, 'http://x/');
 SELECT dataflow.create_connection('c2', 'http', NULL);
 SELECT dataflow.create_connection('c2', 'http', 'http://x/', timeout => NULL);

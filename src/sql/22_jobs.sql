@@ -22,15 +22,24 @@ DECLARE
   d integer; c dataflow.connection; p integer; v integer; other text;
 BEGIN
   PERFORM dataflow._check_name('job', name);
+  IF output IS NULL THEN
+    PERFORM dataflow._raise('22004', 'output must not be NULL', NULL,
+                            'Pass the dataset the job produces: output => dataset.');
+  END IF;
   d := dataflow._dataset_id(output);
-  IF dispatch IS NULL OR dispatch NOT IN ('pull', 'http', 'airflow') THEN
+  IF dispatch IS NULL THEN
+    RAISE EXCEPTION 'dispatch must not be NULL' USING ERRCODE = '22004',
+      HINT = 'dispatch is pull (workers call lease), http or airflow.';
+  END IF;
+  IF dispatch NOT IN ('pull', 'http', 'airflow') THEN
     RAISE EXCEPTION 'invalid dispatch "%"', coalesce(dispatch, 'NULL')
       USING ERRCODE = CASE WHEN dispatch IS NULL THEN '22004' ELSE '22023' END, HINT = 'dispatch is pull (workers call lease), http or airflow.';
   END IF;
   IF connection IS NOT NULL THEN
     SELECT * INTO c FROM dataflow.connection cn WHERE cn.name = create_job.connection;
     IF NOT FOUND THEN
-      RAISE EXCEPTION 'connection "%" does not exist', left(connection, 64) USING ERRCODE = '42704';
+      PERFORM dataflow._not_found('connection', connection,
+        'create it with dataflow.create_connection(name, kind, base_url).');
     END IF;
   END IF;
   IF dispatch = 'pull' AND (connection IS NOT NULL OR endpoint IS NOT NULL OR target IS NOT NULL) THEN
@@ -58,14 +67,19 @@ BEGIN
       USING ERRCODE = '22023', HINT = 'A DAG id or a URL path: letters, digits, "_", ".", "/" and "-".';
   END IF;
   IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
-    RAISE EXCEPTION 'params must be a JSON object'
-      USING ERRCODE = CASE WHEN params IS NULL THEN '22004' ELSE '22023' END;
+    RAISE EXCEPTION 'params must %', CASE WHEN params IS NULL THEN 'not be NULL' ELSE 'be a JSON object' END
+      USING ERRCODE = CASE WHEN params IS NULL THEN '22004' ELSE '22023' END, HINT = 'Pass ''{}'' for none.';
   END IF;
   IF pool IS NOT NULL THEN
     SELECT id INTO p FROM dataflow.pool pl WHERE pl.name = create_job.pool;
     IF NOT FOUND THEN
-      RAISE EXCEPTION 'pool "%" does not exist', left(pool, 64) USING ERRCODE = '42704';
+      PERFORM dataflow._not_found('pool', pool, 'create it with dataflow.create_pool(name, slots).');
     END IF;
+  END IF;
+  IF max_attempts IS NULL OR backoff_min IS NULL OR backoff_max IS NULL OR lease_for IS NULL THEN
+    RAISE EXCEPTION '% must not be NULL', CASE WHEN max_attempts IS NULL THEN 'max_attempts'
+      WHEN backoff_min IS NULL THEN 'backoff_min' WHEN backoff_max IS NULL THEN 'backoff_max' ELSE 'lease_for' END
+      USING ERRCODE = '22004', HINT = 'Leave it out for the default.';
   END IF;
   IF max_concurrency < 0 OR max_attempts IS NULL OR max_attempts < 1 THEN
     RAISE EXCEPTION 'max_concurrency must be >= 0 (or NULL: unlimited) and max_attempts >= 1'
@@ -325,8 +339,8 @@ BEGIN
   ELSIF pool IS NOT NULL THEN
     SELECT pl.id INTO p FROM dataflow.pool pl WHERE pl.name = alter_job.pool;
     IF NOT FOUND THEN
-      RAISE EXCEPTION 'pool "%" does not exist', left(pool, 64) USING ERRCODE = '42704',
-        HINT = 'Create it with dataflow.create_pool(name, slots), or pass pool => '''' to detach the job''s pool.';
+      PERFORM dataflow._not_found('pool', pool,
+        'create it with dataflow.create_pool(name, slots), or pass pool => '''' to detach the job''s pool.');
     END IF;
     new_pool := p;
   END IF;

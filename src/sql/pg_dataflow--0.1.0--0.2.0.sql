@@ -2768,3 +2768,255 @@ COMMENT ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, i
 ALTER FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint) SECURITY DEFINER;
 REVOKE EXECUTE ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint) TO dataflow_operator;
+
+-- 22_jobs (issue 19 item 7, messages): create_job and alter_job: an unknown pool or connection
+-- suggests near names (dataflow._not_found, no CONTEXT line); create_job names a NULL output,
+-- dispatch, params, max_attempts, backoff_min/max or lease_for.
+DROP FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint);
+CREATE FUNCTION dataflow.create_job(
+  name text,
+  output text,
+  dispatch text DEFAULT 'pull',
+  connection text DEFAULT NULL,
+  target text DEFAULT NULL,
+  endpoint text DEFAULT NULL,
+  params jsonb DEFAULT '{}',
+  pool text DEFAULT NULL,
+  max_concurrency integer DEFAULT NULL,
+  max_attempts integer DEFAULT 3,
+  backoff_min interval DEFAULT '10 seconds',
+  backoff_max interval DEFAULT '10 minutes',
+  lease_for interval DEFAULT '5 minutes',
+  priority integer DEFAULT 0,
+  batch_max_rows bigint DEFAULT NULL)
+RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  d integer; c dataflow.connection; p integer; v integer; other text;
+BEGIN
+  PERFORM dataflow._check_name('job', name);
+  IF output IS NULL THEN
+    PERFORM dataflow._raise('22004', 'output must not be NULL', NULL,
+                            'Pass the dataset the job produces: output => dataset.');
+  END IF;
+  d := dataflow._dataset_id(output);
+  IF dispatch IS NULL THEN
+    RAISE EXCEPTION 'dispatch must not be NULL' USING ERRCODE = '22004',
+      HINT = 'dispatch is pull (workers call lease), http or airflow.';
+  END IF;
+  IF dispatch NOT IN ('pull', 'http', 'airflow') THEN
+    RAISE EXCEPTION 'invalid dispatch "%"', coalesce(dispatch, 'NULL')
+      USING ERRCODE = CASE WHEN dispatch IS NULL THEN '22004' ELSE '22023' END, HINT = 'dispatch is pull (workers call lease), http or airflow.';
+  END IF;
+  IF connection IS NOT NULL THEN
+    SELECT * INTO c FROM dataflow.connection cn WHERE cn.name = create_job.connection;
+    IF NOT FOUND THEN
+      PERFORM dataflow._not_found('connection', connection,
+        'create it with dataflow.create_connection(name, kind, base_url).');
+    END IF;
+  END IF;
+  IF dispatch = 'pull' AND (connection IS NOT NULL OR endpoint IS NOT NULL OR target IS NOT NULL) THEN
+    RAISE EXCEPTION 'a pull job takes no connection, target or endpoint' USING ERRCODE = '22023';
+  ELSIF dispatch = 'http' THEN
+    IF (endpoint IS NULL) = (connection IS NULL) THEN
+      RAISE EXCEPTION 'an http job needs either endpoint or connection (with target), not both'
+        USING ERRCODE = '22023';
+    END IF;
+    IF endpoint IS NOT NULL AND (endpoint !~ '^https?://[^\s/?#@]+(/[^\s]*)?$' OR endpoint ~ '[\r\n]') THEN
+      RAISE EXCEPTION 'invalid endpoint "%"', left(endpoint, 200)
+        USING ERRCODE = '22023', HINT = 'An http:// or https:// URL without credentials in it.';
+    END IF;
+    IF connection IS NOT NULL AND c.kind <> 'http' THEN
+      RAISE EXCEPTION 'connection "%" is of kind %, not http', connection, c.kind USING ERRCODE = '22023';
+    END IF;
+  ELSIF dispatch = 'airflow' THEN
+    IF connection IS NULL OR c.kind <> 'airflow' OR target IS NULL OR endpoint IS NOT NULL THEN
+      RAISE EXCEPTION 'an airflow job needs an airflow connection and a target (the DAG id), and no endpoint'
+        USING ERRCODE = '22023';
+    END IF;
+  END IF;
+  IF target IS NOT NULL AND target !~ '^[A-Za-z0-9_./-]{1,250}$' THEN
+    RAISE EXCEPTION 'invalid target "%"', left(target, 64)
+      USING ERRCODE = '22023', HINT = 'A DAG id or a URL path: letters, digits, "_", ".", "/" and "-".';
+  END IF;
+  IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
+    RAISE EXCEPTION 'params must %', CASE WHEN params IS NULL THEN 'not be NULL' ELSE 'be a JSON object' END
+      USING ERRCODE = CASE WHEN params IS NULL THEN '22004' ELSE '22023' END, HINT = 'Pass ''{}'' for none.';
+  END IF;
+  IF pool IS NOT NULL THEN
+    SELECT id INTO p FROM dataflow.pool pl WHERE pl.name = create_job.pool;
+    IF NOT FOUND THEN
+      PERFORM dataflow._not_found('pool', pool, 'create it with dataflow.create_pool(name, slots).');
+    END IF;
+  END IF;
+  IF max_attempts IS NULL OR backoff_min IS NULL OR backoff_max IS NULL OR lease_for IS NULL THEN
+    RAISE EXCEPTION '% must not be NULL', CASE WHEN max_attempts IS NULL THEN 'max_attempts'
+      WHEN backoff_min IS NULL THEN 'backoff_min' WHEN backoff_max IS NULL THEN 'backoff_max' ELSE 'lease_for' END
+      USING ERRCODE = '22004', HINT = 'Leave it out for the default.';
+  END IF;
+  IF max_concurrency < 0 OR max_attempts IS NULL OR max_attempts < 1 THEN
+    RAISE EXCEPTION 'max_concurrency must be >= 0 (or NULL: unlimited) and max_attempts >= 1'
+      USING ERRCODE = CASE WHEN max_attempts IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  IF backoff_min IS NULL OR backoff_max IS NULL OR backoff_min < interval '0' OR backoff_max < backoff_min THEN
+    RAISE EXCEPTION 'backoff needs 0 <= backoff_min <= backoff_max'
+      USING ERRCODE = CASE WHEN backoff_min IS NULL OR backoff_max IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  IF lease_for IS NULL OR lease_for <= interval '0' THEN
+    RAISE EXCEPTION 'lease_for must be positive'
+      USING ERRCODE = CASE WHEN lease_for IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  IF priority IS NULL THEN
+    RAISE EXCEPTION 'priority must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  IF batch_max_rows <= 0 THEN
+    RAISE EXCEPTION 'batch_max_rows must be positive (got %)', batch_max_rows
+      USING ERRCODE = '22023', HINT = 'Give the most input rows one batch may take, or NULL for no cap.';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.job j WHERE j.name = create_job.name) THEN
+    RAISE EXCEPTION 'job "%" already exists', name USING ERRCODE = '42710';
+  END IF;
+  SELECT j.name INTO other FROM dataflow.job j WHERE j.output_id = d;
+  IF FOUND THEN
+    RAISE EXCEPTION 'dataset "%" is already produced by job "%"', output, other
+      USING ERRCODE = '42710', HINT = 'A dataset has at most one producing job.';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.chunk ch WHERE ch.dataset_id = d) THEN
+    RAISE EXCEPTION 'dataset "%" already has chunks', output
+      USING ERRCODE = '55000',
+            HINT = 'Define the producing job before expecting or registering chunks of its output.';
+  END IF;
+  INSERT INTO dataflow.job (name, output_id, dispatch, connection_id, target, endpoint, params, pool_id,
+                            max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority,
+                            batch_max_rows)
+  VALUES (name, d, dispatch, c.id, target, endpoint, params, p,
+          max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority, batch_max_rows)
+  RETURNING id INTO v;
+  RETURN v;
+END $$;
+COMMENT ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer,
+                                        interval, interval, interval, integer, bigint) IS
+  'Define the job producing a dataset: dispatch (pull, http, airflow), connection/target or endpoint, '
+  'params, pool, max_concurrency, max_attempts, backoff_min/max, lease_for, priority, batch_max_rows '
+  '(an incremental job''s cap on a batch''s input rows); returns its id';
+ALTER FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint) TO dataflow_admin;
+DROP FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint);
+CREATE FUNCTION dataflow.alter_job(
+  name text,
+  pool text DEFAULT NULL,
+  max_concurrency integer DEFAULT NULL,
+  max_attempts integer DEFAULT NULL,
+  backoff_min interval DEFAULT NULL,
+  backoff_max interval DEFAULT NULL,
+  lease_for interval DEFAULT NULL,
+  priority integer DEFAULT NULL,
+  params jsonb DEFAULT NULL,
+  batch_max_rows bigint DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET IntervalStyle = 'postgres' AS $$
+DECLARE
+  j dataflow.job; p integer; pname text; new_pool integer; new_limit integer;
+  new_min interval; new_max interval; changes jsonb := '{}'; shown jsonb; new_rows bigint;
+BEGIN
+  SELECT * INTO j FROM dataflow.job jb WHERE jb.id = (dataflow._job(alter_job.name)).id FOR UPDATE;
+  IF (pool IS NOT NULL OR params IS NOT NULL)
+     AND NOT pg_has_role(dataflow._caller(), 'dataflow_admin', 'MEMBER') THEN
+    RAISE EXCEPTION 'changing the pool or the params of job "%" needs dataflow_admin', j.name
+      USING ERRCODE = '42501',
+            HINT = 'An operator may change max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority and batch_max_rows.';
+  END IF;
+  new_pool := j.pool_id;
+  IF pool = '' THEN
+    new_pool := NULL;
+  ELSIF pool IS NOT NULL THEN
+    SELECT pl.id INTO p FROM dataflow.pool pl WHERE pl.name = alter_job.pool;
+    IF NOT FOUND THEN
+      PERFORM dataflow._not_found('pool', pool,
+        'create it with dataflow.create_pool(name, slots), or pass pool => '''' to detach the job''s pool.');
+    END IF;
+    new_pool := p;
+  END IF;
+  IF max_concurrency < -1 THEN
+    RAISE EXCEPTION 'max_concurrency must be >= 0, or -1 to remove the job''s own limit (got %)', max_concurrency
+      USING ERRCODE = '22023';
+  END IF;
+  new_limit := CASE WHEN max_concurrency IS NULL THEN j.max_concurrency
+                    WHEN max_concurrency = -1 THEN NULL ELSE max_concurrency END;
+  IF max_attempts < 1 THEN
+    RAISE EXCEPTION 'max_attempts must be >= 1 (got %)', max_attempts USING ERRCODE = '22023';
+  END IF;
+  new_min := coalesce(backoff_min, j.backoff_min);
+  new_max := coalesce(backoff_max, j.backoff_max);
+  IF new_min < interval '0' OR new_max < new_min THEN
+    RAISE EXCEPTION 'backoff needs 0 <= backoff_min <= backoff_max (would be % and %)', new_min, new_max
+      USING ERRCODE = '22023';
+  END IF;
+  IF lease_for <= interval '0' THEN
+    RAISE EXCEPTION 'lease_for must be positive (got %)', lease_for USING ERRCODE = '22023';
+  END IF;
+  IF params IS NOT NULL AND jsonb_typeof(params) <> 'object' THEN
+    RAISE EXCEPTION 'params must be a JSON object' USING ERRCODE = '22023';
+  END IF;
+  IF batch_max_rows = 0 OR batch_max_rows < -1 THEN
+    RAISE EXCEPTION 'batch_max_rows must be positive, or -1 to remove the cap (got %)', batch_max_rows
+      USING ERRCODE = '22023', HINT = 'Give the most input rows one batch may take; -1 removes the cap, NULL keeps it.';
+  END IF;
+  new_rows := CASE WHEN batch_max_rows IS NULL THEN j.batch_max_rows
+                   WHEN batch_max_rows = -1 THEN NULL ELSE batch_max_rows END;
+
+  IF new_pool IS DISTINCT FROM j.pool_id THEN
+    changes := changes || jsonb_build_object('pool', jsonb_build_object(
+      'from', (SELECT pl.name FROM dataflow.pool pl WHERE pl.id = j.pool_id),
+      'to', (SELECT pl.name FROM dataflow.pool pl WHERE pl.id = new_pool)));
+  END IF;
+  IF new_limit IS DISTINCT FROM j.max_concurrency THEN
+    changes := changes || jsonb_build_object('max_concurrency', jsonb_build_object('from', j.max_concurrency, 'to', new_limit));
+  END IF;
+  IF coalesce(max_attempts, j.max_attempts) <> j.max_attempts THEN
+    changes := changes || jsonb_build_object('max_attempts', jsonb_build_object('from', j.max_attempts, 'to', max_attempts));
+  END IF;
+  IF new_min <> j.backoff_min THEN
+    changes := changes || jsonb_build_object('backoff_min', jsonb_build_object('from', j.backoff_min, 'to', new_min));
+  END IF;
+  IF new_max <> j.backoff_max THEN
+    changes := changes || jsonb_build_object('backoff_max', jsonb_build_object('from', j.backoff_max, 'to', new_max));
+  END IF;
+  IF coalesce(lease_for, j.lease_for) <> j.lease_for THEN
+    changes := changes || jsonb_build_object('lease_for', jsonb_build_object('from', j.lease_for, 'to', lease_for));
+  END IF;
+  IF coalesce(priority, j.priority) <> j.priority THEN
+    changes := changes || jsonb_build_object('priority', jsonb_build_object('from', j.priority, 'to', priority));
+  END IF;
+  IF params IS NOT NULL AND params <> j.params THEN
+    changes := changes || jsonb_build_object('params', 'changed');
+  END IF;
+  IF new_rows IS DISTINCT FROM j.batch_max_rows THEN
+    changes := changes || jsonb_build_object('batch_max_rows', jsonb_build_object('from', j.batch_max_rows, 'to', new_rows));
+  END IF;
+  IF changes = '{}' THEN
+    RETURN changes;
+  END IF;
+  UPDATE dataflow.job jb
+     SET pool_id = new_pool, max_concurrency = new_limit,
+         max_attempts = coalesce(alter_job.max_attempts, jb.max_attempts),
+         backoff_min = new_min, backoff_max = new_max,
+         lease_for = coalesce(alter_job.lease_for, jb.lease_for),
+         priority = coalesce(alter_job.priority, jb.priority),
+         params = coalesce(alter_job.params, jb.params),
+         batch_max_rows = new_rows
+   WHERE jb.id = j.id;
+  INSERT INTO dataflow.event (to_status, actor, detail)
+  VALUES ('altered', dataflow._actor(), jsonb_build_object('job', j.name, 'changes', changes));
+  IF j.dispatch <> 'pull' THEN
+    PERFORM dataflow._wake();   -- a raised limit or a freer pool: the dispatcher claims at once
+  END IF;
+  RETURN changes;
+END $$;
+COMMENT ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb,
+                                       bigint) IS
+  'Change a job''s pool, max_concurrency (-1: no limit), max_attempts, backoff_min/max, lease_for, priority, '
+  'params or batch_max_rows (-1: no cap) (NULL keeps a setting; pool => '''' detaches); effective from the '
+  'next lease (the next batch); returns the changes';
+ALTER FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint) TO dataflow_operator;
