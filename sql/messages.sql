@@ -107,7 +107,14 @@ END $$;
 -- a misuse of _raise is a bug: XX000, with its context
 SELECT dataflow._raise('00000', 'success is no error');
 SELECT dataflow._raise(NULL, 'x');
+SELECT dataflow._raise('01000', 'a warning is no error');
+-- 0A000 is an error class like any other (the READ COMMITTED check raises it)
+SELECT dataflow._raise('0A000', 'not supported');
 
+-- the READ COMMITTED check (_read_committed) under register: ERROR, DETAIL, HINT, no CONTEXT
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT dataflow.register('hits_hourly', '2024-01-01T00');
+ROLLBACK;
 -- The suggestion scan stays fast with 100,000 datasets (names of similar lengths).
 INSERT INTO dataflow.dataset (name, key_kind) SELECT 'ds_' || g, 'date' FROM generate_series(1, 100000) g;
 SELECT dataflow.register('ds_1000000', '2024-01-01');

@@ -36,6 +36,11 @@ bool sqlstate_ok(const char* s) {
     return true;
 }
 
+// Classes 00 (success), 01 (warning) and 02 (no data) are not errors; 0A000 and the rest are.
+bool error_class(const char* s) {
+    return !(s[0] == '0' && (s[1] == '0' || s[1] == '1' || s[1] == '2'));
+}
+
 char* opt_arg(FunctionCallInfo fcinfo, int argno) {
     return PG_ARGISNULL(argno) ? nullptr : text_to_cstring(PG_GETARG_TEXT_PP(argno));
 }
@@ -55,7 +60,7 @@ Datum df_raise(PG_FUNCTION_ARGS) {
     char* message = opt_arg(fcinfo, 1);
     char* detail = opt_arg(fcinfo, 2);
     char* hint = opt_arg(fcinfo, 3);
-    if (state == nullptr || message == nullptr || !sqlstate_ok(state) || state[0] == '0')
+    if (state == nullptr || message == nullptr || !sqlstate_ok(state) || !error_class(state))
         ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
                         errmsg("dataflow._raise needs a 5-character error SQLSTATE and a message"),
                         errdetail("sqlstate: %s, message: %s", state ? state : "NULL",
