@@ -142,9 +142,15 @@ bool Server::start(const std::string& host, int port, const std::string& cert_pe
 
 void Server::stop() noexcept {
     if (daemon_ == nullptr) return;
-    // libmicrohttpd refuses to stop while a connection is suspended: answer them all.
+    // libmicrohttpd refuses to stop while a connection is suspended (it aborts the
+    // process): answer them all, the queued ones and one taken by the main thread when a
+    // FATAL (SIGTERM during its transaction) ended the process.
     for (;;) {
         std::vector<Job*> jobs = take();
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            jobs = taken_;
+        }
         if (jobs.empty()) break;
         for (Job* j : jobs)
             answer(j, 503, callback::error_json("the callback listener is shutting down", ""));
@@ -174,10 +180,28 @@ std::vector<Job*> Server::take() {
     std::lock_guard<std::mutex> lock(mu_);
     out.assign(queue_.begin(), queue_.end());
     queue_.clear();
+    try {
+        taken_.insert(taken_.end(), out.begin(), out.end());
+    } catch (...) {  // out of memory: they are answered now rather than lost
+        for (Job* j : out) {
+            j->status = 503;
+            j->answered = true;
+            MHD_resume_connection(j->connection);
+        }
+        out.clear();
+    }
     return out;
 }
 
 void Server::answer(Job* job, int status, std::string body) noexcept {
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (auto it = taken_.begin(); it != taken_.end(); ++it)
+            if (*it == job) {
+                taken_.erase(it);
+                break;
+            }
+    }
     job->status = status;
     job->body = std::move(body);
     job->answered = true;

@@ -109,6 +109,7 @@ private:
 
     mutable std::mutex mu_;  // guards queue_, limits_ and conns_
     std::deque<Job*> queue_;
+    std::vector<Job*> taken_;  // taken by the main thread and not answered yet
     Limits limits_;
     std::map<ConnState*, int> conns_;  // open connections -> socket fd
     std::atomic<size_t> open_{0};

@@ -173,6 +173,33 @@ wt_wait "the chunk lock to be held" 10 \
     "SELECT count(*) = 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'"
 unchanged "a lock held past callback_lock_timeout is 503" '503 {"error":"canceling statement due to lock timeout","sqlstate":"55P03"}' \
     /v1/runs/complete "$T7" '{"row_count": 7}'
+# a SIGTERM while a request waits for that lock: the listener answers it and exits
+# cleanly (exit code 1, restarted), never aborting with the connection suspended
+wt_sql "ALTER SYSTEM SET dataflow.callback_lock_timeout = 20000" >/dev/null
+wt_sql "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+post /v1/runs/complete "$T7" '{"row_count": 7}' > "$WT_DIR/during_term" &
+CLIENT=$!
+wt_wait "the request to wait for the lock" 10 \
+    "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_dataflow listener' AND wait_event_type = 'Lock'"
+LPID=$(wt_sql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_dataflow listener'")
+wt_sql "SELECT pg_terminate_backend($LPID)" >/dev/null
+wait "$CLIENT"
+out=$(cat "$WT_DIR/during_term")
+[[ $out == "503 "* || $out == "000 "* ]] || wt_fail "the request in flight at the SIGTERM: $out"
+for ((i = 0; i < 50; i++)); do
+    grep -q "background worker \"pg_dataflow listener\" (PID $LPID) exited with exit code 1" "$WT_DIR/server.log" && break
+    sleep 0.1
+done
+[ "$i" -lt 50 ] || wt_fail "the listener did not exit cleanly on SIGTERM: $(grep "PID $LPID" "$WT_DIR/server.log" | tail -2)"
+echo "ok: a SIGTERM during a request's transaction ends the listener cleanly ($out)"
+wt_sql "ALTER SYSTEM RESET dataflow.callback_lock_timeout" >/dev/null
+wt_sql "SELECT pg_reload_conf()" >/dev/null
+for ((i = 0; i < 150; i++)); do
+    [ "$(post /v1/runs/heartbeat "" "" | cut -c1-3)" = 401 ] && break
+    sleep 0.1
+done
+[ "$i" -lt 150 ] || wt_fail "the listener did not come back after the SIGTERM"
 kill "$HOLDER" 2>/dev/null
 wt_sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)'" >/dev/null
 wait "$HOLDER" 2>/dev/null
