@@ -49,6 +49,19 @@ using pg::PgError;
 
 Server* g_server = nullptr;  // stopped by the exit callback whatever ends the process
 
+// heartbeat() of a run a resubmit superseded extends it and raises WARNING 01DF1 (its
+// result will not be used): seen through emit_log_hook while a heartbeat runs, so the
+// answer says "superseded" instead of "running".
+emit_log_hook_type g_prev_hook = nullptr;
+bool g_watch_superseded = false;
+bool g_saw_superseded = false;
+
+void watch_hook(ErrorData* edata) {
+    if (g_watch_superseded && edata->sqlerrcode == MAKE_SQLSTATE('0', '1', 'D', 'F', '1'))
+        g_saw_superseded = true;
+    if (g_prev_hook) g_prev_hook(edata);
+}
+
 void stop_server(int, Datum) {
     if (g_server) g_server->stop();
 }
@@ -175,12 +188,20 @@ void process(Server& server, Job* job, const settings::CallbackSnapshot& cfg) {
             case Action::kHeartbeat: {
                 pg::Param extend;
                 if (r.extend_by) extend = std::to_string(*r.extend_by);
-                rows = pg::spi_exec(
-                    "SELECT dataflow.heartbeat($1::uuid, make_interval(secs => "
-                    "$2::double precision))::text",
-                    {job->token, extend});
+                g_saw_superseded = false;
+                g_watch_superseded = true;
+                try {
+                    rows = pg::spi_exec(
+                        "SELECT dataflow.heartbeat($1::uuid, make_interval(secs => "
+                        "$2::double precision))::text",
+                        {job->token, extend});
+                } catch (...) {
+                    g_watch_superseded = false;
+                    throw;
+                }
+                g_watch_superseded = false;
                 deadline = rows.empty() || !rows[0][0] ? "" : *rows[0][0];
-                result = "running";
+                result = g_saw_superseded ? "superseded" : "running";
                 break;
             }
             case Action::kComplete: {
@@ -264,7 +285,11 @@ void wait_until_role_ok() {
 void loop() {
     Server server;
     g_server = &server;
-    pg_guarded([] { before_shmem_exit(stop_server, 0); });
+    pg_guarded([] {
+        before_shmem_exit(stop_server, 0);
+        g_prev_hook = emit_log_hook;
+        emit_log_hook = watch_hook;
+    });
     for (;;) {
         wait_until_role_ok();
         settings::CallbackSnapshot cfg = settings::callback_current();

@@ -115,6 +115,8 @@ unchanged "a complete after the deadline is 409" '409 {"error":"lease of run * e
     /v1/runs/complete "$T5" '{"row_count": 1}'
 T6=$(lease)
 wt_sql "SELECT dataflow.resubmit('out', (SELECT c.key FROM dataflow.chunk c JOIN dataflow.run r ON r.chunk_id = c.id WHERE r.token = '$T6'))" >/dev/null
+out=$(post /v1/runs/heartbeat "$T6" '')
+expect "a heartbeat of a run superseded while it works answers superseded" "$out" '200 {"deadline":"20*","status":"superseded"}'
 out=$(post /v1/runs/complete "$T6" '{"row_count": 1}')
 expect "complete of a run superseded while it worked answers superseded" "$out" '200 {"status":"superseded"}'
 unchanged "a complete of a superseded, ended run is 409" '409 {"error":"run * was superseded and ended at *; its result will not be used","sqlstate":"55000"}' \
