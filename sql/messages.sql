@@ -48,6 +48,9 @@ SELECT dataflow.create_connection('c2', 'http', 'http://x/', timeout => NULL);
 SELECT dataflow.skip('hits_hourly', '2024-01-01T00', NULL);
 SELECT dataflow.resubmit('hits_hourly', '2024-01-01T00', cascade => NULL);
 SELECT * FROM dataflow.lease('rollup_daily', NULL);
+-- a malformed key, refused by the C key functions under register and expect: no CONTEXT
+SELECT dataflow.register('hits_hourly', '2024-13-45 99:00');
+SELECT dataflow.expect('hits_daily', 'yesterday');
 -- a chunk that does not exist, found by the _chunk helper under validate: no CONTEXT
 SELECT dataflow.validate('hits_hourly', '2024-01-01T07', true);
 SELECT dataflow.cancel('hits_hourly', NULL);

@@ -55,6 +55,10 @@ int key_sqlstate(const df_key_error* err) {
 }
 
 [[noreturn]] void raise_key_error(const df_key_error* err) {
+    // A bad key is the caller's mistake: it is reported like the public function's own
+    // errors, without the CONTEXT lines of the helpers it passed through (the same rule as
+    // dataflow._raise, messages_sql.cpp). An internal failure keeps its context.
+    if (err->code != DF_KEY_INTERNAL) error_context_stack = nullptr;
     if (err->hint[0] != '\0')
         ereport(ERROR,
                 (errcode(key_sqlstate(err)), errmsg("%s", err->message), errhint("%s", err->hint)));
