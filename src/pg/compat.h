@@ -10,6 +10,7 @@
 //   df_create_wait_event_set(n)  a WaitEventSet the caller frees (FreeWaitEventSet)
 //                              (15: allocated in a memory context; 17: tracked by a
 //                              ResourceOwner, none here: freed by the caller as before)
+//   VARDATA_ANY and friends    postgres.h until 15; 16 moved them to varatt.h
 // Not version-guarded, because one spelling works everywhere: [[noreturn]] instead of
 // pg_attribute_noreturn() (18 removed it for pg_noreturn).
 #pragma once
@@ -24,6 +25,9 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "utils/memutils.h"
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"
+#endif
 #if PG_VERSION_NUM >= 170000
 #include "storage/procnumber.h"
 #endif

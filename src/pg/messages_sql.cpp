@@ -22,6 +22,8 @@ extern "C" {
 
 #include "fmgr.h"
 #include "utils/builtins.h"
+
+#include "compat.h"
 }
 #pragma GCC diagnostic pop
 
