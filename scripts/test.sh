@@ -19,7 +19,7 @@ if ! df_pg_local; then
     [ ${#suites[@]} -eq 0 ] && suites=(regress isolation integration)
     # valgrind_worker, chaos_*, churn and fuzz_sql stay on the host's major (their
     # load is in the SQL, not in the server's API).
-    export DF_INTEGRATION=${DF_INTEGRATION-"worker_* cli_* dump_restore version_mismatch"}
+    export DF_INTEGRATION=${DF_INTEGRATION-"worker_* cli_* listener* dump_restore version_mismatch"}
     echo "== PostgreSQL $DF_PG: in a Debian $(df_pg_suite "$DF_PG") chroot (scripts/chroot.sh)"
     # chroot.sh needs root; what it passes on (CI, DF_INTEGRATION) survives sudo through env
     SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
