@@ -207,3 +207,15 @@ SELECT dataflow.register('rg_src', '1', force => true) AS src_version;
 SELECT dataflow.complete(:'tr') AS complete_after_reregister;
 SELECT * FROM pg_temp.st('rg_src', 'rg');
 SELECT key, version, inputs->0->>'version' AS src_version FROM dataflow.lease('j_rg', 'w');
+
+-- ===== _fail's delay (the callback listener's retry_after; granted to dataflow_worker) is
+-- bounded: a negative one would skip the backoff, a huge or NaN one park the chunk
+SELECT pg_temp.mk('fd');
+SELECT key FROM dataflow.lease('j_fd', 'w');
+SELECT pg_temp.tok('fd', '1') AS tfd \gset
+SELECT pg_temp.fails(format('SELECT dataflow._fail(%L, %L, true, %s)', :'tfd', 'x', d)) AS refused, d AS delay
+  FROM unnest(ARRAY['-5', '1e10', '''NaN''', '''Infinity''']) d;
+SELECT * FROM pg_temp.st('fd');
+SELECT dataflow._fail(:'tfd', 'busy', true, 30) AS within_bounds;
+SELECT status, round(extract(epoch FROM not_before - now())) BETWEEN 25 AND 31 AS in_30s
+  FROM dataflow.chunk WHERE dataset_id = (SELECT id FROM dataflow.dataset WHERE name = 'fd');

@@ -10,18 +10,21 @@ CREATE EXTENSION pg_dataflow;
 \set SHOW_CONTEXT never
 -- rate_ok(): the throughput buckets' current completions of the rate window equal a
 -- scan of the chunks completed by a run in that window that no resubmit has reset
+-- (both ways: neither over- nor undercounted)
 CREATE FUNCTION pg_temp.rate_ok() RETURNS boolean LANGUAGE sql AS $$
-  SELECT NOT EXISTS (
-    SELECT m.dataset_id, m.backfill_id, sum(m.succeeded - m.superseded)
+  WITH buckets AS (
+    SELECT m.dataset_id, m.backfill_id, sum(m.succeeded - m.superseded) AS n
       FROM dataflow.done_minute m
      WHERE m.minute >= date_trunc('minute', now()) - interval '9 minutes'
-     GROUP BY 1, 2 HAVING sum(m.succeeded - m.superseded) <> 0
-    EXCEPT
-    SELECT c.dataset_id, c.backfill_id, count(*)
+     GROUP BY 1, 2 HAVING sum(m.succeeded - m.superseded) <> 0),
+  scan AS (
+    SELECT c.dataset_id, c.backfill_id, count(*) AS n
       FROM dataflow.chunk c
      WHERE c.status IN ('ready', 'validated', 'invalid') AND c.run_id IS NOT NULL
        AND c.available_at >= date_trunc('minute', now()) - interval '9 minutes'
-     GROUP BY 1, 2) $$;
+     GROUP BY 1, 2)
+  SELECT NOT EXISTS (SELECT * FROM buckets EXCEPT SELECT * FROM scan)
+     AND NOT EXISTS (SELECT * FROM scan EXCEPT SELECT * FROM buckets) $$;
 
 -- 1. A job with no worker whose other chunks wait on a missing source
 SELECT dataflow.create_dataset('p_src', 'date') > 0 AS ok;
@@ -121,4 +124,46 @@ CREATE TEMP TABLE l_lease AS SELECT * FROM dataflow.lease('l_job', 'w', 20);
 SELECT count(dataflow.complete(token)) AS completed FROM l_lease WHERE key IN ('2020-01-01T00', '2020-01-01T03');
 SELECT dataflow.fail(token, 'timeout') FROM l_lease WHERE key = '2020-01-01T02';
 SELECT dataset, key, status, reason, period_end FROM dataflow.gaps WHERE dataset LIKE 'l\_%' ORDER BY dataset, key;
+SELECT pg_temp.rate_ok();
+
+-- 6. The rate's time base. A first completion after 20 minutes of work is one per 10
+-- minutes (the window), not 60 per minute: the rate runs from the lease of the earliest
+-- run it counts (a running chunk's updated_at is its lease time; backdated here).
+SELECT dataflow.create_dataset('t_out', 'int') > 0 AS ok;
+SELECT dataflow.create_job('t_job', output => 't_out') > 0 AS ok;
+SELECT dataflow.expect('t_out', '1');
+SELECT count(*) AS leased FROM dataflow.lease('t_job', 'w', lease_for => '1 hour');
+UPDATE dataflow.chunk SET updated_at = now() - interval '20 minutes'
+ WHERE dataset_id = (SELECT id FROM dataflow.dataset WHERE name = 't_out');
+SELECT dataflow.complete(r.token) FROM dataflow.run r JOIN dataflow.job j ON j.id = r.job_id
+ WHERE j.name = 't_job' AND r.status = 'running';
+SELECT name, per_minute BETWEEN 0.1 AND 0.12 AS one_per_ten_minutes FROM dataflow.progress WHERE name = 't_job';
+-- A completion counts when the clock records it, not at its transaction's start (a load
+-- that completes in its own long transaction)
+SELECT dataflow.create_dataset('v_out', 'int') > 0 AS ok;
+SELECT dataflow.create_job('v_job', output => 'v_out') > 0 AS ok;
+SELECT dataflow.expect('v_out', '1');
+BEGIN;
+SELECT count(*) AS leased FROM dataflow.lease('v_job', 'w');
+SELECT pg_sleep(0.6);
+SELECT dataflow.complete(r.token) FROM dataflow.run r JOIN dataflow.job j ON j.id = r.job_id
+ WHERE j.name = 'v_job' AND r.status = 'running';
+SELECT min(m.first_at) >= now() + interval '0.5 seconds' AS recorded_by_the_clock
+  FROM dataflow.done_minute m JOIN dataflow.dataset d ON d.id = m.dataset_id WHERE d.name = 'v_out';
+COMMIT;
+-- A partial resubmit of earlier completions does not inflate the rate of the rest: ten
+-- completions moved 5 minutes back (buckets, chunks), two of them resubmitted now: 8 in
+-- about 5 minutes, not 8 in the second since the resubmit
+SELECT dataflow.create_dataset('u_out', 'int') > 0 AS ok;
+SELECT dataflow.create_job('u_job', output => 'u_out') > 0 AS ok;
+SELECT dataflow.expect('u_out', '1', '10');
+SELECT count(dataflow.complete(t.token)) AS completed FROM dataflow.lease('u_job', 'w', 10) t;
+UPDATE dataflow.done_minute m
+   SET minute = m.minute - interval '5 minutes', first_at = m.first_at - interval '5 minutes',
+       first_started_at = m.first_started_at - interval '5 minutes'
+ WHERE m.dataset_id = (SELECT id FROM dataflow.dataset WHERE name = 'u_out');
+UPDATE dataflow.chunk SET available_at = available_at - interval '5 minutes'
+ WHERE dataset_id = (SELECT id FROM dataflow.dataset WHERE name = 'u_out');
+SELECT count(*) AS resubmitted FROM dataflow.resubmit('u_out', '1', '2');
+SELECT name, done, per_minute BETWEEN 1.3 AND 1.7 AS eight_in_five_minutes FROM dataflow.progress WHERE name = 'u_job';
 SELECT pg_temp.rate_ok();

@@ -143,6 +143,7 @@ std::optional<Refusal> parse_body(Action action, std::string_view body, Request*
             } else if (k == "info" && !v.is_null()) {
                 if (!v.is_object()) return bad("22023", "info must be a JSON object");
                 out->info = v.dump(-1, ' ', false, json::error_handler_t::replace);
+                out->body = std::string(trimmed);
             } else if (k == "error") {
                 if (auto r = text_field(v, "error", &out->error)) return r;
             } else if (k == "retry") {
@@ -179,6 +180,9 @@ int http_status_for_sqlstate(std::string_view s) {
     if (s == "55000") return 409;
     if (s.substr(0, 2) == "22") return 400;
     if (s == "40001" || s == "40P01" || s == "55P03" || s == "57014") return 503;
+    // read-only (a standby, a promotion under way), the server shutting down or starting,
+    // the role's rights withdrawn between two of the listener's checks: not now
+    if (s == "25006" || s.substr(0, 3) == "57P" || s == "42501") return 503;
     if (s.substr(0, 2) == "53" || s.substr(0, 2) == "08") return 503;
     return 500;
 }

@@ -42,6 +42,9 @@ struct Request {
     std::optional<std::string> checksum;  // complete
     std::optional<std::string> location;  // complete
     std::optional<std::string> info;      // complete: a JSON object, as JSON text
+    // complete with info: the body as sent, from which SQL takes info (jsonb keeps numbers
+    // exactly as written; nlohmann would turn 123456789012345678901234567890 into a double)
+    std::string body;
     std::optional<std::string> error;     // fail (required)
     bool retry = true;                    // fail
     std::optional<int> retry_after;       // fail, seconds in [1, kMaxRetryAfter]
@@ -61,7 +64,8 @@ struct Refusal {
 std::optional<Refusal> parse_body(Action action, std::string_view body, Request* out) noexcept;
 
 // The HTTP status for an error the SQL call raised: 42704 -> 401, 55000 -> 409,
-// class 22 -> 400, 40001/40P01/55P03/57014/class 53/class 08 -> 503, else 500.
+// class 22 -> 400, 40001/40P01/55P03/57014/25006/57Pxx/42501/class 53/class 08 -> 503,
+// else 500.
 int http_status_for_sqlstate(std::string_view sqlstate);
 
 // The answer bodies: {"error": message, "sqlstate": code} (code omitted when empty) and

@@ -83,6 +83,7 @@ Limits current_limits() {
     l.max_body = static_cast<size_t>(cfg.max_body);
     l.max_connections = cfg.max_connections;
     l.timeout_ms = cfg.timeout_ms;
+    l.max_connections_per_ip = cfg.max_connections_per_ip;
     return l;
 }
 
@@ -93,11 +94,19 @@ void apply_session(const settings::CallbackSnapshot& cfg) {
     pg_guarded([&] { SetConfigOption("lock_timeout", l, PGC_SUSET, PGC_S_OVERRIDE); });
 }
 
-// Whether the interrupts asked for a reload (handled here) or a shutdown (a FATAL).
+// Whether the interrupts asked for a reload (handled here) or a shutdown (a FATAL). A
+// cancel (pg_cancel_backend: SIGINT) between requests cancels nothing: it is logged and
+// the listener goes on (one during a request's transaction ends that request, 503).
 bool handle_interrupts() {
     bool reload = false;
+    try {
+        pg_guarded([&] { CHECK_FOR_INTERRUPTS(); });
+    } catch (const PgError& e) {
+        if (e.sqlerrcode() != ERRCODE_QUERY_CANCELED) throw;
+        pg::log(pg::Level::kLog, "pg_dataflow listener: a cancel request between callbacks "
+                                 "is ignored (pg_terminate_backend stops the listener)");
+    }
     pg_guarded([&] {
-        CHECK_FOR_INTERRUPTS();
         if (ProcSignalBarrierPending) ProcessProcSignalBarrier();
         if (ConfigReloadPending) {
             ConfigReloadPending = false;
@@ -207,9 +216,13 @@ void process(Server& server, Job* job, const settings::CallbackSnapshot& cfg) {
             case Action::kComplete: {
                 pg::Param rc;
                 if (r.row_count) rc = std::to_string(*r.row_count);
+                // info as jsonb reads it from the body (numbers exactly as sent); the body
+                // was checked to be an object whose info is an object
+                pg::Param body;
+                if (r.info) body = r.body;
                 rows = pg::spi_exec(
-                    "SELECT dataflow.complete($1::uuid, $2::bigint, $3, $4::jsonb, $5)",
-                    {job->token, rc, r.checksum, r.info, r.location});
+                    "SELECT dataflow.complete($1::uuid, $2::bigint, $3, ($4::jsonb) -> 'info', $5)",
+                    {job->token, rc, r.checksum, body, r.location});
                 std::string out = rows.empty() || !rows[0][0] ? "" : *rows[0][0];
                 result = out == "succeeded" ? "ready" : out;
                 break;
@@ -232,6 +245,9 @@ void process(Server& server, Job* job, const settings::CallbackSnapshot& cfg) {
         x.commit();
         timer.stop();
         body = callback::status_json(result, deadline);
+    } catch (const std::bad_alloc&) {
+        status = 503;
+        body = callback::error_json("out of memory; try again", "53200");
     } catch (const PgError& e) {
         std::string code = sqlstate_text(e.sqlerrcode());
         status = callback::http_status_for_sqlstate(code);
@@ -243,6 +259,11 @@ void process(Server& server, Job* job, const settings::CallbackSnapshot& cfg) {
         } else {
             body = callback::error_json(e.what(), code);
         }
+    } catch (const std::exception& e) {
+        pg::log(pg::Level::kWarning,
+                std::string("pg_dataflow listener: ") + name + " failed: " + e.what());
+        status = 500;
+        body = callback::error_json("internal error; the server log has the detail", "");
     }
     server.answer(job, status, std::move(body));
 }
@@ -283,8 +304,11 @@ void wait_until_role_ok() {
 }
 
 void loop() {
-    Server server;
-    g_server = &server;
+    // The server lives as long as the process: the exit callback (stop_server) stops it
+    // whatever ends the process, also an exception unwinding this frame.
+    static Server* const owned = new Server;
+    Server& server = *owned;
+    g_server = owned;
     pg_guarded([] {
         before_shmem_exit(stop_server, 0);
         g_prev_hook = emit_log_hook;
@@ -335,10 +359,9 @@ void loop() {
                 try {
                     problem = role_problem();
                 } catch (const PgError& e) {
-                    // A failed check (a lock, a timeout) keeps serving; it is said once.
-                    pg::log(
-                        pg::Level::kLog,
-                        std::string("pg_dataflow listener: could not check its role: ") + e.what());
+                    // A check that fails (its role dropped: "invalid role OID") stops
+                    // serving, as a role that may not serve does; wait_until_role_ok says why.
+                    problem = std::string("its role could not be checked: ") + e.what();
                 }
                 if (!problem.empty()) {
                     server.stop();

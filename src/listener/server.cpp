@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <new>
@@ -19,6 +20,8 @@ namespace dataflow::listener {
 struct ConnState {
     std::atomic<Clock::time_point> since{Clock::time_point{}};
     std::atomic<bool> suspended{false};
+    // The request line and headers of the current request have arrived (the handler ran).
+    std::atomic<bool> headers_done{false};
     int fd = -1;
 };
 
@@ -71,6 +74,8 @@ bool Server::start(const std::string& host, int port, const std::string& cert_pe
     {
         std::lock_guard<std::mutex> lock(mu_);
         limits_ = limits;
+        stopping_ = false;
+        suspended_ = 0;
     }
     addrinfo hints;
     std::memset(&hints, 0, sizeof hints);
@@ -121,8 +126,12 @@ bool Server::start(const std::string& host, int port, const std::string& cert_pe
     pthread_sigmask(SIG_SETMASK, &all, &old);
     daemon_ = MHD_start_daemon(
         flags, 0, accept_cb, this, access_cb, this, MHD_OPTION_SOCK_ADDR,
-        reinterpret_cast<sockaddr*>(&addr), MHD_OPTION_LISTENING_ADDRESS_REUSE,
-        static_cast<unsigned>(1), MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(1024 + 16),
+        // No MHD_OPTION_LISTENING_ADDRESS_REUSE: it sets SO_REUSEPORT, with which another
+        // process of the same OS user could bind the port too and receive half the
+        // callbacks (SO_REUSEADDR, which libmicrohttpd sets anyway, is enough for a restart).
+        reinterpret_cast<sockaddr*>(&addr), MHD_OPTION_CONNECTION_LIMIT,
+        static_cast<unsigned>(1024 + 16), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        static_cast<unsigned>(limits.max_connections_per_ip > 0 ? limits.max_connections_per_ip : 0),
         MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         static_cast<size_t>(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED, completed_cb, this,
         MHD_OPTION_NOTIFY_CONNECTION, notify_cb, this, MHD_OPTION_EXTERNAL_LOGGER, logger_cb,
@@ -142,9 +151,15 @@ bool Server::start(const std::string& host, int port, const std::string& cert_pe
 
 void Server::stop() noexcept {
     if (daemon_ == nullptr) return;
-    // libmicrohttpd refuses to stop while a connection is suspended (it aborts the
-    // process): answer them all, the queued ones and one taken by the main thread when a
-    // FATAL (SIGTERM during its transaction) ended the process.
+    // libmicrohttpd aborts the process when it is stopped while a connection is suspended.
+    // So: from now on no request is suspended (handle() answers 503 at once) and no
+    // connection is accepted; the queued requests and those taken by the main thread (one
+    // taken when a FATAL, SIGTERM during its transaction, ended the process) are answered;
+    // then, bounded, the daemon thread gets the time to send those answers.
+    {
+        std::lock_guard<std::mutex> lock(mu_);
+        stopping_ = true;
+    }
     for (;;) {
         std::vector<Job*> jobs = take();
         {
@@ -155,10 +170,20 @@ void Server::stop() noexcept {
         for (Job* j : jobs)
             answer(j, 503, callback::error_json("the callback listener is shutting down", ""));
     }
+    for (int i = 0; i < 200; ++i) {  // at most 2 s
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            if (suspended_ == 0) break;
+        }
+        usleep(10 * 1000);
+    }
     MHD_stop_daemon(daemon_);
     daemon_ = nullptr;
     if (event_fd_ >= 0) close(event_fd_);
     event_fd_ = -1;
+    // libmicrohttpd kept a pointer to the key's text while it ran: not kept beyond it.
+    std::fill(key_.begin(), key_.end(), '\0');
+    key_.clear();
     std::lock_guard<std::mutex> lock(mu_);
     conns_.clear();
 }
@@ -215,7 +240,7 @@ void Server::answer(Job* job, int status, std::string body) noexcept {
 
 bool Server::accept_ok() const {
     std::lock_guard<std::mutex> lock(mu_);
-    return open_.load() < static_cast<size_t>(limits_.max_connections);
+    return !stopping_ && open_.load() < static_cast<size_t>(limits_.max_connections);
 }
 
 void Server::connection_event(MHD_Connection* c, void** socket_context, bool started) {
@@ -249,12 +274,15 @@ void Server::sweep() noexcept {
     Clock::time_point now = Clock::now();
     std::lock_guard<std::mutex> lock(mu_);
     auto limit = std::chrono::milliseconds(limits_.timeout_ms);
+    auto header_limit = std::chrono::milliseconds(std::min(limits_.timeout_ms, kHeaderTimeoutMs));
     for (auto& [cs, fd] : conns_) {
         // A suspended connection is the main thread's: its transaction is bounded.
         if (cs->suspended || fd < 0) continue;
         // The connection closes before its fd is closed (the close notification comes
-        // first, under this mutex), so fd is still this connection's socket here.
-        if (now - cs->since.load() > limit) shutdown(fd, SHUT_RDWR);
+        // first, under this mutex), so fd is still this connection's socket here. Headers
+        // get at most kHeaderTimeoutMs, the whole request the timeout.
+        auto age = now - cs->since.load();
+        if (age > limit || (!cs->headers_done && age > header_limit)) shutdown(fd, SHUT_RDWR);
     }
 }
 
@@ -262,8 +290,15 @@ void Server::completed(void** con_cls) {
     auto* job = static_cast<Job*>(*con_cls);
     *con_cls = nullptr;
     if (job == nullptr) return;
-    // The connection's clock restarts for its next request (keep-alive).
-    if (job->conn) job->conn->since = Clock::now();
+    if (job->counted) {  // resumed and closed before its answer went out
+        std::lock_guard<std::mutex> lock(mu_);
+        if (suspended_ > 0) --suspended_;
+    }
+    // The connection's clock restarts for its next request (keep-alive), headers first.
+    if (job->conn) {
+        job->conn->since = Clock::now();
+        job->conn->headers_done = false;
+    }
     delete job;
 }
 
@@ -273,6 +308,9 @@ int Server::respond(MHD_Connection* c, int status, const std::string& body) {
     if (r == nullptr) return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (status == 405) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "POST");
+    if (status == 401) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (status == 503) MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     MHD_Result ok = MHD_queue_response(c, static_cast<unsigned>(status), r);
     MHD_destroy_response(r);
     ++answered_total_;
@@ -296,7 +334,10 @@ int Server::handle(MHD_Connection* c, const char* url, const char* method, const
             const MHD_ConnectionInfo* info =
                 MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
             job->conn = info ? static_cast<ConnState*>(info->socket_context) : nullptr;
-            job->started = job->conn ? job->conn->since.load() : Clock::now();
+            // The request's time starts with its headers, not with the idle time of a
+            // keep-alive connection before it.
+            job->started = Clock::now();
+            if (job->conn) job->conn->headers_done = true;
             // What can be answered before the body is read: method, path, a query string,
             // the token, a declared length over the limit (the body is then never read).
             if (std::strcmp(method, "POST") != 0)
@@ -339,7 +380,10 @@ int Server::handle(MHD_Connection* c, const char* url, const char* method, const
             job->first_call_done = true;
             return MHD_YES;
         }
-        if (job->answered && !job->queued) return MHD_YES;  // refused already
+        if (job->answered && !job->queued) {  // refused already: drop what still comes
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
         if (*upload_data_size > 0) {
             // Over the limit (a chunked body): read on and drop the rest, answer 413 at
             // its end, so the memory kept per request stays bounded.
@@ -358,7 +402,13 @@ int Server::handle(MHD_Connection* c, const char* url, const char* method, const
             // Resumed by the main thread with its answer.
             if (!job->answered) return MHD_YES;
             job->queued = false;
-            return respond(c, job->status, job->body);
+            int rc = respond(c, job->status, job->body);
+            if (job->counted) {
+                job->counted = false;
+                std::lock_guard<std::mutex> lock(mu_);
+                if (suspended_ > 0) --suspended_;
+            }
+            return rc;
         }
         if (job->too_large) {
             size_t max_body = limits().max_body;
@@ -372,9 +422,13 @@ int Server::handle(MHD_Connection* c, const char* url, const char* method, const
         std::string().swap(job->upload);
         {
             std::lock_guard<std::mutex> lock(mu_);
+            if (stopping_)
+                return refuse(c, job, 503, "the callback listener is shutting down", "57P01");
             if (queue_.size() >= static_cast<size_t>(limits_.max_connections))
                 return refuse(c, job, 503, "the callback listener is busy; try again", "53300");
             job->queued = true;
+            job->counted = true;
+            ++suspended_;
             if (job->conn) job->conn->suspended = true;
             MHD_suspend_connection(c);
             queue_.push_back(job);

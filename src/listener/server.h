@@ -48,6 +48,7 @@ struct Job {
     bool first_call_done = false;
     bool too_large = false;
     bool queued = false;
+    bool counted = false;  // counted in Server::suspended_
     std::optional<callback::Action> action;
 };
 
@@ -55,7 +56,14 @@ struct Limits {
     size_t max_body = 1024 * 1024;
     int max_connections = 128;
     int timeout_ms = 10000;
+    // Most connections open at once from one client address (0: no such limit); read at
+    // start().
+    int max_connections_per_ip = 32;
 };
+
+// How long a connection may take to send its request line and headers: the request's
+// timeout, but at most 2 s (the rest of it is for the body and the answer).
+constexpr int kHeaderTimeoutMs = 2000;
 
 class Server {
 public:
@@ -114,6 +122,13 @@ private:
     std::map<ConnState*, int> conns_;  // open connections -> socket fd
     std::atomic<size_t> open_{0};
     std::atomic<uint64_t> answered_total_{0};
+    // stop() under way: no request is suspended any more (each is answered 503 at once)
+    // and no connection accepted, so the daemon can stop with none suspended (libmicrohttpd
+    // aborts the process when it is stopped with a suspended connection).
+    bool stopping_ = false;  // guarded by mu_
+    // Requests suspended and not yet answered to their client (the daemon thread sends an
+    // answer after MHD_resume_connection): stop() waits, bounded, until it is 0.
+    size_t suspended_ = 0;  // guarded by mu_
 };
 
 }  // namespace dataflow::listener

@@ -39,7 +39,8 @@ char* callback_role = nullptr;
 int callback_max_body = 1024 * 1024;
 int callback_max_connections = 128;
 int callback_timeout_ms = 10000;
-int callback_lock_timeout_ms = 5000;
+int callback_lock_timeout_ms = 1000;
+int callback_max_connections_per_ip = 32;
 char* callback_tls_cert = nullptr;
 char* callback_tls_key = nullptr;
 
@@ -190,8 +191,17 @@ void define(bool preloading) {
         nullptr);
     DefineCustomIntVariable("dataflow.callback_lock_timeout",
                             "Longest wait of a callback request's transaction for a lock.",
-                            "Past it the request is answered 503.", &callback_lock_timeout_ms, 5000,
-                            10, 600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+                            "Past it the request is answered 503. Requests are run one at a time: "
+                            "keep it well under dataflow.callback_timeout.",
+                            &callback_lock_timeout_ms, 1000, 10, 600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
+                            nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("dataflow.callback_max_connections_per_ip",
+                            "Most connections the callback listener keeps open from one client "
+                            "address.",
+                            "0: no such limit (e.g. behind a proxy, whose address every client "
+                            "shares). Further connections from that address are refused.",
+                            &callback_max_connections_per_ip, 32, 0, 1024, postmaster, 0, nullptr,
+                            nullptr, nullptr);
     DefineCustomStringVariable(
         "dataflow.callback_tls_cert",
         "PEM certificate (chain) file of the callback listener; with callback_tls_key: HTTPS.",
@@ -226,6 +236,7 @@ CallbackSnapshot callback_current() {
                             callback_max_connections,
                             callback_timeout_ms,
                             callback_lock_timeout_ms,
+                            callback_max_connections_per_ip,
                             callback_tls_cert ? callback_tls_cert : "",
                             callback_tls_key ? callback_tls_key : ""};
 }

@@ -48,7 +48,10 @@ CREATE TABLE dataflow.chunk_count (
 -- has reset since (only within the rate window, the last 10 minutes), so succeeded -
 -- superseded is the completions that are still current; first_at is when the row's first
 -- completion was recorded, superseded_at when a resubmit last superseded one of the
--- minute. The rate of the progress view reads them.
+-- minute, first_started_at when the earliest of the row's completed runs was leased. The
+-- rate of the progress view reads them. A completion counts in the minute it was recorded
+-- by the clock (clock_timestamp), not in its transaction's first minute: a worker that
+-- loads for 20 minutes and completes in the same transaction is counted when it completes.
 CREATE TABLE dataflow.done_minute (
   dataset_id  integer NOT NULL,
   minute      timestamptz NOT NULL,
@@ -59,6 +62,7 @@ CREATE TABLE dataflow.done_minute (
   superseded  integer NOT NULL DEFAULT 0,
   first_at    timestamptz,
   superseded_at timestamptz,
+  first_started_at timestamptz,
   PRIMARY KEY (dataset_id, minute, backfill_id, shard)
 ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
 
@@ -126,7 +130,8 @@ END $$;
 -- completion was recorded in when a resubmit supersedes it (p_superseded). The shard's
 -- advisory lock covers every backfill's row of that (dataset, minute, shard).
 CREATE FUNCTION dataflow._count_done(p_dataset integer, p_backfill integer, p_minute timestamptz,
-                                     p_succeeded bigint, p_failed bigint, p_superseded bigint)
+                                     p_succeeded bigint, p_failed bigint, p_superseded bigint,
+                                     p_started timestamptz)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$
 DECLARE
@@ -136,8 +141,11 @@ BEGIN
     UPDATE dataflow.done_minute
        SET succeeded = succeeded + p_succeeded, failed = failed + p_failed,
            superseded = superseded + p_superseded,
-           first_at = CASE WHEN p_succeeded > 0 THEN least(first_at, now()) ELSE first_at END,
-           superseded_at = CASE WHEN p_superseded > 0 THEN greatest(superseded_at, now()) ELSE superseded_at END
+           first_at = CASE WHEN p_succeeded > 0 THEN least(first_at, clock_timestamp()) ELSE first_at END,
+           first_started_at = CASE WHEN p_succeeded > 0 THEN least(first_started_at, p_started)
+                                   ELSE first_started_at END,
+           superseded_at = CASE WHEN p_superseded > 0 THEN greatest(superseded_at, clock_timestamp())
+                                ELSE superseded_at END
      WHERE dataset_id = p_dataset AND minute = p_minute AND backfill_id = p_backfill AND shard = s;
     EXIT WHEN FOUND OR attempt = 2;
     INSERT INTO dataflow.done_minute (dataset_id, minute, backfill_id, shard)
@@ -176,7 +184,10 @@ BEGIN
   FOR r IN
     SELECT n.dataset_id, n.backfill_id, o.status AS old_status, n.status AS new_status, count(*) AS n,
            max(n.ord) FILTER (WHERE dataflow._level(n.status) > 0) AS ord,
-           max(n.available_at) FILTER (WHERE dataflow._level(n.status) > 0) AS at
+           max(n.available_at) FILTER (WHERE dataflow._level(n.status) > 0) AS at,
+           -- a running chunk's updated_at is its lease's time (lease sets it, heartbeats
+           -- do not touch the chunk): when the earliest of these runs began
+           min(o.updated_at) FILTER (WHERE o.status = 'running') AS started
       FROM old_rows o JOIN new_rows n ON n.id = o.id
      WHERE o.status <> n.status OR (n.status = 'queued' AND o.not_before <> n.not_before)
      GROUP BY 1, 2, 3, 4
@@ -186,9 +197,9 @@ BEGIN
     CONTINUE WHEN r.old_status = r.new_status;
     PERFORM dataflow._count(r.dataset_id, r.backfill_id, r.old_status, r.new_status, r.n, r.ord, r.at);
     IF r.old_status = 'running' AND r.new_status IN ('ready', 'failed', 'queued') THEN
-      PERFORM dataflow._count_done(r.dataset_id, r.backfill_id, date_trunc('minute', now()),
+      PERFORM dataflow._count_done(r.dataset_id, r.backfill_id, date_trunc('minute', clock_timestamp()),
                                    CASE WHEN r.new_status = 'ready' THEN r.n ELSE 0 END,
-                                   CASE WHEN r.new_status = 'ready' THEN 0 ELSE r.n END, 0);
+                                   CASE WHEN r.new_status = 'ready' THEN 0 ELSE r.n END, 0, r.started);
     END IF;
     -- a produced chunk reset by a resubmit (directly, or through the transient status)
     was_reset := was_reset OR (r.old_status IN ('ready', 'validated', 'invalid')
@@ -207,7 +218,7 @@ BEGIN
          AND o.available_at >= date_trunc('minute', now()) - interval '9 minutes'
        GROUP BY 1, 2, 3
     LOOP
-      PERFORM dataflow._count_done(r.dataset_id, r.backfill_id, r.minute, 0, 0, r.n);
+      PERFORM dataflow._count_done(r.dataset_id, r.backfill_id, r.minute, 0, 0, r.n, NULL);
     END LOOP;
   END IF;
   -- The queue follows each chunk's current row (see above), so a nested change that

@@ -576,6 +576,12 @@ RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan AS $$
 DECLARE c dataflow.chunk; j dataflow.job; new_status text; delay double precision;
 BEGIN
+  -- _fail is granted to dataflow_worker (the callback listener's retry_after): a negative
+  -- delay would skip the backoff, a huge one park the chunk for centuries
+  IF p_delay IS NOT NULL AND NOT (p_delay BETWEEN 0 AND 36000) THEN
+    RAISE EXCEPTION 'the retry delay must be between 0 and 36000 seconds (10 hours), not %', p_delay
+      USING ERRCODE = '22023';
+  END IF;
   SELECT * INTO c FROM dataflow.chunk WHERE id = p_chunk FOR UPDATE;
   IF c.run_id IS DISTINCT FROM p_run OR c.status <> 'running' THEN
     RETURN c.status;   -- the chunk moved on (resubmitted, cancelled): nothing to retry

@@ -120,15 +120,23 @@ COMMENT ON COLUMN dataflow.jobs.backoff_max IS 'Longest retry delay';
 -- The rate (dataset_rate, progress): the completions still current (done_minute's
 -- succeeded - superseded: a completion a resubmit reset since is not progress) over the
 -- rate window, the current minute and the 9 before it, divided by the time since the
--- first of them, at least 1 second: the first completion of the oldest minute that has
--- current ones, or the last resubmit that superseded completions of that minute if it
--- came later (a run after a resubmit is measured from the resubmit). A steady run reads
--- its own rate from its first completion on, not a 10-minute average.
+-- work they are the result of began, at least 1 second: per minute bucket with current
+-- completions, when the earliest of its runs was leased (first_started_at; rows of 0.1.0:
+-- its first completion or its minute), or, if a resubmit superseded completions of that
+-- minute while it lasted, that resubmit when later (a run after a full resubmit is measured
+-- from the resubmit); a resubmit after the minute leaves it alone (its current completions
+-- are still what they were). The earliest of these, but not before the window's start. So
+-- a steady run reads its own rate from its first lease on, a first completion after 20
+-- minutes of work does not read as 60 per minute, and a partial resubmit does not inflate
+-- the rate of what it left.
 CREATE VIEW dataflow.dataset_rate AS
 SELECT b.dataset_id,
-       round(60 * sum(b.n) / greatest(extract(epoch FROM now() - min(b.since)), 1), 1) AS per_minute
+       round(60 * sum(b.n) / greatest(extract(epoch FROM now() - greatest(min(b.since),
+                                     date_trunc('minute', now()) - interval '9 minutes')), 1), 1) AS per_minute
   FROM (SELECT m.dataset_id, sum(m.succeeded - m.superseded) AS n,
-               greatest(coalesce(min(m.first_at), m.minute), max(m.superseded_at)) AS since
+               CASE WHEN max(m.superseded_at) < m.minute + interval '1 minute'
+                    THEN greatest(coalesce(min(m.first_started_at), min(m.first_at), m.minute), max(m.superseded_at))
+                    ELSE coalesce(min(m.first_started_at), min(m.first_at), m.minute) END AS since
           FROM dataflow.done_minute m
          WHERE m.minute >= date_trunc('minute', now()) - interval '9 minutes'
          GROUP BY m.dataset_id, m.minute) b
@@ -136,10 +144,11 @@ SELECT b.dataset_id,
  GROUP BY b.dataset_id;
 COMMENT ON VIEW dataflow.dataset_rate IS
   'Chunks completed per minute per dataset id: the completions of the last 10 minutes that no resubmit has '
-  'superseded, over the time since the first of them';
+  'superseded, over the time since the work they came from began (at most the 10 minutes)';
 COMMENT ON COLUMN dataflow.dataset_rate.dataset_id IS 'Dataset id';
 COMMENT ON COLUMN dataflow.dataset_rate.per_minute IS
-  'Current completions per minute, from the first completion of the last 10 minutes to now (1 decimal)';
+  'Current completions per minute, from the lease of the earliest run completed in the last 10 minutes '
+  '(at most those 10 minutes) to now (1 decimal)';
 
 -- held: a job whose queued chunks cannot be leased at all (paused, max_concurrency 0,
 -- a pool of 0 slots). blocked counts the chunks that cannot run now: waiting (an input
@@ -165,9 +174,12 @@ SELECT 'job'::text AS kind, j.name AS name, d.name AS dataset, NULL::text AS fro
                              OR coalesce(p.slots = 0, false) AS held) h
   LEFT JOIN dataflow.dataset_counts k ON k.dataset_id = d.id
   LEFT JOIN LATERAL (
-    SELECT 60 * sum(x.n) / greatest(extract(epoch FROM now() - min(x.since)), 1) AS rate
+    SELECT 60 * sum(x.n) / greatest(extract(epoch FROM now() - greatest(min(x.since),
+                                        date_trunc('minute', now()) - interval '9 minutes')), 1) AS rate
       FROM (SELECT sum(m.succeeded - m.superseded) AS n,
-                   greatest(coalesce(min(m.first_at), m.minute), max(m.superseded_at)) AS since
+                   CASE WHEN max(m.superseded_at) < m.minute + interval '1 minute'
+                    THEN greatest(coalesce(min(m.first_started_at), min(m.first_at), m.minute), max(m.superseded_at))
+                    ELSE coalesce(min(m.first_started_at), min(m.first_at), m.minute) END AS since
               FROM dataflow.done_minute m
              WHERE m.dataset_id = d.id AND m.minute >= date_trunc('minute', now()) - interval '9 minutes'
              GROUP BY m.minute) x
@@ -202,9 +214,12 @@ SELECT 'backfill', 'backfill ' || b.id, d.name, b.from_key, b.to_key,
                           WHERE jj.output_id = cc.dataset_id), true) AS held) h
      WHERE cc.backfill_id = b.id) bk
   LEFT JOIN LATERAL (
-    SELECT 60 * sum(x.n) / greatest(extract(epoch FROM now() - min(x.since)), 1) AS rate
+    SELECT 60 * sum(x.n) / greatest(extract(epoch FROM now() - greatest(min(x.since),
+                                        date_trunc('minute', now()) - interval '9 minutes')), 1) AS rate
       FROM (SELECT sum(m.succeeded - m.superseded) AS n,
-                   greatest(coalesce(min(m.first_at), m.minute), max(m.superseded_at)) AS since
+                   CASE WHEN max(m.superseded_at) < m.minute + interval '1 minute'
+                    THEN greatest(coalesce(min(m.first_started_at), min(m.first_at), m.minute), max(m.superseded_at))
+                    ELSE coalesce(min(m.first_started_at), min(m.first_at), m.minute) END AS since
               FROM dataflow.done_minute m
              WHERE m.dataset_id = ANY (bk.datasets) AND m.backfill_id = b.id
                AND m.minute >= date_trunc('minute', now()) - interval '9 minutes'
@@ -226,7 +241,7 @@ COMMENT ON COLUMN dataflow.progress.failed IS 'Chunks failed or invalid';
 COMMENT ON COLUMN dataflow.progress.pct IS 'done / total in percent (1 decimal)';
 COMMENT ON COLUMN dataflow.progress.per_minute IS
   'Completions per minute of its own chunks (the job''s output, the backfill''s chunks) that no resubmit has '
-  'superseded, from the first of the last 10 minutes to now (1 decimal)';
+  'superseded, from the lease of the earliest of them (within the last 10 minutes) to now (1 decimal)';
 COMMENT ON COLUMN dataflow.progress.eta IS
   'Time left at that rate, in whole seconds; NULL when nothing can run (no chunk running, none queued that '
   'can be leased) or the rate is 0';

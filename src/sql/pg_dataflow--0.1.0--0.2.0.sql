@@ -1489,7 +1489,8 @@ GRANT EXECUTE ON FUNCTION dataflow.alter_job(text, text, integer, integer, inter
 -- 12_counts, 60_bi_views (issue 19 items 4 and 6): progress tells the truth, gaps are holes.
 -- done_minute gains backfill_id (now in its key), superseded and first_at (at the end of
 -- the table): the rate counts a job's and a backfill's own current completions (a
--- completion a resubmit reset is superseded) from the first of them; rows recorded by
+-- completion a resubmit reset is superseded) from the lease of the earliest of them
+-- (first_started_at, also new; completions are bucketed by the clock); rows recorded by
 -- 0.1.0 count for their job only (backfill 0) and from the start of their minute.
 -- _count_done takes the backfill, the minute and the superseded count; the trigger
 -- records the superseded completions. progress: per_minute from that rate, eta in whole
@@ -1506,11 +1507,13 @@ ALTER TABLE dataflow.done_minute
   ADD COLUMN backfill_id integer NOT NULL DEFAULT 0,
   ADD COLUMN superseded integer NOT NULL DEFAULT 0,
   ADD COLUMN first_at timestamptz,
-  ADD COLUMN superseded_at timestamptz;
+  ADD COLUMN superseded_at timestamptz,
+  ADD COLUMN first_started_at timestamptz;
 ALTER TABLE dataflow.done_minute DROP CONSTRAINT done_minute_pkey;
 ALTER TABLE dataflow.done_minute ADD CONSTRAINT done_minute_pkey PRIMARY KEY (dataset_id, minute, backfill_id, shard);
 CREATE FUNCTION dataflow._count_done(p_dataset integer, p_backfill integer, p_minute timestamptz,
-                                     p_succeeded bigint, p_failed bigint, p_superseded bigint)
+                                     p_succeeded bigint, p_failed bigint, p_superseded bigint,
+                                     p_started timestamptz)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$
 DECLARE
@@ -1520,8 +1523,11 @@ BEGIN
     UPDATE dataflow.done_minute
        SET succeeded = succeeded + p_succeeded, failed = failed + p_failed,
            superseded = superseded + p_superseded,
-           first_at = CASE WHEN p_succeeded > 0 THEN least(first_at, now()) ELSE first_at END,
-           superseded_at = CASE WHEN p_superseded > 0 THEN greatest(superseded_at, now()) ELSE superseded_at END
+           first_at = CASE WHEN p_succeeded > 0 THEN least(first_at, clock_timestamp()) ELSE first_at END,
+           first_started_at = CASE WHEN p_succeeded > 0 THEN least(first_started_at, p_started)
+                                   ELSE first_started_at END,
+           superseded_at = CASE WHEN p_superseded > 0 THEN greatest(superseded_at, clock_timestamp())
+                                ELSE superseded_at END
      WHERE dataset_id = p_dataset AND minute = p_minute AND backfill_id = p_backfill AND shard = s;
     EXIT WHEN FOUND OR attempt = 2;
     INSERT INTO dataflow.done_minute (dataset_id, minute, backfill_id, shard)
@@ -1533,7 +1539,7 @@ BEGIN
       USING ERRCODE = '40001';
   END IF;
 END $$;
-REVOKE EXECUTE ON FUNCTION dataflow._count_done(integer, integer, timestamptz, bigint, bigint, bigint) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION dataflow._count_done(integer, integer, timestamptz, bigint, bigint, bigint, timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION dataflow._chunk_counted_update() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
@@ -1545,7 +1551,10 @@ BEGIN
   FOR r IN
     SELECT n.dataset_id, n.backfill_id, o.status AS old_status, n.status AS new_status, count(*) AS n,
            max(n.ord) FILTER (WHERE dataflow._level(n.status) > 0) AS ord,
-           max(n.available_at) FILTER (WHERE dataflow._level(n.status) > 0) AS at
+           max(n.available_at) FILTER (WHERE dataflow._level(n.status) > 0) AS at,
+           -- a running chunk's updated_at is its lease's time (lease sets it, heartbeats
+           -- do not touch the chunk): when the earliest of these runs began
+           min(o.updated_at) FILTER (WHERE o.status = 'running') AS started
       FROM old_rows o JOIN new_rows n ON n.id = o.id
      WHERE o.status <> n.status OR (n.status = 'queued' AND o.not_before <> n.not_before)
      GROUP BY 1, 2, 3, 4
@@ -1555,9 +1564,9 @@ BEGIN
     CONTINUE WHEN r.old_status = r.new_status;
     PERFORM dataflow._count(r.dataset_id, r.backfill_id, r.old_status, r.new_status, r.n, r.ord, r.at);
     IF r.old_status = 'running' AND r.new_status IN ('ready', 'failed', 'queued') THEN
-      PERFORM dataflow._count_done(r.dataset_id, r.backfill_id, date_trunc('minute', now()),
+      PERFORM dataflow._count_done(r.dataset_id, r.backfill_id, date_trunc('minute', clock_timestamp()),
                                    CASE WHEN r.new_status = 'ready' THEN r.n ELSE 0 END,
-                                   CASE WHEN r.new_status = 'ready' THEN 0 ELSE r.n END, 0);
+                                   CASE WHEN r.new_status = 'ready' THEN 0 ELSE r.n END, 0, r.started);
     END IF;
     -- a produced chunk reset by a resubmit (directly, or through the transient status)
     was_reset := was_reset OR (r.old_status IN ('ready', 'validated', 'invalid')
@@ -1576,7 +1585,7 @@ BEGIN
          AND o.available_at >= date_trunc('minute', now()) - interval '9 minutes'
        GROUP BY 1, 2, 3
     LOOP
-      PERFORM dataflow._count_done(r.dataset_id, r.backfill_id, r.minute, 0, 0, r.n);
+      PERFORM dataflow._count_done(r.dataset_id, r.backfill_id, r.minute, 0, 0, r.n, NULL);
     END LOOP;
   END IF;
   -- The queue follows each chunk's current row (see above), so a nested change that
@@ -1619,9 +1628,12 @@ CREATE TRIGGER chunk_counted_update AFTER UPDATE ON dataflow.chunk
 
 CREATE VIEW dataflow.dataset_rate AS
 SELECT b.dataset_id,
-       round(60 * sum(b.n) / greatest(extract(epoch FROM now() - min(b.since)), 1), 1) AS per_minute
+       round(60 * sum(b.n) / greatest(extract(epoch FROM now() - greatest(min(b.since),
+                                     date_trunc('minute', now()) - interval '9 minutes')), 1), 1) AS per_minute
   FROM (SELECT m.dataset_id, sum(m.succeeded - m.superseded) AS n,
-               greatest(coalesce(min(m.first_at), m.minute), max(m.superseded_at)) AS since
+               CASE WHEN max(m.superseded_at) < m.minute + interval '1 minute'
+                    THEN greatest(coalesce(min(m.first_started_at), min(m.first_at), m.minute), max(m.superseded_at))
+                    ELSE coalesce(min(m.first_started_at), min(m.first_at), m.minute) END AS since
           FROM dataflow.done_minute m
          WHERE m.minute >= date_trunc('minute', now()) - interval '9 minutes'
          GROUP BY m.dataset_id, m.minute) b
@@ -1629,10 +1641,11 @@ SELECT b.dataset_id,
  GROUP BY b.dataset_id;
 COMMENT ON VIEW dataflow.dataset_rate IS
   'Chunks completed per minute per dataset id: the completions of the last 10 minutes that no resubmit has '
-  'superseded, over the time since the first of them';
+  'superseded, over the time since the work they came from began (at most the 10 minutes)';
 COMMENT ON COLUMN dataflow.dataset_rate.dataset_id IS 'Dataset id';
 COMMENT ON COLUMN dataflow.dataset_rate.per_minute IS
-  'Current completions per minute, from the first completion of the last 10 minutes to now (1 decimal)';
+  'Current completions per minute, from the lease of the earliest run completed in the last 10 minutes '
+  '(at most those 10 minutes) to now (1 decimal)';
 
 -- held: a job whose queued chunks cannot be leased at all (paused, max_concurrency 0,
 -- a pool of 0 slots). blocked counts the chunks that cannot run now: waiting (an input
@@ -1658,9 +1671,12 @@ SELECT 'job'::text AS kind, j.name AS name, d.name AS dataset, NULL::text AS fro
                              OR coalesce(p.slots = 0, false) AS held) h
   LEFT JOIN dataflow.dataset_counts k ON k.dataset_id = d.id
   LEFT JOIN LATERAL (
-    SELECT 60 * sum(x.n) / greatest(extract(epoch FROM now() - min(x.since)), 1) AS rate
+    SELECT 60 * sum(x.n) / greatest(extract(epoch FROM now() - greatest(min(x.since),
+                                        date_trunc('minute', now()) - interval '9 minutes')), 1) AS rate
       FROM (SELECT sum(m.succeeded - m.superseded) AS n,
-                   greatest(coalesce(min(m.first_at), m.minute), max(m.superseded_at)) AS since
+                   CASE WHEN max(m.superseded_at) < m.minute + interval '1 minute'
+                    THEN greatest(coalesce(min(m.first_started_at), min(m.first_at), m.minute), max(m.superseded_at))
+                    ELSE coalesce(min(m.first_started_at), min(m.first_at), m.minute) END AS since
               FROM dataflow.done_minute m
              WHERE m.dataset_id = d.id AND m.minute >= date_trunc('minute', now()) - interval '9 minutes'
              GROUP BY m.minute) x
@@ -1695,9 +1711,12 @@ SELECT 'backfill', 'backfill ' || b.id, d.name, b.from_key, b.to_key,
                           WHERE jj.output_id = cc.dataset_id), true) AS held) h
      WHERE cc.backfill_id = b.id) bk
   LEFT JOIN LATERAL (
-    SELECT 60 * sum(x.n) / greatest(extract(epoch FROM now() - min(x.since)), 1) AS rate
+    SELECT 60 * sum(x.n) / greatest(extract(epoch FROM now() - greatest(min(x.since),
+                                        date_trunc('minute', now()) - interval '9 minutes')), 1) AS rate
       FROM (SELECT sum(m.succeeded - m.superseded) AS n,
-                   greatest(coalesce(min(m.first_at), m.minute), max(m.superseded_at)) AS since
+                   CASE WHEN max(m.superseded_at) < m.minute + interval '1 minute'
+                    THEN greatest(coalesce(min(m.first_started_at), min(m.first_at), m.minute), max(m.superseded_at))
+                    ELSE coalesce(min(m.first_started_at), min(m.first_at), m.minute) END AS since
               FROM dataflow.done_minute m
              WHERE m.dataset_id = ANY (bk.datasets) AND m.backfill_id = b.id
                AND m.minute >= date_trunc('minute', now()) - interval '9 minutes'
@@ -1719,7 +1738,7 @@ COMMENT ON COLUMN dataflow.progress.failed IS 'Chunks failed or invalid';
 COMMENT ON COLUMN dataflow.progress.pct IS 'done / total in percent (1 decimal)';
 COMMENT ON COLUMN dataflow.progress.per_minute IS
   'Completions per minute of its own chunks (the job''s output, the backfill''s chunks) that no resubmit has '
-  'superseded, from the first of the last 10 minutes to now (1 decimal)';
+  'superseded, from the lease of the earliest of them (within the last 10 minutes) to now (1 decimal)';
 COMMENT ON COLUMN dataflow.progress.eta IS
   'Time left at that rate, in whole seconds; NULL when nothing can run (no chunk running, none queued that '
   'can be leased) or the rate is 0';
@@ -3020,3 +3039,50 @@ COMMENT ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, i
 ALTER FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint) SECURITY DEFINER;
 REVOKE EXECUTE ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint) TO dataflow_operator;
+
+-- ==== 45_lease (issue 15 item 1 review): _retry_or_fail refuses a retry delay outside
+-- [0, 36000] s; _fail, granted to dataflow_worker for the callback listener's retry_after,
+-- passes its caller's delay through, and a negative one skipped the backoff.
+DROP FUNCTION dataflow._retry_or_fail(bigint, bigint, text, boolean, text, text, double precision);
+CREATE FUNCTION dataflow._retry_or_fail(p_chunk bigint, p_run bigint, p_error text, p_retry boolean,
+                                        p_actor text, p_reason text, p_delay double precision DEFAULT NULL)
+RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan AS $$
+DECLARE c dataflow.chunk; j dataflow.job; new_status text; delay double precision;
+BEGIN
+  -- _fail is granted to dataflow_worker (the callback listener's retry_after): a negative
+  -- delay would skip the backoff, a huge one park the chunk for centuries
+  IF p_delay IS NOT NULL AND NOT (p_delay BETWEEN 0 AND 36000) THEN
+    RAISE EXCEPTION 'the retry delay must be between 0 and 36000 seconds (10 hours), not %', p_delay
+      USING ERRCODE = '22023';
+  END IF;
+  SELECT * INTO c FROM dataflow.chunk WHERE id = p_chunk FOR UPDATE;
+  IF c.run_id IS DISTINCT FROM p_run OR c.status <> 'running' THEN
+    RETURN c.status;   -- the chunk moved on (resubmitted, cancelled): nothing to retry
+  END IF;
+  SELECT jb.* INTO j FROM dataflow.job jb WHERE jb.output_id = c.dataset_id;
+  IF p_retry AND j.id IS NOT NULL AND c.attempts < j.max_attempts THEN
+    -- an input being re-produced meanwhile (unmet > 0): wait for it, not the queue
+    new_status := CASE WHEN c.unmet = 0 THEN 'queued' ELSE 'waiting' END;
+    delay := coalesce(p_delay,
+                      dataflow._backoff(c.attempts, extract(epoch FROM j.backoff_min)::double precision,
+                                        extract(epoch FROM j.backoff_max)::double precision, random()));
+  ELSE
+    new_status := 'failed';
+  END IF;
+  UPDATE dataflow.chunk
+     SET status = new_status, error = left(p_error, 4000), updated_at = now(),
+         -- from when the attempt ended (the run's finished_at, set by the clock just before):
+         -- the gap between the two is exactly the backoff or Retry-After asked for
+         not_before = CASE WHEN new_status = 'queued'
+                           THEN coalesce((SELECT rr.finished_at FROM dataflow.run rr WHERE rr.id = p_run),
+                                         clock_timestamp()) + make_interval(secs => delay)
+                           ELSE not_before END
+   WHERE id = c.id;
+  INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor, detail)
+  VALUES (c.dataset_id, c.id, c.key, p_run, c.version, 'running', new_status, p_actor,
+          jsonb_build_object('reason', p_reason, 'error', left(p_error, 1000), 'attempt', c.attempts,
+                             'retry_in_seconds', round(delay::numeric, 3)));
+  RETURN new_status;
+END $$;
+REVOKE EXECUTE ON FUNCTION dataflow._retry_or_fail(bigint, bigint, text, boolean, text, text, double precision) FROM PUBLIC;

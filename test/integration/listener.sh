@@ -80,11 +80,15 @@ out=$(post /v1/runs/heartbeat "$T1" '{"extend_by": 600}')
 expect "heartbeat answers running and the new deadline" "$out" '200 {"deadline":"20*","status":"running"}'
 [ "$(wt_sql "SELECT heartbeat_at IS NOT NULL AND deadline BETWEEN now() + interval '590 s' AND now() + interval '610 s'
              FROM dataflow.run WHERE token = '$T1'")" = t ] || wt_fail "the heartbeat did not move the deadline"
-out=$(post /v1/runs/complete "$T1" '{"row_count": 42, "checksum": "c1", "location": "s3://b/1", "info": {"by": "http"}}')
+out=$(post /v1/runs/complete "$T1" '{"row_count": 42, "checksum": "c1", "location": "s3://b/1", "info": {"by": "http", "n": 123456789012345678901234567890, "x": 0.1000000000000000055511}}')
 expect "complete answers ready" "$out" '200 {"status":"ready"}'
 [ "$(wt_sql "SELECT r.status || ' ' || c.status || ' ' || c.row_count || ' ' || c.checksum || ' ' || c.location || ' ' || (c.info->>'by')
              FROM dataflow.run r JOIN dataflow.chunk c ON c.id = r.chunk_id WHERE r.token = '$T1'")" = \
   "succeeded ready 42 c1 s3://b/1 http" ] || wt_fail "complete did not record the result"
+# info's numbers as jsonb reads them from the body, as a SQL call would keep them
+[ "$(wt_sql "SELECT (c.info->'n')::text || ' ' || (c.info->'x')::text FROM dataflow.run r JOIN dataflow.chunk c ON c.id = r.chunk_id
+             WHERE r.token = '$T1'")" = "123456789012345678901234567890 0.1000000000000000055511" ] \
+    || wt_fail "info's numbers were rewritten: $(wt_sql "SELECT c.info FROM dataflow.chunk c JOIN dataflow.run r ON r.chunk_id = c.id WHERE r.token = '$T1'")"
 [ "$(wt_sql "SELECT count(*) FROM dataflow.event e JOIN dataflow.run r ON r.id = e.run_id
              WHERE r.token = '$T1' AND e.from_status = 'running' AND e.to_status = 'ready' AND e.actor = 'engine'")" = 1 ] \
     || wt_fail "no ready event for the completed chunk"
@@ -208,6 +212,24 @@ wait "$HOLDER" 2>/dev/null
 out=$(post /v1/runs/complete "$T7" '{"row_count": 7}')
 expect "the same complete once the lock is gone" "$out" '200 {"status":"ready"}'
 [ "$(chunkstatus "$T7") $(runstatus "$T7")" = "ready succeeded" ] || wt_fail "the retried complete did not land"
+
+# --- a cancel between requests (pg_cancel_backend) is ignored: same process, still serving
+# (it ended the listener through an uncaught 57014 before, and then used a destroyed server)
+LPID=$(wt_sql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_dataflow listener'")
+wt_sql "SELECT pg_cancel_backend($LPID)" >/dev/null
+sleep 1.5
+expect "a request after a cancel" "$(post /v1/runs/heartbeat "" "")" '401 *'
+[ "$(wt_sql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_dataflow listener'")" = "$LPID" ] \
+    || wt_fail "the listener did not survive a pg_cancel_backend"
+grep -q "pg_dataflow listener: a cancel request between callbacks is ignored" "$WT_DIR/server.log" \
+    || wt_fail "the ignored cancel is not logged"
+echo "ok: pg_cancel_backend between requests is logged and ignored"
+# 401 and 405 say how to authenticate and which method (WWW-Authenticate, Allow)
+hdrs=$(curl -s -o /dev/null -D - -X POST "http://$ADDR/v1/runs/heartbeat")
+grep -qi '^WWW-Authenticate: Bearer' <<<"$hdrs" || wt_fail "401 without WWW-Authenticate: $hdrs"
+hdrs=$(curl -s -o /dev/null -D - "http://$ADDR/v1/runs/heartbeat")
+grep -qi '^Allow: POST' <<<"$hdrs" || wt_fail "405 without Allow: $hdrs"
+echo "ok: 401 carries WWW-Authenticate: Bearer, 405 Allow: POST"
 
 # --- the role: more than dataflow_worker stops the listener, until it is taken back
 wt_sql "GRANT dataflow_operator TO df_callback; SELECT pg_reload_conf()" >/dev/null

@@ -6,7 +6,11 @@
 TOKENS_FILE holds one honest token a line. Honest clients (64 threads) heartbeat and then
 complete each token with row_count = its line number. Meanwhile: slow-loris headers and
 bodies, 10 MB bodies (declared and chunked), malformed and 100,000-level nested JSON,
-10,000 random (wrong) tokens. KILL_CMD is run once the honest load is under way (it ends
+10,000 random (wrong) tokens, and a flood of 200 connections trickling their headers from one
+address (the per-address limit, dataflow.callback_max_connections_per_ip, must keep it from
+taking the slots the others need). Every kind of client has its own source address on the
+loopback (127.0.0.2 ... ; the honest ones share 127.0.1.1 - .4, 16 threads each), so the
+per-address limit applies to each kind as it would to a host. KILL_CMD is run once the honest load is under way (it ends
 the dispatch worker). Prints one JSON line of results; exit status 0 always (the shell
 judges)."""
 import http.client
@@ -25,7 +29,13 @@ TOKENS = [t.strip() for t in open(TOKENS_FILE) if t.strip()]
 LOCK = threading.Lock()
 R = {"honest_ok": 0, "honest_bad": [], "wrong_401": 0, "wrong_other": {}, "malformed_400": 0,
      "malformed_other": {}, "big_413": 0, "big_other": {}, "loris_cut": 0, "loris_open": 0,
-     "rss_kb_before": 0, "rss_kb_peak": 0, "killed": False}
+     "rss_kb_before": 0, "rss_kb_peak": 0, "killed": False, "flood_held": 0, "flood_refused": 0}
+SRC = {"loris": "127.0.0.3", "big": "127.0.0.4", "malformed": "127.0.0.5", "wrong": "127.0.0.6",
+       "flood": "127.0.0.2"}
+
+
+def connect(kind):
+    return http.client.HTTPConnection(HOST, PORT, timeout=30, source_address=(SRC[kind], 0))
 
 
 def rss(field):
@@ -52,8 +62,8 @@ def post(conn, path, token, body, headers=None):
     return r.status, r.read()
 
 
-def honest(tokens):
-    conn = http.client.HTTPConnection(HOST, PORT, timeout=30)
+def honest(tokens, src):
+    conn = http.client.HTTPConnection(HOST, PORT, timeout=30, source_address=(src, 0))
     for n, tok in tokens:
         for path, body, want in (("/v1/runs/heartbeat", b'{"extend_by": 3600}', b'"running"'),
                                  ("/v1/runs/complete", b'{"row_count": %d}' % n, b'{"status":"ready"}')):
@@ -61,7 +71,7 @@ def honest(tokens):
                 st, out = post(conn, path, tok, body)
             except (OSError, http.client.HTTPException) as e:
                 conn.close()
-                conn = http.client.HTTPConnection(HOST, PORT, timeout=30)
+                conn = http.client.HTTPConnection(HOST, PORT, timeout=30, source_address=(src, 0))
                 st, out = 0, repr(e).encode()
             if st == 200 and want in out:
                 bump("honest_ok")
@@ -72,13 +82,13 @@ def honest(tokens):
 
 
 def wrong_tokens(n):
-    conn = http.client.HTTPConnection(HOST, PORT, timeout=30)
+    conn = connect("wrong")
     for _ in range(n):
         try:
             st, _ = post(conn, "/v1/runs/complete", str(uuid.uuid4()), b'{"row_count": 1}')
         except (OSError, http.client.HTTPException):
             conn.close()
-            conn = http.client.HTTPConnection(HOST, PORT, timeout=30)
+            conn = connect("wrong")
             st = 0
         if st == 401:
             bump("wrong_401")
@@ -91,13 +101,13 @@ def malformed(n):
     deep = b'{"info": ' + b"[" * 100000 + b"]" * 100000 + b"}"
     bodies = [b"{", b'{"row_count": }', b"\xff\xfe", b'{"row_count": 1, "info": {"a": "\\u0000"}}',
               deep, b"[" * 100000, b'{"info": ' + b'{"a":' * 50000 + b"1" + b"}" * 50000 + b"}"]
-    conn = http.client.HTTPConnection(HOST, PORT, timeout=30)
+    conn = connect("malformed")
     for i in range(n):
         try:
             st, _ = post(conn, "/v1/runs/complete", TOKENS[i % len(TOKENS)], bodies[i % len(bodies)])
         except (OSError, http.client.HTTPException):
             conn.close()
-            conn = http.client.HTTPConnection(HOST, PORT, timeout=30)
+            conn = connect("malformed")
             st = 0
         if st == 400:
             bump("malformed_400")
@@ -108,7 +118,7 @@ def malformed(n):
 
 def big(chunked):
     body = b'{"checksum": "' + b"x" * (10 * 1024 * 1024) + b'"}'
-    conn = http.client.HTTPConnection(HOST, PORT, timeout=30)
+    conn = connect("big")
     try:
         if chunked:
             def gen():
@@ -132,7 +142,7 @@ def big(chunked):
 def loris(kind, seconds):
     """Trickles headers (or a body) one byte every half second; counts whether the
     listener cut the connection before `seconds`."""
-    s = socket.create_connection((HOST, PORT), timeout=5)
+    s = socket.create_connection((HOST, PORT), timeout=5, source_address=(SRC["loris"], 0))
     start = time.time()
     if kind == "body":
         s.sendall(("POST /v1/runs/complete HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
@@ -152,6 +162,44 @@ def loris(kind, seconds):
     s.close()
 
 
+def flood(n, seconds):
+    """Opens n connections from one address and keeps trickling their headers for
+    `seconds`, reconnecting what is cut: counts the connections the listener took (their
+    first bytes were read, they were cut only later) and those it refused at once."""
+    socks = []
+    end = time.time() + seconds
+    while time.time() < end:
+        while len(socks) < n and time.time() < end:
+            try:
+                c = socket.create_connection((HOST, PORT), timeout=2, source_address=(SRC["flood"], 0))
+                c.sendall(b"POST /v1/runs/complete HTTP/1.1\r\nHost: x\r\n")
+                socks.append([c, time.time()])
+            except OSError:
+                bump("flood_refused")
+                break
+        time.sleep(0.2)
+        keep = []
+        for c, t in socks:
+            try:
+                c.sendall(b"X-Slow: a\r\n")
+                # a refused connection is closed by the server at once: the peer's FIN/RST
+                c.setblocking(False)
+                try:
+                    gone = c.recv(1) == b""
+                except BlockingIOError:
+                    gone = False
+                c.setblocking(True)
+                if gone:
+                    raise OSError("closed")
+                keep.append([c, t])
+            except OSError:
+                bump("flood_held" if time.time() - t > 1.0 else "flood_refused")
+                c.close()
+        socks = keep
+    for c, t in socks:
+        c.close()
+
+
 def main():
     R["rss_kb_before"] = rss("VmRSS:")
     threads = []
@@ -165,8 +213,10 @@ def main():
         threads.append(threading.Thread(target=malformed, args=(50,)))
     for k in range(16):
         threads.append(threading.Thread(target=wrong_tokens, args=(625,)))  # 10,000
+    threads.append(threading.Thread(target=flood, args=(200, 8)))
     numbered = list(enumerate(TOKENS, 1))
-    honest_threads = [threading.Thread(target=honest, args=(numbered[k::64],)) for k in range(64)]
+    honest_threads = [threading.Thread(target=honest, args=(numbered[k::64], "127.0.1.%d" % (1 + k % 4)))
+                      for k in range(64)]
     for t in threads:
         t.start()
     time.sleep(0.5)

@@ -2,7 +2,9 @@
 # Hostile clients against the callback listener (docs/worker.md, "Callback listener"),
 # with 64 honest ones among them (test/integration/listener_hostile.py): slow-loris
 # headers and bodies, 10 MB bodies (declared and chunked), malformed and 100,000-level
-# nested JSON, 10,000 random tokens; the dispatch worker is terminated during the load.
+# nested JSON, 10,000 random tokens, a flood of 200 connections from one address (held
+# back by dataflow.callback_max_connections_per_ip, left at its default of 32); the
+# dispatch worker is terminated during the load.
 # Every honest heartbeat and complete is answered 200, every attack gets its answer
 # (401, 400, 413) or is cut off within dataflow.callback_timeout, the listener's peak RSS
 # grows by less than 64 MB, and nothing but the honest completions changes the database.
@@ -60,6 +62,8 @@ bad_big=$(get '["big_other"]')
 echo "ok: 10 MB bodies refused (413 x $(get '["big_413"]'), resets: $bad_big)"
 [ "$(get '["loris_cut"]')" -eq 30 ] || wt_fail "slow clients not cut off: $(get '["loris_open"]') of 30 stayed open for 12 s"
 echo "ok: 30 slow-loris connections (headers, bodies) cut off"
+[ "$(get '["flood_refused"]')" -gt 0 ] || wt_fail "the flood from one address was never refused: $result"
+echo "ok: a flood of 200 connections from one address: $(get '["flood_refused"]') refused at once, $(get '["flood_held"]') held and cut off later"
 growth=$(( $(get '["rss_kb_peak"]') - $(get '["rss_kb_before"]') ))
 [ "$growth" -lt 65536 ] || wt_fail "the listener's peak RSS grew by $growth kB"
 echo "ok: the listener's peak RSS grew by $growth kB (< 64 MB)"

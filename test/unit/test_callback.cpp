@@ -85,6 +85,8 @@ TEST(Callback, CompleteBody) {
     EXPECT_EQ(r.checksum, "abc");
     EXPECT_EQ(r.location, "s3://b/k");
     EXPECT_EQ(r.info, R"({"a":[1,{"b":null}]})");
+    // info goes to SQL as the body's own text (jsonb reads it), not as nlohmann's rewrite
+    EXPECT_NE(r.body.find(R"("info": {"a": [1, {"b": null}]})"), std::string::npos);
     EXPECT_EQ(refusal(Action::kComplete, R"({"row_count": null, "checksum": null})", &r), "ok");
     EXPECT_FALSE(r.row_count);
     EXPECT_FALSE(r.checksum);
@@ -192,7 +194,10 @@ TEST(Callback, StatusMapping) {
     EXPECT_EQ(http_status_for_sqlstate("53100"), 503);
     EXPECT_EQ(http_status_for_sqlstate("53300"), 503);
     EXPECT_EQ(http_status_for_sqlstate("08006"), 503);
-    EXPECT_EQ(http_status_for_sqlstate("42501"), 500);
+    EXPECT_EQ(http_status_for_sqlstate("42501"), 503);  // rights withdrawn between checks
+    EXPECT_EQ(http_status_for_sqlstate("25006"), 503);  // read-only: a standby
+    EXPECT_EQ(http_status_for_sqlstate("57P01"), 503);  // shutting down
+    EXPECT_EQ(http_status_for_sqlstate("57P03"), 503);  // starting up
     EXPECT_EQ(http_status_for_sqlstate("42883"), 500);
     EXPECT_EQ(http_status_for_sqlstate("XX000"), 500);
     EXPECT_EQ(http_status_for_sqlstate("40000"), 500);
