@@ -102,3 +102,27 @@ SELECT count(*) AS rows, count(*) FILTER (WHERE reason LIKE '%position%') AS wit
        count(*) FILTER (WHERE reason LIKE '%more than 20 queued rows%') AS short
   FROM dataflow.blockers('wide', '10005') WHERE status = 'queued';
 SELECT reason FROM dataflow.blockers('wide', '10005') WHERE status = 'queued' ORDER BY depth, key::int DESC LIMIT 1;
+
+-- ===== stacked windows: the walk visits chunks, not paths. Five windows of 40 over a
+-- source nobody registered yet: 40^5 = 102,400,000 paths from the last chunk down to the
+-- source keys (the walk enumerated every one of them before); a chunk is now expanded once
+-- per depth, and the answer names each chunk once.
+SELECT dataflow.create_dataset('st' || i, 'int') > 0 AS ok FROM generate_series(0, 5) i;
+SELECT dataflow.create_job('j_st' || i, output => 'st' || i) > 0 AS ok FROM generate_series(1, 5) i;
+SELECT dataflow.add_input('j_st' || i, 'st' || (i - 1), mapping => 'window', lo => -39, hi => 0)
+  FROM generate_series(1, 5) i;
+SELECT dataflow.expect('st5', '1300') AS expected;
+SET statement_timeout = '20s';
+SELECT depth, dataset, count(*) AS chunks, min(key::int) AS lo, max(key::int) AS hi, min(status) AS status
+  FROM dataflow.blockers('st5', '1300') GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT DISTINCT reason FROM dataflow.blockers('st5', '1300') WHERE dataset = 'st0';
+RESET statement_timeout;
+
+-- ===== a lease past its deadline (its worker died, nobody reaped yet) still holds its
+-- slot, but the job is not "busy": the reason says so, and to start a worker
+SELECT dataflow.create_dataset('dead', 'int') > 0 AS ok;
+SELECT dataflow.create_job('j_dead', output => 'dead', max_concurrency => 1) > 0 AS ok;
+SELECT dataflow.expect('dead', '1', '2');
+SELECT count(*) AS leased FROM dataflow.lease('j_dead', 'gone', lease_for => '1 millisecond');
+SELECT pg_sleep(0.01);
+SELECT status, reason FROM dataflow.blockers('dead', '2') WHERE status = 'queued';

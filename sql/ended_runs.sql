@@ -8,7 +8,7 @@ CREATE EXTENSION pg_dataflow;
 \i sql/include/helpers.psql
 SET TimeZone = 'UTC';
 \set VERBOSITY default
-\set SHOW_CONTEXT never
+\set SHOW_CONTEXT errors
 -- mk(name): a one-chunk job of its own (dataset name, job j_name, key 1 queued)
 CREATE FUNCTION pg_temp.mk(n text, attempts integer DEFAULT 3) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN

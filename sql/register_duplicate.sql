@@ -34,6 +34,8 @@ SELECT dataflow.register('raw', '1', row_count => 10) AS v1,
        dataflow.register('raw', '1', location => 's3://lake/raw/1/v1/', row_count => 10) AS explicit_same_location;
 SELECT dataflow.register('raw', '1', row_count => 11) AS new_row_count;
 SELECT dataflow.register('raw', '1', row_count => 11) AS same_as_v2;
+-- ... and with another info: the NOTICE names what was the same (no checksum was given)
+SELECT dataflow.register('raw', '1', row_count => 11, info => '{"src": "retry"}') AS same_with_other_info;
 SELECT key, version, location, row_count FROM dataflow.chunks WHERE dataset = 'raw';
 -- a checksum given where the current version has none (or another one) is new content
 SELECT dataflow.register('raw', '1', row_count => 11, checksum => 'x') AS first_checksum;

@@ -91,7 +91,8 @@ BEGIN
               'same', CASE WHEN checksum IS NOT NULL THEN 'checksum' ELSE 'location and row_count' END,
               'ignored', CASE WHEN cardinality(ignored) > 0 THEN to_jsonb(ignored) END)));
     IF cardinality(ignored) > 0 THEN
-      RAISE NOTICE 'dataset "%" key %: the same checksum as version %, nothing re-runs', d.name, k, c.version
+      RAISE NOTICE 'dataset "%" key %: the same % as version %, nothing re-runs', d.name, k,
+                   CASE WHEN checksum IS NOT NULL THEN 'checksum' ELSE 'location and row_count' END, c.version
         USING DETAIL = 'The given ' || regexp_replace(array_to_string(ignored, ', '), ', ([a-z_]+)$', ' and \1')
                        || CASE WHEN cardinality(ignored) = 1 THEN ' differs' ELSE ' differ' END
                        || ' from version ' || c.version || '''s and ' || CASE WHEN cardinality(ignored) = 1

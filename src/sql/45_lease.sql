@@ -275,10 +275,8 @@ BEGIN
   IF p_pos IS NOT NULL THEN
     hint := hint || ' complete_many() completed none of the tokens: call it again without this one.';
   END IF;
-  IF det IS NULL THEN
-    RAISE EXCEPTION USING MESSAGE = msg, ERRCODE = '55000', HINT = hint;
-  END IF;
-  RAISE EXCEPTION USING MESSAGE = msg, ERRCODE = '55000', DETAIL = det, HINT = hint;
+  -- through _raise: no CONTEXT lines of these helpers (det NULL: no DETAIL line at all)
+  PERFORM dataflow._raise('55000', msg, det, hint);
 END $$;
 
 -- The live run behind a token, its chunk locked; raises unless it is the live lease.
@@ -296,14 +294,14 @@ BEGIN
     PERFORM dataflow._read_committed();   -- raises (00_schema.sql)
   END IF;
   IF p_token IS NULL THEN
-    RAISE EXCEPTION 'token must not be NULL' USING ERRCODE = '22004';
+    PERFORM dataflow._raise('22004', 'token must not be NULL');
   END IF;
   -- Lock the chunk before the run, the order resubmit, cancel and skip take them in, so a
   -- worker's transaction (heartbeat ... complete) and an operator never deadlock.
   PERFORM 1 FROM dataflow.run rr JOIN dataflow.chunk c ON c.id = rr.chunk_id
    WHERE rr.token = p_token FOR UPDATE OF c;
   IF NOT FOUND THEN
-    RAISE EXCEPTION 'no lease has this token' USING ERRCODE = '42704';
+    PERFORM dataflow._raise('42704', 'no lease has this token');
   END IF;
   -- The run is read, not locked: whoever ends a run holds its chunk's lock, which is
   -- ours now (reap locks the run first but skips a chunk it cannot lock at once), and

@@ -29,7 +29,9 @@ DECLARE
   p dataflow.pool;
   ahead bigint;
   job_live bigint;
+  job_expired bigint;
   pool_live bigint;
+  cap bigint;
   job_full boolean;
   pool_full boolean;
   pos text;
@@ -77,26 +79,36 @@ BEGIN
   pos := CASE WHEN ahead > 10000 THEN 'more than 10000 chunks ahead of it in the queue'
               ELSE 'position ' || ahead + 1 || ' in the queue' END;
 
-  -- bounded like the position: a count past 10,000 live runs says nothing more
-  SELECT count(*) INTO job_live FROM (SELECT 1 FROM dataflow.run r WHERE r.job_id = j.id AND r.status = 'running'
-                                        LIMIT 10001) lr;
+  -- bounded like the position: a count past 10,000 live runs (or past the job's limit, if
+  -- higher) says nothing more. A lease past its deadline still holds its slot until
+  -- reap() ends it: counted apart, so a job of dead workers is not "busy".
+  cap := greatest(10000, coalesce(j.max_concurrency, 0)) + 1;
+  SELECT count(*), count(*) FILTER (WHERE lr.deadline < clock_timestamp()) INTO job_live, job_expired
+    FROM (SELECT r.deadline FROM dataflow.run r WHERE r.job_id = j.id AND r.status = 'running' LIMIT cap) lr;
   job_full := j.max_concurrency IS NOT NULL AND job_live >= j.max_concurrency;
   job_part := CASE WHEN j.max_concurrency IS NULL AND job_live = 0 THEN NULL   -- said by next_step
                    WHEN j.max_concurrency IS NULL THEN
-                     CASE WHEN job_live > 10000 THEN 'more than 10000' ELSE job_live::text END
+                     CASE WHEN job_live >= cap THEN 'more than ' || cap - 1 ELSE job_live::text END
                      || ' run(s) of job ' || j.name || ' live (no limit)'
-                   ELSE job_live || ' of ' || j.max_concurrency || ' slots of job ' || j.name || ' busy' END;
+                   ELSE CASE WHEN job_live >= cap THEN 'more than ' || cap - 1 ELSE job_live::text END
+                        || ' of ' || j.max_concurrency || ' slots of job ' || j.name || ' busy' END
+              || CASE WHEN job_expired > 0
+                      THEN ' (' || job_expired || ' of them past their deadline: reap() ends them)' ELSE '' END;
   IF j.pool_id IS NOT NULL THEN
     SELECT * INTO p FROM dataflow.pool pl WHERE pl.id = j.pool_id;
     SELECT count(*) INTO pool_live FROM (SELECT 1 FROM dataflow.run r WHERE r.pool_id = p.id AND r.status = 'running'
                                            LIMIT 10001) lr;
     pool_full := pool_live >= p.slots;
-    pool_part := pool_live || ' of ' || p.slots || ' slots of pool ' || p.name || ' busy';
+    pool_part := CASE WHEN pool_live > 10000 THEN 'more than 10000' ELSE pool_live::text END
+                 || ' of ' || p.slots || ' slots of pool ' || p.name || ' busy';
   END IF;
   next_step := CASE
     WHEN j.max_concurrency = 0 THEN 'max_concurrency of job ' || j.name
                                     || ' is 0: nothing starts until it is raised (dataflow.alter_job)'
     WHEN p.slots = 0 THEN 'pool ' || p.name || ' has 0 slots: nothing starts until they are raised'
+    WHEN job_live > 0 AND job_expired = job_live AND j.dispatch = 'pull' THEN
+      'every live lease of job ' || j.name || ' is past its deadline (its workers stopped?): reap() ends them '
+      || '(the background worker reaps on its own while it runs); start a worker (dataflow-run --job ' || j.name || ')'
     WHEN job_full THEN 'leased when a run of job ' || j.name || ' ends'
     WHEN pool_full THEN 'leased when a slot of pool ' || p.name || ' frees up'
     WHEN job_live = 0 AND j.dispatch = 'pull' THEN
@@ -228,27 +240,36 @@ COMMENT ON TYPE dataflow.blocker IS 'A row of blockers(): a chunk in the way, ho
 -- The walk probes dep by consumer (dep_consumer) for each chunk it reaches, whatever the
 -- statistics say: planned as a join while dep looked empty, it compared every edge with the
 -- whole work table (10,000 queued inputs of a wide window: 50 million comparisons, 11-18 s).
+-- It visits chunks, not paths: UNION keeps one row per (chunk, depth, need), so a chunk
+-- reached over many paths (diamonds, stacked windows: 10,000 x 10,000 paths) is expanded
+-- once per depth, at most 50 depths (the graph is acyclic; the bound also ends the walk).
+-- At most 100,000 rows are walked; past that a last row says the answer is cut short.
 CREATE FUNCTION dataflow.blockers(dataset text, key text)
 RETURNS SETOF dataflow.blocker
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 SET enable_seqscan = off SET enable_bitmapscan = off AS $$
-DECLARE c dataflow.chunk := dataflow._chunk(blockers.dataset, blockers.key);
+DECLARE
+  c dataflow.chunk := dataflow._chunk(blockers.dataset, blockers.key);
+  n_ids bigint[]; n_depths integer[]; n_needs smallint[]; walked bigint;
 BEGIN
-  RETURN QUERY
-  WITH RECURSIVE walk(id, depth, path, need) AS (
-    SELECT c.id, 0, ARRAY[c.id], 1::smallint
-    UNION ALL
-    SELECT dp.input, w.depth + 1, w.path || dp.input, dp.need
+  WITH RECURSIVE walk(id, depth, need) AS (
+    SELECT c.id, 0, 1::smallint
+    UNION
+    SELECT dp.input, w.depth + 1, dp.need
       FROM walk w
       -- per chunk of the walk, its edges by index (OFFSET 0 keeps the planner from
       -- turning this into a join planned from dep's statistics)
       CROSS JOIN LATERAL (SELECT e.input, e.need FROM dataflow.dep e WHERE e.consumer = w.id OFFSET 0) dp
       JOIN dataflow.chunk ic ON ic.id = dp.input
-     WHERE dataflow._level(ic.status) < dp.need
-       AND w.depth < 50 AND NOT dp.input = ANY (w.path)
-  ), nodes AS (
-    SELECT w.id, min(w.depth) AS depth, max(w.need) AS need FROM walk w GROUP BY w.id
+     WHERE dataflow._level(ic.status) < dp.need AND w.depth < 50
+  ), capped AS (
+    SELECT * FROM walk LIMIT 100001
   )
+  SELECT array_agg(x.id), array_agg(x.depth), array_agg(x.need), (SELECT count(*) FROM capped)
+    INTO n_ids, n_depths, n_needs, walked
+    FROM (SELECT w.id, min(w.depth) AS depth, max(w.need) AS need FROM capped w GROUP BY w.id) x;
+  RETURN QUERY
+  WITH nodes AS (SELECT * FROM unnest(n_ids, n_depths, n_needs) u(id, depth, need))
   SELECT n.depth, ds.name, ch.key, ch.status,
          CASE
            WHEN dataflow._level(ch.status) >= n.need THEN 'available: not blocked'
@@ -283,6 +304,11 @@ BEGIN
     JOIN dataflow.dataset ds ON ds.id = ch.dataset_id
     LEFT JOIN dataflow.job jb ON jb.output_id = ch.dataset_id
    ORDER BY n.depth, ds.name, ch.ord, ch.key;
+  IF walked > 100000 THEN
+    RETURN NEXT ROW(NULL::integer, NULL::text, NULL::text, NULL::text,
+                    'the walk stopped after 100000 steps: more chunks upstream may be in the way; '
+                    'ask blockers() of the deepest rows above')::dataflow.blocker;
+  END IF;
 END $$;
 COMMENT ON FUNCTION dataflow.blockers(text, text) IS
   'What a chunk waits on, followed upstream to the root causes: one row per blocking chunk with its '

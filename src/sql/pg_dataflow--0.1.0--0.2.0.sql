@@ -83,7 +83,8 @@ BEGIN
               'same', CASE WHEN checksum IS NOT NULL THEN 'checksum' ELSE 'location and row_count' END,
               'ignored', CASE WHEN cardinality(ignored) > 0 THEN to_jsonb(ignored) END)));
     IF cardinality(ignored) > 0 THEN
-      RAISE NOTICE 'dataset "%" key %: the same checksum as version %, nothing re-runs', d.name, k, c.version
+      RAISE NOTICE 'dataset "%" key %: the same % as version %, nothing re-runs', d.name, k,
+                   CASE WHEN checksum IS NOT NULL THEN 'checksum' ELSE 'location and row_count' END, c.version
         USING DETAIL = 'The given ' || regexp_replace(array_to_string(ignored, ', '), ', ([a-z_]+)$', ' and \1')
                        || CASE WHEN cardinality(ignored) = 1 THEN ' differs' ELSE ' differ' END
                        || ' from version ' || c.version || '''s and ' || CASE WHEN cardinality(ignored) = 1
@@ -507,10 +508,8 @@ BEGIN
   IF p_pos IS NOT NULL THEN
     hint := hint || ' complete_many() completed none of the tokens: call it again without this one.';
   END IF;
-  IF det IS NULL THEN
-    RAISE EXCEPTION USING MESSAGE = msg, ERRCODE = '55000', HINT = hint;
-  END IF;
-  RAISE EXCEPTION USING MESSAGE = msg, ERRCODE = '55000', DETAIL = det, HINT = hint;
+  -- through _raise: no CONTEXT lines of these helpers (det NULL: no DETAIL line at all)
+  PERFORM dataflow._raise('55000', msg, det, hint);
 END $$;
 REVOKE EXECUTE ON FUNCTION dataflow._not_live(dataflow.run, integer) FROM PUBLIC;
 DROP FUNCTION dataflow._live_run(uuid, boolean);
@@ -523,14 +522,14 @@ BEGIN
     PERFORM dataflow._read_committed();   -- raises (00_schema.sql)
   END IF;
   IF p_token IS NULL THEN
-    RAISE EXCEPTION 'token must not be NULL' USING ERRCODE = '22004';
+    PERFORM dataflow._raise('22004', 'token must not be NULL');
   END IF;
   -- Lock the chunk before the run, the order resubmit, cancel and skip take them in, so a
   -- worker's transaction (heartbeat ... complete) and an operator never deadlock.
   PERFORM 1 FROM dataflow.run rr JOIN dataflow.chunk c ON c.id = rr.chunk_id
    WHERE rr.token = p_token FOR UPDATE OF c;
   IF NOT FOUND THEN
-    RAISE EXCEPTION 'no lease has this token' USING ERRCODE = '42704';
+    PERFORM dataflow._raise('42704', 'no lease has this token');
   END IF;
   -- The run is read, not locked: whoever ends a run holds its chunk's lock, which is
   -- ours now (reap locks the run first but skips a chunk it cannot lock at once), and
@@ -728,7 +727,9 @@ DECLARE
   p dataflow.pool;
   ahead bigint;
   job_live bigint;
+  job_expired bigint;
   pool_live bigint;
+  cap bigint;
   job_full boolean;
   pool_full boolean;
   pos text;
@@ -776,26 +777,36 @@ BEGIN
   pos := CASE WHEN ahead > 10000 THEN 'more than 10000 chunks ahead of it in the queue'
               ELSE 'position ' || ahead + 1 || ' in the queue' END;
 
-  -- bounded like the position: a count past 10,000 live runs says nothing more
-  SELECT count(*) INTO job_live FROM (SELECT 1 FROM dataflow.run r WHERE r.job_id = j.id AND r.status = 'running'
-                                        LIMIT 10001) lr;
+  -- bounded like the position: a count past 10,000 live runs (or past the job's limit, if
+  -- higher) says nothing more. A lease past its deadline still holds its slot until
+  -- reap() ends it: counted apart, so a job of dead workers is not "busy".
+  cap := greatest(10000, coalesce(j.max_concurrency, 0)) + 1;
+  SELECT count(*), count(*) FILTER (WHERE lr.deadline < clock_timestamp()) INTO job_live, job_expired
+    FROM (SELECT r.deadline FROM dataflow.run r WHERE r.job_id = j.id AND r.status = 'running' LIMIT cap) lr;
   job_full := j.max_concurrency IS NOT NULL AND job_live >= j.max_concurrency;
   job_part := CASE WHEN j.max_concurrency IS NULL AND job_live = 0 THEN NULL   -- said by next_step
                    WHEN j.max_concurrency IS NULL THEN
-                     CASE WHEN job_live > 10000 THEN 'more than 10000' ELSE job_live::text END
+                     CASE WHEN job_live >= cap THEN 'more than ' || cap - 1 ELSE job_live::text END
                      || ' run(s) of job ' || j.name || ' live (no limit)'
-                   ELSE job_live || ' of ' || j.max_concurrency || ' slots of job ' || j.name || ' busy' END;
+                   ELSE CASE WHEN job_live >= cap THEN 'more than ' || cap - 1 ELSE job_live::text END
+                        || ' of ' || j.max_concurrency || ' slots of job ' || j.name || ' busy' END
+              || CASE WHEN job_expired > 0
+                      THEN ' (' || job_expired || ' of them past their deadline: reap() ends them)' ELSE '' END;
   IF j.pool_id IS NOT NULL THEN
     SELECT * INTO p FROM dataflow.pool pl WHERE pl.id = j.pool_id;
     SELECT count(*) INTO pool_live FROM (SELECT 1 FROM dataflow.run r WHERE r.pool_id = p.id AND r.status = 'running'
                                            LIMIT 10001) lr;
     pool_full := pool_live >= p.slots;
-    pool_part := pool_live || ' of ' || p.slots || ' slots of pool ' || p.name || ' busy';
+    pool_part := CASE WHEN pool_live > 10000 THEN 'more than 10000' ELSE pool_live::text END
+                 || ' of ' || p.slots || ' slots of pool ' || p.name || ' busy';
   END IF;
   next_step := CASE
     WHEN j.max_concurrency = 0 THEN 'max_concurrency of job ' || j.name
                                     || ' is 0: nothing starts until it is raised (dataflow.alter_job)'
     WHEN p.slots = 0 THEN 'pool ' || p.name || ' has 0 slots: nothing starts until they are raised'
+    WHEN job_live > 0 AND job_expired = job_live AND j.dispatch = 'pull' THEN
+      'every live lease of job ' || j.name || ' is past its deadline (its workers stopped?): reap() ends them '
+      || '(the background worker reaps on its own while it runs); start a worker (dataflow-run --job ' || j.name || ')'
     WHEN job_full THEN 'leased when a run of job ' || j.name || ' ends'
     WHEN pool_full THEN 'leased when a slot of pool ' || p.name || ' frees up'
     WHEN job_live = 0 AND j.dispatch = 'pull' THEN
@@ -929,23 +940,28 @@ CREATE FUNCTION dataflow.blockers(dataset text, key text)
 RETURNS SETOF dataflow.blocker
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 SET enable_seqscan = off SET enable_bitmapscan = off AS $$
-DECLARE c dataflow.chunk := dataflow._chunk(blockers.dataset, blockers.key);
+DECLARE
+  c dataflow.chunk := dataflow._chunk(blockers.dataset, blockers.key);
+  n_ids bigint[]; n_depths integer[]; n_needs smallint[]; walked bigint;
 BEGIN
-  RETURN QUERY
-  WITH RECURSIVE walk(id, depth, path, need) AS (
-    SELECT c.id, 0, ARRAY[c.id], 1::smallint
-    UNION ALL
-    SELECT dp.input, w.depth + 1, w.path || dp.input, dp.need
+  WITH RECURSIVE walk(id, depth, need) AS (
+    SELECT c.id, 0, 1::smallint
+    UNION
+    SELECT dp.input, w.depth + 1, dp.need
       FROM walk w
       -- per chunk of the walk, its edges by index (OFFSET 0 keeps the planner from
       -- turning this into a join planned from dep's statistics)
       CROSS JOIN LATERAL (SELECT e.input, e.need FROM dataflow.dep e WHERE e.consumer = w.id OFFSET 0) dp
       JOIN dataflow.chunk ic ON ic.id = dp.input
-     WHERE dataflow._level(ic.status) < dp.need
-       AND w.depth < 50 AND NOT dp.input = ANY (w.path)
-  ), nodes AS (
-    SELECT w.id, min(w.depth) AS depth, max(w.need) AS need FROM walk w GROUP BY w.id
+     WHERE dataflow._level(ic.status) < dp.need AND w.depth < 50
+  ), capped AS (
+    SELECT * FROM walk LIMIT 100001
   )
+  SELECT array_agg(x.id), array_agg(x.depth), array_agg(x.need), (SELECT count(*) FROM capped)
+    INTO n_ids, n_depths, n_needs, walked
+    FROM (SELECT w.id, min(w.depth) AS depth, max(w.need) AS need FROM capped w GROUP BY w.id) x;
+  RETURN QUERY
+  WITH nodes AS (SELECT * FROM unnest(n_ids, n_depths, n_needs) u(id, depth, need))
   SELECT n.depth, ds.name, ch.key, ch.status,
          CASE
            WHEN dataflow._level(ch.status) >= n.need THEN 'available: not blocked'
@@ -980,6 +996,11 @@ BEGIN
     JOIN dataflow.dataset ds ON ds.id = ch.dataset_id
     LEFT JOIN dataflow.job jb ON jb.output_id = ch.dataset_id
    ORDER BY n.depth, ds.name, ch.ord, ch.key;
+  IF walked > 100000 THEN
+    RETURN NEXT ROW(NULL::integer, NULL::text, NULL::text, NULL::text,
+                    'the walk stopped after 100000 steps: more chunks upstream may be in the way; '
+                    'ask blockers() of the deepest rows above')::dataflow.blocker;
+  END IF;
 END $$;
 COMMENT ON FUNCTION dataflow.blockers(text, text) IS
   'What a chunk waits on, followed upstream to the root causes: one row per blocking chunk with its '
