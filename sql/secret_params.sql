@@ -36,7 +36,7 @@ GRANT EXECUTE ON FUNCTION pg_temp.leaks() TO PUBLIC;
 
 SELECT dataflow.create_dataset('sp_src', 'int');
 SELECT dataflow.create_dataset('sp_out', 'int', location => 's3://lake/{dataset}/{key}/');
-SELECT dataflow.subscribe('everything', 'https://hooks.example/in');   -- deliveries for every event
+SELECT dataflow.subscribe('everything', 'https://hooks.example/in') IS NOT NULL AS subscribed;   -- deliveries for every event
 SELECT dataflow.create_job('sp_job', output => 'sp_out',
                            params => '{"resource": "files/{key}", "portal_api_key": "public-placeholder"}',
                            secret_params => '{"portal_api_key": "sk-SECRET-4242", "db": {"password": "pw-SECRET-77"}}') > 0 AS created;
