@@ -187,6 +187,12 @@ SELECT token FROM dataflow.run;
 SELECT dataflow.resubmit('daily_report', '2024-03-01');
 RESET ROLE;
 
+SELECT dataflow.alter_job('report', secret_params => '{"warehouse_password": "pw-7Rx2"}');
+SELECT job, secret_params FROM dataflow.jobs WHERE job = 'report';
+
+SELECT detail FROM dataflow.events WHERE to_status = 'altered' ORDER BY event_id DESC LIMIT 1;
+SELECT dataflow.alter_job('report', secret_params => '{}');
+
 CREATE ROLE oncall LOGIN IN ROLE dataflow_operator;
 SET ROLE oncall;
 SELECT count(*) AS would_touch FROM dataflow.resubmit('daily_report', '2024-03-07', dry_run => true);

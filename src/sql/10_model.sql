@@ -81,6 +81,21 @@ COMMENT ON COLUMN dataflow.job.batch_max_rows IS
   'incremental jobs: at most this many input rows (sum of row_count, NULL counting 0) per batch; '
   'a chunk over it is a batch of its own (NULL: no cap)';
 
+-- A job's secret task parameters (create_job/alter_job secret_params): merged over the
+-- job's params into the task lease() hands out, and never shown (the jobs view masks the
+-- values). A table of its own, not a column of job: the operator may read job's columns
+-- and every view reads job; this table is read by the definer functions (lease, the
+-- worker's claim and resend, the jobs view's mask) and by the admin only (like
+-- connection.secret; docs/security.md, "Secret task parameters").
+CREATE TABLE dataflow.job_secret (
+  job_id     integer PRIMARY KEY REFERENCES dataflow.job (id) ON DELETE CASCADE,
+  params     jsonb NOT NULL CHECK (jsonb_typeof(params) = 'object' AND params <> '{}' AND NOT params ? 'batch'),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE dataflow.job_secret IS
+  'A job''s secret task parameters (readable by the admin role only): merged over the job''s params in '
+  'every task it leases; views show the key names only';
+
 -- need: 1 = the input chunk must be ready, 2 = validated (resolved from
 -- require, or from the input dataset when require is NULL).
 CREATE TABLE dataflow.job_input (

@@ -1,6 +1,38 @@
 -- Jobs and their inputs. A dataset has at most one producing job; the job graph
 -- (input dataset -> job -> output dataset) stays acyclic.
 
+-- A job's secret_params as create_job and alter_job take them: a JSON object whose keys
+-- are merged over the job's params in every task (dataflow.job_secret). "batch" is the
+-- parameter lease() gives an incremental job's runs, so it is not a secret's name. The
+-- messages name the type or the key, never a value.
+CREATE FUNCTION dataflow._check_secret_params(p jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF jsonb_typeof(p) OPERATOR(pg_catalog.<>) 'object' THEN
+    RAISE EXCEPTION 'secret_params must be a JSON object, not %', jsonb_typeof(p)
+      USING ERRCODE = '22023', HINT = 'Pass {"name": value, ...}; ''{}'' for none.';
+  END IF;
+  IF p OPERATOR(pg_catalog.?) 'batch' THEN
+    RAISE EXCEPTION 'secret_params must not set "batch"'
+      USING ERRCODE = '22023',
+            HINT = 'batch is the parameter lease() gives the runs of an incremental job; choose another name.';
+  END IF;
+END $$;
+
+-- A task's params with a job's secret params merged in (secret keys win), and the
+-- reverse for what is kept of a task (dataflow._dispatch): its params without the
+-- secret keys, a key the job's own params also set holding the job's value again.
+CREATE FUNCTION dataflow._with_secrets(p_params jsonb, p_secret jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN p_secret IS NULL THEN p_params ELSE p_params OPERATOR(pg_catalog.||) p_secret END;
+CREATE FUNCTION dataflow._without_secrets(p_params jsonb, p_secret jsonb, p_job_params jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN p_secret IS NULL THEN p_params
+            ELSE (p_params OPERATOR(pg_catalog.-) ARRAY(SELECT jsonb_object_keys(p_secret)))
+                 OPERATOR(pg_catalog.||)
+                 coalesce((SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(p_job_params) e
+                            WHERE p_secret OPERATOR(pg_catalog.?) e.key), '{}') END;
+
 CREATE FUNCTION dataflow.create_job(
   name text,
   output text,
@@ -16,7 +48,8 @@ CREATE FUNCTION dataflow.create_job(
   backoff_max interval DEFAULT '10 minutes',
   lease_for interval DEFAULT '5 minutes',
   priority integer DEFAULT 0,
-  batch_max_rows bigint DEFAULT NULL)
+  batch_max_rows bigint DEFAULT NULL,
+  secret_params jsonb DEFAULT '{}')
 RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   d integer; c dataflow.connection; p integer; v integer; other text;
@@ -70,6 +103,10 @@ BEGIN
     RAISE EXCEPTION 'params must %', CASE WHEN params IS NULL THEN 'not be NULL' ELSE 'be a JSON object' END
       USING ERRCODE = CASE WHEN params IS NULL THEN '22004' ELSE '22023' END, HINT = 'Pass ''{}'' for none.';
   END IF;
+  IF secret_params IS NULL THEN
+    RAISE EXCEPTION 'secret_params must not be NULL' USING ERRCODE = '22004', HINT = 'Pass ''{}'' for none.';
+  END IF;
+  PERFORM dataflow._check_secret_params(secret_params);
   IF pool IS NOT NULL THEN
     SELECT id INTO p FROM dataflow.pool pl WHERE pl.name = create_job.pool;
     IF NOT FOUND THEN
@@ -119,13 +156,17 @@ BEGIN
   VALUES (name, d, dispatch, c.id, target, endpoint, params, p,
           max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority, batch_max_rows)
   RETURNING id INTO v;
+  IF secret_params <> '{}' THEN
+    INSERT INTO dataflow.job_secret (job_id, params) VALUES (v, secret_params);
+  END IF;
   RETURN v;
 END $$;
 COMMENT ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer,
-                                        interval, interval, interval, integer, bigint) IS
+                                        interval, interval, interval, integer, bigint, jsonb) IS
   'Define the job producing a dataset: dispatch (pull, http, airflow), connection/target or endpoint, '
   'params, pool, max_concurrency, max_attempts, backoff_min/max, lease_for, priority, batch_max_rows '
-  '(an incremental job''s cap on a batch''s input rows); returns its id';
+  '(an incremental job''s cap on a batch''s input rows), secret_params (merged over params in every task, '
+  'never shown); returns its id';
 
 CREATE FUNCTION dataflow.add_input(
   job text, dataset text,
@@ -305,11 +346,13 @@ COMMENT ON FUNCTION dataflow.resume_job(text) IS 'Lease a paused job''s chunks a
 -- Changes a job's settings; a NULL argument keeps the setting. pool => '' detaches the
 -- pool, max_concurrency => -1 removes the job's own limit, batch_max_rows => -1 the
 -- batch cap. The operator may change the limits (batch_max_rows among them) and the
--- priority (what it may UPDATE in dataflow.job); the pool and the params
--- are the admin's, like the job's definition. Takes effect from the next lease: running
+-- priority (what it may UPDATE in dataflow.job); the pool, the params and the secret
+-- params are the admin's, like the job's definition. secret_params replaces the job's
+-- secret params as a whole ('{}' clears them). Takes effect from the next lease: running
 -- leases keep their deadline and count against the pool they were leased in. The
--- change is an 'altered' event (params only as "changed": the event log is readable by
--- every reader, the params by the admin only). Returns what changed, {setting: {from, to}}.
+-- change is an 'altered' event (params only as "changed", secret_params as "changed" or
+-- "cleared": the event log is readable by every reader, the params by the admin only).
+-- Returns what changed, {setting: {from, to}}.
 CREATE FUNCTION dataflow.alter_job(
   name text,
   pool text DEFAULT NULL,
@@ -320,11 +363,12 @@ CREATE FUNCTION dataflow.alter_job(
   lease_for interval DEFAULT NULL,
   priority integer DEFAULT NULL,
   params jsonb DEFAULT NULL,
-  batch_max_rows bigint DEFAULT NULL)
+  batch_max_rows bigint DEFAULT NULL,
+  secret_params jsonb DEFAULT NULL)
 RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET IntervalStyle = 'postgres' AS $$
 DECLARE
   j dataflow.job; p integer; pname text; new_pool integer; new_limit integer;
-  new_min interval; new_max interval; changes jsonb := '{}'; shown jsonb; new_rows bigint;
+  new_min interval; new_max interval; changes jsonb := '{}'; shown jsonb; new_rows bigint; old_secret jsonb;
 BEGIN
   SELECT * INTO j FROM dataflow.job jb WHERE jb.id = (dataflow._job(alter_job.name)).id FOR UPDATE;
   IF (pool IS NOT NULL OR params IS NOT NULL)
@@ -332,6 +376,11 @@ BEGIN
     RAISE EXCEPTION 'changing the pool or the params of job "%" needs dataflow_admin', j.name
       USING ERRCODE = '42501',
             HINT = 'An operator may change max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority and batch_max_rows.';
+  END IF;
+  IF secret_params IS NOT NULL AND NOT pg_has_role(dataflow._caller(), 'dataflow_admin', 'MEMBER') THEN
+    RAISE EXCEPTION 'setting the secret_params of job "%" needs dataflow_admin', j.name
+      USING ERRCODE = '42501',
+            HINT = 'Secret parameters are the admin''s: an admin calls dataflow.alter_job(job, secret_params => ...).';
   END IF;
   new_pool := j.pool_id;
   IF pool = '' THEN
@@ -371,6 +420,10 @@ BEGIN
   END IF;
   new_rows := CASE WHEN batch_max_rows IS NULL THEN j.batch_max_rows
                    WHEN batch_max_rows = -1 THEN NULL ELSE batch_max_rows END;
+  IF secret_params IS NOT NULL THEN
+    PERFORM dataflow._check_secret_params(secret_params);
+    SELECT s.params INTO old_secret FROM dataflow.job_secret s WHERE s.job_id = j.id;
+  END IF;
 
   IF new_pool IS DISTINCT FROM j.pool_id THEN
     changes := changes || jsonb_build_object('pool', jsonb_build_object(
@@ -401,6 +454,10 @@ BEGIN
   IF new_rows IS DISTINCT FROM j.batch_max_rows THEN
     changes := changes || jsonb_build_object('batch_max_rows', jsonb_build_object('from', j.batch_max_rows, 'to', new_rows));
   END IF;
+  IF secret_params IS NOT NULL AND secret_params <> coalesce(old_secret, '{}') THEN
+    changes := changes || jsonb_build_object('secret_params',
+                                             CASE WHEN secret_params = '{}' THEN 'cleared' ELSE 'changed' END);
+  END IF;
   IF changes = '{}' THEN
     RETURN changes;
   END IF;
@@ -413,6 +470,14 @@ BEGIN
          params = coalesce(alter_job.params, jb.params),
          batch_max_rows = new_rows
    WHERE jb.id = j.id;
+  IF changes ? 'secret_params' THEN
+    IF secret_params = '{}' THEN
+      DELETE FROM dataflow.job_secret s WHERE s.job_id = j.id;
+    ELSE
+      INSERT INTO dataflow.job_secret AS s (job_id, params) VALUES (j.id, secret_params)
+      ON CONFLICT (job_id) DO UPDATE SET params = excluded.params, updated_at = now();
+    END IF;
+  END IF;
   INSERT INTO dataflow.event (to_status, actor, detail)
   VALUES ('altered', dataflow._actor(), jsonb_build_object('job', j.name, 'changes', changes));
   IF j.dispatch <> 'pull' THEN
@@ -421,7 +486,8 @@ BEGIN
   RETURN changes;
 END $$;
 COMMENT ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb,
-                                       bigint) IS
+                                       bigint, jsonb) IS
   'Change a job''s pool, max_concurrency (-1: no limit), max_attempts, backoff_min/max, lease_for, priority, '
-  'params or batch_max_rows (-1: no cap) (NULL keeps a setting; pool => '''' detaches); effective from the '
-  'next lease (the next batch); returns the changes';
+  'params, batch_max_rows (-1: no cap) or secret_params (admin only; replaced whole, ''{}'' clears) '
+  '(NULL keeps a setting; pool => '''' detaches); effective from the next lease (the next batch); '
+  'returns the changes';

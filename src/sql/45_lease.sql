@@ -195,8 +195,8 @@ BEGIN
                      FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
                      JOIN dataflow.dataset ids2 ON ids2.id = ic.dataset_id
                     WHERE ri.run_id = r.id), '[]'::jsonb),
-         CASE WHEN incremental THEN j.params || dataflow._batch_params(r.id, c.key, batch_from)
-              ELSE j.params END,
+         dataflow._with_secrets(CASE WHEN incremental THEN j.params || dataflow._batch_params(r.id, c.key, batch_from)
+              ELSE j.params END, (SELECT s.params FROM dataflow.job_secret s WHERE s.job_id = j.id)),
          r.deadline
     FROM dataflow.chunk c JOIN dataflow.run r ON r.id = c.run_id
    -- both sides restricted by key arrays, so any join order probes an index: the
@@ -206,7 +206,8 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION dataflow.lease(text, text, integer, interval) IS
   'Lease up to max_chunks runnable chunks of a job for a worker: returns one task per chunk with its '
-  'token, inputs (exact versions and locations), output location and deadline; empty when nothing is runnable';
+  'token, inputs (exact versions and locations), params (the job''s secret params merged in), output location '
+  'and deadline; empty when nothing is runnable';
 
 -- Why a token is not the live lease any more, raised as 55000 (workers and dataflow-run
 -- look for that SQLSTATE, never for the text): what became of the run and when, what

@@ -82,7 +82,10 @@ SELECT j.name AS job, d.name AS output, j.dispatch, j.paused, j.priority,
        p.name AS pool, p.slots AS pool_slots,
        (SELECT count(*) FROM dataflow.run r WHERE r.pool_id = p.id AND r.status = 'running') AS pool_in_use,
        coalesce(h.succeeded, 0) AS succeeded_last_hour, coalesce(h.failed, 0) AS failed_last_hour,
-       j.max_attempts, j.lease_for, j.backoff_min, j.backoff_max
+       j.max_attempts, j.lease_for, j.backoff_min, j.backoff_max,
+       coalesce((SELECT jsonb_object_agg(k.name, '********'::text)
+                   FROM dataflow.job_secret s, jsonb_object_keys(s.params) k(name)
+                  WHERE s.job_id = j.id), '{}') AS secret_params
   FROM dataflow.job j
   JOIN dataflow.dataset d ON d.id = j.output_id
   LEFT JOIN dataflow.dataset_counts k ON k.dataset_id = d.id
@@ -116,6 +119,8 @@ COMMENT ON COLUMN dataflow.jobs.max_attempts IS 'Attempts per version before a c
 COMMENT ON COLUMN dataflow.jobs.lease_for IS 'Default lease duration';
 COMMENT ON COLUMN dataflow.jobs.backoff_min IS 'First retry delay';
 COMMENT ON COLUMN dataflow.jobs.backoff_max IS 'Longest retry delay';
+COMMENT ON COLUMN dataflow.jobs.secret_params IS
+  'The job''s secret task parameters, names only: every value shows as "********" ({} when none)';
 
 -- The rate (dataset_rate, progress): the completions still current (done_minute's
 -- succeeded - superseded: a completion a resubmit reset since is not progress) over the

@@ -285,7 +285,9 @@ COMMENT ON COLUMN dataflow.deliveries.finished_at IS 'When it was delivered or g
 -- ---- calls made by the background worker ----------------------------------
 
 -- What the worker sent for an http/airflow run, so an interrupted Airflow
--- trigger can be retried (and adopted on 409) after a restart.
+-- trigger can be retried (and adopted on 409) after a restart. Kept without the job's
+-- secret params (the task as lease() gave it minus dataflow._without_secrets); a resend
+-- merges the job's secret params as they are then (_worker_airflow_runs).
 CREATE TABLE dataflow._dispatch (
   run_id     bigint PRIMARY KEY,
   task       jsonb NOT NULL,
@@ -327,18 +329,27 @@ END $$;
 -- (the job's or pool's concurrency lock, an incremental cut, a row), nothing of
 -- it is kept and one row with run_id NULL and job p_job says so, so the worker
 -- skips the job for a while instead of aborting its whole claim.
+-- The job's secret params are share-locked first, so the ones lease() merges are the
+-- ones taken out again for _dispatch (an alter_job in between waits for this commit).
 CREATE FUNCTION dataflow._worker_claim(p_job text, p_n integer) RETURNS SETOF dataflow.task
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE ts dataflow.task[]; airflow boolean; skipped dataflow.task;
+DECLARE ts dataflow.task[]; airflow boolean; skipped dataflow.task; secret jsonb; job_params jsonb;
 BEGIN
-  SELECT j.dispatch = 'airflow' INTO airflow FROM dataflow.job j WHERE j.name = p_job;
+  SELECT j.dispatch = 'airflow', j.params INTO airflow, job_params FROM dataflow.job j WHERE j.name = p_job;
   BEGIN
+    IF airflow THEN
+      SELECT s.params INTO secret FROM dataflow.job_secret s JOIN dataflow.job j ON j.id = s.job_id
+       WHERE j.name = p_job FOR SHARE OF s;
+    END IF;
     SELECT array_agg(l ORDER BY l.run_id) INTO ts FROM dataflow.lease(p_job, 'bgworker', p_n) l;
     IF ts IS NULL THEN
       RETURN;
     END IF;
     IF airflow THEN
-      INSERT INTO dataflow._dispatch (run_id, task) SELECT t.run_id, to_jsonb(t) FROM unnest(ts) t;
+      INSERT INTO dataflow._dispatch (run_id, task)
+      SELECT t.run_id, CASE WHEN secret IS NULL OR t.params IS NULL THEN to_jsonb(t)
+                            ELSE jsonb_set(to_jsonb(t), '{params}', dataflow._without_secrets(t.params, secret, job_params)) END
+        FROM unnest(ts) t;
     END IF;
     UPDATE dataflow.run r SET external_id = 'dataflow-' || r.id
      WHERE r.id = ANY (ARRAY(SELECT t.run_id FROM unnest(ts) t));
@@ -360,7 +371,11 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan
 AS $$
 BEGIN
   RETURN QUERY
-  SELECT r.id, r.token, r.external_id, x.triggered, x.task::text, j.target, c.base_url, c.auth, c.username,
+  SELECT r.id, r.token, r.external_id, x.triggered,
+         CASE WHEN s.params IS NULL THEN x.task
+              ELSE jsonb_set(x.task, '{params}', dataflow._with_secrets(coalesce(x.task -> 'params', '{}'), s.params))
+         END::text,
+         j.target, c.base_url, c.auth, c.username,
          c.secret, coalesce(c.api_version, 1),
          CASE WHEN c.connect_timeout <= interval '1 hour' THEN (extract(epoch FROM c.connect_timeout) * 1000)::integer END,
          CASE WHEN c.timeout <= interval '24 hours' THEN (extract(epoch FROM c.timeout) * 1000)::integer END
@@ -368,6 +383,7 @@ BEGIN
     JOIN dataflow.run r ON r.id = x.run_id
     JOIN dataflow.job j ON j.id = r.job_id
     JOIN dataflow.connection c ON c.id = j.connection_id
+    LEFT JOIN dataflow.job_secret s ON s.job_id = j.id
    WHERE r.status = 'running'
    ORDER BY r.id;
 END $$;

@@ -3107,3 +3107,592 @@ BEGIN
   RETURN new_status;
 END $$;
 REVOKE EXECUTE ON FUNCTION dataflow._retry_or_fail(bigint, bigint, text, boolean, text, text, double precision) FROM PUBLIC;
+
+-- 10_model, 22_jobs, 45_lease, 60_bi_views, 70_worker, 90_security, 95_dump (issue 15 item 4):
+-- secret task parameters. dataflow.job_secret (admin-readable, dumped); create_job and
+-- alter_job take secret_params (the admin's); lease() merges them over the job's params;
+-- the worker's Airflow claim keeps its task in _dispatch without them and a resend merges
+-- the current ones; the jobs view shows their names with masked values.
+CREATE TABLE dataflow.job_secret (
+  job_id     integer PRIMARY KEY REFERENCES dataflow.job (id) ON DELETE CASCADE,
+  params     jsonb NOT NULL CHECK (jsonb_typeof(params) = 'object' AND params <> '{}' AND NOT params ? 'batch'),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE dataflow.job_secret IS
+  'A job''s secret task parameters (readable by the admin role only): merged over the job''s params in '
+  'every task it leases; views show the key names only';
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON dataflow.job_secret TO dataflow_admin;
+SELECT pg_catalog.pg_extension_config_dump('dataflow.job_secret', '');
+CREATE FUNCTION dataflow._check_secret_params(p jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF jsonb_typeof(p) OPERATOR(pg_catalog.<>) 'object' THEN
+    RAISE EXCEPTION 'secret_params must be a JSON object, not %', jsonb_typeof(p)
+      USING ERRCODE = '22023', HINT = 'Pass {"name": value, ...}; ''{}'' for none.';
+  END IF;
+  IF p OPERATOR(pg_catalog.?) 'batch' THEN
+    RAISE EXCEPTION 'secret_params must not set "batch"'
+      USING ERRCODE = '22023',
+            HINT = 'batch is the parameter lease() gives the runs of an incremental job; choose another name.';
+  END IF;
+END $$;
+CREATE FUNCTION dataflow._with_secrets(p_params jsonb, p_secret jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN p_secret IS NULL THEN p_params ELSE p_params OPERATOR(pg_catalog.||) p_secret END;
+CREATE FUNCTION dataflow._without_secrets(p_params jsonb, p_secret jsonb, p_job_params jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN p_secret IS NULL THEN p_params
+            ELSE (p_params OPERATOR(pg_catalog.-) ARRAY(SELECT jsonb_object_keys(p_secret)))
+                 OPERATOR(pg_catalog.||)
+                 coalesce((SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(p_job_params) e
+                            WHERE p_secret OPERATOR(pg_catalog.?) e.key), '{}') END;
+REVOKE EXECUTE ON FUNCTION dataflow._check_secret_params(jsonb), dataflow._with_secrets(jsonb, jsonb),
+  dataflow._without_secrets(jsonb, jsonb, jsonb) FROM PUBLIC;
+DROP FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint);
+CREATE FUNCTION dataflow.create_job(
+  name text,
+  output text,
+  dispatch text DEFAULT 'pull',
+  connection text DEFAULT NULL,
+  target text DEFAULT NULL,
+  endpoint text DEFAULT NULL,
+  params jsonb DEFAULT '{}',
+  pool text DEFAULT NULL,
+  max_concurrency integer DEFAULT NULL,
+  max_attempts integer DEFAULT 3,
+  backoff_min interval DEFAULT '10 seconds',
+  backoff_max interval DEFAULT '10 minutes',
+  lease_for interval DEFAULT '5 minutes',
+  priority integer DEFAULT 0,
+  batch_max_rows bigint DEFAULT NULL,
+  secret_params jsonb DEFAULT '{}')
+RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  d integer; c dataflow.connection; p integer; v integer; other text;
+BEGIN
+  PERFORM dataflow._check_name('job', name);
+  IF output IS NULL THEN
+    PERFORM dataflow._raise('22004', 'output must not be NULL', NULL,
+                            'Pass the dataset the job produces: output => dataset.');
+  END IF;
+  d := dataflow._dataset_id(output);
+  IF dispatch IS NULL THEN
+    RAISE EXCEPTION 'dispatch must not be NULL' USING ERRCODE = '22004',
+      HINT = 'dispatch is pull (workers call lease), http or airflow.';
+  END IF;
+  IF dispatch NOT IN ('pull', 'http', 'airflow') THEN
+    RAISE EXCEPTION 'invalid dispatch "%"', coalesce(dispatch, 'NULL')
+      USING ERRCODE = CASE WHEN dispatch IS NULL THEN '22004' ELSE '22023' END, HINT = 'dispatch is pull (workers call lease), http or airflow.';
+  END IF;
+  IF connection IS NOT NULL THEN
+    SELECT * INTO c FROM dataflow.connection cn WHERE cn.name = create_job.connection;
+    IF NOT FOUND THEN
+      PERFORM dataflow._not_found('connection', connection,
+        'create it with dataflow.create_connection(name, kind, base_url).');
+    END IF;
+  END IF;
+  IF dispatch = 'pull' AND (connection IS NOT NULL OR endpoint IS NOT NULL OR target IS NOT NULL) THEN
+    RAISE EXCEPTION 'a pull job takes no connection, target or endpoint' USING ERRCODE = '22023';
+  ELSIF dispatch = 'http' THEN
+    IF (endpoint IS NULL) = (connection IS NULL) THEN
+      RAISE EXCEPTION 'an http job needs either endpoint or connection (with target), not both'
+        USING ERRCODE = '22023';
+    END IF;
+    IF endpoint IS NOT NULL AND (endpoint !~ '^https?://[^\s/?#@]+(/[^\s]*)?$' OR endpoint ~ '[\r\n]') THEN
+      RAISE EXCEPTION 'invalid endpoint "%"', left(endpoint, 200)
+        USING ERRCODE = '22023', HINT = 'An http:// or https:// URL without credentials in it.';
+    END IF;
+    IF connection IS NOT NULL AND c.kind <> 'http' THEN
+      RAISE EXCEPTION 'connection "%" is of kind %, not http', connection, c.kind USING ERRCODE = '22023';
+    END IF;
+  ELSIF dispatch = 'airflow' THEN
+    IF connection IS NULL OR c.kind <> 'airflow' OR target IS NULL OR endpoint IS NOT NULL THEN
+      RAISE EXCEPTION 'an airflow job needs an airflow connection and a target (the DAG id), and no endpoint'
+        USING ERRCODE = '22023';
+    END IF;
+  END IF;
+  IF target IS NOT NULL AND target !~ '^[A-Za-z0-9_./-]{1,250}$' THEN
+    RAISE EXCEPTION 'invalid target "%"', left(target, 64)
+      USING ERRCODE = '22023', HINT = 'A DAG id or a URL path: letters, digits, "_", ".", "/" and "-".';
+  END IF;
+  IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
+    RAISE EXCEPTION 'params must %', CASE WHEN params IS NULL THEN 'not be NULL' ELSE 'be a JSON object' END
+      USING ERRCODE = CASE WHEN params IS NULL THEN '22004' ELSE '22023' END, HINT = 'Pass ''{}'' for none.';
+  END IF;
+  IF secret_params IS NULL THEN
+    RAISE EXCEPTION 'secret_params must not be NULL' USING ERRCODE = '22004', HINT = 'Pass ''{}'' for none.';
+  END IF;
+  PERFORM dataflow._check_secret_params(secret_params);
+  IF pool IS NOT NULL THEN
+    SELECT id INTO p FROM dataflow.pool pl WHERE pl.name = create_job.pool;
+    IF NOT FOUND THEN
+      PERFORM dataflow._not_found('pool', pool, 'create it with dataflow.create_pool(name, slots).');
+    END IF;
+  END IF;
+  IF max_attempts IS NULL OR backoff_min IS NULL OR backoff_max IS NULL OR lease_for IS NULL THEN
+    RAISE EXCEPTION '% must not be NULL', CASE WHEN max_attempts IS NULL THEN 'max_attempts'
+      WHEN backoff_min IS NULL THEN 'backoff_min' WHEN backoff_max IS NULL THEN 'backoff_max' ELSE 'lease_for' END
+      USING ERRCODE = '22004', HINT = 'Leave it out for the default.';
+  END IF;
+  IF max_concurrency < 0 OR max_attempts IS NULL OR max_attempts < 1 THEN
+    RAISE EXCEPTION 'max_concurrency must be >= 0 (or NULL: unlimited) and max_attempts >= 1'
+      USING ERRCODE = CASE WHEN max_attempts IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  IF backoff_min IS NULL OR backoff_max IS NULL OR backoff_min < interval '0' OR backoff_max < backoff_min THEN
+    RAISE EXCEPTION 'backoff needs 0 <= backoff_min <= backoff_max'
+      USING ERRCODE = CASE WHEN backoff_min IS NULL OR backoff_max IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  IF lease_for IS NULL OR lease_for <= interval '0' THEN
+    RAISE EXCEPTION 'lease_for must be positive'
+      USING ERRCODE = CASE WHEN lease_for IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  IF priority IS NULL THEN
+    RAISE EXCEPTION 'priority must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  IF batch_max_rows <= 0 THEN
+    RAISE EXCEPTION 'batch_max_rows must be positive (got %)', batch_max_rows
+      USING ERRCODE = '22023', HINT = 'Give the most input rows one batch may take, or NULL for no cap.';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.job j WHERE j.name = create_job.name) THEN
+    RAISE EXCEPTION 'job "%" already exists', name USING ERRCODE = '42710';
+  END IF;
+  SELECT j.name INTO other FROM dataflow.job j WHERE j.output_id = d;
+  IF FOUND THEN
+    RAISE EXCEPTION 'dataset "%" is already produced by job "%"', output, other
+      USING ERRCODE = '42710', HINT = 'A dataset has at most one producing job.';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.chunk ch WHERE ch.dataset_id = d) THEN
+    RAISE EXCEPTION 'dataset "%" already has chunks', output
+      USING ERRCODE = '55000',
+            HINT = 'Define the producing job before expecting or registering chunks of its output.';
+  END IF;
+  INSERT INTO dataflow.job (name, output_id, dispatch, connection_id, target, endpoint, params, pool_id,
+                            max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority,
+                            batch_max_rows)
+  VALUES (name, d, dispatch, c.id, target, endpoint, params, p,
+          max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority, batch_max_rows)
+  RETURNING id INTO v;
+  IF secret_params <> '{}' THEN
+    INSERT INTO dataflow.job_secret (job_id, params) VALUES (v, secret_params);
+  END IF;
+  RETURN v;
+END $$;
+COMMENT ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer,
+                                        interval, interval, interval, integer, bigint, jsonb) IS
+  'Define the job producing a dataset: dispatch (pull, http, airflow), connection/target or endpoint, '
+  'params, pool, max_concurrency, max_attempts, backoff_min/max, lease_for, priority, batch_max_rows '
+  '(an incremental job''s cap on a batch''s input rows), secret_params (merged over params in every task, '
+  'never shown); returns its id';
+ALTER FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint, jsonb) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint, jsonb) TO dataflow_admin;
+DROP FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint);
+CREATE FUNCTION dataflow.alter_job(
+  name text,
+  pool text DEFAULT NULL,
+  max_concurrency integer DEFAULT NULL,
+  max_attempts integer DEFAULT NULL,
+  backoff_min interval DEFAULT NULL,
+  backoff_max interval DEFAULT NULL,
+  lease_for interval DEFAULT NULL,
+  priority integer DEFAULT NULL,
+  params jsonb DEFAULT NULL,
+  batch_max_rows bigint DEFAULT NULL,
+  secret_params jsonb DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET IntervalStyle = 'postgres' AS $$
+DECLARE
+  j dataflow.job; p integer; pname text; new_pool integer; new_limit integer;
+  new_min interval; new_max interval; changes jsonb := '{}'; shown jsonb; new_rows bigint; old_secret jsonb;
+BEGIN
+  SELECT * INTO j FROM dataflow.job jb WHERE jb.id = (dataflow._job(alter_job.name)).id FOR UPDATE;
+  IF (pool IS NOT NULL OR params IS NOT NULL)
+     AND NOT pg_has_role(dataflow._caller(), 'dataflow_admin', 'MEMBER') THEN
+    RAISE EXCEPTION 'changing the pool or the params of job "%" needs dataflow_admin', j.name
+      USING ERRCODE = '42501',
+            HINT = 'An operator may change max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority and batch_max_rows.';
+  END IF;
+  IF secret_params IS NOT NULL AND NOT pg_has_role(dataflow._caller(), 'dataflow_admin', 'MEMBER') THEN
+    RAISE EXCEPTION 'setting the secret_params of job "%" needs dataflow_admin', j.name
+      USING ERRCODE = '42501',
+            HINT = 'Secret parameters are the admin''s: an admin calls dataflow.alter_job(job, secret_params => ...).';
+  END IF;
+  new_pool := j.pool_id;
+  IF pool = '' THEN
+    new_pool := NULL;
+  ELSIF pool IS NOT NULL THEN
+    SELECT pl.id INTO p FROM dataflow.pool pl WHERE pl.name = alter_job.pool;
+    IF NOT FOUND THEN
+      PERFORM dataflow._not_found('pool', pool,
+        'create it with dataflow.create_pool(name, slots), or pass pool => '''' to detach the job''s pool.');
+    END IF;
+    new_pool := p;
+  END IF;
+  IF max_concurrency < -1 THEN
+    RAISE EXCEPTION 'max_concurrency must be >= 0, or -1 to remove the job''s own limit (got %)', max_concurrency
+      USING ERRCODE = '22023';
+  END IF;
+  new_limit := CASE WHEN max_concurrency IS NULL THEN j.max_concurrency
+                    WHEN max_concurrency = -1 THEN NULL ELSE max_concurrency END;
+  IF max_attempts < 1 THEN
+    RAISE EXCEPTION 'max_attempts must be >= 1 (got %)', max_attempts USING ERRCODE = '22023';
+  END IF;
+  new_min := coalesce(backoff_min, j.backoff_min);
+  new_max := coalesce(backoff_max, j.backoff_max);
+  IF new_min < interval '0' OR new_max < new_min THEN
+    RAISE EXCEPTION 'backoff needs 0 <= backoff_min <= backoff_max (would be % and %)', new_min, new_max
+      USING ERRCODE = '22023';
+  END IF;
+  IF lease_for <= interval '0' THEN
+    RAISE EXCEPTION 'lease_for must be positive (got %)', lease_for USING ERRCODE = '22023';
+  END IF;
+  IF params IS NOT NULL AND jsonb_typeof(params) <> 'object' THEN
+    RAISE EXCEPTION 'params must be a JSON object' USING ERRCODE = '22023';
+  END IF;
+  IF batch_max_rows = 0 OR batch_max_rows < -1 THEN
+    RAISE EXCEPTION 'batch_max_rows must be positive, or -1 to remove the cap (got %)', batch_max_rows
+      USING ERRCODE = '22023', HINT = 'Give the most input rows one batch may take; -1 removes the cap, NULL keeps it.';
+  END IF;
+  new_rows := CASE WHEN batch_max_rows IS NULL THEN j.batch_max_rows
+                   WHEN batch_max_rows = -1 THEN NULL ELSE batch_max_rows END;
+  IF secret_params IS NOT NULL THEN
+    PERFORM dataflow._check_secret_params(secret_params);
+    SELECT s.params INTO old_secret FROM dataflow.job_secret s WHERE s.job_id = j.id;
+  END IF;
+
+  IF new_pool IS DISTINCT FROM j.pool_id THEN
+    changes := changes || jsonb_build_object('pool', jsonb_build_object(
+      'from', (SELECT pl.name FROM dataflow.pool pl WHERE pl.id = j.pool_id),
+      'to', (SELECT pl.name FROM dataflow.pool pl WHERE pl.id = new_pool)));
+  END IF;
+  IF new_limit IS DISTINCT FROM j.max_concurrency THEN
+    changes := changes || jsonb_build_object('max_concurrency', jsonb_build_object('from', j.max_concurrency, 'to', new_limit));
+  END IF;
+  IF coalesce(max_attempts, j.max_attempts) <> j.max_attempts THEN
+    changes := changes || jsonb_build_object('max_attempts', jsonb_build_object('from', j.max_attempts, 'to', max_attempts));
+  END IF;
+  IF new_min <> j.backoff_min THEN
+    changes := changes || jsonb_build_object('backoff_min', jsonb_build_object('from', j.backoff_min, 'to', new_min));
+  END IF;
+  IF new_max <> j.backoff_max THEN
+    changes := changes || jsonb_build_object('backoff_max', jsonb_build_object('from', j.backoff_max, 'to', new_max));
+  END IF;
+  IF coalesce(lease_for, j.lease_for) <> j.lease_for THEN
+    changes := changes || jsonb_build_object('lease_for', jsonb_build_object('from', j.lease_for, 'to', lease_for));
+  END IF;
+  IF coalesce(priority, j.priority) <> j.priority THEN
+    changes := changes || jsonb_build_object('priority', jsonb_build_object('from', j.priority, 'to', priority));
+  END IF;
+  IF params IS NOT NULL AND params <> j.params THEN
+    changes := changes || jsonb_build_object('params', 'changed');
+  END IF;
+  IF new_rows IS DISTINCT FROM j.batch_max_rows THEN
+    changes := changes || jsonb_build_object('batch_max_rows', jsonb_build_object('from', j.batch_max_rows, 'to', new_rows));
+  END IF;
+  IF secret_params IS NOT NULL AND secret_params <> coalesce(old_secret, '{}') THEN
+    changes := changes || jsonb_build_object('secret_params',
+                                             CASE WHEN secret_params = '{}' THEN 'cleared' ELSE 'changed' END);
+  END IF;
+  IF changes = '{}' THEN
+    RETURN changes;
+  END IF;
+  UPDATE dataflow.job jb
+     SET pool_id = new_pool, max_concurrency = new_limit,
+         max_attempts = coalesce(alter_job.max_attempts, jb.max_attempts),
+         backoff_min = new_min, backoff_max = new_max,
+         lease_for = coalesce(alter_job.lease_for, jb.lease_for),
+         priority = coalesce(alter_job.priority, jb.priority),
+         params = coalesce(alter_job.params, jb.params),
+         batch_max_rows = new_rows
+   WHERE jb.id = j.id;
+  IF changes ? 'secret_params' THEN
+    IF secret_params = '{}' THEN
+      DELETE FROM dataflow.job_secret s WHERE s.job_id = j.id;
+    ELSE
+      INSERT INTO dataflow.job_secret AS s (job_id, params) VALUES (j.id, secret_params)
+      ON CONFLICT (job_id) DO UPDATE SET params = excluded.params, updated_at = now();
+    END IF;
+  END IF;
+  INSERT INTO dataflow.event (to_status, actor, detail)
+  VALUES ('altered', dataflow._actor(), jsonb_build_object('job', j.name, 'changes', changes));
+  IF j.dispatch <> 'pull' THEN
+    PERFORM dataflow._wake();   -- a raised limit or a freer pool: the dispatcher claims at once
+  END IF;
+  RETURN changes;
+END $$;
+COMMENT ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb,
+                                       bigint, jsonb) IS
+  'Change a job''s pool, max_concurrency (-1: no limit), max_attempts, backoff_min/max, lease_for, priority, '
+  'params, batch_max_rows (-1: no cap) or secret_params (admin only; replaced whole, ''{}'' clears) '
+  '(NULL keeps a setting; pool => '''' detaches); effective from the next lease (the next batch); '
+  'returns the changes';
+ALTER FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint, jsonb) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint, jsonb) TO dataflow_operator;
+DROP FUNCTION dataflow.lease(text, text, integer, interval);
+CREATE FUNCTION dataflow.lease(job text, worker text, max_chunks integer DEFAULT 1,
+                               lease_for interval DEFAULT NULL)
+RETURNS SETOF dataflow.task
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
+-- index probes whatever the statistics said when this session made its plans (docs/internals.md, "Planner settings")
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_mergejoin = off SET enable_hashjoin = off
+-- every statement below has a cheap index-probe generic plan; custom plans cost
+-- ~1 ms of planning per statement per call (measured), more than executing them
+SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+  ids bigint[];
+  run_ids bigint[];
+  has_latest boolean;
+  j dataflow.job := dataflow._job(job);
+  n integer := max_chunks;
+  lf interval;
+  ds dataflow.dataset;
+  slots integer;
+  incremental boolean;
+  batch_from text[];
+  latest bigint[];
+  li record;
+  lid bigint;
+BEGIN
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    PERFORM dataflow._read_committed();   -- raises (00_schema.sql)
+  END IF;
+  IF worker IS NULL OR max_chunks IS NULL THEN
+    RAISE EXCEPTION '% must not be NULL', CASE WHEN worker IS NULL THEN 'worker' ELSE 'max_chunks' END
+      USING ERRCODE = '22004', HINT = 'lease(job, worker, max_chunks): worker names who takes the chunks, max_chunks how many (1-1000).';
+  END IF;
+  IF worker = '' OR length(worker) > 200 OR worker ~ '[[:cntrl:]]' THEN
+    RAISE EXCEPTION 'worker must be a printable name of 1-200 characters' USING ERRCODE = '22023';
+  END IF;
+  IF max_chunks < 1 OR max_chunks > 1000 THEN
+    RAISE EXCEPTION 'max_chunks must be between 1 and 1000, not %', max_chunks USING ERRCODE = '22023';
+  END IF;
+  lf := coalesce(lease_for, j.lease_for);
+  IF lf <= interval '0' THEN
+    RAISE EXCEPTION 'lease_for must be positive' USING ERRCODE = '22023';
+  END IF;
+  IF j.paused THEN
+    RETURN;
+  END IF;
+  -- The output dataset, and the shape of the inputs (any incremental, any latest) as
+  -- index probes: no aggregate to set up on every call.
+  SELECT * INTO ds FROM dataflow.dataset WHERE id = j.output_id;
+  SELECT EXISTS (SELECT FROM dataflow.job_input ji WHERE ji.job_id = j.id AND ji.mapping = 'incremental'),
+         EXISTS (SELECT FROM dataflow.job_input ji WHERE ji.job_id = j.id AND ji.mapping = 'latest')
+    INTO incremental, has_latest;
+  IF incremental THEN
+    SELECT array_agg(ids.name) INTO batch_from
+      FROM dataflow.job_input ji JOIN dataflow.dataset ids ON ids.id = ji.dataset_id
+     WHERE ji.job_id = j.id AND ji.mapping = 'incremental';
+    PERFORM dataflow._cut_batch(j.id);
+  END IF;
+  -- Limits are counted from live leases. The advisory lock serializes the
+  -- count-then-lease of limited jobs and pools; unlimited jobs take none.
+  IF j.max_concurrency IS NOT NULL THEN
+    PERFORM pg_advisory_xact_lock(7401, j.id);
+    n := least(n, j.max_concurrency -
+                  (SELECT count(*) FROM dataflow.run r WHERE r.job_id = j.id AND r.status = 'running')::integer);
+  END IF;
+  IF j.pool_id IS NOT NULL AND n > 0 THEN
+    PERFORM pg_advisory_xact_lock(7402, j.pool_id);
+    SELECT p.slots INTO slots FROM dataflow.pool p WHERE p.id = j.pool_id;
+    n := least(n, slots -
+                  (SELECT count(*) FROM dataflow.run r WHERE r.pool_id = j.pool_id AND r.status = 'running')::integer);
+  END IF;
+  IF n <= 0 THEN
+    RETURN;
+  END IF;
+  -- Ready: the newest available chunk of each `latest` input, share-locked until commit
+  -- so that a resubmit or invalidation of it cannot commit between this choice and the
+  -- lineage below. Never waited for (NOWAIT): this call already holds the limit locks
+  -- (7401, 7402, and 7406 from the batch cut), which others take after a chunk lock, and
+  -- an operator's open transaction on the input must not stall every job of the pool.
+  -- When that chunk is busy, or an input has no available chunk (its only one was
+  -- resubmitted or invalidated after the consumers were queued), the job is held back
+  -- for this call.
+  IF has_latest THEN
+    FOR li IN SELECT jl.dataset_id, jl.need FROM dataflow.job_input jl JOIN dataflow.dataset ld ON ld.id = jl.dataset_id
+               WHERE jl.job_id = j.id AND jl.mapping = 'latest' ORDER BY ld.rank, jl.dataset_id LOOP
+      lid := NULL;
+      BEGIN
+        SELECT x.id INTO lid FROM dataflow.chunk x
+         WHERE x.dataset_id = li.dataset_id AND dataflow._level(x.status) >= li.need
+         ORDER BY x.ord DESC NULLS LAST, x.available_at DESC
+         LIMIT 1
+           FOR SHARE NOWAIT;
+      EXCEPTION WHEN lock_not_available THEN
+        RETURN;
+      END;
+      IF lid IS NULL THEN
+        RETURN;
+      END IF;
+      latest := latest || lid;
+    END LOOP;
+  END IF;
+
+  -- Claim, then one small statement per table: each keeps a cheap generic plan
+  -- (the single 6-CTE statement was re-planned on every call).
+  ids := dataflow._claim(j.output_id, n);
+  IF ids IS NULL THEN
+    RETURN;
+  END IF;
+  -- run ids follow the claim (queue) order, whatever the rows' physical order
+  WITH u AS (
+    UPDATE dataflow.chunk c
+       SET status = 'running', attempts = c.attempts + 1, run_id = r.run_id, updated_at = now()
+      FROM (SELECT u.id, nextval('dataflow.run_id_seq') AS run_id
+              FROM unnest(ids) WITH ORDINALITY AS u(id, o) ORDER BY u.o) r
+     WHERE c.id = r.id
+    RETURNING c.run_id)
+  SELECT array_agg(u.run_id) INTO run_ids FROM u;
+  INSERT INTO dataflow.run (id, job_id, pool_id, chunk_id, version, attempt, worker, status, deadline,
+                            output_location)
+  SELECT c.run_id, j.id, j.pool_id, c.id, c.version, c.attempts, worker, 'running', clock_timestamp() + lf,
+         dataflow._location(ds.location, ds.name, c.key, c.version)
+    FROM dataflow.chunk c WHERE c.id = ANY (ids);
+  INSERT INTO dataflow.run_input (run_id, chunk_id, version)
+  SELECT c.run_id, dp.input, ic.version
+    FROM dataflow.chunk c JOIN dataflow.dep dp ON dp.consumer = c.id JOIN dataflow.chunk ic ON ic.id = dp.input
+   WHERE c.id = ANY (ids);
+  IF has_latest THEN
+    INSERT INTO dataflow.run_input (run_id, chunk_id, version)
+    SELECT c.run_id, lc.id, lc.version
+      FROM dataflow.chunk c CROSS JOIN dataflow.chunk lc
+     WHERE c.id = ANY (ids) AND lc.id = ANY (latest);
+  END IF;
+  INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor)
+  SELECT j.output_id, c.id, c.key, c.run_id, c.version, 'queued', 'running', worker
+    FROM dataflow.chunk c WHERE c.id = ANY (ids);
+  RETURN QUERY
+  SELECT r.id, r.token, j.name, ds.name, c.key, c.version, c.attempts, r.output_location,
+         coalesce((SELECT jsonb_agg(jsonb_build_object('dataset', ids2.name, 'key', ic.key, 'version', ri.version,
+                                                       'location', ic.location, 'row_count', ic.row_count,
+                                                       'checksum', ic.checksum)
+                                    ORDER BY ids2.name, ic.ord, ic.key)
+                     FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
+                     JOIN dataflow.dataset ids2 ON ids2.id = ic.dataset_id
+                    WHERE ri.run_id = r.id), '[]'::jsonb),
+         dataflow._with_secrets(CASE WHEN incremental THEN j.params || dataflow._batch_params(r.id, c.key, batch_from)
+              ELSE j.params END, (SELECT s.params FROM dataflow.job_secret s WHERE s.job_id = j.id)),
+         r.deadline
+    FROM dataflow.chunk c JOIN dataflow.run r ON r.id = c.run_id
+   -- both sides restricted by key arrays, so any join order probes an index: the
+   -- generic plan made while run was empty must not walk all of run_pkey
+   WHERE c.id = ANY (ids) AND r.id = ANY (run_ids)
+   ORDER BY r.id;
+END $$;
+COMMENT ON FUNCTION dataflow.lease(text, text, integer, interval) IS
+  'Lease up to max_chunks runnable chunks of a job for a worker: returns one task per chunk with its '
+  'token, inputs (exact versions and locations), params (the job''s secret params merged in), output location '
+  'and deadline; empty when nothing is runnable';
+ALTER FUNCTION dataflow.lease(text, text, integer, interval) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.lease(text, text, integer, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.lease(text, text, integer, interval) TO dataflow_worker;
+DROP FUNCTION dataflow._worker_claim(text, integer);
+CREATE FUNCTION dataflow._worker_claim(p_job text, p_n integer) RETURNS SETOF dataflow.task
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE ts dataflow.task[]; airflow boolean; skipped dataflow.task; secret jsonb; job_params jsonb;
+BEGIN
+  SELECT j.dispatch = 'airflow', j.params INTO airflow, job_params FROM dataflow.job j WHERE j.name = p_job;
+  BEGIN
+    IF airflow THEN
+      SELECT s.params INTO secret FROM dataflow.job_secret s JOIN dataflow.job j ON j.id = s.job_id
+       WHERE j.name = p_job FOR SHARE OF s;
+    END IF;
+    SELECT array_agg(l ORDER BY l.run_id) INTO ts FROM dataflow.lease(p_job, 'bgworker', p_n) l;
+    IF ts IS NULL THEN
+      RETURN;
+    END IF;
+    IF airflow THEN
+      INSERT INTO dataflow._dispatch (run_id, task)
+      SELECT t.run_id, CASE WHEN secret IS NULL OR t.params IS NULL THEN to_jsonb(t)
+                            ELSE jsonb_set(to_jsonb(t), '{params}', dataflow._without_secrets(t.params, secret, job_params)) END
+        FROM unnest(ts) t;
+    END IF;
+    UPDATE dataflow.run r SET external_id = 'dataflow-' || r.id
+     WHERE r.id = ANY (ARRAY(SELECT t.run_id FROM unnest(ts) t));
+  EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+    skipped.job := p_job;
+    skipped.key := SQLERRM;
+    RETURN NEXT skipped;
+    RETURN;
+  END;
+  RETURN QUERY SELECT * FROM unnest(ts) ORDER BY run_id;
+END $$;
+REVOKE ALL ON FUNCTION dataflow._worker_claim(text, integer) FROM PUBLIC;
+DROP FUNCTION dataflow._worker_airflow_runs();
+CREATE FUNCTION dataflow._worker_airflow_runs()
+RETURNS TABLE (run_id bigint, token uuid, external_id text, triggered boolean, task text, dag_id text,
+               base_url text, auth text, username text, secret text, api_version integer,
+               connect_timeout_ms integer, timeout_ms integer)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off
+AS $$
+BEGIN
+  RETURN QUERY
+  SELECT r.id, r.token, r.external_id, x.triggered,
+         CASE WHEN s.params IS NULL THEN x.task
+              ELSE jsonb_set(x.task, '{params}', dataflow._with_secrets(coalesce(x.task -> 'params', '{}'), s.params))
+         END::text,
+         j.target, c.base_url, c.auth, c.username,
+         c.secret, coalesce(c.api_version, 1),
+         CASE WHEN c.connect_timeout <= interval '1 hour' THEN (extract(epoch FROM c.connect_timeout) * 1000)::integer END,
+         CASE WHEN c.timeout <= interval '24 hours' THEN (extract(epoch FROM c.timeout) * 1000)::integer END
+    FROM dataflow._dispatch x
+    JOIN dataflow.run r ON r.id = x.run_id
+    JOIN dataflow.job j ON j.id = r.job_id
+    JOIN dataflow.connection c ON c.id = j.connection_id
+    LEFT JOIN dataflow.job_secret s ON s.job_id = j.id
+   WHERE r.status = 'running'
+   ORDER BY r.id;
+END $$;
+REVOKE ALL ON FUNCTION dataflow._worker_airflow_runs() FROM PUBLIC;
+DROP VIEW dataflow.jobs;
+CREATE VIEW dataflow.jobs AS
+SELECT j.name AS job, d.name AS output, j.dispatch, j.paused, j.priority,
+       coalesce(k.running, 0) AS running, coalesce(k.queued, 0) AS queued, coalesce(k.waiting, 0) AS waiting,
+       coalesce(k.failed, 0) AS failed,
+       coalesce(k.ready + k.validated + k.skipped, 0) AS done, coalesce(k.total, 0) AS total,
+       live.in_use AS concurrency_in_use, j.max_concurrency AS concurrency_limit,
+       p.name AS pool, p.slots AS pool_slots,
+       (SELECT count(*) FROM dataflow.run r WHERE r.pool_id = p.id AND r.status = 'running') AS pool_in_use,
+       coalesce(h.succeeded, 0) AS succeeded_last_hour, coalesce(h.failed, 0) AS failed_last_hour,
+       j.max_attempts, j.lease_for, j.backoff_min, j.backoff_max,
+       coalesce((SELECT jsonb_object_agg(k.name, '********'::text)
+                   FROM dataflow.job_secret s, jsonb_object_keys(s.params) k(name)
+                  WHERE s.job_id = j.id), '{}') AS secret_params
+  FROM dataflow.job j
+  JOIN dataflow.dataset d ON d.id = j.output_id
+  LEFT JOIN dataflow.dataset_counts k ON k.dataset_id = d.id
+  LEFT JOIN dataflow.pool p ON p.id = j.pool_id
+  LEFT JOIN LATERAL (SELECT count(*) AS in_use FROM dataflow.run r
+                      WHERE r.job_id = j.id AND r.status = 'running') live ON true
+  LEFT JOIN LATERAL (SELECT sum(m.succeeded)::bigint AS succeeded, sum(m.failed)::bigint AS failed
+                       FROM dataflow.done_minute m
+                      WHERE m.dataset_id = d.id AND m.minute >= now() - interval '1 hour') h ON true;
+COMMENT ON VIEW dataflow.jobs IS
+  'One row per job: chunks by state, concurrency in use (live leases) against its limit and pool, throughput';
+COMMENT ON COLUMN dataflow.jobs.job IS 'Job name';
+COMMENT ON COLUMN dataflow.jobs.output IS 'Dataset it produces';
+COMMENT ON COLUMN dataflow.jobs.dispatch IS 'pull, http or airflow';
+COMMENT ON COLUMN dataflow.jobs.paused IS 'Paused jobs are not leased';
+COMMENT ON COLUMN dataflow.jobs.priority IS 'Higher first when the dispatcher chooses between jobs';
+COMMENT ON COLUMN dataflow.jobs.running IS 'Output chunks running';
+COMMENT ON COLUMN dataflow.jobs.queued IS 'Output chunks runnable';
+COMMENT ON COLUMN dataflow.jobs.waiting IS 'Output chunks waiting for inputs';
+COMMENT ON COLUMN dataflow.jobs.failed IS 'Output chunks failed for good';
+COMMENT ON COLUMN dataflow.jobs.done IS 'Output chunks available (ready, validated, skipped)';
+COMMENT ON COLUMN dataflow.jobs.total IS 'All output chunks';
+COMMENT ON COLUMN dataflow.jobs.concurrency_in_use IS 'Live leases of this job';
+COMMENT ON COLUMN dataflow.jobs.concurrency_limit IS 'max_concurrency (NULL: unlimited)';
+COMMENT ON COLUMN dataflow.jobs.pool IS 'Pool the job draws slots from';
+COMMENT ON COLUMN dataflow.jobs.pool_slots IS 'Slots of that pool';
+COMMENT ON COLUMN dataflow.jobs.pool_in_use IS 'Live leases in that pool (all its jobs)';
+COMMENT ON COLUMN dataflow.jobs.succeeded_last_hour IS 'Runs that completed in the last hour';
+COMMENT ON COLUMN dataflow.jobs.failed_last_hour IS 'Runs that failed or expired in the last hour';
+COMMENT ON COLUMN dataflow.jobs.max_attempts IS 'Attempts per version before a chunk fails';
+COMMENT ON COLUMN dataflow.jobs.lease_for IS 'Default lease duration';
+COMMENT ON COLUMN dataflow.jobs.backoff_min IS 'First retry delay';
+COMMENT ON COLUMN dataflow.jobs.backoff_max IS 'Longest retry delay';
+COMMENT ON COLUMN dataflow.jobs.secret_params IS
+  'The job''s secret task parameters, names only: every value shows as "********" ({} when none)';
+GRANT SELECT ON dataflow.jobs TO dataflow_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON dataflow.jobs TO dataflow_admin;

@@ -79,7 +79,8 @@ q A postgres "SELECT dataflow.create_pool('etl', 4)" >/dev/null
 q A postgres "SELECT dataflow.create_connection('engine', 'http', 'https://engine.example', auth => 'bearer',
                                                secret => 'conn-secret-7f3a9c')" >/dev/null
 q A postgres "SELECT dataflow.create_job('build_mid', output => 'mid', pool => 'etl', max_attempts => 3,
-                                        backoff_min => '0 s', backoff_max => '0 s')" >/dev/null
+                                        backoff_min => '0 s', backoff_max => '0 s',
+                                        secret_params => '{\"api_key\": \"job-secret-5e1d\"}')" >/dev/null
 q A postgres "SELECT dataflow.add_input('build_mid', 'raw')" >/dev/null
 q A postgres "SELECT dataflow.create_job('build_out', output => 'out', backoff_min => '0 s', backoff_max => '0 s')" >/dev/null
 q A postgres "SELECT dataflow.add_input('build_out', 'mid', mapping => 'window', lo => -1, hi => 0, require => 'ready')" >/dev/null
@@ -234,22 +235,23 @@ for db in postgres reordered plain; do
         "$(q B "$db" "SELECT count(*) FROM (SELECT FROM dataflow.delivery GROUP BY subscription_id, event_id
                                              HAVING count(*) > 1) x")"
     same "$db: grants vs a fresh install" "$grants_fresh" "$(q B "$db" "$grants")"
-    same "$db: secrets" "conn-secret-7f3a9c $hook_secret" \
-        "$(q B "$db" "SELECT (SELECT secret FROM dataflow.connection) || ' ' || (SELECT secret FROM dataflow.subscription)")"
+    same "$db: secrets" "conn-secret-7f3a9c $hook_secret job-secret-5e1d" \
+        "$(q B "$db" "SELECT (SELECT secret FROM dataflow.connection) || ' ' || (SELECT secret FROM dataflow.subscription)
+                      || ' ' || (SELECT params ->> 'api_key' FROM dataflow.job_secret)")"
     # still hidden: no reader-visible view shows them, the reader cannot read the tables
     q B "$db" "SET ROLE dataflow_reader;
                SELECT (SELECT coalesce(string_agg(to_jsonb(d)::text, ''), '') FROM dataflow.deliveries d)
                    || (SELECT coalesce(string_agg(to_jsonb(j)::text, ''), '') FROM dataflow.jobs j)
                    || (SELECT coalesce(string_agg(to_jsonb(r)::text, ''), '') FROM dataflow.runs r)" \
-        | grep -qE "whsec_|conn-secret|$live_token" && fail "$db: a secret or token shows in a reader view"
-    for t in connection subscription run; do
+        | grep -qE "whsec_|conn-secret|job-secret|$live_token" && fail "$db: a secret or token shows in a reader view"
+    for t in connection subscription run job_secret; do
         out=$(df_as_user env PGHOST="$B_HOST" PGPORT="$B_PORT" psql -X -tAq -d "$db" \
                 -c "SET ROLE dataflow_reader" -c "SELECT * FROM dataflow.$t LIMIT 1" 2>&1)
         [[ $out == *"permission denied"* ]] || fail "$db: dataflow_reader reads dataflow.$t: $out"
     done
 done
 same "role memberships" "$(q A postgres "$members")" "$(q B postgres "$members")"
-grep -E "conn-secret|whsec_" "$DR_B/server.log" && fail "a secret shows in the restored server's log"
+grep -E "conn-secret|whsec_|job-secret" "$DR_B/server.log" && fail "a secret shows in the restored server's log"
 echo "restored x3: $(echo "$fp_src" | wc -l) tables equal, sequences ($seq_src), counters, queue, grants, secrets"
 
 # ---- the flow continues on B (database postgres, where the worker runs) --------------

@@ -19,7 +19,9 @@ Paths:
   Airflow-shaped (v1 and v2; token from POST /auth/token):
   POST /api/v{1,2}/dags/{dag}/dagRuns         200 new, 409 when dag_run_id exists
   GET  /api/v{1,2}/dags/{dag}/dagRuns/{id}    queued, running, then success
-                                              (dag "fails": failed) after 2 polls
+                                              (dag "fails": failed) after 2 polls; dag
+                                              "waits": running for ever (it reports back
+                                              through the callback listener instead)
   PRECREATE file: a dag_run_id listed in env RECEIVER_PRECREATE exists already.
   /dispatch/gated     waits (at most 30 s) until a file "gate" exists next to PORTFILE,
                       then answers like /dispatch/succeed
@@ -156,7 +158,7 @@ class Handler(BaseHTTPRequestHandler):
                         return self.reply(404, {"detail": "not found"})
                     DAG_RUNS[(dag, run)] += 1
                     polls = DAG_RUNS[(dag, run)]
-                state = "queued" if polls == 1 else "running" if polls == 2 else \
+                state = "queued" if polls == 1 else "running" if polls == 2 or dag == "waits" else \
                     ("failed" if dag == "fails" else "success")
                 return self.reply(200, {"dag_run_id": run, "state": state})
         return self.reply(404, {"detail": "no route " + p})
