@@ -23,6 +23,7 @@ SELECT pg_catalog.pg_extension_config_dump('dataflow.pool', '');
 SELECT pg_catalog.pg_extension_config_dump('dataflow.connection', '');     -- secrets: see docs/security.md
 SELECT pg_catalog.pg_extension_config_dump('dataflow.job', '');
 SELECT pg_catalog.pg_extension_config_dump('dataflow.job_input', '');
+SELECT pg_catalog.pg_extension_config_dump('dataflow.job_definition', '');   -- history of each job's definition
 SELECT pg_catalog.pg_extension_config_dump('dataflow.subscription', '');   -- secrets: see docs/security.md
 
 -- State. Chunks (status, version, location, unmet, attempts, backoff), their
