@@ -232,7 +232,16 @@ BEGIN
                    || ' (see dataflow.outdated); or pause the job and let them end.';
   END IF;
 
-  IF p_dataset IS NOT NULL THEN
+  IF ji.mapping = 'incremental' AND p_old_mapping = 'incremental' THEN
+    -- An incremental input altered (its require): the batches keep the edges to the input
+    -- chunks they took, at the new level, and so do the pending ones.
+    UPDATE dataflow.dep dp SET need = ji.need
+      FROM dataflow.chunk c, dataflow.chunk i
+     WHERE c.dataset_id = j.output_id AND dp.consumer = c.id AND i.id = dp.input AND i.dataset_id = p_dataset
+       AND dp.need <> ji.need;
+    UPDATE dataflow.incremental_pending p SET need = ji.need
+     WHERE p.job_id = p_job AND p.dataset_id = p_dataset AND p.need <> ji.need;
+  ELSIF p_dataset IS NOT NULL THEN
     DELETE FROM dataflow.dep dp USING dataflow.chunk c, dataflow.chunk i
      WHERE c.dataset_id = j.output_id AND dp.consumer = c.id AND i.id = dp.input AND i.dataset_id = p_dataset;
     DELETE FROM dataflow.latest_wait w USING dataflow.chunk c

@@ -3259,7 +3259,16 @@ BEGIN
                    || ' (see dataflow.outdated); or pause the job and let them end.';
   END IF;
 
-  IF p_dataset IS NOT NULL THEN
+  IF ji.mapping = 'incremental' AND p_old_mapping = 'incremental' THEN
+    -- An incremental input altered (its require): the batches keep the edges to the input
+    -- chunks they took, at the new level, and so do the pending ones.
+    UPDATE dataflow.dep dp SET need = ji.need
+      FROM dataflow.chunk c, dataflow.chunk i
+     WHERE c.dataset_id = j.output_id AND dp.consumer = c.id AND i.id = dp.input AND i.dataset_id = p_dataset
+       AND dp.need <> ji.need;
+    UPDATE dataflow.incremental_pending p SET need = ji.need
+     WHERE p.job_id = p_job AND p.dataset_id = p_dataset AND p.need <> ji.need;
+  ELSIF p_dataset IS NOT NULL THEN
     DELETE FROM dataflow.dep dp USING dataflow.chunk c, dataflow.chunk i
      WHERE c.dataset_id = j.output_id AND dp.consumer = c.id AND i.id = dp.input AND i.dataset_id = p_dataset;
     DELETE FROM dataflow.latest_wait w USING dataflow.chunk c
@@ -3487,7 +3496,7 @@ ALTER FUNCTION dataflow.alter_input(text, text, text, integer, integer, text, bo
 GRANT EXECUTE ON FUNCTION dataflow.drop_input(text, text, boolean, boolean),
   dataflow.alter_input(text, text, text, integer, integer, text, boolean, boolean) TO dataflow_admin;
 GRANT SELECT ON dataflow.outdated, dataflow.job_definition TO dataflow_reader;
-GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON dataflow.job_definition TO dataflow_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON dataflow.job_definition, dataflow.outdated TO dataflow_admin;
 SELECT pg_catalog.pg_extension_config_dump('dataflow.job_definition', '');
 
 -- 35_expect (issue 16 part 1): expect() holds 7407 shared while it reads the job graph (a
