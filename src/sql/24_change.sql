@@ -216,8 +216,11 @@ BEGIN
   -- lease, completion, resubmit or expect of any of them is either committed before
   -- (read below with fresh snapshots) or waits for this transaction and then sees
   -- the new edges.
+  -- (A semi-join on the union, not an OR with a subplan: with 700,000 edges the subplan is
+  -- not hashed in work_mem and was rescanned for every chunk.)
   PERFORM 1 FROM dataflow.chunk c JOIN dataflow.dataset cd ON cd.id = c.dataset_id
-   WHERE c.dataset_id = j.output_id OR c.id IN (SELECT n.input FROM pg_temp._df_change n)
+   WHERE c.id IN (SELECT x.id FROM dataflow.chunk x WHERE x.dataset_id = j.output_id
+                  UNION SELECT n.input FROM pg_temp._df_change n WHERE n.input IS NOT NULL)
    ORDER BY cd.rank, c.id
      FOR UPDATE OF c;
   -- Ranks change only now: the locks above follow the ranks every other transaction
@@ -262,12 +265,19 @@ BEGIN
   new_version := j.definition_version + 1;
   -- unmet recounted from the edges for every chunk of the output; a waiting chunk left
   -- with none becomes queued, a queued one that gained one waits (as _propagate does).
-  WITH cnt AS (
-    SELECT c.id, c.status, c.unmet,
-           (SELECT count(*) FROM dataflow.dep dp JOIN dataflow.chunk i ON i.id = dp.input
-             WHERE dp.consumer = c.id AND dataflow._level(i.status) < dp.need)
-         + (SELECT count(*) FROM dataflow.latest_wait lw WHERE lw.consumer = c.id) AS n
-      FROM dataflow.chunk c WHERE c.dataset_id = j.output_id
+  -- Counted by joins and grouping, materialized once (as correlated subqueries in an inlined
+  -- CTE they ran three times per chunk: 1.5 s for 20,000 chunks).
+  WITH cnt AS MATERIALIZED (
+    SELECT c.id, c.status, c.unmet, coalesce(e.n, 0) + coalesce(l.n, 0) AS n
+      FROM dataflow.chunk c
+      LEFT JOIN (SELECT dp.consumer, count(*) FILTER (WHERE dataflow._level(i.status) < dp.need) AS n
+                   FROM dataflow.chunk oc JOIN dataflow.dep dp ON dp.consumer = oc.id
+                   JOIN dataflow.chunk i ON i.id = dp.input
+                  WHERE oc.dataset_id = j.output_id GROUP BY dp.consumer) e ON e.consumer = c.id
+      LEFT JOIN (SELECT lw.consumer, count(*) AS n
+                   FROM dataflow.chunk oc JOIN dataflow.latest_wait lw ON lw.consumer = oc.id
+                  WHERE oc.dataset_id = j.output_id GROUP BY lw.consumer) l ON l.consumer = c.id
+     WHERE c.dataset_id = j.output_id
   ), upd AS (
     UPDATE dataflow.chunk c
        SET unmet = cnt.n,
