@@ -3280,8 +3280,9 @@ BEGIN
       DELETE FROM dataflow.incremental_pending p WHERE p.job_id = p_job AND p.dataset_id = p_dataset;
     END IF;
   END IF;
+  -- in key order of dep's primary key: its index pages are written in order, not at random
   INSERT INTO dataflow.dep (input, consumer, need)
-  SELECT n.input, n.consumer, n.need FROM pg_temp._df_change n
+  SELECT n.input, n.consumer, n.need FROM pg_temp._df_change n ORDER BY n.input, n.consumer
   ON CONFLICT DO NOTHING;
   IF ji.mapping = 'latest' AND NOT EXISTS (SELECT FROM dataflow.chunk lc
                                             WHERE lc.dataset_id = p_dataset AND dataflow._level(lc.status) >= ji.need) THEN
