@@ -232,3 +232,40 @@ SELECT dataflow.complete(r.token, row_count => 50000)
 SELECT key AS batch, params #>> '{batch,lowest_key}' AS lowest, params #>> '{batch,highest_key}' AS highest,
        params #>> '{batch,rows}' AS rows
   FROM dataflow.lease('load_changes', 'loader-1');
+
+SELECT dataflow.create_dataset('orders', 'date'), dataflow.create_dataset('refunds', 'date'),
+       dataflow.create_dataset('sales', 'date');
+SELECT dataflow.create_job('sum_sales', output => 'sales');
+SELECT dataflow.add_input('sum_sales', 'orders', mapping => 'window', lo => -2, hi => 0);
+SELECT count(dataflow.register('orders', d::date::text)) AS orders
+  FROM generate_series(date '2024-05-01', date '2024-05-07', interval '1 day') d;
+SELECT dataflow.expect('sales', '2024-05-03', '2024-05-07');
+SELECT dataflow.complete(t.token) FROM dataflow.lease('sum_sales', 'w', max_chunks => 2) t;
+SELECT key AS running FROM dataflow.lease('sum_sales', 'w');
+
+SELECT pg_temp.refused($$SELECT dataflow.add_input('sum_sales', 'refunds')$$);
+
+SELECT dataflow.add_input('sum_sales', 'refunds', wait => true);
+SELECT key, status, unmet_inputs FROM dataflow.chunks WHERE dataset = 'sales' ORDER BY key;
+
+SELECT key, built_version, current_version, changes FROM dataflow.outdated ORDER BY key;
+SELECT ok, pg_temp.notime(evidence) AS evidence
+  FROM dataflow.explain('sales', '2024-05-03') WHERE question = 'correct';
+
+SELECT dataflow.complete(r.token) FROM dataflow.run r JOIN dataflow.job j ON j.id = r.job_id
+ WHERE j.name = 'sum_sales' AND r.status = 'running';
+SELECT dataflow.alter_input('sum_sales', 'orders', lo => -6);
+
+SELECT dataset, key, old_status, new_status, depth
+  FROM dataflow.resubmit('sales', '2024-05-03', '2024-05-05', dry_run => true);
+SELECT count(*) AS resubmitted
+  FROM dataflow.resubmit('sales', '2024-05-03', '2024-05-05', reason => 'refunds and a 7-day window');
+SELECT count(*) AS outdated FROM dataflow.outdated;
+
+SELECT version, change FROM dataflow.job_definition
+ WHERE job_id = (SELECT id FROM dataflow.job WHERE name = 'sum_sales') ORDER BY version;
+
+SELECT dataflow.register('refunds', '2024-05-01');
+SELECT dataflow.create_job('ingest_refunds', output => 'refunds');
+SELECT status, count(*) FROM dataflow.chunks WHERE dataset = 'refunds' GROUP BY status ORDER BY status;
+SELECT dataset, key, built_version, current_version FROM dataflow.outdated WHERE dataset = 'refunds';

@@ -145,11 +145,6 @@ BEGIN
     RAISE EXCEPTION 'dataset "%" is already produced by job "%"', output, other
       USING ERRCODE = '42710', HINT = 'A dataset has at most one producing job.';
   END IF;
-  IF EXISTS (SELECT FROM dataflow.chunk ch WHERE ch.dataset_id = d) THEN
-    RAISE EXCEPTION 'dataset "%" already has chunks', output
-      USING ERRCODE = '55000',
-            HINT = 'Define the producing job before expecting or registering chunks of its output.';
-  END IF;
   INSERT INTO dataflow.job (name, output_id, dispatch, connection_id, target, endpoint, params, pool_id,
                             max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority,
                             batch_max_rows)
@@ -159,6 +154,7 @@ BEGIN
   IF secret_params <> '{}' THEN
     INSERT INTO dataflow.job_secret (job_id, params) VALUES (v, secret_params);
   END IF;
+  PERFORM dataflow._job_created(v);   -- its history, and a dataset with chunks adopted (24_change.sql)
   RETURN v;
 END $$;
 COMMENT ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer,
@@ -173,62 +169,22 @@ CREATE FUNCTION dataflow.add_input(
   mapping text DEFAULT 'same',
   lo integer DEFAULT NULL, hi integer DEFAULT NULL,
   require text DEFAULT NULL,
-  max_chunks integer DEFAULT NULL)
+  max_chunks integer DEFAULT NULL,
+  rerun boolean DEFAULT false,
+  wait boolean DEFAULT false)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-  j dataflow.job := dataflow._job(job);
+  j dataflow.job := dataflow._change_begin(job);   -- the locks of a change (24_change.sql)
   d dataflow.dataset;
   o dataflow.dataset;
   cyc boolean;
 BEGIN
   d := dataflow._dataset_row(dataset);
   SELECT * INTO o FROM dataflow.dataset WHERE id = j.output_id;
-  IF mapping IS NULL OR mapping NOT IN ('same', 'window', 'rollup', 'latest', 'incremental') THEN
-    RAISE EXCEPTION 'invalid mapping "%"', coalesce(mapping, 'NULL')
-      USING ERRCODE = CASE WHEN mapping IS NULL THEN '22004' ELSE '22023' END, HINT = 'Mappings are same, window, rollup, latest and incremental.';
-  END IF;
-  IF mapping = 'window' THEN
-    IF lo IS NULL OR hi IS NULL OR lo > hi OR hi - lo >= 10000 THEN
-      RAISE EXCEPTION 'a window mapping needs lo <= hi, at most 10000 keys apart'
-        USING ERRCODE = '22023', HINT = 'A rolling 7 days is lo => -6, hi => 0.';
-    END IF;
-  ELSIF lo IS NOT NULL OR hi IS NOT NULL THEN
-    RAISE EXCEPTION 'lo and hi apply to the window mapping only' USING ERRCODE = '22023';
-  END IF;
-  IF require IS NOT NULL AND require NOT IN ('ready', 'validated') THEN
-    RAISE EXCEPTION 'invalid require "%"', require
-      USING ERRCODE = '22023', HINT = 'require is ready or validated (NULL: the input dataset decides).';
-  END IF;
-  IF max_chunks IS NOT NULL AND mapping <> 'incremental' THEN
-    RAISE EXCEPTION 'max_chunks applies to the incremental mapping only, not %', mapping
-      USING ERRCODE = '22023', HINT = 'Leave max_chunks NULL, or cap the batches of an incremental input.';
-  END IF;
-  IF max_chunks <= 0 THEN
-    RAISE EXCEPTION 'max_chunks must be positive (got %)', max_chunks
-      USING ERRCODE = '22023', HINT = 'Give the most chunks of this input one batch may take, or NULL for no cap.';
-  END IF;
-  IF (mapping IN ('same', 'window') AND d.key_kind <> o.key_kind)
-     OR (mapping = 'window' AND d.key_kind = 'text')
-     OR (mapping = 'rollup' AND NOT (o.key_kind = 'date' AND d.key_kind = 'hour'))
-     OR (mapping = 'incremental' AND o.key_kind <> 'int') THEN
-    RAISE EXCEPTION 'mapping % does not fit % keys (%) from % keys (%)',
-                    mapping, o.key_kind, o.name, d.key_kind, d.name
-      USING ERRCODE = '42P17',
-            HINT = 'same: equal kinds; window: equal ordered kinds (date, hour, int); '
-                   'rollup: date output from hour input; latest: any; incremental: int (batch number) output.';
-  END IF;
-  IF mapping = 'incremental' AND EXISTS (SELECT FROM dataflow.job_input ji
-                                          WHERE ji.job_id = j.id AND ji.mapping <> 'latest') THEN
-    RAISE EXCEPTION 'an incremental input cannot be combined with same, window or rollup inputs'
-      USING ERRCODE = '42P17', HINT = 'A batch job may add latest inputs (dimensions) only.';
-  END IF;
-  IF mapping IN ('same', 'window', 'rollup') AND EXISTS (SELECT FROM dataflow.job_input ji
-                                          WHERE ji.job_id = j.id AND ji.mapping = 'incremental') THEN
-    RAISE EXCEPTION 'job "%" consumes batches (incremental); it cannot also map keys with %', j.name, mapping
-      USING ERRCODE = '42P17';
-  END IF;
+  PERFORM dataflow._check_input(j, d, o, mapping, lo, hi, require, max_chunks, false);
   IF EXISTS (SELECT FROM dataflow.job_input ji WHERE ji.job_id = j.id AND ji.dataset_id = d.id) THEN
-    RAISE EXCEPTION 'job "%" already has input "%"', j.name, d.name USING ERRCODE = '42710';
+    RAISE EXCEPTION 'job "%" already has input "%"', j.name, d.name USING ERRCODE = '42710',
+      HINT = 'Change it with dataflow.alter_input(job, dataset, mapping => ...).';
   END IF;
   -- A cycle: the output dataset already reaches the new input downstream.
   WITH RECURSIVE down(ds) AS (
@@ -241,15 +197,10 @@ BEGIN
     RAISE EXCEPTION 'input "%" of job "%" would make a cycle', d.name, j.name
       USING ERRCODE = '42P17', HINT = 'Dataset "' || d.name || '" is downstream of "' || o.name || '".';
   END IF;
-  IF EXISTS (SELECT FROM dataflow.chunk ch WHERE ch.dataset_id = j.output_id) THEN
-    RAISE EXCEPTION 'the output of job "%" already has chunks', j.name
-      USING ERRCODE = '55000', HINT = 'Add every input before expecting chunks of the output.';
-  END IF;
   INSERT INTO dataflow.job_input (job_id, dataset_id, mapping, lo, hi, require, need, max_chunks)
   VALUES (j.id, d.id, mapping, lo, hi, require,
           CASE coalesce(require, CASE WHEN d.requires_validation THEN 'validated' ELSE 'ready' END)
             WHEN 'validated' THEN 2 ELSE 1 END, max_chunks);
-  PERFORM dataflow._rerank();
   IF mapping = 'incremental' THEN
     -- Everything already available is pending: the first batch takes it (or, with caps, the
     -- first batches).
@@ -258,11 +209,18 @@ BEGIN
       JOIN dataflow.job_input ji ON ji.job_id = j.id AND ji.dataset_id = d.id
      WHERE c.dataset_id = d.id AND dataflow._level(c.status) >= ji.need;
   END IF;
+  -- The output's existing chunks get their edges from the new input; ranks follow.
+  PERFORM dataflow._change_apply(j.id, d.id, NULL,
+    jsonb_strip_nulls(jsonb_build_object('input_added', d.name, 'mapping', mapping,
+                                         'window', CASE WHEN mapping = 'window' THEN jsonb_build_array(lo, hi) END,
+                                         'require', require)),
+    wait, rerun);
 END $$;
-COMMENT ON FUNCTION dataflow.add_input(text, text, text, integer, integer, text, integer) IS
+COMMENT ON FUNCTION dataflow.add_input(text, text, text, integer, integer, text, integer, boolean, boolean) IS
   'Make a dataset an input of a job: mapping same, window (lo, hi), rollup, latest or incremental; '
   'require ready or validated (NULL: the input dataset decides); max_chunks caps the chunks an '
-  'incremental input gives one batch';
+  'incremental input gives one batch. On an output with chunks their edges are built (definition '
+  'version + 1); rerun resubmits the chunks an older definition built; wait allows running leases';
 
 -- Recompute every dataset's rank (10_model.sql) after the job graph changed: a
 -- Jacobi iteration, one UPDATE per level of the graph; the graph is acyclic

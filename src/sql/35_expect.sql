@@ -12,15 +12,15 @@ CREATE FUNCTION dataflow.expect(dataset text, from_key text, to_key text DEFAULT
 RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   d dataflow.dataset;
-  n_created bigint;
   actor text := dataflow._actor();
-  lat integer;
-  bf integer;
-  step record;
 BEGIN
   IF current_setting('transaction_isolation') <> 'read committed' THEN
     PERFORM dataflow._read_committed();   -- raises (00_schema.sql)
   END IF;
+  -- Before the job graph is read: a change of a live flow (24_change.sql) holds it
+  -- exclusively while it rebuilds the edges of existing chunks, so the chunks made here
+  -- follow one definition, the one before or the one after it (docs/internals.md §4).
+  PERFORM pg_advisory_xact_lock_shared(7407, 0);
   d := dataflow._dataset_row(dataset);
   IF from_key IS NULL THEN
     RAISE EXCEPTION 'from_key must not be NULL' USING ERRCODE = '22004';
@@ -52,6 +52,25 @@ BEGIN
 
   INSERT INTO pg_temp._df_want (dataset_id, key, ord)
   SELECT d.id, r.key, r.ord FROM dataflow._key_range(d.key_kind, from_key, to_key, 10000000) r;
+  RETURN dataflow._expect_wanted(d, from_key, to_key, actor);
+END $$;
+COMMENT ON FUNCTION dataflow.expect(text, text, text) IS
+  'Backfill: create the expected chunks of dataset from from_key to to_key (inclusive) and every '
+  'upstream chunk they need; returns how many chunks were created (existing ones are left alone)';
+
+-- The rest of expect(), on the work tables the caller made and filled: pg_temp._df_want
+-- holds the wanted keys of dataset d (and nothing else), pg_temp._df_edge is empty. It
+-- walks upstream, creates every wanted chunk that does not exist yet with its edges, and
+-- records a backfill from_key .. to_key. Also used by a change of a live flow
+-- (24_change.sql), which wants the keys of a new input that its output's chunks need.
+CREATE FUNCTION dataflow._expect_wanted(d dataflow.dataset, from_key text, to_key text, actor text)
+RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n_created bigint;
+  lat integer;
+  bf integer;
+  step record;
+BEGIN
 
   -- Walk upstream one (job, input) at a time; a dataset comes after every consumer on the way
   -- (longest distance from the requested dataset), so its wanted keys are complete when expanded.
@@ -235,6 +254,3 @@ BEGIN
 
   RETURN n_created;
 END $$;
-COMMENT ON FUNCTION dataflow.expect(text, text, text) IS
-  'Backfill: create the expected chunks of dataset from from_key to to_key (inclusive) and every '
-  'upstream chunk they need; returns how many chunks were created (existing ones are left alone)';

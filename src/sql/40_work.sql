@@ -248,7 +248,8 @@ CREATE TYPE dataflow.resubmitted AS (
   dataset text, key text, old_status text, new_status text, version integer, depth integer);
 
 CREATE FUNCTION dataflow.resubmit(dataset text, from_key text, to_key text DEFAULT NULL,
-                                  cascade boolean DEFAULT true, dry_run boolean DEFAULT false)
+                                  cascade boolean DEFAULT true, dry_run boolean DEFAULT false,
+                                  reason text DEFAULT NULL)
 RETURNS SETOF dataflow.resubmitted
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE d dataflow.dataset; k1 text; k2 text; roots bigint[];
@@ -258,6 +259,10 @@ BEGIN
     RAISE EXCEPTION '% must not be NULL', CASE WHEN from_key IS NULL THEN 'from_key' WHEN cascade IS NULL THEN 'cascade'
                                                ELSE 'dry_run' END USING ERRCODE = '22004',
       HINT = 'Leave cascade and dry_run out for their defaults (true, false); to_key NULL is from_key alone.';
+  END IF;
+  IF reason = '' OR length(reason) > 200 OR reason ~ '[[:cntrl:]]' THEN
+    RAISE EXCEPTION 'reason must be a printable text of 1-200 characters' USING ERRCODE = '22023',
+      HINT = 'It is recorded in the events of the chunks resubmitted (NULL: none).';
   END IF;
   k1 := dataflow._key_canon(d.key_kind, from_key);
   k2 := dataflow._key_canon(d.key_kind, coalesce(to_key, from_key));
@@ -279,9 +284,11 @@ BEGIN
   END IF;
   RETURN QUERY
     SELECT r.dataset, r.key, r.old_status, r.new_status, r.version, r.depth
-      FROM dataflow._resubmit(roots, cascade, dry_run, dataflow._actor(), 'resubmit') r
+      FROM dataflow._resubmit(roots, cascade, dry_run, dataflow._actor(),
+                              CASE WHEN reason IS NULL THEN 'resubmit' ELSE 'resubmit: ' || reason END) r
      ORDER BY r.depth, r.dataset, r.ord, r.key;
 END $$;
-COMMENT ON FUNCTION dataflow.resubmit(text, text, text, boolean, boolean) IS
+COMMENT ON FUNCTION dataflow.resubmit(text, text, text, boolean, boolean, text) IS
   'Restart a chunk or a key range: new version, attempts reset, queued again; with cascade (default) '
-  'everything downstream waits for it; dry_run lists what would change without changing anything';
+  'everything downstream waits for it; dry_run lists what would change without changing anything; '
+  'reason is recorded in the events';

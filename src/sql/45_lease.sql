@@ -168,10 +168,15 @@ BEGIN
      WHERE c.id = r.id
     RETURNING c.run_id)
   SELECT array_agg(u.run_id) INTO run_ids FROM u;
+  -- The definition version read now, after the claim: a change of the job's inputs holds
+  -- every chunk of the output while it rebuilds their edges, so it committed before the
+  -- claim (and this statement sees its version) or it waits for this transaction (and the
+  -- run keeps the version it was leased with, as the edges read below).
   INSERT INTO dataflow.run (id, job_id, pool_id, chunk_id, version, attempt, worker, status, deadline,
-                            output_location)
+                            output_location, definition_version)
   SELECT c.run_id, j.id, j.pool_id, c.id, c.version, c.attempts, worker, 'running', clock_timestamp() + lf,
-         dataflow._location(ds.location, ds.name, c.key, c.version)
+         dataflow._location(ds.location, ds.name, c.key, c.version),
+         (SELECT jb.definition_version FROM dataflow.job jb WHERE jb.id = j.id)
     FROM dataflow.chunk c WHERE c.id = ANY (ids);
   INSERT INTO dataflow.run_input (run_id, chunk_id, version)
   SELECT c.run_id, dp.input, ic.version

@@ -181,6 +181,19 @@ BEGIN
   ELSIF stale IS NOT NULL THEN
     ok := false;
     evidence := 'stale: version ' || c.version || ' was built from inputs re-produced since: ' || stale;
+  ELSIF c.status IN ('ready', 'validated') AND dataflow._built_version(c.run_id) < j.definition_version THEN
+    -- Built by an older definition of the job (24_change.sql): say which, and what changed.
+    ok := false;
+    evidence := 'outdated: version ' || c.version || CASE WHEN r.id IS NULL
+                  THEN ' was registered before job ' || j.name || ' produced ' || d.name || ' (definition version 0)'
+                  ELSE ' was built by run ' || r.id || ' with definition version ' || dataflow._built_version(c.run_id)
+                       || ' of job ' || j.name END
+                || '; the definition is at version ' || j.definition_version || ' since '
+                || (SELECT string_agg('v' || jd.version || ' (' || to_char(jd.changed_at, 'YYYY-MM-DD HH24:MI:SS TZ')
+                                      || ') ' || jd.change::text, ', ' ORDER BY jd.version)
+                      FROM dataflow.job_definition jd
+                     WHERE jd.job_id = j.id AND jd.version > dataflow._built_version(c.run_id))
+                || '; resubmit it to rebuild (dataflow.outdated lists every such chunk)';
   ELSE
     ok := true;
     evidence := 'key ' || c.key || ', version ' || c.version || ' built by run ' || coalesce(r.id::text, '?')

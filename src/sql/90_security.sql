@@ -71,6 +71,9 @@ GRANT EXECUTE ON FUNCTION dataflow.library_version() TO dataflow_reader;
 GRANT SELECT ON dataflow.datasets, dataflow.jobs, dataflow.chunks, dataflow.runs, dataflow.progress,
   dataflow.gaps, dataflow.deletable, dataflow.dataset_counts, dataflow.dataset_rate, dataflow.events
   TO dataflow_reader;
+-- A job's definition history (input names and mappings, no secret) and the chunks an
+-- older definition built (24_change.sql).
+GRANT SELECT ON dataflow.outdated, dataflow.job_definition TO dataflow_reader;
 GRANT EXECUTE ON FUNCTION dataflow.explain(text, text), dataflow.blockers(text, text),
   dataflow.upstream(text, text), dataflow.downstream(text, text), dataflow.graph_dot() TO dataflow_reader;
 
@@ -81,7 +84,7 @@ GRANT EXECUTE ON FUNCTION dataflow.lease(text, text, integer, interval), dataflo
   TO dataflow_worker;
 
 -- Operator: backfill, restart, skip, cancel, pause, limits, housekeeping.
-GRANT EXECUTE ON FUNCTION dataflow.expect(text, text, text), dataflow.resubmit(text, text, text, boolean, boolean),
+GRANT EXECUTE ON FUNCTION dataflow.expect(text, text, text), dataflow.resubmit(text, text, text, boolean, boolean, text),
   dataflow.skip(text, text, text), dataflow.cancel(text, text), dataflow.pause_job(text),
   dataflow.resume_job(text), dataflow.reap(), dataflow.schedule(), dataflow.prune(interval),
   dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint, jsonb)
@@ -101,7 +104,9 @@ GRANT EXECUTE ON FUNCTION
   dataflow.drop_connection(text),
   dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval,
                       interval, integer, bigint, jsonb),
-  dataflow.add_input(text, text, text, integer, integer, text, integer), dataflow.drop_job(text)
+  dataflow.add_input(text, text, text, integer, integer, text, integer, boolean, boolean), dataflow.drop_job(text),
+  dataflow.drop_input(text, text, boolean, boolean),
+  dataflow.alter_input(text, text, text, integer, integer, text, boolean, boolean)
   TO dataflow_admin;
 -- Not ALL: TRIGGER would let the admin attach a function of its own to dataflow.chunk
 -- (or any table), which the definer functions then fire as the extension owner, a
@@ -118,7 +123,9 @@ ALTER FUNCTION dataflow.create_connection(text, text, text, text, text, text, in
 ALTER FUNCTION dataflow.drop_connection(text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval,
                                    interval, interval, integer, bigint, jsonb) SECURITY DEFINER;
-ALTER FUNCTION dataflow.add_input(text, text, text, integer, integer, text, integer) SECURITY DEFINER;
+ALTER FUNCTION dataflow.add_input(text, text, text, integer, integer, text, integer, boolean, boolean) SECURITY DEFINER;
+ALTER FUNCTION dataflow.drop_input(text, text, boolean, boolean) SECURITY DEFINER;
+ALTER FUNCTION dataflow.alter_input(text, text, text, integer, integer, text, boolean, boolean) SECURITY DEFINER;
 ALTER FUNCTION dataflow.drop_job(text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.pause_job(text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.resume_job(text) SECURITY DEFINER;
@@ -128,7 +135,7 @@ ALTER FUNCTION dataflow.register(text, text, text, bigint, text, jsonb, boolean)
 ALTER FUNCTION dataflow.validate(text, text, boolean, jsonb) SECURITY DEFINER;
 ALTER FUNCTION dataflow.skip(text, text, text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.cancel(text, text) SECURITY DEFINER;
-ALTER FUNCTION dataflow.resubmit(text, text, text, boolean, boolean) SECURITY DEFINER;
+ALTER FUNCTION dataflow.resubmit(text, text, text, boolean, boolean, text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.lease(text, text, integer, interval) SECURITY DEFINER;
 ALTER FUNCTION dataflow.heartbeat(uuid, interval) SECURITY DEFINER;
 ALTER FUNCTION dataflow.complete(uuid, bigint, text, jsonb, text) SECURITY DEFINER;

@@ -24,6 +24,7 @@ SELECT pg_catalog.pg_extension_config_dump('dataflow.connection', '');     -- se
 SELECT pg_catalog.pg_extension_config_dump('dataflow.job', '');
 SELECT pg_catalog.pg_extension_config_dump('dataflow.job_input', '');
 SELECT pg_catalog.pg_extension_config_dump('dataflow.job_secret', '');     -- secrets: see docs/security.md
+SELECT pg_catalog.pg_extension_config_dump('dataflow.job_definition', '');   -- history of each job's definition
 SELECT pg_catalog.pg_extension_config_dump('dataflow.subscription', '');   -- secrets: see docs/security.md
 
 -- State. Chunks (status, version, location, unmet, attempts, backoff), their

@@ -3696,3 +3696,1285 @@ COMMENT ON COLUMN dataflow.jobs.secret_params IS
   'The job''s secret task parameters, names only: every value shows as "********" ({} when none)';
 GRANT SELECT ON dataflow.jobs TO dataflow_reader;
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON dataflow.jobs TO dataflow_admin;
+
+-- ==== 24_change (issue 16 part 1): changing a flow that has produced data. A job's
+-- definition version (job.definition_version, run.definition_version set at lease), its
+-- history (job_definition, dumped), drop_input, alter_input, the view outdated, and the
+-- helpers a change runs (_change_begin, _change_apply, _job_created, _check_input).
+-- Changing a flow that has already produced data: add_input, drop_input and alter_input
+-- on a job whose output has chunks, and create_job on a dataset that has chunks (a
+-- source becoming produced). A job has a definition version, bumped by each such change
+-- and recorded in each run at lease; dataflow.outdated lists the available chunks an
+-- older definition built. Nothing already produced is re-run unless asked (rerun => true,
+-- or resubmit()).
+--
+-- A change rebuilds the dep edges of every chunk of the output from one input, set-based
+-- (one DELETE and one INSERT ... SELECT), recounts unmet for the output's chunks in one
+-- UPDATE, and moves waiting <-> queued the way _propagate does. The lock order of a
+-- change (docs/internals.md §3, §4): 7407 exclusive (the job graph), the job row, 7403
+-- (the job's batch cut, incremental jobs), the input chunks it creates through
+-- _expect_wanted, 7406 (a latest input), then the output's chunks and the input chunks
+-- their edges read, in one statement in (rank, id) order; running leases are counted
+-- only once those are held.
+
+ALTER TABLE dataflow.job ADD COLUMN definition_version bigint NOT NULL DEFAULT 1
+  CONSTRAINT job_definition_version_check CHECK (definition_version >= 1);
+COMMENT ON COLUMN dataflow.job.definition_version IS
+  'Bumped by every change of the job''s inputs or mappings once its output has chunks; recorded in each run';
+ALTER TABLE dataflow.run ADD COLUMN definition_version bigint NOT NULL DEFAULT 1;
+COMMENT ON COLUMN dataflow.run.definition_version IS 'The definition version of its job when the run was leased';
+
+CREATE TABLE dataflow.job_definition (
+  job_id     integer NOT NULL REFERENCES dataflow.job (id) ON DELETE CASCADE,
+  version    bigint NOT NULL CHECK (version >= 1),
+  changed_at timestamptz NOT NULL DEFAULT now(),
+  actor      text NOT NULL,
+  change     jsonb NOT NULL,
+  PRIMARY KEY (job_id, version)
+);
+COMMENT ON TABLE dataflow.job_definition IS
+  'History of a job''s definition: what each version changed ({"input_added": ...}, {"window": {"from", "to"}}, ...)';
+
+-- The version of its job's definition that built an available chunk: its run's, or 0
+-- for a chunk registered before its dataset had a job.
+CREATE FUNCTION dataflow._built_version(p_run bigint) RETURNS bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN p_run IS NULL THEN 0
+            ELSE coalesce((SELECT r.definition_version FROM dataflow.run r WHERE r.id OPERATOR(pg_catalog.=) p_run), 1) END;
+
+-- The checks add_input and alter_input share: a mapping, its window, require and
+-- max_chunks, and whether the mapping fits the key kinds and the job's other inputs (with
+-- p_altering, the input d itself is not one of them).
+CREATE FUNCTION dataflow._check_input(j dataflow.job, d dataflow.dataset, o dataflow.dataset, mapping text,
+                                      lo integer, hi integer, require text, max_chunks integer,
+                                      p_altering boolean)
+RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF mapping IS NULL OR mapping NOT IN ('same', 'window', 'rollup', 'latest', 'incremental') THEN
+    RAISE EXCEPTION 'invalid mapping "%"', coalesce(mapping, 'NULL')
+      USING ERRCODE = CASE WHEN mapping IS NULL THEN '22004' ELSE '22023' END, HINT = 'Mappings are same, window, rollup, latest and incremental.';
+  END IF;
+  IF mapping = 'window' THEN
+    IF lo IS NULL OR hi IS NULL OR lo > hi OR hi - lo >= 10000 THEN
+      RAISE EXCEPTION 'a window mapping needs lo <= hi, at most 10000 keys apart'
+        USING ERRCODE = '22023', HINT = 'A rolling 7 days is lo => -6, hi => 0.';
+    END IF;
+  ELSIF lo IS NOT NULL OR hi IS NOT NULL THEN
+    RAISE EXCEPTION 'lo and hi apply to the window mapping only' USING ERRCODE = '22023';
+  END IF;
+  IF require IS NOT NULL AND require NOT IN ('ready', 'validated') THEN
+    RAISE EXCEPTION 'invalid require "%"', require
+      USING ERRCODE = '22023', HINT = 'require is ready or validated (NULL: the input dataset decides).';
+  END IF;
+  IF max_chunks IS NOT NULL AND mapping <> 'incremental' THEN
+    RAISE EXCEPTION 'max_chunks applies to the incremental mapping only, not %', mapping
+      USING ERRCODE = '22023', HINT = 'Leave max_chunks NULL, or cap the batches of an incremental input.';
+  END IF;
+  IF max_chunks <= 0 THEN
+    RAISE EXCEPTION 'max_chunks must be positive (got %)', max_chunks
+      USING ERRCODE = '22023', HINT = 'Give the most chunks of this input one batch may take, or NULL for no cap.';
+  END IF;
+  IF (mapping IN ('same', 'window') AND d.key_kind <> o.key_kind)
+     OR (mapping = 'window' AND d.key_kind = 'text')
+     OR (mapping = 'rollup' AND NOT (o.key_kind = 'date' AND d.key_kind = 'hour'))
+     OR (mapping = 'incremental' AND o.key_kind <> 'int') THEN
+    RAISE EXCEPTION 'mapping % does not fit % keys (%) from % keys (%)',
+                    mapping, o.key_kind, o.name, d.key_kind, d.name
+      USING ERRCODE = '42P17',
+            HINT = 'same: equal kinds; window: equal ordered kinds (date, hour, int); '
+                   'rollup: date output from hour input; latest: any; incremental: int (batch number) output.';
+  END IF;
+  IF mapping = 'incremental' AND EXISTS (SELECT FROM dataflow.job_input ji
+                                          WHERE ji.job_id = j.id AND NOT (p_altering AND ji.dataset_id = d.id) AND ji.mapping <> 'latest') THEN
+    RAISE EXCEPTION 'an incremental input cannot be combined with same, window or rollup inputs'
+      USING ERRCODE = '42P17', HINT = 'A batch job may add latest inputs (dimensions) only.';
+  END IF;
+  IF mapping IN ('same', 'window', 'rollup') AND EXISTS (SELECT FROM dataflow.job_input ji
+                                          WHERE ji.job_id = j.id AND NOT (p_altering AND ji.dataset_id = d.id) AND ji.mapping = 'incremental') THEN
+    RAISE EXCEPTION 'job "%" consumes batches (incremental); it cannot also map keys with %', j.name, mapping
+      USING ERRCODE = '42P17';
+  END IF;
+END $$;
+
+-- Take the locks of a change that come before any chunk lock: 7407 (the job graph:
+-- expect() holds it shared while it reads the graph; two changes, and a change and
+-- every expect(), never overlap), then the job row (alter_job locks it too). Returns
+-- the job as locked.
+CREATE FUNCTION dataflow._change_begin(p_job text) RETURNS dataflow.job
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE j dataflow.job := dataflow._job(p_job);
+BEGIN
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    PERFORM dataflow._read_committed();   -- raises (00_schema.sql)
+  END IF;
+  PERFORM pg_advisory_xact_lock(7407, 0);
+  SELECT * INTO j FROM dataflow.job jb WHERE jb.id = j.id FOR UPDATE;
+  IF NOT FOUND THEN   -- dropped while we waited
+    PERFORM dataflow._not_found('job', p_job, 'create it with dataflow.create_job(name, output => dataset).');
+  END IF;
+  RETURN j;
+END $$;
+
+-- Apply a change of job p_job's input p_dataset (already written to job_input: added,
+-- altered, or deleted) to the chunks its output already has; p_dataset NULL: the job was
+-- just created on a dataset that had chunks. Set-based: one statement per table, whatever
+-- the number of chunks. Refuses (55006) while the job has running leases unless p_wait:
+-- those runs keep the version they were leased with. Bumps the definition version
+-- (recording p_change) unless the output has no chunk, and with p_rerun resubmits the
+-- available chunks an older definition built, in this transaction. Returns
+-- {"definition_version", "rebuilt", "requeued", "rerun"} (rebuilt: output chunks).
+CREATE FUNCTION dataflow._change_apply(p_job integer, p_dataset integer, p_old_mapping text, p_change jsonb,
+                                       p_wait boolean, p_rerun boolean)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+DECLARE
+  j dataflow.job;
+  ji dataflow.job_input;
+  ind dataflow.dataset;
+  actor text := dataflow._actor();
+  n_chunks bigint;
+  n_running bigint;
+  n_moved bigint := 0;
+  n_rerun bigint := 0;
+  k1 text; k2 text;
+  new_version bigint;
+  roots bigint[];
+BEGIN
+  IF p_wait IS NULL OR p_rerun IS NULL THEN
+    RAISE EXCEPTION '% must not be NULL', CASE WHEN p_wait IS NULL THEN 'wait' ELSE 'rerun' END
+      USING ERRCODE = '22004', HINT = 'Leave wait and rerun out for their defaults (false).';
+  END IF;
+  SELECT * INTO j FROM dataflow.job jb WHERE jb.id = p_job;
+  SELECT count(*) INTO n_chunks FROM dataflow.chunk c WHERE c.dataset_id = j.output_id;
+  IF n_chunks = 0 THEN
+    -- Nothing was built: the definition is still being written, and stays at its version.
+    PERFORM dataflow._rerank();
+    RETURN jsonb_build_object('definition_version', j.definition_version, 'rebuilt', 0, 'requeued', 0, 'rerun', 0);
+  END IF;
+  IF p_dataset IS NOT NULL THEN
+    SELECT * INTO ind FROM dataflow.dataset ds WHERE ds.id = p_dataset;
+    SELECT * INTO ji FROM dataflow.job_input x WHERE x.job_id = p_job AND x.dataset_id = p_dataset;
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.job_input x WHERE x.job_id = p_job AND x.mapping = 'incremental')
+     OR p_old_mapping = 'incremental' THEN
+    PERFORM pg_advisory_xact_lock(7403, p_job);   -- no batch is cut meanwhile (47_incremental.sql)
+  END IF;
+
+  IF dataflow._own_work_table('_df_change') THEN
+    DROP TABLE pg_temp._df_change;
+  END IF;
+  -- One row per new edge: an output chunk, the input key it needs, the input chunk.
+  CREATE TEMP TABLE pg_temp._df_change (
+    consumer bigint NOT NULL, i_key text NOT NULL, i_ord bigint, need smallint NOT NULL, input bigint
+  ) ON COMMIT DROP;
+  IF ji.mapping IN ('same', 'window', 'rollup') THEN
+    BEGIN
+      INSERT INTO pg_temp._df_change (consumer, i_key, i_ord, need)
+      SELECT c.id, x.key, x.ord, ji.need
+        FROM dataflow.chunk c
+       CROSS JOIN LATERAL dataflow._input_keys(ji.mapping, ind.key_kind, ji.lo, ji.hi, c.key, c.ord) x
+       WHERE c.dataset_id = j.output_id;
+    EXCEPTION WHEN numeric_value_out_of_range THEN
+      RAISE EXCEPTION 'the % input "%" of job "%" needs keys outside the range of % keys', ji.mapping, ind.name,
+                      j.name, ind.key_kind
+        USING ERRCODE = '22003', HINT = 'The output has chunks too close to an end of the key range for this window.';
+    END;
+    ANALYZE pg_temp._df_change;
+    -- Input chunks that do not exist yet are expected, with what they need upstream, as
+    -- expect() makes them (placeholders for a source).
+    IF dataflow._own_work_table('_df_want') THEN
+      DROP TABLE pg_temp._df_want;
+    END IF;
+    IF dataflow._own_work_table('_df_edge') THEN
+      DROP TABLE pg_temp._df_edge;
+    END IF;
+    CREATE TEMP TABLE pg_temp._df_want (
+      dataset_id integer NOT NULL, key text NOT NULL, ord bigint,
+      existing_id bigint, existing_level integer, chunk_id bigint, status text, unmet integer,
+      PRIMARY KEY (dataset_id, key)
+    ) ON COMMIT DROP;
+    CREATE TEMP TABLE pg_temp._df_edge (
+      c_ds integer NOT NULL, c_key text NOT NULL, i_ds integer NOT NULL, i_key text NOT NULL, need smallint NOT NULL
+    ) ON COMMIT DROP;
+    INSERT INTO pg_temp._df_want (dataset_id, key, ord)
+    SELECT DISTINCT p_dataset, n.i_key, n.i_ord FROM pg_temp._df_change n
+     WHERE NOT EXISTS (SELECT FROM dataflow.chunk i WHERE i.dataset_id = p_dataset AND i.key = n.i_key);
+    IF FOUND THEN
+      SELECT (array_agg(w.key ORDER BY w.ord, w.key))[1], (array_agg(w.key ORDER BY w.ord DESC, w.key DESC))[1]
+        INTO k1, k2 FROM pg_temp._df_want w;
+      IF EXISTS (SELECT FROM dataflow.job pj JOIN dataflow.job_input px ON px.job_id = pj.id
+                  WHERE pj.output_id = p_dataset AND px.mapping = 'incremental') THEN
+        RAISE EXCEPTION 'input "%" is made of incremental batches; its missing chunks cannot be expected', ind.name
+          USING ERRCODE = '55000', HINT = 'Map a batch dataset with latest, or wait until its batches exist.';
+      END IF;
+      PERFORM dataflow._expect_wanted(ind, k1, k2, actor);
+    END IF;
+    UPDATE pg_temp._df_change n SET input = i.id
+      FROM dataflow.chunk i WHERE i.dataset_id = p_dataset AND i.key = n.i_key;
+  END IF;
+  IF ji.mapping = 'latest' OR p_old_mapping = 'latest' THEN
+    PERFORM pg_advisory_xact_lock(7406, p_dataset);   -- as expect(), before any chunk lock
+  END IF;
+
+  -- The output's chunks and the inputs their new edges read, in (rank, id) order: a
+  -- lease, completion, resubmit or expect of any of them is either committed before
+  -- (read below with fresh snapshots) or waits for this transaction and then sees
+  -- the new edges.
+  -- (A semi-join on the union, not an OR with a subplan: with 700,000 edges the subplan is
+  -- not hashed in work_mem and was rescanned for every chunk.)
+  PERFORM 1 FROM dataflow.chunk c JOIN dataflow.dataset cd ON cd.id = c.dataset_id
+   WHERE c.id IN (SELECT x.id FROM dataflow.chunk x WHERE x.dataset_id = j.output_id
+                  UNION SELECT n.input FROM pg_temp._df_change n WHERE n.input IS NOT NULL)
+   ORDER BY cd.rank, c.id
+     FOR UPDATE OF c;
+  -- Ranks change only now: the locks above follow the ranks every other transaction
+  -- still reads (docs/internals.md §3, "Rank changes").
+  PERFORM dataflow._rerank();
+  SELECT count(*) INTO n_running FROM dataflow.run r WHERE r.job_id = p_job AND r.status = 'running';
+  IF n_running > 0 AND NOT p_wait THEN
+    RAISE EXCEPTION 'job "%" has % running lease(s)', j.name, n_running
+      USING ERRCODE = '55006',
+            HINT = 'Pass wait => true to change it now: runs leased after the change follow it, the running '
+                   'ones finish as definition version ' || j.definition_version
+                   || ' (see dataflow.outdated); or pause the job and let them end.';
+  END IF;
+
+  IF ji.mapping = 'incremental' AND p_old_mapping = 'incremental' THEN
+    -- An incremental input altered (its require): the batches keep the edges to the input
+    -- chunks they took, at the new level, and so do the pending ones.
+    UPDATE dataflow.dep dp SET need = ji.need
+      FROM dataflow.chunk c, dataflow.chunk i
+     WHERE c.dataset_id = j.output_id AND dp.consumer = c.id AND i.id = dp.input AND i.dataset_id = p_dataset
+       AND dp.need <> ji.need;
+    UPDATE dataflow.incremental_pending p SET need = ji.need
+     WHERE p.job_id = p_job AND p.dataset_id = p_dataset AND p.need <> ji.need;
+  ELSIF p_dataset IS NOT NULL THEN
+    DELETE FROM dataflow.dep dp USING dataflow.chunk c, dataflow.chunk i
+     WHERE c.dataset_id = j.output_id AND dp.consumer = c.id AND i.id = dp.input AND i.dataset_id = p_dataset;
+    DELETE FROM dataflow.latest_wait w USING dataflow.chunk c
+     WHERE w.dataset_id = p_dataset AND c.dataset_id = j.output_id AND w.consumer = c.id;
+    IF ji.mapping = 'incremental' IS NOT TRUE THEN
+      DELETE FROM dataflow.incremental_pending p WHERE p.job_id = p_job AND p.dataset_id = p_dataset;
+    END IF;
+  END IF;
+  -- in key order of dep's primary key: its index pages are written in order, not at random
+  INSERT INTO dataflow.dep (input, consumer, need)
+  SELECT n.input, n.consumer, n.need FROM pg_temp._df_change n ORDER BY n.input, n.consumer
+  ON CONFLICT DO NOTHING;
+  IF ji.mapping = 'latest' AND NOT EXISTS (SELECT FROM dataflow.chunk lc
+                                            WHERE lc.dataset_id = p_dataset AND dataflow._level(lc.status) >= ji.need) THEN
+    INSERT INTO dataflow.latest_wait (dataset_id, consumer, need)
+    SELECT p_dataset, c.id, ji.need FROM dataflow.chunk c WHERE c.dataset_id = j.output_id;
+  END IF;
+
+  new_version := j.definition_version + 1;
+  -- unmet recounted from the edges for every chunk of the output; a waiting chunk left
+  -- with none becomes queued, a queued one that gained one waits (as _propagate does).
+  -- Counted by joins and grouping, materialized once (as correlated subqueries in an inlined
+  -- CTE they ran three times per chunk: 1.5 s for 20,000 chunks).
+  WITH cnt AS MATERIALIZED (
+    SELECT c.id, c.status, c.unmet, coalesce(e.n, 0) + coalesce(l.n, 0) AS n
+      FROM dataflow.chunk c
+      LEFT JOIN (SELECT dp.consumer, count(*) FILTER (WHERE dataflow._level(i.status) < dp.need) AS n
+                   FROM dataflow.chunk oc JOIN dataflow.dep dp ON dp.consumer = oc.id
+                   JOIN dataflow.chunk i ON i.id = dp.input
+                  WHERE oc.dataset_id = j.output_id GROUP BY dp.consumer) e ON e.consumer = c.id
+      LEFT JOIN (SELECT lw.consumer, count(*) AS n
+                   FROM dataflow.chunk oc JOIN dataflow.latest_wait lw ON lw.consumer = oc.id
+                  WHERE oc.dataset_id = j.output_id GROUP BY lw.consumer) l ON l.consumer = c.id
+     WHERE c.dataset_id = j.output_id
+  ), upd AS (
+    UPDATE dataflow.chunk c
+       SET unmet = cnt.n,
+           status = CASE WHEN cnt.status = 'waiting' AND cnt.n = 0 THEN 'queued'
+                         WHEN cnt.status = 'queued' AND cnt.n > 0 THEN 'waiting'
+                         ELSE cnt.status END,
+           not_before = CASE WHEN cnt.status = 'waiting' AND cnt.n = 0 THEN now() ELSE c.not_before END,
+           updated_at = now()
+      FROM cnt
+     WHERE c.id = cnt.id
+       AND (cnt.unmet <> cnt.n OR (cnt.status = 'waiting' AND cnt.n = 0) OR (cnt.status = 'queued' AND cnt.n > 0))
+    RETURNING c.id, c.dataset_id, c.key, c.version, cnt.status AS old_status, c.status AS new_status
+  ), ev AS (
+    INSERT INTO dataflow.event (dataset_id, chunk_id, key, version, from_status, to_status, actor, detail)
+    SELECT u.dataset_id, u.id, u.key, u.version, u.old_status, u.new_status, actor,
+           jsonb_build_object('reason', 'definition changed', 'job', j.name, 'definition_version', new_version)
+      FROM upd u WHERE u.old_status <> u.new_status
+    RETURNING 1
+  )
+  SELECT count(*) INTO n_moved FROM ev;
+
+  UPDATE dataflow.job jb SET definition_version = new_version WHERE jb.id = p_job;
+  INSERT INTO dataflow.job_definition (job_id, version, actor, change) VALUES (p_job, new_version, actor, p_change);
+  INSERT INTO dataflow.event (dataset_id, to_status, actor, detail)
+  VALUES (j.output_id, 'redefined', actor,
+          jsonb_build_object('job', j.name, 'definition_version', new_version, 'change', p_change,
+                             'running', n_running));
+
+  IF p_rerun THEN
+    SELECT array_agg(c.id ORDER BY c.id) INTO roots FROM dataflow.chunk c
+     WHERE c.dataset_id = j.output_id AND c.status IN ('ready', 'validated')
+       AND dataflow._built_version(c.run_id) < new_version;
+    IF roots IS NOT NULL THEN
+      SELECT count(*) INTO n_rerun
+        FROM dataflow._resubmit(roots, true, false, actor, 'definition changed') r WHERE r.depth = 0;
+    END IF;
+  END IF;
+  IF j.dispatch <> 'pull' AND (n_moved > 0 OR n_rerun > 0) THEN
+    PERFORM dataflow._wake();
+  END IF;
+  RETURN jsonb_build_object('definition_version', new_version, 'rebuilt', n_chunks, 'requeued', n_moved,
+                            'rerun', n_rerun);
+END $$;
+
+-- A job created on a dataset that already has chunks (a source becoming produced).
+-- Its chunks stay as they are: available ones keep their content and count as built by
+-- definition version 0 (dataflow.outdated lists them; resubmit rebuilds them), waiting
+-- placeholders follow the job (queued: a job with no input yet runs them). Called by
+-- create_job after the job row exists.
+CREATE FUNCTION dataflow._job_created(p_job integer) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE j dataflow.job; actor text := dataflow._actor();
+BEGIN
+  SELECT * INTO j FROM dataflow.job jb WHERE jb.id = p_job;
+  INSERT INTO dataflow.job_definition (job_id, version, actor, change)
+  VALUES (p_job, 1, actor, jsonb_build_object('job_created', j.name));
+  -- Before looking for chunks: an expect() in flight (it holds 7407 shared) that read the
+  -- graph without this job commits its placeholders first, and they are seen below.
+  PERFORM pg_advisory_xact_lock(7407, 0);
+  IF EXISTS (SELECT FROM dataflow.chunk c WHERE c.dataset_id = j.output_id) THEN
+    -- a fresh job has no running lease, and its version stays 1
+    PERFORM 1 FROM dataflow.chunk c WHERE c.dataset_id = j.output_id ORDER BY c.id FOR UPDATE;
+    WITH upd AS (
+      UPDATE dataflow.chunk c SET status = 'queued', not_before = now(), updated_at = now()
+       WHERE c.dataset_id = j.output_id AND c.status = 'waiting' AND c.unmet = 0
+      RETURNING c.id, c.dataset_id, c.key, c.version
+    )
+    INSERT INTO dataflow.event (dataset_id, chunk_id, key, version, from_status, to_status, actor, detail)
+    SELECT u.dataset_id, u.id, u.key, u.version, 'waiting', 'queued', actor,
+           jsonb_build_object('reason', 'job ' || j.name || ' created: produced now', 'job', j.name,
+                              'definition_version', 1)
+      FROM upd u;
+  END IF;
+END $$;
+
+CREATE FUNCTION dataflow.drop_input(job text, dataset text, rerun boolean DEFAULT false, wait boolean DEFAULT false)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  j dataflow.job := dataflow._change_begin(job);
+  d dataflow.dataset := dataflow._dataset_row(dataset);
+  ji dataflow.job_input;
+  res jsonb;
+BEGIN
+  SELECT * INTO ji FROM dataflow.job_input x WHERE x.job_id = j.id AND x.dataset_id = d.id;
+  IF NOT FOUND THEN
+    PERFORM dataflow._raise('42704', format('job "%s" has no input "%s"', j.name, d.name), NULL,
+      coalesce('Its inputs are ' || (SELECT string_agg(ds.name, ', ' ORDER BY ds.name)
+                                       FROM dataflow.job_input x JOIN dataflow.dataset ds ON ds.id = x.dataset_id
+                                      WHERE x.job_id = j.id) || '.', 'It has no input.'));
+  END IF;
+  IF NOT EXISTS (SELECT FROM dataflow.job_input x WHERE x.job_id = j.id AND x.dataset_id <> d.id)
+     AND EXISTS (SELECT FROM dataflow.chunk c WHERE c.dataset_id = j.output_id) THEN
+    RAISE EXCEPTION '"%" is the last input of job "%", whose output has chunks', d.name, j.name
+      USING ERRCODE = '55000',
+            HINT = 'Add the input that replaces it first, or drop the job (its output becomes a source).';
+  END IF;
+  DELETE FROM dataflow.job_input x WHERE x.job_id = j.id AND x.dataset_id = d.id;
+  res := dataflow._change_apply(j.id, d.id, ji.mapping, jsonb_build_object('input_dropped', d.name), wait, rerun);
+  RETURN res;
+END $$;
+COMMENT ON FUNCTION dataflow.drop_input(text, text, boolean, boolean) IS
+  'Remove an input of a job: the edges of every chunk of its output from that input go, unmet and '
+  'waiting/queued follow; rerun resubmits the chunks an older definition built; wait allows running leases';
+
+CREATE FUNCTION dataflow.alter_input(job text, dataset text, mapping text DEFAULT NULL, lo integer DEFAULT NULL,
+                                     hi integer DEFAULT NULL, require text DEFAULT NULL,
+                                     rerun boolean DEFAULT false, wait boolean DEFAULT false)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  j dataflow.job := dataflow._change_begin(job);
+  d dataflow.dataset := dataflow._dataset_row(dataset);
+  o dataflow.dataset;
+  ji dataflow.job_input;
+  new_mapping text; new_lo integer; new_hi integer; new_require text; new_need smallint;
+  change jsonb;
+  res jsonb;
+BEGIN
+  SELECT * INTO ji FROM dataflow.job_input x WHERE x.job_id = j.id AND x.dataset_id = d.id;
+  IF NOT FOUND THEN
+    PERFORM dataflow._raise('42704', format('job "%s" has no input "%s"', j.name, d.name), NULL,
+      'Add it with dataflow.add_input(job, dataset, mapping => ...).');
+  END IF;
+  SELECT * INTO o FROM dataflow.dataset ds WHERE ds.id = j.output_id;
+  new_mapping := coalesce(mapping, ji.mapping);
+  IF new_mapping = 'window' THEN
+    new_lo := coalesce(lo, CASE WHEN ji.mapping = 'window' THEN ji.lo END);
+    new_hi := coalesce(hi, CASE WHEN ji.mapping = 'window' THEN ji.hi END);
+  ELSE
+    new_lo := lo; new_hi := hi;
+  END IF;
+  new_require := coalesce(require, ji.require);
+  IF (new_mapping = 'incremental') <> (ji.mapping = 'incremental') THEN
+    RAISE EXCEPTION 'an input cannot change to or from the incremental mapping'
+      USING ERRCODE = '0A000', HINT = 'Drop the input and add it again with the new mapping (drop_input, add_input).';
+  END IF;
+  PERFORM dataflow._check_input(j, d, o, new_mapping, new_lo, new_hi, new_require, ji.max_chunks, true);
+  new_need := CASE coalesce(new_require, CASE WHEN d.requires_validation THEN 'validated' ELSE 'ready' END)
+                WHEN 'validated' THEN 2 ELSE 1 END;
+  change := jsonb_build_object('input', d.name);
+  IF new_mapping <> ji.mapping THEN
+    change := change || jsonb_build_object('mapping', jsonb_build_object('from', ji.mapping, 'to', new_mapping));
+  END IF;
+  IF new_mapping = 'window' AND (new_lo, new_hi) IS DISTINCT FROM (ji.lo, ji.hi) THEN
+    change := change || jsonb_build_object('window', jsonb_build_object(
+      'from', CASE WHEN ji.mapping = 'window' THEN jsonb_build_array(ji.lo, ji.hi) END,
+      'to', jsonb_build_array(new_lo, new_hi)));
+  END IF;
+  IF new_require IS DISTINCT FROM ji.require THEN
+    change := change || jsonb_build_object('require', jsonb_build_object('from', ji.require, 'to', new_require));
+  END IF;
+  IF change = jsonb_build_object('input', d.name) THEN
+    RETURN jsonb_build_object('definition_version', j.definition_version, 'unchanged', true);
+  END IF;
+  UPDATE dataflow.job_input x
+     SET mapping = new_mapping, lo = new_lo, hi = new_hi, require = new_require, need = new_need
+   WHERE x.job_id = j.id AND x.dataset_id = d.id;
+  res := dataflow._change_apply(j.id, d.id, ji.mapping, change, wait, rerun);
+  RETURN res || jsonb_build_object('change', change);
+END $$;
+COMMENT ON FUNCTION dataflow.alter_input(text, text, text, integer, integer, text, boolean, boolean) IS
+  'Change the mapping (window lo/hi) or require of a job''s input (NULL keeps a setting): the edges of '
+  'every chunk of the output are rebuilt; rerun resubmits the chunks an older definition built; wait '
+  'allows running leases (they finish with their definition version)';
+
+-- Available chunks built by an older definition of their job (a chunk registered before
+-- its dataset had a job counts as version 0).
+CREATE VIEW dataflow.outdated AS
+SELECT j.name AS job, d.name AS dataset, c.key, c.status, c.version,
+       b.built_version, j.definition_version AS current_version,
+       (SELECT jsonb_agg(jd.change ORDER BY jd.version) FROM dataflow.job_definition jd
+         WHERE jd.job_id OPERATOR(pg_catalog.=) j.id AND jd.version OPERATOR(pg_catalog.>) b.built_version) AS changes
+  FROM dataflow.job j
+  JOIN dataflow.dataset d ON d.id OPERATOR(pg_catalog.=) j.output_id
+  JOIN dataflow.chunk c ON c.dataset_id OPERATOR(pg_catalog.=) d.id
+  LEFT JOIN dataflow.run r ON r.id OPERATOR(pg_catalog.=) c.run_id
+ CROSS JOIN LATERAL (SELECT CASE WHEN c.run_id IS NULL THEN 0::bigint
+                                 ELSE coalesce(r.definition_version, 1) END AS built_version) b
+ WHERE c.status OPERATOR(pg_catalog.=) ANY (ARRAY['ready', 'validated'])
+   AND b.built_version OPERATOR(pg_catalog.<) j.definition_version;
+COMMENT ON VIEW dataflow.outdated IS
+  'Available chunks built by an older definition of their job (inputs or mappings changed since): resubmit to rebuild';
+COMMENT ON COLUMN dataflow.outdated.job IS 'The job producing the dataset';
+COMMENT ON COLUMN dataflow.outdated.dataset IS 'The job''s output dataset';
+COMMENT ON COLUMN dataflow.outdated.key IS 'Chunk key (canonical)';
+COMMENT ON COLUMN dataflow.outdated.status IS 'ready or validated';
+COMMENT ON COLUMN dataflow.outdated.version IS 'The chunk''s version';
+COMMENT ON COLUMN dataflow.outdated.built_version IS
+  'Definition version of the run that built it (0: registered before the job existed)';
+COMMENT ON COLUMN dataflow.outdated.current_version IS 'The job''s definition version now';
+COMMENT ON COLUMN dataflow.outdated.changes IS 'What changed since, oldest first (dataflow.job_definition)';
+REVOKE EXECUTE ON FUNCTION dataflow._built_version(bigint),
+  dataflow._check_input(dataflow.job, dataflow.dataset, dataflow.dataset, text, integer, integer, text, integer, boolean),
+  dataflow._change_begin(text), dataflow._change_apply(integer, integer, text, jsonb, boolean, boolean),
+  dataflow._job_created(integer),
+  dataflow.drop_input(text, text, boolean, boolean),
+  dataflow.alter_input(text, text, text, integer, integer, text, boolean, boolean) FROM PUBLIC;
+ALTER FUNCTION dataflow.drop_input(text, text, boolean, boolean) SECURITY DEFINER;
+ALTER FUNCTION dataflow.alter_input(text, text, text, integer, integer, text, boolean, boolean) SECURITY DEFINER;
+GRANT EXECUTE ON FUNCTION dataflow.drop_input(text, text, boolean, boolean),
+  dataflow.alter_input(text, text, text, integer, integer, text, boolean, boolean) TO dataflow_admin;
+GRANT SELECT ON dataflow.outdated, dataflow.job_definition TO dataflow_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON dataflow.job_definition, dataflow.outdated TO dataflow_admin;
+SELECT pg_catalog.pg_extension_config_dump('dataflow.job_definition', '');
+
+-- 35_expect (issue 16 part 1): expect() holds 7407 shared while it reads the job graph (a
+-- change holds it exclusively), and its body after the first wanted keys is
+-- _expect_wanted, which a change also runs for the input chunks it needs.
+DROP FUNCTION dataflow.expect(text, text, text);
+CREATE FUNCTION dataflow.expect(dataset text, from_key text, to_key text DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  d dataflow.dataset;
+  actor text := dataflow._actor();
+BEGIN
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    PERFORM dataflow._read_committed();   -- raises (00_schema.sql)
+  END IF;
+  -- Before the job graph is read: a change of a live flow (24_change.sql) holds it
+  -- exclusively while it rebuilds the edges of existing chunks, so the chunks made here
+  -- follow one definition, the one before or the one after it (docs/internals.md §4).
+  PERFORM pg_advisory_xact_lock_shared(7407, 0);
+  d := dataflow._dataset_row(dataset);
+  IF from_key IS NULL THEN
+    RAISE EXCEPTION 'from_key must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  to_key := coalesce(to_key, from_key);
+  IF EXISTS (SELECT FROM dataflow.job j JOIN dataflow.job_input ji ON ji.job_id = j.id
+              WHERE j.output_id = d.id AND ji.mapping = 'incremental') THEN
+    RAISE EXCEPTION 'dataset "%" is made of incremental batches; they cannot be expected', d.name
+      USING ERRCODE = '55000', HINT = 'lease() cuts the next batch from the input chunks that arrived.';
+  END IF;
+
+  -- Work tables of this call; one the caller planted is refused, never dropped or used.
+  IF dataflow._own_work_table('_df_want') THEN
+    DROP TABLE pg_temp._df_want;
+  END IF;
+  IF dataflow._own_work_table('_df_edge') THEN
+    DROP TABLE pg_temp._df_edge;
+  END IF;
+  -- existing_id/level: the chunk as found (and share-locked) before inserting;
+  -- chunk_id: the chunk this call created; status: 'existing', or the new chunk's status.
+  CREATE TEMP TABLE pg_temp._df_want (
+    dataset_id integer NOT NULL, key text NOT NULL, ord bigint,
+    existing_id bigint, existing_level integer, chunk_id bigint, status text, unmet integer,
+    PRIMARY KEY (dataset_id, key)
+  ) ON COMMIT DROP;
+  CREATE TEMP TABLE pg_temp._df_edge (
+    c_ds integer NOT NULL, c_key text NOT NULL, i_ds integer NOT NULL, i_key text NOT NULL, need smallint NOT NULL
+  ) ON COMMIT DROP;
+
+  INSERT INTO pg_temp._df_want (dataset_id, key, ord)
+  SELECT d.id, r.key, r.ord FROM dataflow._key_range(d.key_kind, from_key, to_key, 10000000) r;
+  RETURN dataflow._expect_wanted(d, from_key, to_key, actor);
+END $$;
+COMMENT ON FUNCTION dataflow.expect(text, text, text) IS
+  'Backfill: create the expected chunks of dataset from from_key to to_key (inclusive) and every '
+  'upstream chunk they need; returns how many chunks were created (existing ones are left alone)';
+ALTER FUNCTION dataflow.expect(text, text, text) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.expect(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.expect(text, text, text) TO dataflow_operator;
+CREATE FUNCTION dataflow._expect_wanted(d dataflow.dataset, from_key text, to_key text, actor text)
+RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  n_created bigint;
+  lat integer;
+  bf integer;
+  step record;
+BEGIN
+
+  -- Walk upstream one (job, input) at a time; a dataset comes after every consumer on the way
+  -- (longest distance from the requested dataset), so its wanted keys are complete when expanded.
+  FOR step IN
+    WITH RECURSIVE up(ds, depth) AS (
+      SELECT d.id, 0
+      UNION ALL
+      SELECT ji.dataset_id, up.depth + 1
+        FROM up JOIN dataflow.job j ON j.output_id = up.ds
+        JOIN dataflow.job_input ji ON ji.job_id = j.id AND ji.mapping IN ('same', 'window', 'rollup')
+       WHERE up.depth < 100
+    )
+    SELECT j.output_id AS out_ds, ji.dataset_id AS in_ds, ji.mapping, ji.lo, ji.hi, ji.need,
+           ind.key_kind AS in_kind
+      FROM (SELECT up.ds, max(up.depth) AS depth FROM up GROUP BY up.ds) o
+      JOIN dataflow.job j ON j.output_id = o.ds
+      JOIN dataflow.job_input ji ON ji.job_id = j.id AND ji.mapping IN ('same', 'window', 'rollup')
+      JOIN dataflow.dataset ind ON ind.id = ji.dataset_id
+     ORDER BY o.depth, j.output_id, ji.dataset_id
+  LOOP
+    BEGIN
+      INSERT INTO pg_temp._df_edge (c_ds, c_key, i_ds, i_key, need)
+      SELECT w.dataset_id, w.key, step.in_ds, x.key, step.need
+        FROM pg_temp._df_want w
+       CROSS JOIN LATERAL dataflow._input_keys(step.mapping, step.in_kind, step.lo, step.hi, w.key, w.ord) x
+       WHERE w.dataset_id = step.out_ds;
+    EXCEPTION WHEN numeric_value_out_of_range THEN
+      RAISE EXCEPTION 'the % input of dataset "%" needs keys outside the range of % keys',
+                      step.mapping, (SELECT ds.name FROM dataflow.dataset ds WHERE ds.id = step.out_ds),
+                      step.in_kind
+        USING ERRCODE = '22003',
+              DETAIL = format('Wanted keys of "%s" run from %s to %s; the mapping reads offsets %s..%s.',
+                              (SELECT ds.name FROM dataflow.dataset ds WHERE ds.id = step.out_ds),
+                              (SELECT w.key FROM pg_temp._df_want w WHERE w.dataset_id = step.out_ds ORDER BY w.ord LIMIT 1),
+                              (SELECT w.key FROM pg_temp._df_want w WHERE w.dataset_id = step.out_ds ORDER BY w.ord DESC LIMIT 1),
+                              coalesce(step.lo, 0), coalesce(step.hi, 0)),
+              HINT = 'Expect a range further from the ends of the key range.';
+    END;
+    INSERT INTO pg_temp._df_want (dataset_id, key, ord)
+    SELECT DISTINCT step.in_ds, e.i_key, dataflow._key_ord(step.in_kind, e.i_key)
+      FROM pg_temp._df_edge e
+     WHERE e.c_ds = step.out_ds AND e.i_ds = step.in_ds
+    ON CONFLICT DO NOTHING;
+  END LOOP;
+  ANALYZE pg_temp._df_want;
+  ANALYZE pg_temp._df_edge;
+
+  -- `latest` inputs: propagation of those datasets takes this lock too. Taken before the
+  -- chunk locks below: a completion of a latest input holds its chunk, then this lock, then
+  -- the consumers it wakes; holding a consumer's share lock while waiting here deadlocked.
+  FOR lat IN SELECT DISTINCT ji.dataset_id
+               FROM dataflow.job_input ji JOIN dataflow.job j ON j.id = ji.job_id
+              WHERE ji.mapping = 'latest' AND j.output_id IN (SELECT DISTINCT w.dataset_id FROM pg_temp._df_want w)
+              ORDER BY 1 LOOP
+    PERFORM pg_advisory_xact_lock(7406, lat);
+  END LOOP;
+
+  -- Find and share-lock the chunks that already exist, so an input completing or being
+  -- resubmitted concurrently either finishes before we read its status or, after we
+  -- commit, sees our dep edges (a resubmit reads edges only once it holds the input).
+  -- Locked in (rank, id) order, the order of every chunk lock (docs/internals.md).
+  UPDATE pg_temp._df_want w SET existing_id = c.id
+    FROM dataflow.chunk c WHERE c.dataset_id = w.dataset_id AND c.key = w.key;
+  UPDATE pg_temp._df_want w SET existing_level = dataflow._level(l.status), status = 'existing'
+    FROM (SELECT c.id, c.status FROM dataflow.chunk c JOIN dataflow.dataset cd ON cd.id = c.dataset_id
+           WHERE c.id = ANY (ARRAY(SELECT x.existing_id FROM pg_temp._df_want x WHERE x.existing_id IS NOT NULL))
+           ORDER BY cd.rank, c.id FOR SHARE OF c) l
+   WHERE w.existing_id = l.id;
+  INSERT INTO dataflow.backfill (dataset_id, from_key, to_key, actor)
+  VALUES (d.id, from_key, to_key, actor) RETURNING id INTO bf;
+
+  -- Unmet inputs of each chunk to create: its edges to inputs not available at the level needed,
+  -- plus `latest` inputs of its job that have no available chunk yet.
+  UPDATE pg_temp._df_want w SET unmet = coalesce(u.n, 0)
+    FROM (SELECT e.c_ds, e.c_key, count(*) AS n
+            FROM pg_temp._df_edge e
+            JOIN pg_temp._df_want iw ON iw.dataset_id = e.i_ds AND iw.key = e.i_key
+           WHERE coalesce(iw.existing_level, 0) < e.need
+           GROUP BY e.c_ds, e.c_key) u
+   WHERE u.c_ds = w.dataset_id AND u.c_key = w.key AND w.existing_id IS NULL;
+  UPDATE pg_temp._df_want w SET unmet = coalesce(w.unmet, 0) + l.n
+    FROM (SELECT j.output_id AS ds, count(*) AS n
+            FROM dataflow.job_input jl JOIN dataflow.job j ON j.id = jl.job_id
+           WHERE jl.mapping = 'latest'
+             AND NOT EXISTS (SELECT FROM dataflow.chunk lc
+                              WHERE lc.dataset_id = jl.dataset_id AND dataflow._level(lc.status) >= jl.need)
+           GROUP BY j.output_id) l
+   WHERE l.ds = w.dataset_id AND w.existing_id IS NULL;
+
+  WITH ins AS (
+    INSERT INTO dataflow.chunk (dataset_id, key, ord, status, unmet, not_before, backfill_id)
+    SELECT w.dataset_id, w.key, w.ord,
+           CASE WHEN j.id IS NOT NULL AND coalesce(w.unmet, 0) = 0 THEN 'queued' ELSE 'waiting' END,
+           coalesce(w.unmet, 0), now(), bf
+      FROM pg_temp._df_want w
+      LEFT JOIN dataflow.job j ON j.output_id = w.dataset_id
+     WHERE w.existing_id IS NULL
+     ORDER BY w.dataset_id, w.ord, w.key
+    ON CONFLICT ON CONSTRAINT chunk_dataset_key DO NOTHING
+    RETURNING id, dataset_id, key, status
+  )
+  UPDATE pg_temp._df_want w SET chunk_id = ins.id, status = ins.status
+    FROM ins WHERE w.dataset_id = ins.dataset_id AND w.key = ins.key;
+  GET DIAGNOSTICS n_created = ROW_COUNT;
+
+  IF n_created = 0 THEN
+    DELETE FROM dataflow.backfill WHERE id = bf;
+    RETURN 0;
+  END IF;
+  UPDATE dataflow.backfill SET created = n_created WHERE id = bf;
+  -- A large insert leaves the planner's statistics of dataflow.chunk stale for whoever plans
+  -- next (lease, propagation); sample now, own uncommitted rows included.
+  IF n_created >= 1000 AND n_created > 0.1 * greatest((SELECT c.reltuples FROM pg_class c
+                                                       WHERE c.oid = 'dataflow.chunk'::regclass), 0) THEN
+    ANALYZE dataflow.chunk;
+  END IF;
+
+  -- Chunks a concurrent register() (or expect()) inserted while this call ran: neither
+  -- existing when we looked nor created by us. Find them now.
+  UPDATE pg_temp._df_want w SET existing_id = c.id
+    FROM dataflow.chunk c
+   WHERE w.chunk_id IS NULL AND w.status IS NULL AND c.dataset_id = w.dataset_id AND c.key = w.key;
+
+  INSERT INTO dataflow.dep (input, consumer, need)
+  SELECT coalesce(iw.chunk_id, iw.existing_id), cw.chunk_id, e.need
+    FROM pg_temp._df_edge e
+    JOIN pg_temp._df_want cw ON cw.dataset_id = e.c_ds AND cw.key = e.c_key
+    JOIN pg_temp._df_want iw ON iw.dataset_id = e.i_ds AND iw.key = e.i_key
+   WHERE cw.chunk_id IS NOT NULL
+  ON CONFLICT DO NOTHING;
+
+  -- The same for the new edges (lease's lineage insert joins dep by consumer) and queue rows.
+  IF n_created >= 1000 AND n_created > 0.1 * greatest((SELECT c.reltuples FROM pg_class c
+                                                       WHERE c.oid = 'dataflow.dep'::regclass), 0) THEN
+    ANALYZE dataflow.dep;
+    ANALYZE dataflow.queue;
+  END IF;
+
+  INSERT INTO dataflow.latest_wait (dataset_id, consumer, need)
+  SELECT jl.dataset_id, w.chunk_id, jl.need
+    FROM pg_temp._df_want w
+    JOIN dataflow.job j ON j.output_id = w.dataset_id
+    JOIN dataflow.job_input jl ON jl.job_id = j.id AND jl.mapping = 'latest'
+   WHERE w.chunk_id IS NOT NULL
+     AND NOT EXISTS (SELECT FROM dataflow.chunk lc
+                      WHERE lc.dataset_id = jl.dataset_id AND dataflow._level(lc.status) >= jl.need);
+
+  -- Those concurrently inserted inputs were invisible to the counts above, and their
+  -- propagation could not see our dep edges: lock them and recount their new consumers,
+  -- or those would wait forever.
+  IF EXISTS (SELECT FROM pg_temp._df_want w WHERE w.chunk_id IS NULL AND w.status IS NULL) THEN
+    PERFORM 1 FROM dataflow.chunk c JOIN dataflow.dataset cd ON cd.id = c.dataset_id
+     WHERE c.id = ANY (ARRAY(SELECT w.existing_id FROM pg_temp._df_want w
+                              WHERE w.chunk_id IS NULL AND w.status IS NULL))
+     ORDER BY cd.rank, c.id FOR SHARE OF c;
+    WITH cons AS (
+      SELECT DISTINCT dp.consumer
+        FROM pg_temp._df_want w
+        JOIN dataflow.dep dp ON dp.input = w.existing_id
+       WHERE w.chunk_id IS NULL AND w.status IS NULL
+    ), cnt AS (
+      SELECT cons.consumer,
+             (SELECT count(*) FROM dataflow.dep dp JOIN dataflow.chunk i ON i.id = dp.input
+               WHERE dp.consumer = cons.consumer AND dataflow._level(i.status) < dp.need)
+           + (SELECT count(*) FROM dataflow.latest_wait lw WHERE lw.consumer = cons.consumer) AS n
+        FROM cons JOIN pg_temp._df_want nw ON nw.chunk_id = cons.consumer
+    ), upd AS (
+      UPDATE dataflow.chunk c
+         SET unmet = cnt.n, status = CASE WHEN cnt.n = 0 THEN 'queued' ELSE 'waiting' END
+        FROM cnt WHERE c.id = cnt.consumer AND c.unmet <> cnt.n
+      RETURNING c.id, c.status
+    )
+    UPDATE pg_temp._df_want w SET status = upd.status FROM upd WHERE w.chunk_id = upd.id;
+  END IF;
+
+  INSERT INTO dataflow.event (dataset_id, chunk_id, key, version, from_status, to_status, actor, detail)
+  SELECT w.dataset_id, w.chunk_id, w.key, 1, NULL, w.status, actor,
+         jsonb_build_object('reason', 'expect', 'backfill', bf)
+    FROM pg_temp._df_want w
+   WHERE w.chunk_id IS NOT NULL;
+
+  RETURN n_created;
+END $$;
+REVOKE EXECUTE ON FUNCTION dataflow._expect_wanted(dataflow.dataset, text, text, text) FROM PUBLIC;
+
+-- 22_jobs (issue 16 part 1): add_input on an output with chunks (rerun, wait), create_job on
+-- a dataset with chunks (a source becoming produced, _job_created).
+DROP FUNCTION dataflow.add_input(text, text, text, integer, integer, text, integer);
+CREATE FUNCTION dataflow.add_input(
+  job text, dataset text,
+  mapping text DEFAULT 'same',
+  lo integer DEFAULT NULL, hi integer DEFAULT NULL,
+  require text DEFAULT NULL,
+  max_chunks integer DEFAULT NULL,
+  rerun boolean DEFAULT false,
+  wait boolean DEFAULT false)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  j dataflow.job := dataflow._change_begin(job);   -- the locks of a change (24_change.sql)
+  d dataflow.dataset;
+  o dataflow.dataset;
+  cyc boolean;
+BEGIN
+  d := dataflow._dataset_row(dataset);
+  SELECT * INTO o FROM dataflow.dataset WHERE id = j.output_id;
+  PERFORM dataflow._check_input(j, d, o, mapping, lo, hi, require, max_chunks, false);
+  IF EXISTS (SELECT FROM dataflow.job_input ji WHERE ji.job_id = j.id AND ji.dataset_id = d.id) THEN
+    RAISE EXCEPTION 'job "%" already has input "%"', j.name, d.name USING ERRCODE = '42710',
+      HINT = 'Change it with dataflow.alter_input(job, dataset, mapping => ...).';
+  END IF;
+  -- A cycle: the output dataset already reaches the new input downstream.
+  WITH RECURSIVE down(ds) AS (
+    SELECT j.output_id
+    UNION
+    SELECT jb.output_id FROM down JOIN dataflow.job_input ji ON ji.dataset_id = down.ds
+                                  JOIN dataflow.job jb ON jb.id = ji.job_id)
+  SELECT EXISTS (SELECT FROM down WHERE ds = d.id) INTO cyc;
+  IF cyc THEN
+    RAISE EXCEPTION 'input "%" of job "%" would make a cycle', d.name, j.name
+      USING ERRCODE = '42P17', HINT = 'Dataset "' || d.name || '" is downstream of "' || o.name || '".';
+  END IF;
+  INSERT INTO dataflow.job_input (job_id, dataset_id, mapping, lo, hi, require, need, max_chunks)
+  VALUES (j.id, d.id, mapping, lo, hi, require,
+          CASE coalesce(require, CASE WHEN d.requires_validation THEN 'validated' ELSE 'ready' END)
+            WHEN 'validated' THEN 2 ELSE 1 END, max_chunks);
+  IF mapping = 'incremental' THEN
+    -- Everything already available is pending: the first batch takes it (or, with caps, the
+    -- first batches).
+    INSERT INTO dataflow.incremental_pending (job_id, chunk_id, need, dataset_id, ord)
+    SELECT j.id, c.id, ji.need, c.dataset_id, c.ord FROM dataflow.chunk c
+      JOIN dataflow.job_input ji ON ji.job_id = j.id AND ji.dataset_id = d.id
+     WHERE c.dataset_id = d.id AND dataflow._level(c.status) >= ji.need;
+  END IF;
+  -- The output's existing chunks get their edges from the new input; ranks follow.
+  PERFORM dataflow._change_apply(j.id, d.id, NULL,
+    jsonb_strip_nulls(jsonb_build_object('input_added', d.name, 'mapping', mapping,
+                                         'window', CASE WHEN mapping = 'window' THEN jsonb_build_array(lo, hi) END,
+                                         'require', require)),
+    wait, rerun);
+END $$;
+COMMENT ON FUNCTION dataflow.add_input(text, text, text, integer, integer, text, integer, boolean, boolean) IS
+  'Make a dataset an input of a job: mapping same, window (lo, hi), rollup, latest or incremental; '
+  'require ready or validated (NULL: the input dataset decides); max_chunks caps the chunks an '
+  'incremental input gives one batch. On an output with chunks their edges are built (definition '
+  'version + 1); rerun resubmits the chunks an older definition built; wait allows running leases';
+ALTER FUNCTION dataflow.add_input(text, text, text, integer, integer, text, integer, boolean, boolean) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.add_input(text, text, text, integer, integer, text, integer, boolean, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.add_input(text, text, text, integer, integer, text, integer, boolean, boolean) TO dataflow_admin;
+DROP FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint, jsonb);
+CREATE FUNCTION dataflow.create_job(
+  name text,
+  output text,
+  dispatch text DEFAULT 'pull',
+  connection text DEFAULT NULL,
+  target text DEFAULT NULL,
+  endpoint text DEFAULT NULL,
+  params jsonb DEFAULT '{}',
+  pool text DEFAULT NULL,
+  max_concurrency integer DEFAULT NULL,
+  max_attempts integer DEFAULT 3,
+  backoff_min interval DEFAULT '10 seconds',
+  backoff_max interval DEFAULT '10 minutes',
+  lease_for interval DEFAULT '5 minutes',
+  priority integer DEFAULT 0,
+  batch_max_rows bigint DEFAULT NULL,
+  secret_params jsonb DEFAULT '{}')
+RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  d integer; c dataflow.connection; p integer; v integer; other text;
+BEGIN
+  PERFORM dataflow._check_name('job', name);
+  IF output IS NULL THEN
+    PERFORM dataflow._raise('22004', 'output must not be NULL', NULL,
+                            'Pass the dataset the job produces: output => dataset.');
+  END IF;
+  d := dataflow._dataset_id(output);
+  IF dispatch IS NULL THEN
+    RAISE EXCEPTION 'dispatch must not be NULL' USING ERRCODE = '22004',
+      HINT = 'dispatch is pull (workers call lease), http or airflow.';
+  END IF;
+  IF dispatch NOT IN ('pull', 'http', 'airflow') THEN
+    RAISE EXCEPTION 'invalid dispatch "%"', coalesce(dispatch, 'NULL')
+      USING ERRCODE = CASE WHEN dispatch IS NULL THEN '22004' ELSE '22023' END, HINT = 'dispatch is pull (workers call lease), http or airflow.';
+  END IF;
+  IF connection IS NOT NULL THEN
+    SELECT * INTO c FROM dataflow.connection cn WHERE cn.name = create_job.connection;
+    IF NOT FOUND THEN
+      PERFORM dataflow._not_found('connection', connection,
+        'create it with dataflow.create_connection(name, kind, base_url).');
+    END IF;
+  END IF;
+  IF dispatch = 'pull' AND (connection IS NOT NULL OR endpoint IS NOT NULL OR target IS NOT NULL) THEN
+    RAISE EXCEPTION 'a pull job takes no connection, target or endpoint' USING ERRCODE = '22023';
+  ELSIF dispatch = 'http' THEN
+    IF (endpoint IS NULL) = (connection IS NULL) THEN
+      RAISE EXCEPTION 'an http job needs either endpoint or connection (with target), not both'
+        USING ERRCODE = '22023';
+    END IF;
+    IF endpoint IS NOT NULL AND (endpoint !~ '^https?://[^\s/?#@]+(/[^\s]*)?$' OR endpoint ~ '[\r\n]') THEN
+      RAISE EXCEPTION 'invalid endpoint "%"', left(endpoint, 200)
+        USING ERRCODE = '22023', HINT = 'An http:// or https:// URL without credentials in it.';
+    END IF;
+    IF connection IS NOT NULL AND c.kind <> 'http' THEN
+      RAISE EXCEPTION 'connection "%" is of kind %, not http', connection, c.kind USING ERRCODE = '22023';
+    END IF;
+  ELSIF dispatch = 'airflow' THEN
+    IF connection IS NULL OR c.kind <> 'airflow' OR target IS NULL OR endpoint IS NOT NULL THEN
+      RAISE EXCEPTION 'an airflow job needs an airflow connection and a target (the DAG id), and no endpoint'
+        USING ERRCODE = '22023';
+    END IF;
+  END IF;
+  IF target IS NOT NULL AND target !~ '^[A-Za-z0-9_./-]{1,250}$' THEN
+    RAISE EXCEPTION 'invalid target "%"', left(target, 64)
+      USING ERRCODE = '22023', HINT = 'A DAG id or a URL path: letters, digits, "_", ".", "/" and "-".';
+  END IF;
+  IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
+    RAISE EXCEPTION 'params must %', CASE WHEN params IS NULL THEN 'not be NULL' ELSE 'be a JSON object' END
+      USING ERRCODE = CASE WHEN params IS NULL THEN '22004' ELSE '22023' END, HINT = 'Pass ''{}'' for none.';
+  END IF;
+  IF secret_params IS NULL THEN
+    RAISE EXCEPTION 'secret_params must not be NULL' USING ERRCODE = '22004', HINT = 'Pass ''{}'' for none.';
+  END IF;
+  PERFORM dataflow._check_secret_params(secret_params);
+  IF pool IS NOT NULL THEN
+    SELECT id INTO p FROM dataflow.pool pl WHERE pl.name = create_job.pool;
+    IF NOT FOUND THEN
+      PERFORM dataflow._not_found('pool', pool, 'create it with dataflow.create_pool(name, slots).');
+    END IF;
+  END IF;
+  IF max_attempts IS NULL OR backoff_min IS NULL OR backoff_max IS NULL OR lease_for IS NULL THEN
+    RAISE EXCEPTION '% must not be NULL', CASE WHEN max_attempts IS NULL THEN 'max_attempts'
+      WHEN backoff_min IS NULL THEN 'backoff_min' WHEN backoff_max IS NULL THEN 'backoff_max' ELSE 'lease_for' END
+      USING ERRCODE = '22004', HINT = 'Leave it out for the default.';
+  END IF;
+  IF max_concurrency < 0 OR max_attempts IS NULL OR max_attempts < 1 THEN
+    RAISE EXCEPTION 'max_concurrency must be >= 0 (or NULL: unlimited) and max_attempts >= 1'
+      USING ERRCODE = CASE WHEN max_attempts IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  IF backoff_min IS NULL OR backoff_max IS NULL OR backoff_min < interval '0' OR backoff_max < backoff_min THEN
+    RAISE EXCEPTION 'backoff needs 0 <= backoff_min <= backoff_max'
+      USING ERRCODE = CASE WHEN backoff_min IS NULL OR backoff_max IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  IF lease_for IS NULL OR lease_for <= interval '0' THEN
+    RAISE EXCEPTION 'lease_for must be positive'
+      USING ERRCODE = CASE WHEN lease_for IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  IF priority IS NULL THEN
+    RAISE EXCEPTION 'priority must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  IF batch_max_rows <= 0 THEN
+    RAISE EXCEPTION 'batch_max_rows must be positive (got %)', batch_max_rows
+      USING ERRCODE = '22023', HINT = 'Give the most input rows one batch may take, or NULL for no cap.';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.job j WHERE j.name = create_job.name) THEN
+    RAISE EXCEPTION 'job "%" already exists', name USING ERRCODE = '42710';
+  END IF;
+  SELECT j.name INTO other FROM dataflow.job j WHERE j.output_id = d;
+  IF FOUND THEN
+    RAISE EXCEPTION 'dataset "%" is already produced by job "%"', output, other
+      USING ERRCODE = '42710', HINT = 'A dataset has at most one producing job.';
+  END IF;
+  INSERT INTO dataflow.job (name, output_id, dispatch, connection_id, target, endpoint, params, pool_id,
+                            max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority,
+                            batch_max_rows)
+  VALUES (name, d, dispatch, c.id, target, endpoint, params, p,
+          max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority, batch_max_rows)
+  RETURNING id INTO v;
+  IF secret_params <> '{}' THEN
+    INSERT INTO dataflow.job_secret (job_id, params) VALUES (v, secret_params);
+  END IF;
+  PERFORM dataflow._job_created(v);   -- its history, and a dataset with chunks adopted (24_change.sql)
+  RETURN v;
+END $$;
+COMMENT ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer,
+                                        interval, interval, interval, integer, bigint, jsonb) IS
+  'Define the job producing a dataset: dispatch (pull, http, airflow), connection/target or endpoint, '
+  'params, pool, max_concurrency, max_attempts, backoff_min/max, lease_for, priority, batch_max_rows '
+  '(an incremental job''s cap on a batch''s input rows), secret_params (merged over params in every task, '
+  'never shown); returns its id';
+ALTER FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint, jsonb) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint, jsonb) TO dataflow_admin;
+
+-- 40_work (issue 16 part 1): resubmit(..., reason) records the operator's reason.
+DROP FUNCTION dataflow.resubmit(text, text, text, boolean, boolean);
+CREATE FUNCTION dataflow.resubmit(dataset text, from_key text, to_key text DEFAULT NULL,
+                                  cascade boolean DEFAULT true, dry_run boolean DEFAULT false,
+                                  reason text DEFAULT NULL)
+RETURNS SETOF dataflow.resubmitted
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE d dataflow.dataset; k1 text; k2 text; roots bigint[];
+BEGIN
+  d := dataflow._dataset_row(resubmit.dataset);
+  IF from_key IS NULL OR cascade IS NULL OR dry_run IS NULL THEN
+    RAISE EXCEPTION '% must not be NULL', CASE WHEN from_key IS NULL THEN 'from_key' WHEN cascade IS NULL THEN 'cascade'
+                                               ELSE 'dry_run' END USING ERRCODE = '22004',
+      HINT = 'Leave cascade and dry_run out for their defaults (true, false); to_key NULL is from_key alone.';
+  END IF;
+  IF reason = '' OR length(reason) > 200 OR reason ~ '[[:cntrl:]]' THEN
+    RAISE EXCEPTION 'reason must be a printable text of 1-200 characters' USING ERRCODE = '22023',
+      HINT = 'It is recorded in the events of the chunks resubmitted (NULL: none).';
+  END IF;
+  k1 := dataflow._key_canon(d.key_kind, from_key);
+  k2 := dataflow._key_canon(d.key_kind, coalesce(to_key, from_key));
+  IF d.key_kind = 'text' THEN
+    IF k1 <> k2 THEN
+      RAISE EXCEPTION 'text keys have no ranges: give one key' USING ERRCODE = '22023';
+    END IF;
+    SELECT array_agg(c.id) INTO roots FROM dataflow.chunk c WHERE c.dataset_id = d.id AND c.key = k1;
+  ELSE
+    IF dataflow._key_ord(d.key_kind, k1) > dataflow._key_ord(d.key_kind, k2) THEN
+      RAISE EXCEPTION 'range "%" .. "%" is backwards', k1, k2 USING ERRCODE = '22023';
+    END IF;
+    SELECT array_agg(c.id ORDER BY c.ord) INTO roots FROM dataflow.chunk c
+     WHERE c.dataset_id = d.id
+       AND c.ord BETWEEN dataflow._key_ord(d.key_kind, k1) AND dataflow._key_ord(d.key_kind, k2);
+  END IF;
+  IF roots IS NULL THEN
+    RAISE EXCEPTION 'dataset "%" has no chunk between "%" and "%"', d.name, k1, k2 USING ERRCODE = '42704';
+  END IF;
+  RETURN QUERY
+    SELECT r.dataset, r.key, r.old_status, r.new_status, r.version, r.depth
+      FROM dataflow._resubmit(roots, cascade, dry_run, dataflow._actor(),
+                              CASE WHEN reason IS NULL THEN 'resubmit' ELSE 'resubmit: ' || reason END) r
+     ORDER BY r.depth, r.dataset, r.ord, r.key;
+END $$;
+COMMENT ON FUNCTION dataflow.resubmit(text, text, text, boolean, boolean, text) IS
+  'Restart a chunk or a key range: new version, attempts reset, queued again; with cascade (default) '
+  'everything downstream waits for it; dry_run lists what would change without changing anything; '
+  'reason is recorded in the events';
+ALTER FUNCTION dataflow.resubmit(text, text, text, boolean, boolean, text) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.resubmit(text, text, text, boolean, boolean, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.resubmit(text, text, text, boolean, boolean, text) TO dataflow_operator;
+
+-- 45_lease (issue 16 part 1): a run records its job's definition version.
+DROP FUNCTION dataflow.lease(text, text, integer, interval);
+CREATE FUNCTION dataflow.lease(job text, worker text, max_chunks integer DEFAULT 1,
+                               lease_for interval DEFAULT NULL)
+RETURNS SETOF dataflow.task
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
+-- index probes whatever the statistics said when this session made its plans (docs/internals.md, "Planner settings")
+SET enable_seqscan = off SET enable_bitmapscan = off SET enable_mergejoin = off SET enable_hashjoin = off
+-- every statement below has a cheap index-probe generic plan; custom plans cost
+-- ~1 ms of planning per statement per call (measured), more than executing them
+SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+  ids bigint[];
+  run_ids bigint[];
+  has_latest boolean;
+  j dataflow.job := dataflow._job(job);
+  n integer := max_chunks;
+  lf interval;
+  ds dataflow.dataset;
+  slots integer;
+  incremental boolean;
+  batch_from text[];
+  latest bigint[];
+  li record;
+  lid bigint;
+BEGIN
+  IF current_setting('transaction_isolation') <> 'read committed' THEN
+    PERFORM dataflow._read_committed();   -- raises (00_schema.sql)
+  END IF;
+  IF worker IS NULL OR max_chunks IS NULL THEN
+    RAISE EXCEPTION '% must not be NULL', CASE WHEN worker IS NULL THEN 'worker' ELSE 'max_chunks' END
+      USING ERRCODE = '22004', HINT = 'lease(job, worker, max_chunks): worker names who takes the chunks, max_chunks how many (1-1000).';
+  END IF;
+  IF worker = '' OR length(worker) > 200 OR worker ~ '[[:cntrl:]]' THEN
+    RAISE EXCEPTION 'worker must be a printable name of 1-200 characters' USING ERRCODE = '22023';
+  END IF;
+  IF max_chunks < 1 OR max_chunks > 1000 THEN
+    RAISE EXCEPTION 'max_chunks must be between 1 and 1000, not %', max_chunks USING ERRCODE = '22023';
+  END IF;
+  lf := coalesce(lease_for, j.lease_for);
+  IF lf <= interval '0' THEN
+    RAISE EXCEPTION 'lease_for must be positive' USING ERRCODE = '22023';
+  END IF;
+  IF j.paused THEN
+    RETURN;
+  END IF;
+  -- The output dataset, and the shape of the inputs (any incremental, any latest) as
+  -- index probes: no aggregate to set up on every call.
+  SELECT * INTO ds FROM dataflow.dataset WHERE id = j.output_id;
+  SELECT EXISTS (SELECT FROM dataflow.job_input ji WHERE ji.job_id = j.id AND ji.mapping = 'incremental'),
+         EXISTS (SELECT FROM dataflow.job_input ji WHERE ji.job_id = j.id AND ji.mapping = 'latest')
+    INTO incremental, has_latest;
+  IF incremental THEN
+    SELECT array_agg(ids.name) INTO batch_from
+      FROM dataflow.job_input ji JOIN dataflow.dataset ids ON ids.id = ji.dataset_id
+     WHERE ji.job_id = j.id AND ji.mapping = 'incremental';
+    PERFORM dataflow._cut_batch(j.id);
+  END IF;
+  -- Limits are counted from live leases. The advisory lock serializes the
+  -- count-then-lease of limited jobs and pools; unlimited jobs take none.
+  IF j.max_concurrency IS NOT NULL THEN
+    PERFORM pg_advisory_xact_lock(7401, j.id);
+    n := least(n, j.max_concurrency -
+                  (SELECT count(*) FROM dataflow.run r WHERE r.job_id = j.id AND r.status = 'running')::integer);
+  END IF;
+  IF j.pool_id IS NOT NULL AND n > 0 THEN
+    PERFORM pg_advisory_xact_lock(7402, j.pool_id);
+    SELECT p.slots INTO slots FROM dataflow.pool p WHERE p.id = j.pool_id;
+    n := least(n, slots -
+                  (SELECT count(*) FROM dataflow.run r WHERE r.pool_id = j.pool_id AND r.status = 'running')::integer);
+  END IF;
+  IF n <= 0 THEN
+    RETURN;
+  END IF;
+  -- Ready: the newest available chunk of each `latest` input, share-locked until commit
+  -- so that a resubmit or invalidation of it cannot commit between this choice and the
+  -- lineage below. Never waited for (NOWAIT): this call already holds the limit locks
+  -- (7401, 7402, and 7406 from the batch cut), which others take after a chunk lock, and
+  -- an operator's open transaction on the input must not stall every job of the pool.
+  -- When that chunk is busy, or an input has no available chunk (its only one was
+  -- resubmitted or invalidated after the consumers were queued), the job is held back
+  -- for this call.
+  IF has_latest THEN
+    FOR li IN SELECT jl.dataset_id, jl.need FROM dataflow.job_input jl JOIN dataflow.dataset ld ON ld.id = jl.dataset_id
+               WHERE jl.job_id = j.id AND jl.mapping = 'latest' ORDER BY ld.rank, jl.dataset_id LOOP
+      lid := NULL;
+      BEGIN
+        SELECT x.id INTO lid FROM dataflow.chunk x
+         WHERE x.dataset_id = li.dataset_id AND dataflow._level(x.status) >= li.need
+         ORDER BY x.ord DESC NULLS LAST, x.available_at DESC
+         LIMIT 1
+           FOR SHARE NOWAIT;
+      EXCEPTION WHEN lock_not_available THEN
+        RETURN;
+      END;
+      IF lid IS NULL THEN
+        RETURN;
+      END IF;
+      latest := latest || lid;
+    END LOOP;
+  END IF;
+
+  -- Claim, then one small statement per table: each keeps a cheap generic plan
+  -- (the single 6-CTE statement was re-planned on every call).
+  ids := dataflow._claim(j.output_id, n);
+  IF ids IS NULL THEN
+    RETURN;
+  END IF;
+  -- run ids follow the claim (queue) order, whatever the rows' physical order
+  WITH u AS (
+    UPDATE dataflow.chunk c
+       SET status = 'running', attempts = c.attempts + 1, run_id = r.run_id, updated_at = now()
+      FROM (SELECT u.id, nextval('dataflow.run_id_seq') AS run_id
+              FROM unnest(ids) WITH ORDINALITY AS u(id, o) ORDER BY u.o) r
+     WHERE c.id = r.id
+    RETURNING c.run_id)
+  SELECT array_agg(u.run_id) INTO run_ids FROM u;
+  -- The definition version read now, after the claim: a change of the job's inputs holds
+  -- every chunk of the output while it rebuilds their edges, so it committed before the
+  -- claim (and this statement sees its version) or it waits for this transaction (and the
+  -- run keeps the version it was leased with, as the edges read below).
+  INSERT INTO dataflow.run (id, job_id, pool_id, chunk_id, version, attempt, worker, status, deadline,
+                            output_location, definition_version)
+  SELECT c.run_id, j.id, j.pool_id, c.id, c.version, c.attempts, worker, 'running', clock_timestamp() + lf,
+         dataflow._location(ds.location, ds.name, c.key, c.version),
+         (SELECT jb.definition_version FROM dataflow.job jb WHERE jb.id = j.id)
+    FROM dataflow.chunk c WHERE c.id = ANY (ids);
+  INSERT INTO dataflow.run_input (run_id, chunk_id, version)
+  SELECT c.run_id, dp.input, ic.version
+    FROM dataflow.chunk c JOIN dataflow.dep dp ON dp.consumer = c.id JOIN dataflow.chunk ic ON ic.id = dp.input
+   WHERE c.id = ANY (ids);
+  IF has_latest THEN
+    INSERT INTO dataflow.run_input (run_id, chunk_id, version)
+    SELECT c.run_id, lc.id, lc.version
+      FROM dataflow.chunk c CROSS JOIN dataflow.chunk lc
+     WHERE c.id = ANY (ids) AND lc.id = ANY (latest);
+  END IF;
+  INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor)
+  SELECT j.output_id, c.id, c.key, c.run_id, c.version, 'queued', 'running', worker
+    FROM dataflow.chunk c WHERE c.id = ANY (ids);
+  RETURN QUERY
+  SELECT r.id, r.token, j.name, ds.name, c.key, c.version, c.attempts, r.output_location,
+         coalesce((SELECT jsonb_agg(jsonb_build_object('dataset', ids2.name, 'key', ic.key, 'version', ri.version,
+                                                       'location', ic.location, 'row_count', ic.row_count,
+                                                       'checksum', ic.checksum)
+                                    ORDER BY ids2.name, ic.ord, ic.key)
+                     FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
+                     JOIN dataflow.dataset ids2 ON ids2.id = ic.dataset_id
+                    WHERE ri.run_id = r.id), '[]'::jsonb),
+         dataflow._with_secrets(CASE WHEN incremental THEN j.params || dataflow._batch_params(r.id, c.key, batch_from)
+              ELSE j.params END, (SELECT s.params FROM dataflow.job_secret s WHERE s.job_id = j.id)),
+         r.deadline
+    FROM dataflow.chunk c JOIN dataflow.run r ON r.id = c.run_id
+   -- both sides restricted by key arrays, so any join order probes an index: the
+   -- generic plan made while run was empty must not walk all of run_pkey
+   WHERE c.id = ANY (ids) AND r.id = ANY (run_ids)
+   ORDER BY r.id;
+END $$;
+COMMENT ON FUNCTION dataflow.lease(text, text, integer, interval) IS
+  'Lease up to max_chunks runnable chunks of a job for a worker: returns one task per chunk with its '
+  'token, inputs (exact versions and locations), params (the job''s secret params merged in), output location '
+  'and deadline; empty when nothing is runnable';
+ALTER FUNCTION dataflow.lease(text, text, integer, interval) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.lease(text, text, integer, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.lease(text, text, integer, interval) TO dataflow_worker;
+
+-- 55_questions (issue 16 part 1): explain's correct row names a chunk an older definition built.
+DROP FUNCTION dataflow.explain(text, text);
+CREATE FUNCTION dataflow.explain(dataset text, key text)
+RETURNS TABLE(question text, ok boolean, evidence text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  c dataflow.chunk := dataflow._chunk(dataset, key);
+  d dataflow.dataset;
+  j dataflow.job;
+  r dataflow.run;
+  live dataflow.run;
+  stale text; inputs text; readers text; n_readers integer; avail boolean;
+BEGIN
+  SELECT * INTO d FROM dataflow.dataset ds WHERE ds.id = c.dataset_id;
+  SELECT * INTO j FROM dataflow.job jb WHERE jb.output_id = d.id;
+  SELECT * INTO r FROM dataflow.run rn WHERE rn.id = c.run_id;
+  SELECT * INTO live FROM dataflow.run rn WHERE rn.chunk_id = c.id AND rn.status = 'running' LIMIT 1;
+  avail := dataflow._level(c.status) > 0;
+
+  question := 'ready';
+  ok := avail;
+  evidence := 'status ' || c.status || ' since ' || to_char(c.updated_at, 'YYYY-MM-DD HH24:MI:SS TZ')
+    || ', version ' || c.version
+    || CASE
+         WHEN c.status IN ('ready', 'validated') AND r.id IS NOT NULL THEN
+           ', produced by run ' || r.id || ' (job ' || coalesce(j.name, '?') || ', worker ' || r.worker || ')'
+         WHEN c.status IN ('ready', 'validated') THEN ', registered as a source chunk'
+         WHEN c.status = 'skipped' THEN ', declared empty: ' || coalesce(c.info ->> 'skip_reason', '')
+         WHEN c.status = 'waiting' AND j.id IS NULL THEN ', source chunk not registered yet (dataflow.register)'
+         WHEN c.status = 'waiting' THEN ', ' || c.unmet || ' input(s) not available yet (see dataflow.blockers)'
+         WHEN c.status = 'queued' THEN ', ' || dataflow._queued_reason(c.id)
+         WHEN c.status = 'running' THEN ', leased by ' || coalesce(live.worker, '?') || ' until '
+                                         || coalesce(to_char(live.deadline, 'HH24:MI:SS'), '?')
+         WHEN c.status = 'failed' THEN ' after ' || c.attempts || ' attempt(s): ' || coalesce(c.error, '')
+         WHEN c.status = 'invalid' THEN ', validation failed: ' || coalesce((c.validation -> 'report')::text, '')
+         WHEN c.status = 'cancelled' THEN ', cancelled by an operator'
+         ELSE '' END;
+  RETURN NEXT;
+
+  -- Correct: expected key, current version, and built from the inputs' current versions.
+  SELECT string_agg(dataflow._chunk_name(ri.chunk_id) || ' read v' || ri.version || ', now v' || ic.version
+                    || ' ' || ic.status, '; ' ORDER BY ri.chunk_id)
+    INTO stale
+    FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
+   WHERE ri.run_id = r.id AND (ic.version <> ri.version OR dataflow._level(ic.status) = 0);
+  SELECT count(*) || ' input chunk(s), all at the versions read' INTO inputs
+    FROM dataflow.run_input ri WHERE ri.run_id = r.id;
+  question := 'correct';
+  IF NOT avail THEN
+    ok := false;
+    evidence := 'version ' || c.version || ' is not produced yet';
+  ELSIF c.status = 'skipped' THEN
+    ok := true;
+    evidence := 'key ' || c.key || ' is declared empty at version ' || c.version;
+  ELSIF j.id IS NULL THEN
+    ok := true;
+    evidence := 'key ' || c.key || ', version ' || c.version || ' of source dataset ' || d.name;
+  ELSIF stale IS NOT NULL THEN
+    ok := false;
+    evidence := 'stale: version ' || c.version || ' was built from inputs re-produced since: ' || stale;
+  ELSIF c.status IN ('ready', 'validated') AND dataflow._built_version(c.run_id) < j.definition_version THEN
+    -- Built by an older definition of the job (24_change.sql): say which, and what changed.
+    ok := false;
+    evidence := 'outdated: version ' || c.version || CASE WHEN r.id IS NULL
+                  THEN ' was registered before job ' || j.name || ' produced ' || d.name || ' (definition version 0)'
+                  ELSE ' was built by run ' || r.id || ' with definition version ' || dataflow._built_version(c.run_id)
+                       || ' of job ' || j.name END
+                || '; the definition is at version ' || j.definition_version || ' since '
+                || (SELECT string_agg('v' || jd.version || ' (' || to_char(jd.changed_at, 'YYYY-MM-DD HH24:MI:SS TZ')
+                                      || ') ' || jd.change::text, ', ' ORDER BY jd.version)
+                      FROM dataflow.job_definition jd
+                     WHERE jd.job_id = j.id AND jd.version > dataflow._built_version(c.run_id))
+                || '; resubmit it to rebuild (dataflow.outdated lists every such chunk)';
+  ELSE
+    ok := true;
+    evidence := 'key ' || c.key || ', version ' || c.version || ' built by run ' || coalesce(r.id::text, '?')
+                || ' from ' || inputs;
+  END IF;
+  RETURN NEXT;
+
+  question := 'location';
+  ok := c.location IS NOT NULL AND avail;
+  evidence := CASE
+    WHEN c.location IS NOT NULL AND avail THEN c.location
+    WHEN c.status = 'skipped' THEN 'declared empty: no data to locate'
+    WHEN d.location IS NOT NULL THEN 'not produced yet; will be '
+         || dataflow._location(d.location, d.name, c.key, c.version)
+    ELSE 'no location recorded and dataset ' || d.name || ' has no location template' END;
+  RETURN NEXT;
+
+  question := 'validated';
+  ok := c.status IN ('validated', 'skipped') OR (c.status = 'ready' AND NOT d.requires_validation);
+  evidence := CASE
+    WHEN c.status = 'validated' THEN 'passed at ' || to_char((c.validation ->> 'at')::timestamptz, 'YYYY-MM-DD HH24:MI:SS TZ')
+         || ' by ' || (c.validation ->> 'by') || ': ' || (c.validation -> 'report')::text
+    WHEN c.status = 'invalid' THEN 'FAILED validation by ' || (c.validation ->> 'by') || ': '
+         || (c.validation -> 'report')::text
+    WHEN c.status = 'skipped' THEN 'declared empty'
+    WHEN NOT d.requires_validation THEN 'dataset ' || d.name || ' does not require validation'
+    ELSE 'dataset ' || d.name || ' requires validation; not validated yet' END;
+  RETURN NEXT;
+
+  -- Safe: no writer holds it, and readers hold it against re-production.
+  -- Readers: live runs that read it, and runs a resubmit superseded whose process has not
+  -- ended (they hold it until they end, or reap() expires them, as _claim counts them).
+  SELECT count(*), string_agg('run ' || rr.id || ' (' || rr.worker
+                              || CASE WHEN rr.status = 'superseded' THEN ', superseded, still reading' ELSE '' END
+                              || ')', ', ' ORDER BY rr.id)
+    INTO n_readers, readers
+    FROM dataflow.run_input ri JOIN dataflow.run rr ON rr.id = ri.run_id
+   WHERE ri.chunk_id = c.id AND rr.finished_at IS NULL AND rr.status IN ('running', 'superseded');
+  question := 'safe';
+  ok := avail AND live.id IS NULL;
+  evidence := CASE
+    WHEN live.id IS NOT NULL THEN 'a writer holds it: run ' || live.id || ' (' || live.worker || ') is producing version '
+         || live.version
+    WHEN NOT avail THEN 'not available: it will be (re)produced'
+    ELSE 'no writer' END
+    || CASE WHEN n_readers > 0 THEN '; ' || n_readers || ' reader(s) hold it against re-production: ' || readers
+            ELSE '; no readers' END;
+  RETURN NEXT;
+END $$;
+COMMENT ON FUNCTION dataflow.explain(text, text) IS
+  'The five questions for a chunk, in order ready, correct, location, validated, safe: '
+  'each with ok and the evidence from the tables';
+ALTER FUNCTION dataflow.explain(text, text) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.explain(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.explain(text, text) TO dataflow_reader;
