@@ -284,8 +284,9 @@ COMMENT ON COLUMN dataflow.deliveries.finished_at IS 'When it was delivered or g
 
 -- ---- calls made by the background worker ----------------------------------
 
--- What the worker sent for an http/airflow run, so an interrupted Airflow
--- trigger can be retried (and adopted on 409) after a restart.
+-- What the worker sends for an airflow or prefect run, so an interrupted Airflow
+-- trigger or Prefect create_flow_run can be sent again (and adopted: 409 from Airflow,
+-- the same flow run for the same idempotency key from Prefect) after a restart.
 CREATE TABLE dataflow._dispatch (
   run_id     bigint PRIMARY KEY,
   task       jsonb NOT NULL,
@@ -305,14 +306,14 @@ BEGIN
   RETURN QUERY
   SELECT j.name, j.dispatch,
          CASE WHEN j.endpoint IS NOT NULL THEN j.endpoint
-              WHEN j.dispatch = 'airflow' THEN c.base_url
+              WHEN j.dispatch IN ('airflow', 'prefect') THEN c.base_url
               ELSE rtrim(c.base_url, '/') || '/' || ltrim(coalesce(j.target, ''), '/') END,
          j.target, coalesce(c.auth, 'none'), c.username, c.secret, coalesce(c.api_version, 1),
          -- NULL (the worker's GUC) for a value out of the table's bounds, never an overflow
          CASE WHEN c.connect_timeout <= interval '1 hour' THEN (extract(epoch FROM c.connect_timeout) * 1000)::integer END,
          CASE WHEN c.timeout <= interval '24 hours' THEN (extract(epoch FROM c.timeout) * 1000)::integer END
     FROM dataflow.job j LEFT JOIN dataflow.connection c ON c.id = j.connection_id
-   WHERE j.dispatch IN ('http', 'airflow') AND NOT j.paused
+   WHERE j.dispatch IN ('http', 'airflow', 'prefect') AND NOT j.paused
      AND (j.endpoint IS NOT NULL OR c.id IS NOT NULL)
      -- due queued chunks, or inputs waiting for an incremental job's next batch (lease() cuts it)
      AND (EXISTS (SELECT FROM dataflow.queue q WHERE q.dataset_id = j.output_id AND q.not_before <= now())
@@ -321,7 +322,10 @@ BEGIN
 END $$;
 
 -- Lease for the worker; Airflow runs get their dag_run_id, http runs their
--- Idempotency-Key (both dataflow-<run id>) recorded at once as external_id.
+-- Idempotency-Key (both dataflow-<run id>) recorded at once as external_id; a Prefect
+-- run's external_id is its flow run id, recorded when create_flow_run answers.
+-- Airflow and Prefect runs are sent by the follower (_worker_airflow_runs,
+-- _worker_prefect_runs) from their _dispatch row.
 -- The lease runs in a subtransaction: when it waits longer than the worker's
 -- lock_timeout (dataflow.worker_lock_timeout) for a lock another session holds
 -- (the job's or pool's concurrency lock, an incremental cut, a row), nothing of
@@ -329,19 +333,21 @@ END $$;
 -- skips the job for a while instead of aborting its whole claim.
 CREATE FUNCTION dataflow._worker_claim(p_job text, p_n integer) RETURNS SETOF dataflow.task
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE ts dataflow.task[]; airflow boolean; skipped dataflow.task;
+DECLARE ts dataflow.task[]; kind text; skipped dataflow.task;
 BEGIN
-  SELECT j.dispatch = 'airflow' INTO airflow FROM dataflow.job j WHERE j.name = p_job;
+  SELECT j.dispatch INTO kind FROM dataflow.job j WHERE j.name = p_job;
   BEGIN
     SELECT array_agg(l ORDER BY l.run_id) INTO ts FROM dataflow.lease(p_job, 'bgworker', p_n) l;
     IF ts IS NULL THEN
       RETURN;
     END IF;
-    IF airflow THEN
+    IF kind IN ('airflow', 'prefect') THEN
       INSERT INTO dataflow._dispatch (run_id, task) SELECT t.run_id, to_jsonb(t) FROM unnest(ts) t;
     END IF;
-    UPDATE dataflow.run r SET external_id = 'dataflow-' || r.id
-     WHERE r.id = ANY (ARRAY(SELECT t.run_id FROM unnest(ts) t));
+    IF kind IS DISTINCT FROM 'prefect' THEN
+      UPDATE dataflow.run r SET external_id = 'dataflow-' || r.id
+       WHERE r.id = ANY (ARRAY(SELECT t.run_id FROM unnest(ts) t));
+    END IF;
   EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
     skipped.job := p_job;
     skipped.key := SQLERRM;
@@ -368,7 +374,36 @@ BEGIN
     JOIN dataflow.run r ON r.id = x.run_id
     JOIN dataflow.job j ON j.id = r.job_id
     JOIN dataflow.connection c ON c.id = j.connection_id
-   WHERE r.status = 'running'
+   WHERE r.status = 'running' AND j.dispatch = 'airflow'
+   ORDER BY r.id;
+END $$;
+
+-- Live Prefect runs of the worker: to create (not yet acknowledged) or poll, with the
+-- idempotency key of their flow run (docs/engines.md, "Prefect"): dataflow-<chunk
+-- id>-v<version>, then -2, -3... once an earlier run of that chunk version recorded a
+-- final flow run state, so every attempt until then adopts the flow run an ambiguous
+-- create may have left, and an attempt after a finished flow run gets a new one.
+CREATE FUNCTION dataflow._worker_prefect_runs()
+RETURNS TABLE (run_id bigint, token uuid, external_id text, triggered boolean, task text, target text,
+               base_url text, auth text, secret text, connect_timeout_ms integer, timeout_ms integer,
+               idempotency_key text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off
+AS $$
+BEGIN
+  RETURN QUERY
+  SELECT r.id, r.token, r.external_id, x.triggered, x.task::text, j.target, c.base_url, c.auth, c.secret,
+         CASE WHEN c.connect_timeout <= interval '1 hour' THEN (extract(epoch FROM c.connect_timeout) * 1000)::integer END,
+         CASE WHEN c.timeout <= interval '24 hours' THEN (extract(epoch FROM c.timeout) * 1000)::integer END,
+         'dataflow-' || r.chunk_id || '-v' || r.version ||
+           coalesce('-' || (nullif((SELECT count(*) FROM dataflow.run o
+                                     WHERE o.chunk_id = r.chunk_id AND o.version = r.version AND o.id < r.id
+                                       AND o.info -> 'prefect' ->> 'state' IN ('COMPLETED', 'FAILED', 'CRASHED', 'CANCELLED')),
+                                   0) + 1), '')
+    FROM dataflow._dispatch x
+    JOIN dataflow.run r ON r.id = x.run_id
+    JOIN dataflow.job j ON j.id = r.job_id
+    JOIN dataflow.connection c ON c.id = j.connection_id
+   WHERE r.status = 'running' AND j.dispatch = 'prefect'
    ORDER BY r.id;
 END $$;
 
@@ -393,6 +428,9 @@ BEGIN
       PERFORM dataflow.complete(p_token, p_row_count, p_checksum, p_info::jsonb, p_location);
     WHEN 'failed' THEN
       PERFORM dataflow.fail(p_token, p_error, p_retry);
+      IF p_info IS NOT NULL AND p_info::jsonb ? 'prefect' THEN  -- the flow run's final state
+        UPDATE dataflow.run r SET info = coalesce(r.info, '{}') || p_info::jsonb WHERE r.id = rid;
+      END IF;
     WHEN 'retry' THEN
       PERFORM dataflow._fail(p_token, p_error, true, p_retry_after);
     WHEN 'gone' THEN
@@ -410,6 +448,13 @@ BEGIN
     WHEN 'pending' THEN
       UPDATE dataflow._dispatch SET triggered = true WHERE run_id = rid;
       PERFORM dataflow.heartbeat(p_token);
+      -- A Prefect flow run: its id is the run's external_id, its latest state in info.
+      IF p_info IS NOT NULL AND p_info::jsonb ? 'prefect' THEN
+        UPDATE dataflow.run r
+           SET external_id = coalesce(p_info::jsonb -> 'prefect' ->> 'flow_run_id', r.external_id),
+               info = coalesce(r.info, '{}') || p_info::jsonb
+         WHERE r.id = rid;
+      END IF;
       RETURN;
     ELSE
       RAISE EXCEPTION 'unknown outcome "%"', left(p_kind, 64) USING ERRCODE = '22023';
@@ -544,7 +589,7 @@ BEGIN
             (SELECT min(d.next_attempt_at) FROM dataflow.delivery d JOIN dataflow.subscription s
                 ON s.id = d.subscription_id WHERE d.status = 'pending' AND s.enabled AND d.next_attempt_at > now()),
             (SELECT min(q.not_before) FROM dataflow.job j JOIN dataflow.queue q ON q.dataset_id = j.output_id
-              WHERE j.dispatch IN ('http', 'airflow') AND NOT j.paused AND q.not_before > now())) - now())
+              WHERE j.dispatch IN ('http', 'airflow', 'prefect') AND NOT j.paused AND q.not_before > now())) - now())
           * 1000)::bigint);
 END $$;
 
@@ -696,7 +741,7 @@ BEGIN
 END $$;
 
 REVOKE ALL ON FUNCTION dataflow._worker_jobs(), dataflow._worker_claim(text, integer),
-  dataflow._worker_airflow_runs(),
+  dataflow._worker_airflow_runs(), dataflow._worker_prefect_runs(),
   dataflow._worker_record(uuid, text, bigint, text, text, text, text, boolean, integer),
   dataflow._worker_results(uuid[], text[], bigint[], text[], text[], text[], text[], boolean[], integer[]),
   dataflow._worker_deliveries(integer, bigint[], integer[]), dataflow._worker_next_due(),
