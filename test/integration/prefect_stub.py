@@ -50,6 +50,7 @@ FINAL = {"ok": ("COMPLETED", "Completed", None), "fails": ("FAILED", "Failed", "
          "held": ("COMPLETED", "Completed", None), "hang-once": ("COMPLETED", "Completed", None)}
 STEPS = [("SCHEDULED", "Scheduled"), ("PENDING", "Pending"), ("RUNNING", "Running")]
 LOCK = threading.Lock()
+LOG_FD = os.open(LOGFILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 RUNS = {}  # flow run id -> {"deployment", "step", "parameters", "key", "state"}
 KEYS = {}  # (deployment id, idempotency key) -> flow run id
 
@@ -102,9 +103,9 @@ class Handler(BaseHTTPRequestHandler):
     def record(self, body):
         line = {"t": time.time(), "method": self.command, "path": self.path,
                 "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+        data = (json.dumps(line) + "\n").encode()
         with LOCK:
-            with open(LOGFILE, "a") as f:
-                f.write(json.dumps(line) + "\n")
+            os.write(LOG_FD, data)  # one write of the whole line: readers never see half of it
 
     def handle_any(self):
         n = int(self.headers.get("Content-Length") or 0)

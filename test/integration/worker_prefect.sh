@@ -50,11 +50,17 @@ wait_status() { wt_wait "$1 $2" "$3" "SELECT status = '$2' FROM dataflow.chunks 
 run_sql() { wt_sql "SELECT $2 FROM dataflow.run r JOIN dataflow.job j ON j.id = r.job_id WHERE j.name = '$1' ORDER BY r.id"; }
 ready_events() { wt_sql "SELECT count(*) FROM dataflow.event e JOIN dataflow.dataset d ON d.id = e.dataset_id
                           WHERE d.name = 'out_$1' AND e.to_status = 'ready'"; }
-gets() { # how many GETs of flow run $1 the stub got
+gets() { # how many GETs of flow run $1 the stub got (a line the stub is still writing is skipped)
     python3 - "$WT_DIR/prefect.jsonl" "$1" <<'PY'
 import json, sys
-print(sum(1 for l in open(sys.argv[1]) if (r := json.loads(l))["method"] == "GET"
-          and r["path"].endswith("/flow_runs/" + sys.argv[2])))
+n = 0
+for line in open(sys.argv[1]):
+    try:
+        r = json.loads(line)
+    except ValueError:
+        continue
+    n += r["method"] == "GET" and r["path"].endswith("/flow_runs/" + sys.argv[2])
+print(n)
 PY
 }
 callback() { # callback PATH TOKEN BODY: "<status> <body>" of the listener's answer
@@ -74,6 +80,7 @@ job crashes pf "$(dep 3)" 2
 job cancelled pf 'etl/cancelled' 3
 job nowhere pf 'etl/nope' 1
 job hang pf "$(dep 6)" 2
+job stopme pf "$(dep 5)" 3        # held, then cancelled through set_state (as cancel() will)
 wt_sql "SELECT dataflow.register('raw', '1')" >/dev/null
 
 # ---- the lock: running while the flow run is RUNNING, released by polling
@@ -101,7 +108,8 @@ echo "ok: a callback after polling completed the run gets 409"
 python3 - "$WT_DIR/prefect.jsonl" "$(dep 5)" "$LPORT" "$lock_token" <<'PY' || wt_fail "create_flow_run request"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-mine = [r for r in rows if r["method"] == "POST" and r["path"] == "/api/deployments/%s/create_flow_run" % sys.argv[2]]
+mine = [r for r in rows if r["method"] == "POST" and r["path"] == "/api/deployments/%s/create_flow_run" % sys.argv[2]
+        and json.loads(r["body"])["parameters"]["dataflow"]["job"] == "lock"]
 assert len(mine) == 1, mine
 b = json.loads(mine[0]["body"])
 p = b["parameters"]
@@ -162,6 +170,19 @@ run_sql cancelled r.error | grep -q "not retried: cancelled in Prefect" || wt_fa
 wait_status nowhere failed 20
 run_sql nowhere r.error | grep -q 'deployment "etl/nope" not found' || wt_fail "nowhere: $(run_sql nowhere r.error)"
 echo "ok: failed, crashed (retried with a new flow run), cancelled (not retried), unknown deployment"
+
+# ---- a flow run set to CANCELLING (POST set_state, as dataflow.cancel() does): the
+# chunk keeps running while it is CANCELLING, then CANCELLED ends it without retry
+wt_wait "the stopme flow run" 20 "SELECT external_id IS NOT NULL FROM dataflow.run r JOIN dataflow.job j
+                                  ON j.id = r.job_id WHERE j.name = 'stopme'"
+stop_fr=$(run_sql stopme r.external_id)
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+       -d '{"state": {"type": "CANCELLING"}}' "$API/flow_runs/$stop_fr/set_state")
+[ "$code" = 201 ] || wt_fail "set_state CANCELLING: HTTP $code"
+wait_status stopme failed 20
+[ "$(run_sql stopme "count(*) OVER ()" | head -1)" = 1 ] || wt_fail "stopme: retried"
+[ "$(run_sql stopme "r.info->'prefect'->>'state'")" = CANCELLED ] || wt_fail "stopme: $(run_sql stopme r.info)"
+echo "ok: a flow run set to CANCELLING ends CANCELLED, the chunk failed and not retried"
 
 # ---- a create whose answer hangs past the timeout (2 s): sent again, adopted
 wait_status hang ready 40
