@@ -68,7 +68,7 @@ REVOKE ALL ON dataflow.subscription, dataflow.delivery, dataflow.delivery_attemp
 -- scans off, so a plan made then stays an index probe as the tables grow.
 
 -- Fan-out of new events to the outbox, and wake-up of the worker when a chunk
--- of an http/airflow job became queued. Statement-level with a transition
+-- of an http/airflow/prefect job became queued. Statement-level with a transition
 -- table: with no subscription it costs two small probes per INSERT statement.
 CREATE FUNCTION dataflow._event_fanout() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
