@@ -8,7 +8,8 @@
 #   engine through the callback listener while a poll that finds COMPLETED is in flight:
 #   the poll's result is dropped, one completion event;
 # - failed, crashed (retried: a new flow run under a new idempotency key) and cancelled
-#   (not retried) flow runs, a deployment name Prefect does not know;
+#   (not retried) flow runs, a deployment name Prefect does not know, a wrong API key;
+# - a flow run set to CANCELLING through set_state (as cancel() does) ends CANCELLED;
 # - a create_flow_run whose answer hangs past the timeout is sent again with the same
 #   idempotency key and adopted: one flow run, one run.
 set -uo pipefail
@@ -37,6 +38,8 @@ wt_sql "SELECT dataflow.create_dataset('raw', 'int')" >/dev/null
 wt_sql "SELECT dataflow.create_connection('pf', 'prefect', '$API', timeout => '2 seconds')" >/dev/null
 wt_sql "SELECT dataflow.create_connection('pfcloud', 'prefect', '$API/accounts/acc/workspaces/ws/',
                                           auth => 'bearer', secret => 'pnu_stub_key')" >/dev/null
+wt_sql "SELECT dataflow.create_connection('pfbadkey', 'prefect', '$API/accounts/acc/workspaces/ws',
+                                          auth => 'bearer', secret => 'pnu_wrong_key')" >/dev/null
 job() { # job NAME CONNECTION TARGET MAX_ATTEMPTS
     wt_sql "SELECT dataflow.create_dataset('out_$1', 'int')" >/dev/null
     wt_sql "SELECT dataflow.create_job('$1', 'out_$1', dispatch => 'prefect', connection => '$2', target => '$3',
@@ -80,6 +83,7 @@ job crashes pf "$(dep 3)" 2
 job cancelled pf 'etl/cancelled' 3
 job nowhere pf 'etl/nope' 1
 job hang pf "$(dep 6)" 2
+job badkey pfbadkey "$(dep 1)" 1
 job stopme pf "$(dep 5)" 3        # held, then cancelled through set_state (as cancel() will)
 wt_sql "SELECT dataflow.register('raw', '1')" >/dev/null
 
@@ -145,8 +149,10 @@ python3 - "$WT_DIR/prefect.jsonl" <<'PY' || wt_fail "name-form target / bearer r
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 cloud = [r for r in rows if r["path"].startswith("/api/accounts/acc/workspaces/ws/")]
-assert cloud and all(r["headers"].get("authorization") == "Bearer pnu_stub_key" for r in cloud), cloud[:1]
-assert [r for r in cloud if r["path"].endswith("/deployments/name/etl/held")], "no lookup by name"
+ok = [r for r in cloud if r["headers"].get("authorization") == "Bearer pnu_stub_key"]
+assert all(r["headers"].get("authorization") in ("Bearer pnu_stub_key", "Bearer pnu_wrong_key") for r in cloud), cloud[:1]
+assert [r for r in ok if r["path"].endswith("/deployments/name/etl/held")], "no lookup by name"
+assert [r for r in ok if r["method"] == "GET" and "/flow_runs/" in r["path"]], "no poll with the API key"
 PY
 echo "ok: the callback wins over a poll in flight, once; name-form target and bearer API key"
 
@@ -169,7 +175,9 @@ wait_status cancelled failed 20
 run_sql cancelled r.error | grep -q "not retried: cancelled in Prefect" || wt_fail "cancelled: $(run_sql cancelled r.error)"
 wait_status nowhere failed 20
 run_sql nowhere r.error | grep -q 'deployment "etl/nope" not found' || wt_fail "nowhere: $(run_sql nowhere r.error)"
-echo "ok: failed, crashed (retried with a new flow run), cancelled (not retried), unknown deployment"
+wait_status badkey failed 20
+run_sql badkey r.error | grep -q "HTTP 401.*check the connection's API key" || wt_fail "badkey: $(run_sql badkey r.error)"
+echo "ok: failed, crashed (retried with a new flow run), cancelled (not retried), unknown deployment, wrong API key"
 
 # ---- a flow run set to CANCELLING (POST set_state, as dataflow.cancel() does): the
 # chunk keeps running while it is CANCELLING, then CANCELLED ends it without retry
@@ -199,6 +207,8 @@ PY
 grep -q "Prefect create_flow_run outcome unknown" "$WT_DIR/server.log" || wt_fail "hang: no ambiguous create logged"
 echo "ok: an ambiguous create_flow_run is sent again with its key and adopted"
 
-grep -q "pnu_stub_key" "$WT_DIR/server.log" && wt_fail "the API key is in the server log"
+grep -q "pnu_stub_key\|pnu_wrong_key" "$WT_DIR/server.log" && wt_fail "an API key is in the server log"
+[ "$(wt_sql "SELECT count(*) FROM dataflow.run WHERE error LIKE '%pnu_%' OR info::text LIKE '%pnu_%'")" = 0 ] \
+    || wt_fail "an API key is in a run's error or info"
 grep -E "PANIC|TRAP|terminated by signal" "$WT_DIR/server.log" && wt_fail "server log shows a crash"
 echo "PASS worker_prefect"
