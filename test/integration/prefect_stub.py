@@ -20,7 +20,8 @@ Deployments of flow "etl" (id 00000000-0000-4000-8000-00000000000N, N as listed)
   4 cancelled  ... RUNNING -> CANCELLED
   5 held       stays RUNNING until a file "release-<flow run id>" exists next to PORTFILE,
                then COMPLETED: a flow run that holds a lock while it works; while a file
-               "delay-<flow run id>" exists, the answers to its GETs wait 3 s
+               "delay-<flow run id>" exists, the answers to its GETs wait 5 s (logged
+               first as a line {"method": "DELAYED", "path", "state"})
   6 hang-once  the first create_flow_run of an idempotency key makes the flow run, then
                its answer hangs 30 s (past the worker's timeout); then like "ok"
 
@@ -107,6 +108,12 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             os.write(LOG_FD, data)  # one write of the whole line: readers never see half of it
 
+    def note(self, what, state):
+        line = {"t": time.time(), "method": what, "path": self.path, "headers": {}, "body": "", "state": state}
+        data = (json.dumps(line) + "\n").encode()
+        with LOCK:
+            os.write(LOG_FD, data)
+
     def handle_any(self):
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(min(n, 1 << 20)).decode("utf-8", "replace") if n else ""
@@ -160,10 +167,12 @@ class Handler(BaseHTTPRequestHandler):
                     advance(fid, run)
                     doc = flow_run_doc(fid, run)
             if self.command == "GET" and len(parts) == 2:
-                # "delay-<flow run id>" next to PORTFILE: the answer waits 3 s (a poll in
-                # flight while the engine reports through the callback listener)
+                # "delay-<flow run id>" next to PORTFILE: the answer waits 5 s (a poll in
+                # flight while the engine reports through the callback listener), and a
+                # line {"method": "DELAYED", "path", "state"} in the log says so first
                 if os.path.exists(os.path.join(DIR, "delay-" + fid)):
-                    time.sleep(3)
+                    self.note("DELAYED", doc["state"]["type"])
+                    time.sleep(5)
                 return self.reply(200, doc)
             with LOCK:
                 if self.command == "POST" and len(parts) == 3 and parts[2] == "set_state":
