@@ -40,7 +40,7 @@ COMMENT ON TABLE dataflow.pool IS
 CREATE TABLE dataflow.connection (
   id              integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   name            text NOT NULL UNIQUE,
-  kind            text NOT NULL CHECK (kind IN ('http', 'airflow')),
+  kind            text NOT NULL CHECK (kind IN ('http', 'airflow', 'prefect')),
   base_url        text NOT NULL CHECK (base_url ~ '^https?://[^\s/?#]+'),
   auth            text NOT NULL DEFAULT 'none' CHECK (auth IN ('none', 'basic', 'bearer')),
   username        text,
@@ -57,7 +57,7 @@ CREATE TABLE dataflow.job (
   id              integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   name            text NOT NULL UNIQUE,
   output_id       integer NOT NULL UNIQUE REFERENCES dataflow.dataset (id),
-  dispatch        text NOT NULL DEFAULT 'pull' CHECK (dispatch IN ('pull', 'http', 'airflow')),
+  dispatch        text NOT NULL DEFAULT 'pull' CHECK (dispatch IN ('pull', 'http', 'airflow', 'prefect')),
   connection_id   integer REFERENCES dataflow.connection (id),
   target          text,
   endpoint        text,

@@ -171,7 +171,7 @@ DECLARE v integer;
 BEGIN
   PERFORM dataflow._check_name('connection', name);
   IF kind IS NULL THEN
-    RAISE EXCEPTION 'kind must not be NULL' USING ERRCODE = '22004', HINT = 'Connection kinds are http and airflow.';
+    RAISE EXCEPTION 'kind must not be NULL' USING ERRCODE = '22004', HINT = 'Connection kinds are http, airflow and prefect.';
   END IF;
   IF base_url IS NULL THEN
     RAISE EXCEPTION 'base_url must not be NULL' USING ERRCODE = '22004', HINT = 'An http:// or https:// URL without credentials in it.';
@@ -183,9 +183,9 @@ BEGIN
     RAISE EXCEPTION '% must not be NULL', CASE WHEN connect_timeout IS NULL THEN 'connect_timeout' ELSE 'timeout' END
       USING ERRCODE = '22004', HINT = 'Leave it out for the default (connect_timeout 5 seconds, timeout 30 seconds).';
   END IF;
-  IF kind NOT IN ('http', 'airflow') THEN
+  IF kind NOT IN ('http', 'airflow', 'prefect') THEN
     RAISE EXCEPTION 'invalid connection kind "%"', coalesce(kind, 'NULL')
-      USING ERRCODE = CASE WHEN kind IS NULL THEN '22004' ELSE '22023' END, HINT = 'Connection kinds are http and airflow.';
+      USING ERRCODE = CASE WHEN kind IS NULL THEN '22004' ELSE '22023' END, HINT = 'Connection kinds are http, airflow and prefect.';
   END IF;
   IF base_url IS NULL OR base_url !~ '^https?://[^\s/?#@]+(/[^\s]*)?$' OR base_url ~ '[\r\n]' THEN
     RAISE EXCEPTION 'invalid base_url "%"', coalesce(left(base_url, 200), 'NULL')
@@ -205,8 +205,15 @@ BEGIN
     RAISE EXCEPTION 'username and secret must not contain line breaks (or ":" in a username)'
       USING ERRCODE = '22023';
   END IF;
+  IF kind = 'prefect' AND auth NOT IN ('none', 'bearer') THEN
+    RAISE EXCEPTION 'a prefect connection takes auth none or bearer, not %', auth USING ERRCODE = '22023',
+      HINT = 'Self-hosted Prefect servers take none; Prefect Cloud takes bearer with the API key as secret.';
+  END IF;
   IF kind = 'airflow' THEN
     api_version := coalesce(api_version, 1);
+  ELSIF kind = 'prefect' AND api_version IS NOT NULL THEN
+    RAISE EXCEPTION 'api_version is for airflow connections, not prefect' USING ERRCODE = '22023',
+      HINT = 'Leave api_version out: the Prefect 2 and 3 REST APIs are the same for what the worker calls.';
   END IF;
   IF api_version IS NOT NULL AND api_version NOT IN (1, 2) THEN
     RAISE EXCEPTION 'api_version must be 1 or 2' USING ERRCODE = '22023';
@@ -235,7 +242,7 @@ BEGIN
   RETURN v;
 END $$;
 COMMENT ON FUNCTION dataflow.create_connection(text, text, text, text, text, text, integer, interval, interval) IS
-  'Define an engine endpoint (http or airflow) shared by jobs; the secret is readable by the admin role only';
+  'Define an engine endpoint (http, airflow or prefect) shared by jobs; the secret is readable by the admin role only';
 
 CREATE FUNCTION dataflow.drop_connection(name text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -62,11 +62,11 @@ BEGIN
   d := dataflow._dataset_id(output);
   IF dispatch IS NULL THEN
     RAISE EXCEPTION 'dispatch must not be NULL' USING ERRCODE = '22004',
-      HINT = 'dispatch is pull (workers call lease), http or airflow.';
+      HINT = 'dispatch is pull (workers call lease), http, airflow or prefect.';
   END IF;
-  IF dispatch NOT IN ('pull', 'http', 'airflow') THEN
+  IF dispatch NOT IN ('pull', 'http', 'airflow', 'prefect') THEN
     RAISE EXCEPTION 'invalid dispatch "%"', coalesce(dispatch, 'NULL')
-      USING ERRCODE = CASE WHEN dispatch IS NULL THEN '22004' ELSE '22023' END, HINT = 'dispatch is pull (workers call lease), http or airflow.';
+      USING ERRCODE = CASE WHEN dispatch IS NULL THEN '22004' ELSE '22023' END, HINT = 'dispatch is pull (workers call lease), http, airflow or prefect.';
   END IF;
   IF connection IS NOT NULL THEN
     SELECT * INTO c FROM dataflow.connection cn WHERE cn.name = create_job.connection;
@@ -94,8 +94,21 @@ BEGIN
       RAISE EXCEPTION 'an airflow job needs an airflow connection and a target (the DAG id), and no endpoint'
         USING ERRCODE = '22023';
     END IF;
+  ELSIF dispatch = 'prefect' THEN
+    IF connection IS NULL OR c.kind <> 'prefect' OR target IS NULL OR endpoint IS NOT NULL THEN
+      RAISE EXCEPTION 'a prefect job needs a prefect connection and a target (the deployment), and no endpoint'
+        USING ERRCODE = '22023';
+    END IF;
+    -- The forms the worker sends (src/core/prefect.h): a deployment id, or the names
+    -- GET /deployments/name/{flow}/{deployment} resolves; Prefect refuses / % & < > in names.
+    IF target !~ '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$'
+       AND target !~ '^[^/%&<>[:cntrl:]]{1,200}/[^/%&<>[:cntrl:]]{1,200}$' THEN
+      RAISE EXCEPTION 'invalid Prefect target "%"', left(target, 64)
+        USING ERRCODE = '22023',
+              HINT = 'A deployment id (UUID) or flow-name/deployment-name, as in prefect deployment run.';
+    END IF;
   END IF;
-  IF target IS NOT NULL AND target !~ '^[A-Za-z0-9_./-]{1,250}$' THEN
+  IF target IS NOT NULL AND dispatch <> 'prefect' AND target !~ '^[A-Za-z0-9_./-]{1,250}$' THEN
     RAISE EXCEPTION 'invalid target "%"', left(target, 64)
       USING ERRCODE = '22023', HINT = 'A DAG id or a URL path: letters, digits, "_", ".", "/" and "-".';
   END IF;
@@ -159,7 +172,7 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer,
                                         interval, interval, interval, integer, bigint, jsonb) IS
-  'Define the job producing a dataset: dispatch (pull, http, airflow), connection/target or endpoint, '
+  'Define the job producing a dataset: dispatch (pull, http, airflow, prefect), connection/target or endpoint, '
   'params, pool, max_concurrency, max_attempts, backoff_min/max, lease_for, priority, batch_max_rows '
   '(an incremental job''s cap on a batch''s input rows), secret_params (merged over params in every task, '
   'never shown); returns its id';

@@ -99,7 +99,7 @@ COMMENT ON VIEW dataflow.jobs IS
   'One row per job: chunks by state, concurrency in use (live leases) against its limit and pool, throughput';
 COMMENT ON COLUMN dataflow.jobs.job IS 'Job name';
 COMMENT ON COLUMN dataflow.jobs.output IS 'Dataset it produces';
-COMMENT ON COLUMN dataflow.jobs.dispatch IS 'pull, http or airflow';
+COMMENT ON COLUMN dataflow.jobs.dispatch IS 'pull, http, airflow or prefect';
 COMMENT ON COLUMN dataflow.jobs.paused IS 'Paused jobs are not leased';
 COMMENT ON COLUMN dataflow.jobs.priority IS 'Higher first when the dispatcher chooses between jobs';
 COMMENT ON COLUMN dataflow.jobs.running IS 'Output chunks running';

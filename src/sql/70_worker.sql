@@ -68,7 +68,7 @@ REVOKE ALL ON dataflow.subscription, dataflow.delivery, dataflow.delivery_attemp
 -- scans off, so a plan made then stays an index probe as the tables grow.
 
 -- Fan-out of new events to the outbox, and wake-up of the worker when a chunk
--- of an http/airflow job became queued. Statement-level with a transition
+-- of an http/airflow/prefect job became queued. Statement-level with a transition
 -- table: with no subscription it costs two small probes per INSERT statement.
 CREATE FUNCTION dataflow._event_fanout() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -284,10 +284,12 @@ COMMENT ON COLUMN dataflow.deliveries.finished_at IS 'When it was delivered or g
 
 -- ---- calls made by the background worker ----------------------------------
 
--- What the worker sent for an http/airflow run, so an interrupted Airflow
--- trigger can be retried (and adopted on 409) after a restart. Kept without the job's
--- secret params (the task as lease() gave it minus dataflow._without_secrets); a resend
--- merges the job's secret params as they are then (_worker_airflow_runs).
+-- What the worker sends for an airflow or prefect run, so an interrupted Airflow
+-- trigger or Prefect create_flow_run can be sent again (and adopted: 409 from Airflow,
+-- the same flow run for the same idempotency key from Prefect) after a restart. Kept
+-- without the job's secret params (the task as lease() gave it minus
+-- dataflow._without_secrets); a resend merges the job's secret params as they are then
+-- (_worker_airflow_runs, _worker_prefect_runs).
 CREATE TABLE dataflow._dispatch (
   run_id     bigint PRIMARY KEY,
   task       jsonb NOT NULL,
@@ -307,14 +309,14 @@ BEGIN
   RETURN QUERY
   SELECT j.name, j.dispatch,
          CASE WHEN j.endpoint IS NOT NULL THEN j.endpoint
-              WHEN j.dispatch = 'airflow' THEN c.base_url
+              WHEN j.dispatch IN ('airflow', 'prefect') THEN c.base_url
               ELSE rtrim(c.base_url, '/') || '/' || ltrim(coalesce(j.target, ''), '/') END,
          j.target, coalesce(c.auth, 'none'), c.username, c.secret, coalesce(c.api_version, 1),
          -- NULL (the worker's GUC) for a value out of the table's bounds, never an overflow
          CASE WHEN c.connect_timeout <= interval '1 hour' THEN (extract(epoch FROM c.connect_timeout) * 1000)::integer END,
          CASE WHEN c.timeout <= interval '24 hours' THEN (extract(epoch FROM c.timeout) * 1000)::integer END
     FROM dataflow.job j LEFT JOIN dataflow.connection c ON c.id = j.connection_id
-   WHERE j.dispatch IN ('http', 'airflow') AND NOT j.paused
+   WHERE j.dispatch IN ('http', 'airflow', 'prefect') AND NOT j.paused
      AND (j.endpoint IS NOT NULL OR c.id IS NOT NULL)
      -- due queued chunks, or inputs waiting for an incremental job's next batch (lease() cuts it)
      AND (EXISTS (SELECT FROM dataflow.queue q WHERE q.dataset_id = j.output_id AND q.not_before <= now())
@@ -323,7 +325,10 @@ BEGIN
 END $$;
 
 -- Lease for the worker; Airflow runs get their dag_run_id, http runs their
--- Idempotency-Key (both dataflow-<run id>) recorded at once as external_id.
+-- Idempotency-Key (both dataflow-<run id>) recorded at once as external_id; a Prefect
+-- run's external_id is its flow run id, recorded when create_flow_run answers.
+-- Airflow and Prefect runs are sent by the follower (_worker_airflow_runs,
+-- _worker_prefect_runs) from their _dispatch row.
 -- The lease runs in a subtransaction: when it waits longer than the worker's
 -- lock_timeout (dataflow.worker_lock_timeout) for a lock another session holds
 -- (the job's or pool's concurrency lock, an incremental cut, a row), nothing of
@@ -333,11 +338,11 @@ END $$;
 -- ones taken out again for _dispatch (an alter_job in between waits for this commit).
 CREATE FUNCTION dataflow._worker_claim(p_job text, p_n integer) RETURNS SETOF dataflow.task
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE ts dataflow.task[]; airflow boolean; skipped dataflow.task; secret jsonb; job_params jsonb;
+DECLARE ts dataflow.task[]; kind text; skipped dataflow.task; secret jsonb; job_params jsonb;
 BEGIN
-  SELECT j.dispatch = 'airflow', j.params INTO airflow, job_params FROM dataflow.job j WHERE j.name = p_job;
+  SELECT j.dispatch, j.params INTO kind, job_params FROM dataflow.job j WHERE j.name = p_job;
   BEGIN
-    IF airflow THEN
+    IF kind IN ('airflow', 'prefect') THEN
       SELECT s.params INTO secret FROM dataflow.job_secret s JOIN dataflow.job j ON j.id = s.job_id
        WHERE j.name = p_job FOR SHARE OF s;
     END IF;
@@ -345,14 +350,16 @@ BEGIN
     IF ts IS NULL THEN
       RETURN;
     END IF;
-    IF airflow THEN
+    IF kind IN ('airflow', 'prefect') THEN
       INSERT INTO dataflow._dispatch (run_id, task)
       SELECT t.run_id, CASE WHEN secret IS NULL OR t.params IS NULL THEN to_jsonb(t)
                             ELSE jsonb_set(to_jsonb(t), '{params}', dataflow._without_secrets(t.params, secret, job_params)) END
         FROM unnest(ts) t;
     END IF;
-    UPDATE dataflow.run r SET external_id = 'dataflow-' || r.id
-     WHERE r.id = ANY (ARRAY(SELECT t.run_id FROM unnest(ts) t));
+    IF kind IS DISTINCT FROM 'prefect' THEN
+      UPDATE dataflow.run r SET external_id = 'dataflow-' || r.id
+       WHERE r.id = ANY (ARRAY(SELECT t.run_id FROM unnest(ts) t));
+    END IF;
   EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
     skipped.job := p_job;
     skipped.key := SQLERRM;
@@ -384,7 +391,41 @@ BEGIN
     JOIN dataflow.job j ON j.id = r.job_id
     JOIN dataflow.connection c ON c.id = j.connection_id
     LEFT JOIN dataflow.job_secret s ON s.job_id = j.id
-   WHERE r.status = 'running'
+   WHERE r.status = 'running' AND j.dispatch = 'airflow'
+   ORDER BY r.id;
+END $$;
+
+-- Live Prefect runs of the worker: to create (not yet acknowledged) or poll, with the
+-- idempotency key of their flow run (docs/engines.md, "Prefect"): dataflow-<chunk
+-- id>-v<version>, then -2, -3... once an earlier run of that chunk version recorded a
+-- final flow run state, so every attempt until then adopts the flow run an ambiguous
+-- create may have left, and an attempt after a finished flow run gets a new one.
+CREATE FUNCTION dataflow._worker_prefect_runs()
+RETURNS TABLE (run_id bigint, token uuid, external_id text, triggered boolean, task text, target text,
+               base_url text, auth text, secret text, connect_timeout_ms integer, timeout_ms integer,
+               idempotency_key text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off
+AS $$
+BEGIN
+  RETURN QUERY
+  SELECT r.id, r.token, r.external_id, x.triggered,
+         CASE WHEN s.params IS NULL THEN x.task
+              ELSE jsonb_set(x.task, '{params}', dataflow._with_secrets(coalesce(x.task -> 'params', '{}'), s.params))
+         END::text,
+         j.target, c.base_url, c.auth, c.secret,
+         CASE WHEN c.connect_timeout <= interval '1 hour' THEN (extract(epoch FROM c.connect_timeout) * 1000)::integer END,
+         CASE WHEN c.timeout <= interval '24 hours' THEN (extract(epoch FROM c.timeout) * 1000)::integer END,
+         'dataflow-' || r.chunk_id || '-v' || r.version ||
+           coalesce('-' || (nullif((SELECT count(*) FROM dataflow.run o
+                                     WHERE o.chunk_id = r.chunk_id AND o.version = r.version AND o.id < r.id
+                                       AND o.info -> 'prefect' ->> 'state' IN ('COMPLETED', 'FAILED', 'CRASHED', 'CANCELLED')),
+                                   0) + 1), '')
+    FROM dataflow._dispatch x
+    JOIN dataflow.run r ON r.id = x.run_id
+    JOIN dataflow.job j ON j.id = r.job_id
+    JOIN dataflow.connection c ON c.id = j.connection_id
+    LEFT JOIN dataflow.job_secret s ON s.job_id = j.id
+   WHERE r.status = 'running' AND j.dispatch = 'prefect'
    ORDER BY r.id;
 END $$;
 
@@ -409,6 +450,9 @@ BEGIN
       PERFORM dataflow.complete(p_token, p_row_count, p_checksum, p_info::jsonb, p_location);
     WHEN 'failed' THEN
       PERFORM dataflow.fail(p_token, p_error, p_retry);
+      IF p_info IS NOT NULL AND p_info::jsonb ? 'prefect' THEN  -- the flow run's final state
+        UPDATE dataflow.run r SET info = coalesce(r.info, '{}') || p_info::jsonb WHERE r.id = rid;
+      END IF;
     WHEN 'retry' THEN
       PERFORM dataflow._fail(p_token, p_error, true, p_retry_after);
     WHEN 'gone' THEN
@@ -426,6 +470,13 @@ BEGIN
     WHEN 'pending' THEN
       UPDATE dataflow._dispatch SET triggered = true WHERE run_id = rid;
       PERFORM dataflow.heartbeat(p_token);
+      -- A Prefect flow run: its id is the run's external_id, its latest state in info.
+      IF p_info IS NOT NULL AND p_info::jsonb ? 'prefect' THEN
+        UPDATE dataflow.run r
+           SET external_id = coalesce(p_info::jsonb -> 'prefect' ->> 'flow_run_id', r.external_id),
+               info = coalesce(r.info, '{}') || p_info::jsonb
+         WHERE r.id = rid;
+      END IF;
       RETURN;
     ELSE
       RAISE EXCEPTION 'unknown outcome "%"', left(p_kind, 64) USING ERRCODE = '22023';
@@ -560,7 +611,7 @@ BEGIN
             (SELECT min(d.next_attempt_at) FROM dataflow.delivery d JOIN dataflow.subscription s
                 ON s.id = d.subscription_id WHERE d.status = 'pending' AND s.enabled AND d.next_attempt_at > now()),
             (SELECT min(q.not_before) FROM dataflow.job j JOIN dataflow.queue q ON q.dataset_id = j.output_id
-              WHERE j.dispatch IN ('http', 'airflow') AND NOT j.paused AND q.not_before > now())) - now())
+              WHERE j.dispatch IN ('http', 'airflow', 'prefect') AND NOT j.paused AND q.not_before > now())) - now())
           * 1000)::bigint);
 END $$;
 
@@ -712,7 +763,7 @@ BEGIN
 END $$;
 
 REVOKE ALL ON FUNCTION dataflow._worker_jobs(), dataflow._worker_claim(text, integer),
-  dataflow._worker_airflow_runs(),
+  dataflow._worker_airflow_runs(), dataflow._worker_prefect_runs(),
   dataflow._worker_record(uuid, text, bigint, text, text, text, text, boolean, integer),
   dataflow._worker_results(uuid[], text[], bigint[], text[], text[], text[], text[], boolean[], integer[]),
   dataflow._worker_deliveries(integer, bigint[], integer[]), dataflow._worker_next_due(),

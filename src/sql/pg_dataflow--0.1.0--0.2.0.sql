@@ -4978,3 +4978,422 @@ COMMENT ON FUNCTION dataflow.explain(text, text) IS
 ALTER FUNCTION dataflow.explain(text, text) SECURITY DEFINER;
 REVOKE EXECUTE ON FUNCTION dataflow.explain(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dataflow.explain(text, text) TO dataflow_reader;
+
+-- ==== 10_model, 20_define, 22_jobs, 60_bi_views, 70_worker: issue 15 item 2 (the Prefect
+-- adapter, docs/engines.md): connection kind and dispatch 'prefect'; create_connection takes
+-- a prefect connection (auth none or bearer, no api_version), create_job a prefect job (a
+-- deployment id or flow-name/deployment-name target); the worker's claim, job list and due
+-- time include prefect jobs, _worker_prefect_runs lists their runs for the follower (with
+-- the chunk version's idempotency key), _worker_airflow_runs lists Airflow runs only, and
+-- _worker_record stores the flow run id and state.
+ALTER TABLE dataflow.connection DROP CONSTRAINT connection_kind_check,
+  ADD CONSTRAINT connection_kind_check CHECK (kind IN ('http', 'airflow', 'prefect'));
+ALTER TABLE dataflow.job DROP CONSTRAINT job_dispatch_check,
+  ADD CONSTRAINT job_dispatch_check CHECK (dispatch IN ('pull', 'http', 'airflow', 'prefect'));
+COMMENT ON COLUMN dataflow.jobs.dispatch IS 'pull, http, airflow or prefect';
+DROP FUNCTION dataflow.create_connection(text, text, text, text, text, text, integer, interval, interval);
+CREATE FUNCTION dataflow.create_connection(
+  name text, kind text, base_url text,
+  auth text DEFAULT 'none', username text DEFAULT NULL, secret text DEFAULT NULL,
+  api_version integer DEFAULT NULL,
+  connect_timeout interval DEFAULT '5 seconds', timeout interval DEFAULT '30 seconds')
+RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE v integer;
+BEGIN
+  PERFORM dataflow._check_name('connection', name);
+  IF kind IS NULL THEN
+    RAISE EXCEPTION 'kind must not be NULL' USING ERRCODE = '22004', HINT = 'Connection kinds are http, airflow and prefect.';
+  END IF;
+  IF base_url IS NULL THEN
+    RAISE EXCEPTION 'base_url must not be NULL' USING ERRCODE = '22004', HINT = 'An http:// or https:// URL without credentials in it.';
+  END IF;
+  IF auth IS NULL THEN
+    RAISE EXCEPTION 'auth must not be NULL' USING ERRCODE = '22004', HINT = 'auth is none, basic or bearer.';
+  END IF;
+  IF connect_timeout IS NULL OR timeout IS NULL THEN
+    RAISE EXCEPTION '% must not be NULL', CASE WHEN connect_timeout IS NULL THEN 'connect_timeout' ELSE 'timeout' END
+      USING ERRCODE = '22004', HINT = 'Leave it out for the default (connect_timeout 5 seconds, timeout 30 seconds).';
+  END IF;
+  IF kind NOT IN ('http', 'airflow', 'prefect') THEN
+    RAISE EXCEPTION 'invalid connection kind "%"', coalesce(kind, 'NULL')
+      USING ERRCODE = CASE WHEN kind IS NULL THEN '22004' ELSE '22023' END, HINT = 'Connection kinds are http, airflow and prefect.';
+  END IF;
+  IF base_url IS NULL OR base_url !~ '^https?://[^\s/?#@]+(/[^\s]*)?$' OR base_url ~ '[\r\n]' THEN
+    RAISE EXCEPTION 'invalid base_url "%"', coalesce(left(base_url, 200), 'NULL')
+      USING ERRCODE = CASE WHEN base_url IS NULL THEN '22004' ELSE '22023' END, HINT = 'An http:// or https:// URL without credentials in it.';
+  END IF;
+  IF auth IS NULL OR auth NOT IN ('none', 'basic', 'bearer') THEN
+    RAISE EXCEPTION 'invalid auth "%"', coalesce(auth, 'NULL')
+      USING ERRCODE = CASE WHEN auth IS NULL THEN '22004' ELSE '22023' END, HINT = 'auth is none, basic or bearer.';
+  END IF;
+  IF auth = 'basic' AND (username IS NULL OR secret IS NULL) THEN
+    RAISE EXCEPTION 'basic auth needs a username and a secret' USING ERRCODE = '22023';
+  END IF;
+  IF auth = 'bearer' AND secret IS NULL THEN
+    RAISE EXCEPTION 'bearer auth needs a secret' USING ERRCODE = '22023';
+  END IF;
+  IF username ~ '[\r\n:]' OR secret ~ '[\r\n]' THEN
+    RAISE EXCEPTION 'username and secret must not contain line breaks (or ":" in a username)'
+      USING ERRCODE = '22023';
+  END IF;
+  IF kind = 'prefect' AND auth NOT IN ('none', 'bearer') THEN
+    RAISE EXCEPTION 'a prefect connection takes auth none or bearer, not %', auth USING ERRCODE = '22023',
+      HINT = 'Self-hosted Prefect servers take none; Prefect Cloud takes bearer with the API key as secret.';
+  END IF;
+  IF kind = 'airflow' THEN
+    api_version := coalesce(api_version, 1);
+  ELSIF kind = 'prefect' AND api_version IS NOT NULL THEN
+    RAISE EXCEPTION 'api_version is for airflow connections, not prefect' USING ERRCODE = '22023',
+      HINT = 'Leave api_version out: the Prefect 2 and 3 REST APIs are the same for what the worker calls.';
+  END IF;
+  IF api_version IS NOT NULL AND api_version NOT IN (1, 2) THEN
+    RAISE EXCEPTION 'api_version must be 1 or 2' USING ERRCODE = '22023';
+  END IF;
+  IF connect_timeout IS NULL OR timeout IS NULL OR connect_timeout <= interval '0' OR timeout <= interval '0' THEN
+    RAISE EXCEPTION 'timeouts must be positive'
+      USING ERRCODE = CASE WHEN connect_timeout IS NULL OR timeout IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  -- The worker counts them in milliseconds (an integer); these bounds also hold in the table.
+  IF connect_timeout > interval '1 hour' THEN
+    RAISE EXCEPTION 'connect_timeout % is too long', connect_timeout USING ERRCODE = '22023',
+      HINT = 'At most 1 hour: a connection that takes longer to open is not coming.';
+  END IF;
+  IF timeout > interval '24 hours' THEN
+    RAISE EXCEPTION 'timeout % is too long', timeout USING ERRCODE = '22023',
+      HINT = 'At most 24 hours per request; an engine that works longer should answer 202 and report back '
+             'with dataflow.heartbeat() and dataflow.complete().';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.connection c WHERE c.name = create_connection.name) THEN
+    RAISE EXCEPTION 'connection "%" already exists', name USING ERRCODE = '42710';
+  END IF;
+  INSERT INTO dataflow.connection (name, kind, base_url, auth, username, secret, api_version,
+                                   connect_timeout, timeout)
+  VALUES (name, kind, base_url, auth, username, secret, api_version, connect_timeout, timeout)
+  RETURNING id INTO v;
+  RETURN v;
+END $$;
+COMMENT ON FUNCTION dataflow.create_connection(text, text, text, text, text, text, integer, interval, interval) IS
+  'Define an engine endpoint (http, airflow or prefect) shared by jobs; the secret is readable by the admin role only';
+ALTER FUNCTION dataflow.create_connection(text, text, text, text, text, text, integer, interval, interval) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.create_connection(text, text, text, text, text, text, integer, interval, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.create_connection(text, text, text, text, text, text, integer, interval, interval) TO dataflow_admin;
+DROP FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint, jsonb);
+CREATE FUNCTION dataflow.create_job(
+  name text,
+  output text,
+  dispatch text DEFAULT 'pull',
+  connection text DEFAULT NULL,
+  target text DEFAULT NULL,
+  endpoint text DEFAULT NULL,
+  params jsonb DEFAULT '{}',
+  pool text DEFAULT NULL,
+  max_concurrency integer DEFAULT NULL,
+  max_attempts integer DEFAULT 3,
+  backoff_min interval DEFAULT '10 seconds',
+  backoff_max interval DEFAULT '10 minutes',
+  lease_for interval DEFAULT '5 minutes',
+  priority integer DEFAULT 0,
+  batch_max_rows bigint DEFAULT NULL,
+  secret_params jsonb DEFAULT '{}')
+RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  d integer; c dataflow.connection; p integer; v integer; other text;
+BEGIN
+  PERFORM dataflow._check_name('job', name);
+  IF output IS NULL THEN
+    PERFORM dataflow._raise('22004', 'output must not be NULL', NULL,
+                            'Pass the dataset the job produces: output => dataset.');
+  END IF;
+  d := dataflow._dataset_id(output);
+  IF dispatch IS NULL THEN
+    RAISE EXCEPTION 'dispatch must not be NULL' USING ERRCODE = '22004',
+      HINT = 'dispatch is pull (workers call lease), http, airflow or prefect.';
+  END IF;
+  IF dispatch NOT IN ('pull', 'http', 'airflow', 'prefect') THEN
+    RAISE EXCEPTION 'invalid dispatch "%"', coalesce(dispatch, 'NULL')
+      USING ERRCODE = CASE WHEN dispatch IS NULL THEN '22004' ELSE '22023' END, HINT = 'dispatch is pull (workers call lease), http, airflow or prefect.';
+  END IF;
+  IF connection IS NOT NULL THEN
+    SELECT * INTO c FROM dataflow.connection cn WHERE cn.name = create_job.connection;
+    IF NOT FOUND THEN
+      PERFORM dataflow._not_found('connection', connection,
+        'create it with dataflow.create_connection(name, kind, base_url).');
+    END IF;
+  END IF;
+  IF dispatch = 'pull' AND (connection IS NOT NULL OR endpoint IS NOT NULL OR target IS NOT NULL) THEN
+    RAISE EXCEPTION 'a pull job takes no connection, target or endpoint' USING ERRCODE = '22023';
+  ELSIF dispatch = 'http' THEN
+    IF (endpoint IS NULL) = (connection IS NULL) THEN
+      RAISE EXCEPTION 'an http job needs either endpoint or connection (with target), not both'
+        USING ERRCODE = '22023';
+    END IF;
+    IF endpoint IS NOT NULL AND (endpoint !~ '^https?://[^\s/?#@]+(/[^\s]*)?$' OR endpoint ~ '[\r\n]') THEN
+      RAISE EXCEPTION 'invalid endpoint "%"', left(endpoint, 200)
+        USING ERRCODE = '22023', HINT = 'An http:// or https:// URL without credentials in it.';
+    END IF;
+    IF connection IS NOT NULL AND c.kind <> 'http' THEN
+      RAISE EXCEPTION 'connection "%" is of kind %, not http', connection, c.kind USING ERRCODE = '22023';
+    END IF;
+  ELSIF dispatch = 'airflow' THEN
+    IF connection IS NULL OR c.kind <> 'airflow' OR target IS NULL OR endpoint IS NOT NULL THEN
+      RAISE EXCEPTION 'an airflow job needs an airflow connection and a target (the DAG id), and no endpoint'
+        USING ERRCODE = '22023';
+    END IF;
+  ELSIF dispatch = 'prefect' THEN
+    IF connection IS NULL OR c.kind <> 'prefect' OR target IS NULL OR endpoint IS NOT NULL THEN
+      RAISE EXCEPTION 'a prefect job needs a prefect connection and a target (the deployment), and no endpoint'
+        USING ERRCODE = '22023';
+    END IF;
+    -- The forms the worker sends (src/core/prefect.h): a deployment id, or the names
+    -- GET /deployments/name/{flow}/{deployment} resolves; Prefect refuses / % & < > in names.
+    IF target !~ '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$'
+       AND target !~ '^[^/%&<>[:cntrl:]]{1,200}/[^/%&<>[:cntrl:]]{1,200}$' THEN
+      RAISE EXCEPTION 'invalid Prefect target "%"', left(target, 64)
+        USING ERRCODE = '22023',
+              HINT = 'A deployment id (UUID) or flow-name/deployment-name, as in prefect deployment run.';
+    END IF;
+  END IF;
+  IF target IS NOT NULL AND dispatch <> 'prefect' AND target !~ '^[A-Za-z0-9_./-]{1,250}$' THEN
+    RAISE EXCEPTION 'invalid target "%"', left(target, 64)
+      USING ERRCODE = '22023', HINT = 'A DAG id or a URL path: letters, digits, "_", ".", "/" and "-".';
+  END IF;
+  IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
+    RAISE EXCEPTION 'params must %', CASE WHEN params IS NULL THEN 'not be NULL' ELSE 'be a JSON object' END
+      USING ERRCODE = CASE WHEN params IS NULL THEN '22004' ELSE '22023' END, HINT = 'Pass ''{}'' for none.';
+  END IF;
+  IF secret_params IS NULL THEN
+    RAISE EXCEPTION 'secret_params must not be NULL' USING ERRCODE = '22004', HINT = 'Pass ''{}'' for none.';
+  END IF;
+  PERFORM dataflow._check_secret_params(secret_params);
+  IF pool IS NOT NULL THEN
+    SELECT id INTO p FROM dataflow.pool pl WHERE pl.name = create_job.pool;
+    IF NOT FOUND THEN
+      PERFORM dataflow._not_found('pool', pool, 'create it with dataflow.create_pool(name, slots).');
+    END IF;
+  END IF;
+  IF max_attempts IS NULL OR backoff_min IS NULL OR backoff_max IS NULL OR lease_for IS NULL THEN
+    RAISE EXCEPTION '% must not be NULL', CASE WHEN max_attempts IS NULL THEN 'max_attempts'
+      WHEN backoff_min IS NULL THEN 'backoff_min' WHEN backoff_max IS NULL THEN 'backoff_max' ELSE 'lease_for' END
+      USING ERRCODE = '22004', HINT = 'Leave it out for the default.';
+  END IF;
+  IF max_concurrency < 0 OR max_attempts IS NULL OR max_attempts < 1 THEN
+    RAISE EXCEPTION 'max_concurrency must be >= 0 (or NULL: unlimited) and max_attempts >= 1'
+      USING ERRCODE = CASE WHEN max_attempts IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  IF backoff_min IS NULL OR backoff_max IS NULL OR backoff_min < interval '0' OR backoff_max < backoff_min THEN
+    RAISE EXCEPTION 'backoff needs 0 <= backoff_min <= backoff_max'
+      USING ERRCODE = CASE WHEN backoff_min IS NULL OR backoff_max IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  IF lease_for IS NULL OR lease_for <= interval '0' THEN
+    RAISE EXCEPTION 'lease_for must be positive'
+      USING ERRCODE = CASE WHEN lease_for IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  IF priority IS NULL THEN
+    RAISE EXCEPTION 'priority must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  IF batch_max_rows <= 0 THEN
+    RAISE EXCEPTION 'batch_max_rows must be positive (got %)', batch_max_rows
+      USING ERRCODE = '22023', HINT = 'Give the most input rows one batch may take, or NULL for no cap.';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.job j WHERE j.name = create_job.name) THEN
+    RAISE EXCEPTION 'job "%" already exists', name USING ERRCODE = '42710';
+  END IF;
+  SELECT j.name INTO other FROM dataflow.job j WHERE j.output_id = d;
+  IF FOUND THEN
+    RAISE EXCEPTION 'dataset "%" is already produced by job "%"', output, other
+      USING ERRCODE = '42710', HINT = 'A dataset has at most one producing job.';
+  END IF;
+  INSERT INTO dataflow.job (name, output_id, dispatch, connection_id, target, endpoint, params, pool_id,
+                            max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority,
+                            batch_max_rows)
+  VALUES (name, d, dispatch, c.id, target, endpoint, params, p,
+          max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority, batch_max_rows)
+  RETURNING id INTO v;
+  IF secret_params <> '{}' THEN
+    INSERT INTO dataflow.job_secret (job_id, params) VALUES (v, secret_params);
+  END IF;
+  PERFORM dataflow._job_created(v);   -- its history, and a dataset with chunks adopted (24_change.sql)
+  RETURN v;
+END $$;
+COMMENT ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer,
+                                        interval, interval, interval, integer, bigint, jsonb) IS
+  'Define the job producing a dataset: dispatch (pull, http, airflow, prefect), connection/target or endpoint, '
+  'params, pool, max_concurrency, max_attempts, backoff_min/max, lease_for, priority, batch_max_rows '
+  '(an incremental job''s cap on a batch''s input rows), secret_params (merged over params in every task, '
+  'never shown); returns its id';
+ALTER FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint, jsonb) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint, jsonb) TO dataflow_admin;
+DROP FUNCTION dataflow._worker_jobs();
+DROP FUNCTION dataflow._worker_claim(text, integer);
+DROP FUNCTION dataflow._worker_airflow_runs();
+DROP FUNCTION dataflow._worker_record(uuid, text, bigint, text, text, text, text, boolean, integer);
+DROP FUNCTION dataflow._worker_next_due();
+CREATE FUNCTION dataflow._worker_jobs()
+RETURNS TABLE (job text, dispatch text, url text, target text, auth text, username text, secret text,
+               api_version integer, connect_timeout_ms integer, timeout_ms integer)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off
+AS $$
+BEGIN
+  RETURN QUERY
+  SELECT j.name, j.dispatch,
+         CASE WHEN j.endpoint IS NOT NULL THEN j.endpoint
+              WHEN j.dispatch IN ('airflow', 'prefect') THEN c.base_url
+              ELSE rtrim(c.base_url, '/') || '/' || ltrim(coalesce(j.target, ''), '/') END,
+         j.target, coalesce(c.auth, 'none'), c.username, c.secret, coalesce(c.api_version, 1),
+         -- NULL (the worker's GUC) for a value out of the table's bounds, never an overflow
+         CASE WHEN c.connect_timeout <= interval '1 hour' THEN (extract(epoch FROM c.connect_timeout) * 1000)::integer END,
+         CASE WHEN c.timeout <= interval '24 hours' THEN (extract(epoch FROM c.timeout) * 1000)::integer END
+    FROM dataflow.job j LEFT JOIN dataflow.connection c ON c.id = j.connection_id
+   WHERE j.dispatch IN ('http', 'airflow', 'prefect') AND NOT j.paused
+     AND (j.endpoint IS NOT NULL OR c.id IS NOT NULL)
+     -- due queued chunks, or inputs waiting for an incremental job's next batch (lease() cuts it)
+     AND (EXISTS (SELECT FROM dataflow.queue q WHERE q.dataset_id = j.output_id AND q.not_before <= now())
+          OR EXISTS (SELECT FROM dataflow.incremental_pending p WHERE p.job_id = j.id))
+   ORDER BY j.priority DESC, j.id;
+END $$;
+CREATE FUNCTION dataflow._worker_claim(p_job text, p_n integer) RETURNS SETOF dataflow.task
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE ts dataflow.task[]; kind text; skipped dataflow.task; secret jsonb; job_params jsonb;
+BEGIN
+  SELECT j.dispatch, j.params INTO kind, job_params FROM dataflow.job j WHERE j.name = p_job;
+  BEGIN
+    IF kind IN ('airflow', 'prefect') THEN
+      SELECT s.params INTO secret FROM dataflow.job_secret s JOIN dataflow.job j ON j.id = s.job_id
+       WHERE j.name = p_job FOR SHARE OF s;
+    END IF;
+    SELECT array_agg(l ORDER BY l.run_id) INTO ts FROM dataflow.lease(p_job, 'bgworker', p_n) l;
+    IF ts IS NULL THEN
+      RETURN;
+    END IF;
+    IF kind IN ('airflow', 'prefect') THEN
+      INSERT INTO dataflow._dispatch (run_id, task)
+      SELECT t.run_id, CASE WHEN secret IS NULL OR t.params IS NULL THEN to_jsonb(t)
+                            ELSE jsonb_set(to_jsonb(t), '{params}', dataflow._without_secrets(t.params, secret, job_params)) END
+        FROM unnest(ts) t;
+    END IF;
+    IF kind IS DISTINCT FROM 'prefect' THEN
+      UPDATE dataflow.run r SET external_id = 'dataflow-' || r.id
+       WHERE r.id = ANY (ARRAY(SELECT t.run_id FROM unnest(ts) t));
+    END IF;
+  EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+    skipped.job := p_job;
+    skipped.key := SQLERRM;
+    RETURN NEXT skipped;
+    RETURN;
+  END;
+  RETURN QUERY SELECT * FROM unnest(ts) ORDER BY run_id;
+END $$;
+CREATE FUNCTION dataflow._worker_airflow_runs()
+RETURNS TABLE (run_id bigint, token uuid, external_id text, triggered boolean, task text, dag_id text,
+               base_url text, auth text, username text, secret text, api_version integer,
+               connect_timeout_ms integer, timeout_ms integer)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off
+AS $$
+BEGIN
+  RETURN QUERY
+  SELECT r.id, r.token, r.external_id, x.triggered,
+         CASE WHEN s.params IS NULL THEN x.task
+              ELSE jsonb_set(x.task, '{params}', dataflow._with_secrets(coalesce(x.task -> 'params', '{}'), s.params))
+         END::text,
+         j.target, c.base_url, c.auth, c.username,
+         c.secret, coalesce(c.api_version, 1),
+         CASE WHEN c.connect_timeout <= interval '1 hour' THEN (extract(epoch FROM c.connect_timeout) * 1000)::integer END,
+         CASE WHEN c.timeout <= interval '24 hours' THEN (extract(epoch FROM c.timeout) * 1000)::integer END
+    FROM dataflow._dispatch x
+    JOIN dataflow.run r ON r.id = x.run_id
+    JOIN dataflow.job j ON j.id = r.job_id
+    JOIN dataflow.connection c ON c.id = j.connection_id
+    LEFT JOIN dataflow.job_secret s ON s.job_id = j.id
+   WHERE r.status = 'running' AND j.dispatch = 'airflow'
+   ORDER BY r.id;
+END $$;
+CREATE FUNCTION dataflow._worker_prefect_runs()
+RETURNS TABLE (run_id bigint, token uuid, external_id text, triggered boolean, task text, target text,
+               base_url text, auth text, secret text, connect_timeout_ms integer, timeout_ms integer,
+               idempotency_key text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off
+AS $$
+BEGIN
+  RETURN QUERY
+  SELECT r.id, r.token, r.external_id, x.triggered,
+         CASE WHEN s.params IS NULL THEN x.task
+              ELSE jsonb_set(x.task, '{params}', dataflow._with_secrets(coalesce(x.task -> 'params', '{}'), s.params))
+         END::text,
+         j.target, c.base_url, c.auth, c.secret,
+         CASE WHEN c.connect_timeout <= interval '1 hour' THEN (extract(epoch FROM c.connect_timeout) * 1000)::integer END,
+         CASE WHEN c.timeout <= interval '24 hours' THEN (extract(epoch FROM c.timeout) * 1000)::integer END,
+         'dataflow-' || r.chunk_id || '-v' || r.version ||
+           coalesce('-' || (nullif((SELECT count(*) FROM dataflow.run o
+                                     WHERE o.chunk_id = r.chunk_id AND o.version = r.version AND o.id < r.id
+                                       AND o.info -> 'prefect' ->> 'state' IN ('COMPLETED', 'FAILED', 'CRASHED', 'CANCELLED')),
+                                   0) + 1), '')
+    FROM dataflow._dispatch x
+    JOIN dataflow.run r ON r.id = x.run_id
+    JOIN dataflow.job j ON j.id = r.job_id
+    JOIN dataflow.connection c ON c.id = j.connection_id
+    LEFT JOIN dataflow.job_secret s ON s.job_id = j.id
+   WHERE r.status = 'running' AND j.dispatch = 'prefect'
+   ORDER BY r.id;
+END $$;
+CREATE FUNCTION dataflow._worker_record(p_token uuid, p_kind text, p_row_count bigint, p_checksum text,
+                                        p_info text, p_location text, p_error text, p_retry boolean,
+                                        p_retry_after integer)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off AS $$
+DECLARE rid bigint; jname text;
+BEGIN
+  SELECT r.id INTO rid FROM dataflow.run r WHERE r.token = p_token;
+  CASE p_kind
+    WHEN 'succeeded' THEN
+      PERFORM dataflow.complete(p_token, p_row_count, p_checksum, p_info::jsonb, p_location);
+    WHEN 'failed' THEN
+      PERFORM dataflow.fail(p_token, p_error, p_retry);
+      IF p_info IS NOT NULL AND p_info::jsonb ? 'prefect' THEN  -- the flow run's final state
+        UPDATE dataflow.run r SET info = coalesce(r.info, '{}') || p_info::jsonb WHERE r.id = rid;
+      END IF;
+    WHEN 'retry' THEN
+      PERFORM dataflow._fail(p_token, p_error, true, p_retry_after);
+    WHEN 'gone' THEN
+      PERFORM dataflow.fail(p_token, p_error, false);
+      UPDATE dataflow.job j SET paused = true
+        FROM dataflow.run r
+       WHERE r.id = rid AND j.id = r.job_id AND NOT j.paused
+      RETURNING j.name INTO jname;
+      IF FOUND THEN
+        INSERT INTO dataflow.event (to_status, actor, detail)
+        VALUES ('paused', 'bgworker', jsonb_build_object('job', jname, 'was_paused', false, 'reason', p_error));
+        RAISE WARNING 'pg_dataflow worker: job "%" paused: its endpoint answered 410 Gone', jname
+          USING HINT = 'Fix the endpoint, then dataflow.resume_job(''' || jname || ''') and resubmit the failed chunk.';
+      END IF;
+    WHEN 'pending' THEN
+      UPDATE dataflow._dispatch SET triggered = true WHERE run_id = rid;
+      PERFORM dataflow.heartbeat(p_token);
+      -- A Prefect flow run: its id is the run's external_id, its latest state in info.
+      IF p_info IS NOT NULL AND p_info::jsonb ? 'prefect' THEN
+        UPDATE dataflow.run r
+           SET external_id = coalesce(p_info::jsonb -> 'prefect' ->> 'flow_run_id', r.external_id),
+               info = coalesce(r.info, '{}') || p_info::jsonb
+         WHERE r.id = rid;
+      END IF;
+      RETURN;
+    ELSE
+      RAISE EXCEPTION 'unknown outcome "%"', left(p_kind, 64) USING ERRCODE = '22023';
+  END CASE;
+  DELETE FROM dataflow._dispatch WHERE run_id = rid;
+END $$;
+CREATE FUNCTION dataflow._worker_next_due() RETURNS bigint
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off
+AS $$
+BEGIN
+  RETURN (
+  SELECT ceil(extract(epoch FROM least(
+            (SELECT min(d.next_attempt_at) FROM dataflow.delivery d JOIN dataflow.subscription s
+                ON s.id = d.subscription_id WHERE d.status = 'pending' AND s.enabled AND d.next_attempt_at > now()),
+            (SELECT min(q.not_before) FROM dataflow.job j JOIN dataflow.queue q ON q.dataset_id = j.output_id
+              WHERE j.dispatch IN ('http', 'airflow', 'prefect') AND NOT j.paused AND q.not_before > now())) - now())
+          * 1000)::bigint);
+END $$;
+REVOKE ALL ON FUNCTION dataflow._worker_jobs(), dataflow._worker_claim(text, integer),
+  dataflow._worker_airflow_runs(), dataflow._worker_prefect_runs(),
+  dataflow._worker_record(uuid, text, bigint, text, text, text, text, boolean, integer),
+  dataflow._worker_next_due() FROM PUBLIC;

@@ -225,6 +225,7 @@ bool Engine::pass(bool woken) {
         backlog_.clear();
         resends_.clear();
         locked_jobs_.clear();
+        deployments_.clear();
         next_locked_retry_ = Clock::time_point::max();
         return false;
     }
@@ -250,7 +251,10 @@ bool Engine::pass(bool woken) {
                                        std::to_string(http_.in_flight()) + ", next due in " +
                                        ms_until(next_due_) + " ms");
     if (timed || more_dispatch_ || (refill && recorded_dispatch_)) dispatch();
-    if (now >= next_airflow_) airflow();
+    if (now >= next_airflow_) {
+        airflow();
+        prefect();
+    }
     if (timed || more_deliveries_ || (refill && recorded_delivery_)) deliver();
     if (timed || refill) recorded_ = recorded_dispatch_ = recorded_delivery_ = false;
     if (timed) last_claim_ = now;
@@ -304,6 +308,8 @@ void Engine::hold_ambiguous() {
              if (p.kind == Pending::kAirflowTrigger)
                  return airflow_interpret_trigger(r, "").kind != Outcome::kPending &&
                         dispatch_ambiguous(r);
+             if (p.kind == Pending::kPrefectCreate)
+                 return prefect_interpret_create(r).kind == Outcome::kRetry && dispatch_ambiguous(r);
              if (p.kind != Pending::kHttpDispatch || !p.request) return false;
              if (p.resends > 0 && r.status == 409) return true;  // the engine has it: adopt
              if (interpret_http_dispatch(r).kind != Outcome::kRetry || !dispatch_ambiguous(r))
@@ -330,6 +336,17 @@ void Engine::hold_ambiguous() {
             pg::log(pg::Level::kLog, "pg_dataflow worker: run " + std::to_string(p.id) +
                                          ": Airflow trigger outcome unknown (" + why +
                                          "); triggering the same dag_run_id again");
+            continue;
+        }
+        if (p.kind == Pending::kPrefectCreate) {
+            // Unacknowledged in _dispatch: the follower creates it again with the same
+            // idempotency key after poll_interval, and Prefect answers with the flow run
+            // it made the first time.
+            busy_runs_.erase(p.id);
+            next_prefect_poll_[p.id] = now + std::chrono::milliseconds(cfg_.poll_interval_ms);
+            pg::log(pg::Level::kLog, "pg_dataflow worker: run " + std::to_string(p.id) +
+                                         ": Prefect create_flow_run outcome unknown (" + why +
+                                         "); creating it again with the same idempotency key");
             continue;
         }
         if (h.response.status == 409) {
@@ -435,7 +452,8 @@ void Engine::periodic() {
 
 void Engine::start(HttpRequest request, Pending pending) {
     if (pending.kind == Pending::kDelivery) busy_deliveries_.insert(pending.id);
-    if (pending.kind != Pending::kDelivery && pending.kind != Pending::kAirflowToken)
+    if (pending.kind != Pending::kDelivery && pending.kind != Pending::kAirflowToken &&
+        pending.kind != Pending::kPrefectResolve)
         busy_runs_.insert(pending.id);
     if (http_.free_slots() == 0) {
         backlog_.emplace_back(std::move(request), std::move(pending));
@@ -497,10 +515,13 @@ void Engine::dispatch() {
             }
             if (locked_jobs_.count(col(j, 0))) continue;  // its lock is still held elsewhere
             bool airflow = col(j, 1) == "airflow";
-            std::string group = airflow ? "" : "j" + col(j, 0);
+            // Prefect runs are created by the follower (prefect(), later in this pass)
+            // from their _dispatch row, with their chunk version's idempotency key.
+            bool prefect = col(j, 1) == "prefect";
+            std::string group = airflow || prefect ? "" : "j" + col(j, 0);
             size_t share = std::min<size_t>(room, 1000);
             bool capped = false;  // the job's share of the window, not the room, is the limit
-            if (!airflow) {
+            if (!airflow && !prefect) {
                 size_t load = group_load(group);
                 size_t left = load >= group_cap() ? 0 : group_cap() - load;
                 if (left == 0) continue;  // its requests are still out; its next result refills
@@ -530,6 +551,12 @@ void Engine::dispatch() {
                 continue;
             }
             lock_warned_.erase(col(j, 0));
+            if (prefect) {
+                if (!tasks.empty()) next_airflow_ = Clock::time_point{};  // create them now
+                room -= std::min(room, tasks.size());
+                if (tasks.size() >= share) more_dispatch_ = true;
+                continue;
+            }
             for (const Row& t : tasks) {
                 Task task;
                 task.run_id = col_long(t, 0, 0);

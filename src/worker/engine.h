@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/dispatch.h"
+#include "core/prefect.h"
 #include "core/http_client.h"
 #include "pg/settings.h"
 
@@ -43,10 +44,20 @@ public:
 private:
     using Clock = std::chrono::steady_clock;
     struct Pending {
-        enum Kind { kHttpDispatch, kAirflowTrigger, kAirflowPoll, kAirflowToken, kDelivery } kind;
+        enum Kind {
+            kHttpDispatch,
+            kAirflowTrigger,
+            kAirflowPoll,
+            kAirflowToken,
+            kPrefectCreate,
+            kPrefectPoll,
+            kPrefectResolve,
+            kDelivery
+        } kind;
         int64_t id = 0;  // run id, or delivery id
         std::string token;
-        std::string conn;  // Airflow connection key (base_url + user)
+        // Airflow connection key (base_url + user); Prefect deployment key (base_url + target)
+        std::string conn;
         int attempts = 0;  // deliveries: attempts before this one
         // Fair-share group ("s<subscription id>" for deliveries, "j<job>" for http
         // dispatch; "" for none): no group holds more than group_cap() slots.
@@ -62,6 +73,13 @@ private:
     void periodic();
     void dispatch();
     void airflow();
+    // Prefect runs (engine_prefect.cpp): creates the flow run of a run not yet
+    // acknowledged (after a deployment name is resolved), polls the others.
+    void prefect();
+    void send_prefect_create(const PrefectConnection& c, const std::string& target,
+                             const std::string& task_doc, const std::string& idempotency_key,
+                             Pending pending);
+    void record_prefect(const HttpResponse& response, const Pending& p);
     void deliver();
     void record();
     // record() under the worker's transaction timer.
@@ -111,6 +129,21 @@ private:
         std::deque<std::pair<HttpRequest, Pending>> waiting;
     };
     std::map<std::string, Bearer> bearers_;
+    // Deployment ids of name-form Prefect targets, per connection URL and target, and
+    // the creates waiting for one (their requests get the id as the resolution arrives).
+    struct PrefectWaiting {
+        PrefectConnection conn;
+        std::string task_doc, idempotency_key;
+        Pending pending;
+    };
+    struct Deployment {
+        std::string id;
+        Clock::time_point fetched;
+        bool fetching = false;
+        std::deque<PrefectWaiting> waiting;
+    };
+    std::map<std::string, Deployment> deployments_;
+    std::map<int64_t, Clock::time_point> next_prefect_poll_;
     std::deque<std::pair<HttpRequest, Pending>> backlog_;
     std::multimap<Clock::time_point, std::pair<HttpRequest, Pending>> resends_;
     // Jobs whose last claim waited past dataflow.worker_lock_timeout: not claimed

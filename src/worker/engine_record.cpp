@@ -206,6 +206,9 @@ void Engine::record_one(const HttpResponse& resp, const Pending& p) {
             }
             break;
         }
+        case Pending::kPrefectCreate:
+        case Pending::kPrefectPoll:
+        case Pending::kPrefectResolve: record_prefect(resp, p); break;
         case Pending::kDelivery: break;  // record() collects them for one _delivery_results call
     }
 }
@@ -227,7 +230,8 @@ void Engine::record() {
             busy_deliveries_.erase(d.second.id);
             recorded_delivery_ = true;
         } else {
-            if (d.second.kind != Pending::kAirflowToken) busy_runs_.erase(d.second.id);
+            if (d.second.kind != Pending::kAirflowToken && d.second.kind != Pending::kPrefectResolve)
+                busy_runs_.erase(d.second.id);
             recorded_dispatch_ = true;
         }
     }
