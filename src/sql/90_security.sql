@@ -82,9 +82,9 @@ GRANT EXECUTE ON FUNCTION dataflow.lease(text, text, integer, interval), dataflo
 
 -- Operator: backfill, restart, skip, cancel, pause, limits, housekeeping.
 GRANT EXECUTE ON FUNCTION dataflow.expect(text, text, text), dataflow.resubmit(text, text, text, boolean, boolean),
-  dataflow.skip(text, text, text), dataflow.cancel(text, text), dataflow.pause_job(text),
+  dataflow.skip(text, text, text), dataflow.cancel(text, text), dataflow.pause_job(text, boolean),
   dataflow.resume_job(text), dataflow.reap(), dataflow.schedule(), dataflow.prune(interval),
-  dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint)
+  dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint, text)
   TO dataflow_operator;
 GRANT UPDATE (status) ON dataflow.chunks TO dataflow_operator;
 GRANT SELECT (id, name, output_id, dispatch, pool_id, max_concurrency, max_attempts, backoff_min, backoff_max,
@@ -100,7 +100,7 @@ GRANT EXECUTE ON FUNCTION
   dataflow.create_connection(text, text, text, text, text, text, integer, interval, interval),
   dataflow.drop_connection(text),
   dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval,
-                      interval, integer, bigint),
+                      interval, integer, bigint, text),
   dataflow.add_input(text, text, text, integer, integer, text, integer), dataflow.drop_job(text)
   TO dataflow_admin;
 -- Not ALL: TRIGGER would let the admin attach a function of its own to dataflow.chunk
@@ -117,12 +117,12 @@ ALTER FUNCTION dataflow.drop_pool(text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.create_connection(text, text, text, text, text, text, integer, interval, interval) SECURITY DEFINER;
 ALTER FUNCTION dataflow.drop_connection(text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval,
-                                   interval, interval, integer, bigint) SECURITY DEFINER;
+                                   interval, interval, integer, bigint, text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.add_input(text, text, text, integer, integer, text, integer) SECURITY DEFINER;
 ALTER FUNCTION dataflow.drop_job(text) SECURITY DEFINER;
-ALTER FUNCTION dataflow.pause_job(text) SECURITY DEFINER;
+ALTER FUNCTION dataflow.pause_job(text, boolean) SECURITY DEFINER;
 ALTER FUNCTION dataflow.resume_job(text) SECURITY DEFINER;
-ALTER FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint) SECURITY DEFINER;
+ALTER FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint, text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.expect(text, text, text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.register(text, text, text, bigint, text, jsonb, boolean) SECURITY DEFINER;
 ALTER FUNCTION dataflow.validate(text, text, boolean, jsonb) SECURITY DEFINER;
