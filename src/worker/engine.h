@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/dispatch.h"
+#include "core/engine_stop.h"
 #include "core/http_client.h"
 #include "pg/settings.h"
 
@@ -43,7 +44,14 @@ public:
 private:
     using Clock = std::chrono::steady_clock;
     struct Pending {
-        enum Kind { kHttpDispatch, kAirflowTrigger, kAirflowPoll, kAirflowToken, kDelivery } kind;
+        enum Kind {
+            kHttpDispatch,
+            kAirflowTrigger,
+            kAirflowPoll,
+            kAirflowToken,
+            kDelivery,
+            kEngineStop
+        } kind;
         int64_t id = 0;  // run id, or delivery id
         std::string token;
         std::string conn;  // Airflow connection key (base_url + user)
@@ -56,6 +64,9 @@ private:
         std::shared_ptr<const HttpRequest> request;
         int64_t deadline_ms = 0;
         int resends = 0;
+        // engine stops: the job's dispatch (airflow, http, ...) and the connection's
+        // secret, masked with the token in what is recorded of the answer.
+        std::string engine, secret;
     };
 
     bool check_extension();
@@ -63,6 +74,11 @@ private:
     void dispatch();
     void airflow();
     void deliver();
+    // Engine stops of cancelled runs (dataflow._worker_stops): claimed in a short
+    // transaction, sent, each answer recorded by record_stops() in another.
+    void stops();
+    void record_stop(const HttpResponse& response, const Pending& p);
+    void record_stops();
     void record();
     // record() under the worker's transaction timer.
     void record_bounded();
@@ -88,6 +104,13 @@ private:
         Outcome outcome;
     };
     std::vector<RunResult> run_results_;  // filled by worker_record() during record()
+    struct StopResult {
+        int64_t run_id;
+        StopOutcome outcome;
+    };
+    std::vector<StopResult> stop_results_;  // filled by record_stop(), written by record_stops()
+    // When stops() should claim again: a retry falls due, or a claim left work over.
+    Clock::time_point next_stop_ = Clock::time_point::max();
     size_t budget() const;
     // Most requests one subscription or job may have in flight: three quarters of
     // the window, so receivers that hang (until dataflow.http_timeout) can never
