@@ -693,7 +693,8 @@ void Engine::airflow() {
 }
 
 void Engine::stops() {
-    next_stop_ = Clock::time_point::max();
+    // A retry recorded in this pass is due later: keep it. One due now is claimed here.
+    if (next_stop_ <= Clock::now()) next_stop_ = Clock::time_point::max();
     size_t room = budget();
     if (room == 0) {
         next_stop_ = Clock::now() + 1s;  // the window is full: once slots free up

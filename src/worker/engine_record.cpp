@@ -225,8 +225,11 @@ void Engine::record_stop(const HttpResponse& resp, const Pending& p) {
             o.retry_in_s = 1;
         }
     }
+    // The request is due retry_in_s after the recording transaction's now(), a little
+    // later than this: a claim made early would find nothing and wait for naptime.
     if (o.kind == StopOutcome::kRetry)
-        next_stop_ = std::min(next_stop_, Clock::now() + std::chrono::seconds(o.retry_in_s));
+        next_stop_ = std::min(next_stop_, Clock::now() + std::chrono::seconds(o.retry_in_s) +
+                                              std::chrono::milliseconds(250));
     stop_results_.push_back({p.id, std::move(o)});
 }
 
