@@ -3,7 +3,7 @@
 -- same transaction (rolled back with it); an http job without cancel_endpoint gets none to
 -- send and an engine_stop event says so; a pull job none at all. create_job/alter_job
 -- validate cancel_endpoint (http only, an http(s) URL; the admin's). The cancelled token
--- is refused (55000) for heartbeat, complete and fail.
+-- is refused (55000) for heartbeat, complete and fail. skip() of a running chunk asks for a stop too.
 DROP EXTENSION IF EXISTS pg_dataflow CASCADE;
 CREATE EXTENSION pg_dataflow;
 \i sql/include/helpers.psql
@@ -137,3 +137,10 @@ SELECT count(*) AS cancelled_by_pause FROM dataflow.event WHERE to_status = 'can
 SELECT has_table_privilege(r, 'dataflow.engine_stop', 'SELECT') AS can_read, r
   FROM unnest(ARRAY['dataflow_reader', 'dataflow_worker', 'dataflow_operator', 'dataflow_admin']) r;
 SELECT has_function_privilege('dataflow_operator', 'dataflow._worker_stops(integer, bigint[])', 'EXECUTE') AS op_claims;
+
+-- skip of a running chunk cancels its run and asks its engine to stop too
+SELECT dataflow.skip('o_http', '2', 'known empty');
+SELECT c.status AS chunk, r.status AS run, s.reason, s.outcome IS NULL AS due
+  FROM dataflow.run r JOIN dataflow.job j ON j.id = r.job_id JOIN dataflow.chunk c ON c.id = r.chunk_id
+  JOIN dataflow.engine_stop s ON s.run_id = r.id
+ WHERE j.name = 'j_http' AND c.key = '2';

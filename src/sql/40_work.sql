@@ -170,10 +170,11 @@ COMMENT ON FUNCTION dataflow.validate(text, text, boolean, jsonb) IS
   'Record a validation result for a ready chunk: validated (consumers that need validation may start) '
   'or invalid (consumers that have not started wait again); returns the new status';
 
--- The effects of a chunk's status having been written to 'skipped'.
+-- The effects of a chunk's status having been written to 'skipped'. A running run is
+-- cancelled and its engine asked to stop, as cancel() does (_request_stop, 75).
 CREATE FUNCTION dataflow._skipped(p_chunk bigint, p_old_status text, p_reason text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE c dataflow.chunk; actor text := dataflow._actor(); d text;
+DECLARE c dataflow.chunk; actor text := dataflow._actor(); d text; runs bigint[];
 BEGIN
   SELECT * INTO c FROM dataflow.chunk WHERE id = p_chunk;
   IF p_old_status IN ('ready', 'validated') THEN
@@ -182,8 +183,12 @@ BEGIN
       USING ERRCODE = '55000', HINT = 'Resubmit it instead, or let it be.';
   END IF;
   IF p_old_status = 'running' THEN
-    UPDATE dataflow.run SET status = 'cancelled', finished_at = now(), error = 'chunk skipped by ' || actor
-     WHERE chunk_id = c.id AND status = 'running';
+    WITH u AS (
+      UPDATE dataflow.run SET status = 'cancelled', finished_at = now(), error = 'chunk skipped by ' || actor
+       WHERE chunk_id = c.id AND status = 'running'
+      RETURNING id
+    )
+    SELECT array_agg(u.id) INTO runs FROM u;
   END IF;
   UPDATE dataflow.chunk
      SET info = info || jsonb_build_object('skip_reason', p_reason), row_count = coalesce(row_count, 0),
@@ -192,6 +197,9 @@ BEGIN
   INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor, detail)
   VALUES (c.dataset_id, c.id, c.key, c.run_id, c.version, p_old_status, 'skipped', actor,
           jsonb_build_object('reason', p_reason));
+  IF runs IS NOT NULL THEN
+    PERFORM dataflow._request_stop(runs, actor, 'skip');
+  END IF;
   PERFORM dataflow._propagate(ARRAY[c.id], c.dataset_id, dataflow._level(p_old_status), 2, actor);
 END $$;
 

@@ -3546,3 +3546,40 @@ REVOKE EXECUTE ON FUNCTION dataflow.alter_job(text, text, integer, integer, inte
 GRANT EXECUTE ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint, text) TO dataflow_operator;
 
 COMMENT ON COLUMN dataflow.events.to_status IS 'Status after (or late, paused, resumed, altered, duplicate, engine_stop)';
+
+-- ==== 40_work (issue 15 item 3): skip of a running chunk (skip(), UPDATE ... 'skipped')
+-- asks the engine to stop its cancelled run too, as cancel() does. A changed body.
+DROP FUNCTION dataflow._skipped(bigint, text, text);
+-- The effects of a chunk's status having been written to 'skipped'. A running run is
+-- cancelled and its engine asked to stop, as cancel() does (_request_stop, 75).
+CREATE FUNCTION dataflow._skipped(p_chunk bigint, p_old_status text, p_reason text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE c dataflow.chunk; actor text := dataflow._actor(); d text; runs bigint[];
+BEGIN
+  SELECT * INTO c FROM dataflow.chunk WHERE id = p_chunk;
+  IF p_old_status IN ('ready', 'validated') THEN
+    SELECT name INTO d FROM dataflow.dataset WHERE id = c.dataset_id;
+    RAISE EXCEPTION 'chunk %/% is %: it has data, it cannot be skipped', d, c.key, p_old_status
+      USING ERRCODE = '55000', HINT = 'Resubmit it instead, or let it be.';
+  END IF;
+  IF p_old_status = 'running' THEN
+    WITH u AS (
+      UPDATE dataflow.run SET status = 'cancelled', finished_at = now(), error = 'chunk skipped by ' || actor
+       WHERE chunk_id = c.id AND status = 'running'
+      RETURNING id
+    )
+    SELECT array_agg(u.id) INTO runs FROM u;
+  END IF;
+  UPDATE dataflow.chunk
+     SET info = info || jsonb_build_object('skip_reason', p_reason), row_count = coalesce(row_count, 0),
+         error = NULL, available_at = now(), updated_at = now()
+   WHERE id = c.id;
+  INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor, detail)
+  VALUES (c.dataset_id, c.id, c.key, c.run_id, c.version, p_old_status, 'skipped', actor,
+          jsonb_build_object('reason', p_reason));
+  IF runs IS NOT NULL THEN
+    PERFORM dataflow._request_stop(runs, actor, 'skip');
+  END IF;
+  PERFORM dataflow._propagate(ARRAY[c.id], c.dataset_id, dataflow._level(p_old_status), 2, actor);
+END $$;
+REVOKE ALL ON FUNCTION dataflow._skipped(bigint, text, text) FROM PUBLIC;
