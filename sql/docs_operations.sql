@@ -91,6 +91,11 @@ SELECT reason FROM dataflow.blockers('daily_report', '2024-03-05');
 SELECT job, paused, queued, running FROM dataflow.jobs ORDER BY job;
 SELECT dataflow.resume_job('report');
 
+SELECT at, dataset, key, to_status, actor,
+       detail->'engine_stop'->>'outcome' AS outcome, detail->'engine_stop'->>'status' AS http_status
+  FROM dataflow.events
+ WHERE to_status IN ('cancelled', 'engine_stop') ORDER BY event_id;
+
 SELECT key FROM dataflow.lease('report', 'worker-2', max_chunks => 10) ORDER BY key;
 SELECT job, concurrency_in_use, concurrency_limit, pool, pool_slots, pool_in_use
   FROM dataflow.jobs ORDER BY job;

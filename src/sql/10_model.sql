@@ -73,10 +73,15 @@ CREATE TABLE dataflow.job (
   created_at      timestamptz NOT NULL DEFAULT now(),
   -- An incremental job's cap on a batch's total input row_count (NULL: none); 47_incremental.sql
   batch_max_rows  bigint CHECK (batch_max_rows > 0),
+  -- http jobs: where the worker POSTs a stop when a running chunk is cancelled (75_engine_stop.sql)
+  cancel_endpoint text,
   CHECK (backoff_max >= backoff_min)
 );
 COMMENT ON TABLE dataflow.job IS
   'Produces exactly one output dataset; UPDATE max_concurrency/priority/paused at any time';
+COMMENT ON COLUMN dataflow.job.cancel_endpoint IS
+  'http jobs: URL the worker POSTs {run_id, job, dataset, key, version, reason} to, with the run''s token as '
+  'bearer, when a running chunk is cancelled (NULL: the engine is not told)';
 COMMENT ON COLUMN dataflow.job.batch_max_rows IS
   'incremental jobs: at most this many input rows (sum of row_count, NULL counting 0) per batch; '
   'a chunk over it is a batch of its own (NULL: no cap)';

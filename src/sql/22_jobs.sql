@@ -33,6 +33,23 @@ RETURN CASE WHEN p_secret IS NULL THEN p_params
                  coalesce((SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(p_job_params) e
                             WHERE p_secret OPERATOR(pg_catalog.?) e.key), '{}') END;
 
+-- A cancel_endpoint (create_job, alter_job): an http job's URL, checked like endpoint.
+-- The worker sends it through dataflow.http_allow like every request.
+CREATE FUNCTION dataflow._check_cancel_endpoint(p_dispatch text, p_url text)
+RETURNS void LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF p_dispatch IS DISTINCT FROM 'http' THEN
+    PERFORM dataflow._raise('22023', pg_catalog.format('cancel_endpoint applies to http jobs only, not %s',
+                                                       coalesce(p_dispatch, 'NULL')), NULL,
+      'An airflow job''s DAG run is stopped through its connection''s REST API; a pull job''s worker learns of a '
+      'cancel from heartbeat (SQLSTATE 55000).');
+  END IF;
+  IF p_url !~ '^https?://[^\s/?#@]+(/[^\s]*)?$' OR p_url ~ '[[:cntrl:]]' OR length(p_url) > 2000 THEN
+    PERFORM dataflow._raise('22023', pg_catalog.format('invalid cancel_endpoint "%s"', left(p_url, 200)), NULL,
+      'An http:// or https:// URL without credentials in it; private addresses also need dataflow.http_allow.');
+  END IF;
+END $$;
+
 CREATE FUNCTION dataflow.create_job(
   name text,
   output text,
@@ -49,7 +66,8 @@ CREATE FUNCTION dataflow.create_job(
   lease_for interval DEFAULT '5 minutes',
   priority integer DEFAULT 0,
   batch_max_rows bigint DEFAULT NULL,
-  secret_params jsonb DEFAULT '{}')
+  secret_params jsonb DEFAULT '{}',
+  cancel_endpoint text DEFAULT NULL)
 RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   d integer; c dataflow.connection; p integer; v integer; other text;
@@ -108,6 +126,9 @@ BEGIN
               HINT = 'A deployment id (UUID) or flow-name/deployment-name, as in prefect deployment run.';
     END IF;
   END IF;
+  IF cancel_endpoint IS NOT NULL THEN
+    PERFORM dataflow._check_cancel_endpoint(dispatch, cancel_endpoint);
+  END IF;
   IF target IS NOT NULL AND dispatch <> 'prefect' AND target !~ '^[A-Za-z0-9_./-]{1,250}$' THEN
     RAISE EXCEPTION 'invalid target "%"', left(target, 64)
       USING ERRCODE = '22023', HINT = 'A DAG id or a URL path: letters, digits, "_", ".", "/" and "-".';
@@ -160,9 +181,10 @@ BEGIN
   END IF;
   INSERT INTO dataflow.job (name, output_id, dispatch, connection_id, target, endpoint, params, pool_id,
                             max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority,
-                            batch_max_rows)
+                            batch_max_rows, cancel_endpoint)
   VALUES (name, d, dispatch, c.id, target, endpoint, params, p,
-          max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority, batch_max_rows)
+          max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority, batch_max_rows,
+          cancel_endpoint)
   RETURNING id INTO v;
   IF secret_params <> '{}' THEN
     INSERT INTO dataflow.job_secret (job_id, params) VALUES (v, secret_params);
@@ -171,11 +193,11 @@ BEGIN
   RETURN v;
 END $$;
 COMMENT ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer,
-                                        interval, interval, interval, integer, bigint, jsonb) IS
+                                        interval, interval, interval, integer, bigint, jsonb, text) IS
   'Define the job producing a dataset: dispatch (pull, http, airflow, prefect), connection/target or endpoint, '
   'params, pool, max_concurrency, max_attempts, backoff_min/max, lease_for, priority, batch_max_rows '
   '(an incremental job''s cap on a batch''s input rows), secret_params (merged over params in every task, '
-  'never shown); returns its id';
+  'never shown), cancel_endpoint (http: where a cancel is POSTed); returns its id';
 
 CREATE FUNCTION dataflow.add_input(
   job text, dataset text,
@@ -290,16 +312,35 @@ END $$;
 COMMENT ON FUNCTION dataflow.drop_job(text) IS
   'Drop a job with no running lease; its output chunks and run history stay';
 
-CREATE FUNCTION dataflow.pause_job(job text) RETURNS void
+-- With cancel_running, every running chunk of the job is cancelled as cancel() does it
+-- (its engine asked to stop), locked in chunk id order (one dataset: the (rank, id)
+-- order) before the job row, the order the worker's 410 Gone recording takes them in.
+CREATE FUNCTION dataflow.pause_job(job text, cancel_running boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE j dataflow.job := dataflow._job(job);
+DECLARE j dataflow.job := dataflow._job(job); c dataflow.chunk; actor text := dataflow._actor(); n integer := 0;
 BEGIN
+  IF cancel_running IS NULL THEN
+    PERFORM dataflow._raise('22004', 'cancel_running must not be NULL', NULL,
+                            'Pass true to cancel the job''s running chunks too, false (the default) to let them finish.');
+  END IF;
+  IF cancel_running THEN
+    FOR c IN SELECT ch.* FROM dataflow.chunk ch
+              WHERE ch.id IN (SELECT r.chunk_id FROM dataflow.run r
+                               WHERE r.job_id OPERATOR(pg_catalog.=) j.id AND r.status OPERATOR(pg_catalog.=) 'running')
+              ORDER BY ch.id FOR UPDATE LOOP
+      CONTINUE WHEN c.status OPERATOR(pg_catalog.<>) 'running';
+      PERFORM dataflow._cancel(c, actor, 'pause_job');
+      n := n + 1;
+    END LOOP;
+  END IF;
   UPDATE dataflow.job SET paused = true WHERE id = j.id;
   INSERT INTO dataflow.event (to_status, actor, detail)
-  VALUES ('paused', dataflow._actor(), jsonb_build_object('job', j.name, 'was_paused', j.paused));
+  VALUES ('paused', actor, jsonb_build_object('job', j.name, 'was_paused', j.paused)
+                           || CASE WHEN cancel_running THEN jsonb_build_object('cancelled', n) ELSE '{}' END);
 END $$;
-COMMENT ON FUNCTION dataflow.pause_job(text) IS
-  'Stop leasing a job''s chunks; running leases finish normally';
+COMMENT ON FUNCTION dataflow.pause_job(text, boolean) IS
+  'Stop leasing a job''s chunks; running leases finish normally, or with cancel_running => true are cancelled '
+  '(each chunk as by cancel(), its engine asked to stop)';
 
 CREATE FUNCTION dataflow.resume_job(job text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -316,10 +357,11 @@ COMMENT ON FUNCTION dataflow.resume_job(text) IS 'Lease a paused job''s chunks a
 
 -- Changes a job's settings; a NULL argument keeps the setting. pool => '' detaches the
 -- pool, max_concurrency => -1 removes the job's own limit, batch_max_rows => -1 the
--- batch cap. The operator may change the limits (batch_max_rows among them) and the
--- priority (what it may UPDATE in dataflow.job); the pool, the params and the secret
--- params are the admin's, like the job's definition. secret_params replaces the job's
--- secret params as a whole ('{}' clears them). Takes effect from the next lease: running
+-- batch cap, cancel_endpoint => '' the http stop URL. The operator may change the limits
+-- (batch_max_rows among them) and the priority (what it may UPDATE in dataflow.job); the
+-- pool, the params, the secret params and the cancel_endpoint are the admin's, like the
+-- job's definition. secret_params replaces the job's secret params as a whole ('{}'
+-- clears them). Takes effect from the next lease: running
 -- leases keep their deadline and count against the pool they were leased in. The
 -- change is an 'altered' event (params only as "changed", secret_params as "changed" or
 -- "cleared": the event log is readable by every reader, the params by the admin only).
@@ -335,16 +377,18 @@ CREATE FUNCTION dataflow.alter_job(
   priority integer DEFAULT NULL,
   params jsonb DEFAULT NULL,
   batch_max_rows bigint DEFAULT NULL,
-  secret_params jsonb DEFAULT NULL)
+  secret_params jsonb DEFAULT NULL,
+  cancel_endpoint text DEFAULT NULL)
 RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET IntervalStyle = 'postgres' AS $$
 DECLARE
   j dataflow.job; p integer; pname text; new_pool integer; new_limit integer;
   new_min interval; new_max interval; changes jsonb := '{}'; shown jsonb; new_rows bigint; old_secret jsonb;
+  new_cancel text;
 BEGIN
   SELECT * INTO j FROM dataflow.job jb WHERE jb.id = (dataflow._job(alter_job.name)).id FOR UPDATE;
-  IF (pool IS NOT NULL OR params IS NOT NULL)
+  IF (pool IS NOT NULL OR params IS NOT NULL OR cancel_endpoint IS NOT NULL)
      AND NOT pg_has_role(dataflow._caller(), 'dataflow_admin', 'MEMBER') THEN
-    RAISE EXCEPTION 'changing the pool or the params of job "%" needs dataflow_admin', j.name
+    RAISE EXCEPTION 'changing the pool, the params or the cancel_endpoint of job "%" needs dataflow_admin', j.name
       USING ERRCODE = '42501',
             HINT = 'An operator may change max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority and batch_max_rows.';
   END IF;
@@ -395,6 +439,11 @@ BEGIN
     PERFORM dataflow._check_secret_params(secret_params);
     SELECT s.params INTO old_secret FROM dataflow.job_secret s WHERE s.job_id = j.id;
   END IF;
+  IF cancel_endpoint IS NOT NULL AND cancel_endpoint <> '' THEN
+    PERFORM dataflow._check_cancel_endpoint(j.dispatch, cancel_endpoint);
+  END IF;
+  new_cancel := CASE WHEN cancel_endpoint IS NULL THEN j.cancel_endpoint
+                     WHEN cancel_endpoint = '' THEN NULL ELSE cancel_endpoint END;
 
   IF new_pool IS DISTINCT FROM j.pool_id THEN
     changes := changes || jsonb_build_object('pool', jsonb_build_object(
@@ -429,6 +478,11 @@ BEGIN
     changes := changes || jsonb_build_object('secret_params',
                                              CASE WHEN secret_params = '{}' THEN 'cleared' ELSE 'changed' END);
   END IF;
+  IF new_cancel IS DISTINCT FROM j.cancel_endpoint THEN
+    -- like params: a URL is the admin's to read, the event log every reader's
+    changes := changes || jsonb_build_object('cancel_endpoint',
+      CASE WHEN new_cancel IS NULL THEN 'removed' WHEN j.cancel_endpoint IS NULL THEN 'set' ELSE 'changed' END);
+  END IF;
   IF changes = '{}' THEN
     RETURN changes;
   END IF;
@@ -439,7 +493,7 @@ BEGIN
          lease_for = coalesce(alter_job.lease_for, jb.lease_for),
          priority = coalesce(alter_job.priority, jb.priority),
          params = coalesce(alter_job.params, jb.params),
-         batch_max_rows = new_rows
+         batch_max_rows = new_rows, cancel_endpoint = new_cancel
    WHERE jb.id = j.id;
   IF changes ? 'secret_params' THEN
     IF secret_params = '{}' THEN
@@ -457,8 +511,8 @@ BEGIN
   RETURN changes;
 END $$;
 COMMENT ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb,
-                                       bigint, jsonb) IS
+                                       bigint, jsonb, text) IS
   'Change a job''s pool, max_concurrency (-1: no limit), max_attempts, backoff_min/max, lease_for, priority, '
-  'params, batch_max_rows (-1: no cap) or secret_params (admin only; replaced whole, ''{}'' clears) '
-  '(NULL keeps a setting; pool => '''' detaches); effective from the next lease (the next batch); '
-  'returns the changes';
+  'params, batch_max_rows (-1: no cap), secret_params (admin only; replaced whole, ''{}'' clears) or '
+  'cancel_endpoint ('''': none) (NULL keeps a setting; pool => '''' detaches); effective from the next lease '
+  '(the next batch); returns the changes';

@@ -171,10 +171,11 @@ COMMENT ON FUNCTION dataflow.validate(text, text, boolean, jsonb) IS
   'Record a validation result for a ready chunk: validated (consumers that need validation may start) '
   'or invalid (consumers that have not started wait again); returns the new status';
 
--- The effects of a chunk's status having been written to 'skipped'.
+-- The effects of a chunk's status having been written to 'skipped'. A running run is
+-- cancelled and its engine asked to stop, as cancel() does (_request_stop, 75).
 CREATE FUNCTION dataflow._skipped(p_chunk bigint, p_old_status text, p_reason text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE c dataflow.chunk; actor text := dataflow._actor(); d text;
+DECLARE c dataflow.chunk; actor text := dataflow._actor(); d text; runs bigint[];
 BEGIN
   SELECT * INTO c FROM dataflow.chunk WHERE id = p_chunk;
   IF p_old_status IN ('ready', 'validated') THEN
@@ -183,8 +184,12 @@ BEGIN
       USING ERRCODE = '55000', HINT = 'Resubmit it instead, or let it be.';
   END IF;
   IF p_old_status = 'running' THEN
-    UPDATE dataflow.run SET status = 'cancelled', finished_at = now(), error = 'chunk skipped by ' || actor
-     WHERE chunk_id = c.id AND status = 'running';
+    WITH u AS (
+      UPDATE dataflow.run SET status = 'cancelled', finished_at = now(), error = 'chunk skipped by ' || actor
+       WHERE chunk_id = c.id AND status = 'running'
+      RETURNING id
+    )
+    SELECT array_agg(u.id) INTO runs FROM u;
   END IF;
   UPDATE dataflow.chunk
      SET info = info || jsonb_build_object('skip_reason', p_reason), row_count = coalesce(row_count, 0),
@@ -193,6 +198,9 @@ BEGIN
   INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor, detail)
   VALUES (c.dataset_id, c.id, c.key, c.run_id, c.version, p_old_status, 'skipped', actor,
           jsonb_build_object('reason', p_reason));
+  IF runs IS NOT NULL THEN
+    PERFORM dataflow._request_stop(runs, actor, 'skip');
+  END IF;
   PERFORM dataflow._propagate(ARRAY[c.id], c.dataset_id, dataflow._level(p_old_status), 2, actor);
 END $$;
 
@@ -224,24 +232,44 @@ END $$;
 COMMENT ON FUNCTION dataflow.skip(text, text, text) IS
   'Declare a chunk known-empty: it satisfies its consumers as empty; a running lease is cancelled';
 
+-- Cancels a chunk the caller has locked (cancel(), pause_job(cancel_running)): its
+-- running run becomes cancelled, so a late heartbeat, complete or fail with its token
+-- is refused (55000; 409 from the callback listener), and for a job whose run lives in
+-- an engine a stop request is recorded in the same transaction (_request_stop,
+-- 75_engine_stop.sql), which the worker sends after commit.
+CREATE FUNCTION dataflow._cancel(p_chunk dataflow.chunk, p_actor text, p_reason text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE runs bigint[];
+BEGIN
+  WITH u AS (
+    UPDATE dataflow.run SET status = 'cancelled', finished_at = now(), error = 'cancelled by ' || p_actor
+     WHERE chunk_id = p_chunk.id AND status = 'running'
+    RETURNING id
+  )
+  SELECT array_agg(u.id) INTO runs FROM u;
+  UPDATE dataflow.chunk SET status = 'cancelled', updated_at = now() WHERE id = p_chunk.id;
+  INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor, detail)
+  VALUES (p_chunk.dataset_id, p_chunk.id, p_chunk.key, p_chunk.run_id, p_chunk.version, p_chunk.status,
+          'cancelled', p_actor, jsonb_build_object('reason', p_reason));
+  IF runs IS NOT NULL THEN
+    PERFORM dataflow._request_stop(runs, p_actor, p_reason);
+  END IF;
+END $$;
+
 CREATE FUNCTION dataflow.cancel(dataset text, key text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE c dataflow.chunk := dataflow._chunk(dataset, key, true); actor text := dataflow._actor();
+DECLARE c dataflow.chunk := dataflow._chunk(dataset, key, true);
 BEGIN
   IF c.status NOT IN ('waiting', 'queued', 'running') THEN
     RAISE EXCEPTION 'chunk %/% is %: only waiting, queued or running chunks can be cancelled',
                     dataset, c.key, c.status
       USING ERRCODE = '55000';
   END IF;
-  UPDATE dataflow.run SET status = 'cancelled', finished_at = now(), error = 'cancelled by ' || actor
-   WHERE chunk_id = c.id AND status = 'running';
-  UPDATE dataflow.chunk SET status = 'cancelled', updated_at = now() WHERE id = c.id;
-  INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor, detail)
-  VALUES (c.dataset_id, c.id, c.key, c.run_id, c.version, c.status, 'cancelled', actor,
-          jsonb_build_object('reason', 'cancel'));
+  PERFORM dataflow._cancel(c, dataflow._actor(), 'cancel');
 END $$;
 COMMENT ON FUNCTION dataflow.cancel(text, text) IS
-  'Stop a chunk: its live lease (if any) is cancelled and it is not leased again until resubmitted';
+  'Stop a chunk: its live lease (if any) is cancelled, the engine running it (http with a cancel_endpoint, '
+  'airflow) is asked to stop, and it is not leased again until resubmitted';
 
 -- What resubmit() touched: depth 0 are the chunks asked for, 1.. their downstream.
 CREATE TYPE dataflow.resubmitted AS (

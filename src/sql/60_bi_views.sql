@@ -355,7 +355,7 @@ COMMENT ON COLUMN dataflow.events.dataset IS 'Dataset of the chunk (NULL for job
 COMMENT ON COLUMN dataflow.events.key IS 'Chunk key';
 COMMENT ON COLUMN dataflow.events.version IS 'Chunk version after the transition';
 COMMENT ON COLUMN dataflow.events.from_status IS 'Status before (NULL when the chunk was created)';
-COMMENT ON COLUMN dataflow.events.to_status IS 'Status after (or late, paused, resumed, altered, duplicate)';
+COMMENT ON COLUMN dataflow.events.to_status IS 'Status after (or late, paused, resumed, altered, duplicate, engine_stop)';
 COMMENT ON COLUMN dataflow.events.actor IS 'Role or worker that caused it';
 COMMENT ON COLUMN dataflow.events.run_id IS 'Run involved, if any';
 COMMENT ON COLUMN dataflow.events.detail IS 'Why: reason, error, inputs, backfill …';

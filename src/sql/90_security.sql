@@ -85,9 +85,9 @@ GRANT EXECUTE ON FUNCTION dataflow.lease(text, text, integer, interval), dataflo
 
 -- Operator: backfill, restart, skip, cancel, pause, limits, housekeeping.
 GRANT EXECUTE ON FUNCTION dataflow.expect(text, text, text), dataflow.resubmit(text, text, text, boolean, boolean, text),
-  dataflow.skip(text, text, text), dataflow.cancel(text, text), dataflow.pause_job(text),
+  dataflow.skip(text, text, text), dataflow.cancel(text, text), dataflow.pause_job(text, boolean),
   dataflow.resume_job(text), dataflow.reap(), dataflow.schedule(), dataflow.prune(interval),
-  dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint, jsonb)
+  dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint, jsonb, text)
   TO dataflow_operator;
 GRANT UPDATE (status) ON dataflow.chunks TO dataflow_operator;
 GRANT SELECT (id, name, output_id, dispatch, pool_id, max_concurrency, max_attempts, backoff_min, backoff_max,
@@ -103,7 +103,7 @@ GRANT EXECUTE ON FUNCTION
   dataflow.create_connection(text, text, text, text, text, text, integer, interval, interval),
   dataflow.drop_connection(text),
   dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval,
-                      interval, integer, bigint, jsonb),
+                      interval, integer, bigint, jsonb, text),
   dataflow.add_input(text, text, text, integer, integer, text, integer, boolean, boolean), dataflow.drop_job(text),
   dataflow.drop_input(text, text, boolean, boolean),
   dataflow.alter_input(text, text, text, integer, integer, text, boolean, boolean)
@@ -122,14 +122,14 @@ ALTER FUNCTION dataflow.drop_pool(text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.create_connection(text, text, text, text, text, text, integer, interval, interval) SECURITY DEFINER;
 ALTER FUNCTION dataflow.drop_connection(text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval,
-                                   interval, interval, integer, bigint, jsonb) SECURITY DEFINER;
+                                   interval, interval, integer, bigint, jsonb, text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.add_input(text, text, text, integer, integer, text, integer, boolean, boolean) SECURITY DEFINER;
 ALTER FUNCTION dataflow.drop_input(text, text, boolean, boolean) SECURITY DEFINER;
 ALTER FUNCTION dataflow.alter_input(text, text, text, integer, integer, text, boolean, boolean) SECURITY DEFINER;
 ALTER FUNCTION dataflow.drop_job(text) SECURITY DEFINER;
-ALTER FUNCTION dataflow.pause_job(text) SECURITY DEFINER;
+ALTER FUNCTION dataflow.pause_job(text, boolean) SECURITY DEFINER;
 ALTER FUNCTION dataflow.resume_job(text) SECURITY DEFINER;
-ALTER FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint, jsonb) SECURITY DEFINER;
+ALTER FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint, jsonb, text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.expect(text, text, text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.register(text, text, text, bigint, text, jsonb, boolean) SECURITY DEFINER;
 ALTER FUNCTION dataflow.validate(text, text, boolean, jsonb) SECURITY DEFINER;

@@ -48,6 +48,7 @@ SELECT pg_catalog.pg_extension_config_dump('dataflow.event', '');
 SELECT pg_catalog.pg_extension_config_dump('dataflow.delivery', '');
 SELECT pg_catalog.pg_extension_config_dump('dataflow.delivery_attempt', '');
 SELECT pg_catalog.pg_extension_config_dump('dataflow._dispatch', '');
+SELECT pg_catalog.pg_extension_config_dump('dataflow.engine_stop', '');
 
 -- Derived, NOT registered: dataflow.queue (one row per queued chunk) and
 -- dataflow.chunk_count (chunks per status). Loading dataflow.chunk fires

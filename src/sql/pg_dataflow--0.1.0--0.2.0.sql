@@ -3697,6 +3697,14 @@ COMMENT ON COLUMN dataflow.jobs.secret_params IS
 GRANT SELECT ON dataflow.jobs TO dataflow_reader;
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON dataflow.jobs TO dataflow_admin;
 
+-- ==== 10_model (issue 15 item 3, below): job.cancel_endpoint, added here so that the
+-- columns of dataflow.job come in the order of a fresh install (10_model makes it, 24_change
+-- then adds definition_version).
+ALTER TABLE dataflow.job ADD COLUMN cancel_endpoint text;
+COMMENT ON COLUMN dataflow.job.cancel_endpoint IS
+  'http jobs: URL the worker POSTs {run_id, job, dataset, key, version, reason} to, with the run''s token as '
+  'bearer, when a running chunk is cancelled (NULL: the engine is not told)';
+
 -- ==== 24_change (issue 16 part 1): changing a flow that has produced data. A job's
 -- definition version (job.definition_version, run.definition_version set at lease), its
 -- history (job_definition, dumped), drop_input, alter_input, the view outdated, and the
@@ -5397,3 +5405,605 @@ REVOKE ALL ON FUNCTION dataflow._worker_jobs(), dataflow._worker_claim(text, int
   dataflow._worker_airflow_runs(), dataflow._worker_prefect_runs(),
   dataflow._worker_record(uuid, text, bigint, text, text, text, text, boolean, integer),
   dataflow._worker_next_due() FROM PUBLIC;
+
+-- ==== 10_model, 75_engine_stop, 40_work, 22_jobs, 60_bi_views, 90_security, 95_dump (issue 15
+-- item 3): cancel reaches the engine. job.cancel_endpoint (http jobs: where a stop is
+-- POSTed); dataflow.engine_stop, one stop request per cancelled run of an http or airflow
+-- job, written by cancel() and pause_job(cancel_running => true) through _cancel and
+-- _request_stop in the cancel's transaction, read by the worker (_worker_stops) and
+-- recorded per attempt as engine_stop events (_worker_stop_results). cancel() gets a new
+-- body, create_job and alter_job a cancel_endpoint argument, pause_job a cancel_running
+-- argument: new signatures, so the old functions go and the new ones get their grants.
+-- (job.cancel_endpoint is added before 24_change's job.definition_version, above: the
+-- column order of a fresh install, where 10_model makes it and 24_change adds the other)
+
+CREATE TABLE dataflow.engine_stop (
+  run_id           bigint PRIMARY KEY REFERENCES dataflow.run (id) ON DELETE CASCADE,
+  requested_at     timestamptz NOT NULL DEFAULT now(),
+  requested_by     text NOT NULL,
+  reason           text NOT NULL,
+  attempts         integer NOT NULL DEFAULT 0,
+  next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+  last_attempt_at  timestamptz,
+  last_http_status integer,
+  last_answer      text,
+  -- NULL while the worker still has to send it; stopped, refused, gave_up or nothing_to_send
+  outcome          text CHECK (outcome IN ('stopped', 'refused', 'gave_up', 'nothing_to_send')),
+  done_at          timestamptz,
+  CHECK ((outcome IS NULL) = (done_at IS NULL))
+);
+CREATE INDEX engine_stop_due ON dataflow.engine_stop (next_attempt_at, run_id) WHERE done_at IS NULL;
+COMMENT ON TABLE dataflow.engine_stop IS
+  'One stop request per cancelled run of an http or airflow job: who asked, the worker''s attempts to tell '
+  'the engine and its last answer; goes with its run when prune() deletes it';
+REVOKE ALL ON dataflow.engine_stop FROM PUBLIC;
+
+-- Called by _cancel (40_work) after the runs were cancelled, their chunks locked.
+-- A run of an http job without cancel_endpoint gets a request that is done at once
+-- (nothing_to_send) and an event saying so; the others are due now and wake the worker.
+CREATE FUNCTION dataflow._request_stop(p_runs bigint[], p_actor text, p_reason text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off AS $$
+DECLARE due integer;
+BEGIN
+  WITH s AS (
+    INSERT INTO dataflow.engine_stop (run_id, requested_by, reason, outcome, done_at)
+    SELECT r.id, p_actor, p_reason,
+           CASE WHEN j.dispatch = 'http' AND j.cancel_endpoint IS NULL THEN 'nothing_to_send' END,
+           CASE WHEN j.dispatch = 'http' AND j.cancel_endpoint IS NULL THEN now() END
+      FROM dataflow.run r JOIN dataflow.job j ON j.id = r.job_id
+     WHERE r.id = ANY (p_runs) AND j.dispatch IN ('http', 'airflow', 'prefect')
+     ORDER BY r.id
+    ON CONFLICT (run_id) DO NOTHING
+    RETURNING engine_stop.run_id, engine_stop.outcome
+  ), ev AS (
+    INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, to_status, actor, detail)
+    SELECT c.dataset_id, c.id, c.key, r.id, r.version, 'engine_stop', p_actor,
+           jsonb_build_object('engine_stop', jsonb_build_object(
+             'kind', 'http', 'outcome', 'nothing_to_send', 'attempt', 0, 'status', NULL,
+             'answer', 'the job has no cancel_endpoint: the engine was not told',
+             'requested_by', p_actor, 'reason', p_reason))
+      FROM s JOIN dataflow.run r ON r.id = s.run_id JOIN dataflow.chunk c ON c.id = r.chunk_id
+     WHERE s.outcome = 'nothing_to_send'
+     ORDER BY r.id
+  )
+  SELECT count(*) FILTER (WHERE s.outcome IS NULL) INTO due FROM s;
+  IF due > 0 THEN
+    PERFORM dataflow._wake();
+  END IF;
+END $$;
+
+-- The worker's claim: due stop requests, oldest first, with what the engine needs
+-- (a read only, like _worker_deliveries: a request in flight is in p_exclude, a
+-- worker that restarts sends the due ones again, and a stop is idempotent). engine is
+-- the job's dispatch, NULL when the job was dropped meanwhile; url the http job's
+-- cancel_endpoint, or the connection's base URL.
+CREATE FUNCTION dataflow._worker_stops(p_limit integer, p_exclude bigint[])
+RETURNS TABLE (run_id bigint, engine text, token uuid, job text, dataset text, key text, version integer,
+               reason text, attempts integer, external_id text, target text, url text, auth text,
+               username text, secret text, api_version integer, connect_timeout_ms integer, timeout_ms integer)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off AS $$
+BEGIN
+  RETURN QUERY
+  SELECT s.run_id, j.dispatch, r.token, j.name, d.name, c.key, r.version, s.reason, s.attempts, r.external_id,
+         j.target, CASE WHEN j.dispatch = 'http' THEN j.cancel_endpoint ELSE cn.base_url END,
+         coalesce(cn.auth, 'none'), cn.username, cn.secret, coalesce(cn.api_version, 1),
+         CASE WHEN cn.connect_timeout <= interval '1 hour' THEN (extract(epoch FROM cn.connect_timeout) * 1000)::integer END,
+         CASE WHEN cn.timeout <= interval '24 hours' THEN (extract(epoch FROM cn.timeout) * 1000)::integer END
+    FROM dataflow.engine_stop s
+    JOIN dataflow.run r ON r.id = s.run_id
+    JOIN dataflow.chunk c ON c.id = r.chunk_id
+    JOIN dataflow.dataset d ON d.id = c.dataset_id
+    LEFT JOIN dataflow.job j ON j.id = r.job_id
+    LEFT JOIN dataflow.connection cn ON cn.id = j.connection_id
+   WHERE s.done_at IS NULL AND s.next_attempt_at <= now() AND s.run_id <> ALL (p_exclude)
+   ORDER BY s.next_attempt_at, s.run_id
+   LIMIT p_limit;
+END $$;
+
+-- Records the stop attempts of one recording pass; element i is one attempt: the run,
+-- its outcome (stopped, refused, gave_up: final; retry: due again after p_retry_in
+-- seconds), the engine's HTTP status (NULL: no answer) and an excerpt of its answer
+-- (the worker masks the token and the connection's secret in it). Each attempt is an
+-- engine_stop event of the run's chunk, actor bgworker, with who asked for the stop.
+-- Attempts of requests already done are ignored. Returns the attempts recorded.
+CREATE FUNCTION dataflow._worker_stop_results(p_run bigint[], p_outcome text[], p_http_status integer[],
+                                              p_answer text[], p_retry_in integer[])
+RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off AS $$
+DECLARE n integer := cardinality(p_run);
+BEGIN
+  IF n IS NULL OR cardinality(p_outcome) IS DISTINCT FROM n OR cardinality(p_http_status) IS DISTINCT FROM n
+     OR cardinality(p_answer) IS DISTINCT FROM n OR cardinality(p_retry_in) IS DISTINCT FROM n THEN
+    RAISE EXCEPTION 'stop result arrays must all have the same length' USING ERRCODE = '22023',
+      HINT = 'Pass one element per attempt in each array (NULL elements where there is no value).';
+  END IF;
+  IF EXISTS (SELECT FROM unnest(p_outcome) o WHERE o IS NULL OR o NOT IN ('stopped', 'refused', 'retry', 'gave_up')) THEN
+    RAISE EXCEPTION 'unknown stop outcome' USING ERRCODE = '22023',
+      HINT = 'Outcomes are stopped, refused, retry and gave_up.';
+  END IF;
+  WITH r AS (
+    SELECT x.run_id, x.outcome, x.http_status, left(x.answer, 300) AS answer,
+           greatest(coalesce(x.retry_in, 1), 1) AS retry_in, x.i
+      FROM unnest(p_run, p_outcome, p_http_status, p_answer, p_retry_in)
+           WITH ORDINALITY AS x(run_id, outcome, http_status, answer, retry_in, i)
+  ), u AS (
+    UPDATE dataflow.engine_stop s
+       SET attempts = s.attempts + 1, last_attempt_at = now(), last_http_status = r.http_status,
+           last_answer = r.answer,
+           outcome = CASE WHEN r.outcome = 'retry' THEN NULL ELSE r.outcome END,
+           done_at = CASE WHEN r.outcome = 'retry' THEN NULL ELSE now() END,
+           next_attempt_at = CASE WHEN r.outcome = 'retry' THEN now() + make_interval(secs => r.retry_in)
+                                  ELSE s.next_attempt_at END
+      FROM r
+     WHERE s.run_id = r.run_id AND s.done_at IS NULL
+    RETURNING s.run_id, s.attempts, s.requested_by, s.reason, r.outcome, r.http_status, r.answer, r.retry_in, r.i
+  )
+  INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, to_status, actor, detail)
+  SELECT c.dataset_id, c.id, c.key, u.run_id, run.version, 'engine_stop', 'bgworker',
+         jsonb_build_object('engine_stop', jsonb_build_object(
+           'kind', j.dispatch, 'outcome', u.outcome, 'attempt', u.attempts, 'status', u.http_status,
+           'answer', u.answer, 'requested_by', u.requested_by, 'reason', u.reason)
+           || CASE WHEN u.outcome = 'retry' THEN jsonb_build_object('retry_in_s', u.retry_in) ELSE '{}' END)
+    FROM u
+    JOIN dataflow.run run ON run.id = u.run_id
+    JOIN dataflow.chunk c ON c.id = run.chunk_id
+    LEFT JOIN dataflow.job j ON j.id = run.job_id
+   ORDER BY u.i;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END $$;
+
+REVOKE ALL ON FUNCTION dataflow._request_stop(bigint[], text, text), dataflow._worker_stops(integer, bigint[]),
+  dataflow._worker_stop_results(bigint[], text[], integer[], text[], integer[]) FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON dataflow.engine_stop TO dataflow_admin;
+SELECT pg_catalog.pg_extension_config_dump('dataflow.engine_stop', '');
+
+DROP FUNCTION dataflow.cancel(text, text);
+-- Cancels a chunk the caller has locked (cancel(), pause_job(cancel_running)): its
+-- running run becomes cancelled, so a late heartbeat, complete or fail with its token
+-- is refused (55000; 409 from the callback listener), and for a job whose run lives in
+-- an engine a stop request is recorded in the same transaction (_request_stop,
+-- 75_engine_stop.sql), which the worker sends after commit.
+CREATE FUNCTION dataflow._cancel(p_chunk dataflow.chunk, p_actor text, p_reason text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE runs bigint[];
+BEGIN
+  WITH u AS (
+    UPDATE dataflow.run SET status = 'cancelled', finished_at = now(), error = 'cancelled by ' || p_actor
+     WHERE chunk_id = p_chunk.id AND status = 'running'
+    RETURNING id
+  )
+  SELECT array_agg(u.id) INTO runs FROM u;
+  UPDATE dataflow.chunk SET status = 'cancelled', updated_at = now() WHERE id = p_chunk.id;
+  INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor, detail)
+  VALUES (p_chunk.dataset_id, p_chunk.id, p_chunk.key, p_chunk.run_id, p_chunk.version, p_chunk.status,
+          'cancelled', p_actor, jsonb_build_object('reason', p_reason));
+  IF runs IS NOT NULL THEN
+    PERFORM dataflow._request_stop(runs, p_actor, p_reason);
+  END IF;
+END $$;
+REVOKE ALL ON FUNCTION dataflow._cancel(dataflow.chunk, text, text) FROM PUBLIC;
+
+CREATE FUNCTION dataflow.cancel(dataset text, key text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE c dataflow.chunk := dataflow._chunk(dataset, key, true);
+BEGIN
+  IF c.status NOT IN ('waiting', 'queued', 'running') THEN
+    RAISE EXCEPTION 'chunk %/% is %: only waiting, queued or running chunks can be cancelled',
+                    dataset, c.key, c.status
+      USING ERRCODE = '55000';
+  END IF;
+  PERFORM dataflow._cancel(c, dataflow._actor(), 'cancel');
+END $$;
+COMMENT ON FUNCTION dataflow.cancel(text, text) IS
+  'Stop a chunk: its live lease (if any) is cancelled, the engine running it (http with a cancel_endpoint, '
+  'airflow) is asked to stop, and it is not leased again until resubmitted';
+ALTER FUNCTION dataflow.cancel(text, text) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.cancel(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.cancel(text, text) TO dataflow_operator;
+
+-- A cancel_endpoint (create_job, alter_job): an http job's URL, checked like endpoint.
+-- The worker sends it through dataflow.http_allow like every request.
+CREATE FUNCTION dataflow._check_cancel_endpoint(p_dispatch text, p_url text)
+RETURNS void LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF p_dispatch IS DISTINCT FROM 'http' THEN
+    PERFORM dataflow._raise('22023', pg_catalog.format('cancel_endpoint applies to http jobs only, not %s',
+                                                       coalesce(p_dispatch, 'NULL')), NULL,
+      'An airflow job''s DAG run is stopped through its connection''s REST API; a pull job''s worker learns of a '
+      'cancel from heartbeat (SQLSTATE 55000).');
+  END IF;
+  IF p_url !~ '^https?://[^\s/?#@]+(/[^\s]*)?$' OR p_url ~ '[[:cntrl:]]' OR length(p_url) > 2000 THEN
+    PERFORM dataflow._raise('22023', pg_catalog.format('invalid cancel_endpoint "%s"', left(p_url, 200)), NULL,
+      'An http:// or https:// URL without credentials in it; private addresses also need dataflow.http_allow.');
+  END IF;
+END $$;
+REVOKE ALL ON FUNCTION dataflow._check_cancel_endpoint(text, text) FROM PUBLIC;
+
+DROP FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint, jsonb);
+CREATE FUNCTION dataflow.create_job(
+  name text,
+  output text,
+  dispatch text DEFAULT 'pull',
+  connection text DEFAULT NULL,
+  target text DEFAULT NULL,
+  endpoint text DEFAULT NULL,
+  params jsonb DEFAULT '{}',
+  pool text DEFAULT NULL,
+  max_concurrency integer DEFAULT NULL,
+  max_attempts integer DEFAULT 3,
+  backoff_min interval DEFAULT '10 seconds',
+  backoff_max interval DEFAULT '10 minutes',
+  lease_for interval DEFAULT '5 minutes',
+  priority integer DEFAULT 0,
+  batch_max_rows bigint DEFAULT NULL,
+  secret_params jsonb DEFAULT '{}',
+  cancel_endpoint text DEFAULT NULL)
+RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  d integer; c dataflow.connection; p integer; v integer; other text;
+BEGIN
+  PERFORM dataflow._check_name('job', name);
+  IF output IS NULL THEN
+    PERFORM dataflow._raise('22004', 'output must not be NULL', NULL,
+                            'Pass the dataset the job produces: output => dataset.');
+  END IF;
+  d := dataflow._dataset_id(output);
+  IF dispatch IS NULL THEN
+    RAISE EXCEPTION 'dispatch must not be NULL' USING ERRCODE = '22004',
+      HINT = 'dispatch is pull (workers call lease), http, airflow or prefect.';
+  END IF;
+  IF dispatch NOT IN ('pull', 'http', 'airflow', 'prefect') THEN
+    RAISE EXCEPTION 'invalid dispatch "%"', coalesce(dispatch, 'NULL')
+      USING ERRCODE = CASE WHEN dispatch IS NULL THEN '22004' ELSE '22023' END, HINT = 'dispatch is pull (workers call lease), http, airflow or prefect.';
+  END IF;
+  IF connection IS NOT NULL THEN
+    SELECT * INTO c FROM dataflow.connection cn WHERE cn.name = create_job.connection;
+    IF NOT FOUND THEN
+      PERFORM dataflow._not_found('connection', connection,
+        'create it with dataflow.create_connection(name, kind, base_url).');
+    END IF;
+  END IF;
+  IF dispatch = 'pull' AND (connection IS NOT NULL OR endpoint IS NOT NULL OR target IS NOT NULL) THEN
+    RAISE EXCEPTION 'a pull job takes no connection, target or endpoint' USING ERRCODE = '22023';
+  ELSIF dispatch = 'http' THEN
+    IF (endpoint IS NULL) = (connection IS NULL) THEN
+      RAISE EXCEPTION 'an http job needs either endpoint or connection (with target), not both'
+        USING ERRCODE = '22023';
+    END IF;
+    IF endpoint IS NOT NULL AND (endpoint !~ '^https?://[^\s/?#@]+(/[^\s]*)?$' OR endpoint ~ '[\r\n]') THEN
+      RAISE EXCEPTION 'invalid endpoint "%"', left(endpoint, 200)
+        USING ERRCODE = '22023', HINT = 'An http:// or https:// URL without credentials in it.';
+    END IF;
+    IF connection IS NOT NULL AND c.kind <> 'http' THEN
+      RAISE EXCEPTION 'connection "%" is of kind %, not http', connection, c.kind USING ERRCODE = '22023';
+    END IF;
+  ELSIF dispatch = 'airflow' THEN
+    IF connection IS NULL OR c.kind <> 'airflow' OR target IS NULL OR endpoint IS NOT NULL THEN
+      RAISE EXCEPTION 'an airflow job needs an airflow connection and a target (the DAG id), and no endpoint'
+        USING ERRCODE = '22023';
+    END IF;
+  ELSIF dispatch = 'prefect' THEN
+    IF connection IS NULL OR c.kind <> 'prefect' OR target IS NULL OR endpoint IS NOT NULL THEN
+      RAISE EXCEPTION 'a prefect job needs a prefect connection and a target (the deployment), and no endpoint'
+        USING ERRCODE = '22023';
+    END IF;
+    -- The forms the worker sends (src/core/prefect.h): a deployment id, or the names
+    -- GET /deployments/name/{flow}/{deployment} resolves; Prefect refuses / % & < > in names.
+    IF target !~ '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$'
+       AND target !~ '^[^/%&<>[:cntrl:]]{1,200}/[^/%&<>[:cntrl:]]{1,200}$' THEN
+      RAISE EXCEPTION 'invalid Prefect target "%"', left(target, 64)
+        USING ERRCODE = '22023',
+              HINT = 'A deployment id (UUID) or flow-name/deployment-name, as in prefect deployment run.';
+    END IF;
+  END IF;
+  IF cancel_endpoint IS NOT NULL THEN
+    PERFORM dataflow._check_cancel_endpoint(dispatch, cancel_endpoint);
+  END IF;
+  IF target IS NOT NULL AND dispatch <> 'prefect' AND target !~ '^[A-Za-z0-9_./-]{1,250}$' THEN
+    RAISE EXCEPTION 'invalid target "%"', left(target, 64)
+      USING ERRCODE = '22023', HINT = 'A DAG id or a URL path: letters, digits, "_", ".", "/" and "-".';
+  END IF;
+  IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
+    RAISE EXCEPTION 'params must %', CASE WHEN params IS NULL THEN 'not be NULL' ELSE 'be a JSON object' END
+      USING ERRCODE = CASE WHEN params IS NULL THEN '22004' ELSE '22023' END, HINT = 'Pass ''{}'' for none.';
+  END IF;
+  IF secret_params IS NULL THEN
+    RAISE EXCEPTION 'secret_params must not be NULL' USING ERRCODE = '22004', HINT = 'Pass ''{}'' for none.';
+  END IF;
+  PERFORM dataflow._check_secret_params(secret_params);
+  IF pool IS NOT NULL THEN
+    SELECT id INTO p FROM dataflow.pool pl WHERE pl.name = create_job.pool;
+    IF NOT FOUND THEN
+      PERFORM dataflow._not_found('pool', pool, 'create it with dataflow.create_pool(name, slots).');
+    END IF;
+  END IF;
+  IF max_attempts IS NULL OR backoff_min IS NULL OR backoff_max IS NULL OR lease_for IS NULL THEN
+    RAISE EXCEPTION '% must not be NULL', CASE WHEN max_attempts IS NULL THEN 'max_attempts'
+      WHEN backoff_min IS NULL THEN 'backoff_min' WHEN backoff_max IS NULL THEN 'backoff_max' ELSE 'lease_for' END
+      USING ERRCODE = '22004', HINT = 'Leave it out for the default.';
+  END IF;
+  IF max_concurrency < 0 OR max_attempts IS NULL OR max_attempts < 1 THEN
+    RAISE EXCEPTION 'max_concurrency must be >= 0 (or NULL: unlimited) and max_attempts >= 1'
+      USING ERRCODE = CASE WHEN max_attempts IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  IF backoff_min IS NULL OR backoff_max IS NULL OR backoff_min < interval '0' OR backoff_max < backoff_min THEN
+    RAISE EXCEPTION 'backoff needs 0 <= backoff_min <= backoff_max'
+      USING ERRCODE = CASE WHEN backoff_min IS NULL OR backoff_max IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  IF lease_for IS NULL OR lease_for <= interval '0' THEN
+    RAISE EXCEPTION 'lease_for must be positive'
+      USING ERRCODE = CASE WHEN lease_for IS NULL THEN '22004' ELSE '22023' END;
+  END IF;
+  IF priority IS NULL THEN
+    RAISE EXCEPTION 'priority must not be NULL' USING ERRCODE = '22004';
+  END IF;
+  IF batch_max_rows <= 0 THEN
+    RAISE EXCEPTION 'batch_max_rows must be positive (got %)', batch_max_rows
+      USING ERRCODE = '22023', HINT = 'Give the most input rows one batch may take, or NULL for no cap.';
+  END IF;
+  IF EXISTS (SELECT FROM dataflow.job j WHERE j.name = create_job.name) THEN
+    RAISE EXCEPTION 'job "%" already exists', name USING ERRCODE = '42710';
+  END IF;
+  SELECT j.name INTO other FROM dataflow.job j WHERE j.output_id = d;
+  IF FOUND THEN
+    RAISE EXCEPTION 'dataset "%" is already produced by job "%"', output, other
+      USING ERRCODE = '42710', HINT = 'A dataset has at most one producing job.';
+  END IF;
+  INSERT INTO dataflow.job (name, output_id, dispatch, connection_id, target, endpoint, params, pool_id,
+                            max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority,
+                            batch_max_rows, cancel_endpoint)
+  VALUES (name, d, dispatch, c.id, target, endpoint, params, p,
+          max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority, batch_max_rows,
+          cancel_endpoint)
+  RETURNING id INTO v;
+  IF secret_params <> '{}' THEN
+    INSERT INTO dataflow.job_secret (job_id, params) VALUES (v, secret_params);
+  END IF;
+  PERFORM dataflow._job_created(v);   -- its history, and a dataset with chunks adopted (24_change.sql)
+  RETURN v;
+END $$;
+COMMENT ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer,
+                                        interval, interval, interval, integer, bigint, jsonb, text) IS
+  'Define the job producing a dataset: dispatch (pull, http, airflow, prefect), connection/target or endpoint, '
+  'params, pool, max_concurrency, max_attempts, backoff_min/max, lease_for, priority, batch_max_rows '
+  '(an incremental job''s cap on a batch''s input rows), secret_params (merged over params in every task, '
+  'never shown), cancel_endpoint (http: where a cancel is POSTed); returns its id';
+ALTER FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint, jsonb, text) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint, jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, text, integer, integer, interval, interval, interval, integer, bigint, jsonb, text) TO dataflow_admin;
+
+DROP FUNCTION dataflow.pause_job(text);
+-- With cancel_running, every running chunk of the job is cancelled as cancel() does it
+-- (its engine asked to stop), locked in chunk id order (one dataset: the (rank, id)
+-- order) before the job row, the order the worker's 410 Gone recording takes them in.
+CREATE FUNCTION dataflow.pause_job(job text, cancel_running boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE j dataflow.job := dataflow._job(job); c dataflow.chunk; actor text := dataflow._actor(); n integer := 0;
+BEGIN
+  IF cancel_running IS NULL THEN
+    PERFORM dataflow._raise('22004', 'cancel_running must not be NULL', NULL,
+                            'Pass true to cancel the job''s running chunks too, false (the default) to let them finish.');
+  END IF;
+  IF cancel_running THEN
+    FOR c IN SELECT ch.* FROM dataflow.chunk ch
+              WHERE ch.id IN (SELECT r.chunk_id FROM dataflow.run r
+                               WHERE r.job_id OPERATOR(pg_catalog.=) j.id AND r.status OPERATOR(pg_catalog.=) 'running')
+              ORDER BY ch.id FOR UPDATE LOOP
+      CONTINUE WHEN c.status OPERATOR(pg_catalog.<>) 'running';
+      PERFORM dataflow._cancel(c, actor, 'pause_job');
+      n := n + 1;
+    END LOOP;
+  END IF;
+  UPDATE dataflow.job SET paused = true WHERE id = j.id;
+  INSERT INTO dataflow.event (to_status, actor, detail)
+  VALUES ('paused', actor, jsonb_build_object('job', j.name, 'was_paused', j.paused)
+                           || CASE WHEN cancel_running THEN jsonb_build_object('cancelled', n) ELSE '{}' END);
+END $$;
+COMMENT ON FUNCTION dataflow.pause_job(text, boolean) IS
+  'Stop leasing a job''s chunks; running leases finish normally, or with cancel_running => true are cancelled '
+  '(each chunk as by cancel(), its engine asked to stop)';
+ALTER FUNCTION dataflow.pause_job(text, boolean) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.pause_job(text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.pause_job(text, boolean) TO dataflow_operator;
+
+DROP FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint, jsonb);
+-- Changes a job's settings; a NULL argument keeps the setting. pool => '' detaches the
+-- pool, max_concurrency => -1 removes the job's own limit, batch_max_rows => -1 the
+-- batch cap, cancel_endpoint => '' the http stop URL. The operator may change the limits (batch_max_rows among them) and the
+-- priority (what it may UPDATE in dataflow.job); the pool, the params and the
+-- cancel_endpoint are the admin's, like the job's definition. Takes effect from the next lease: running
+-- leases keep their deadline and count against the pool they were leased in. The
+-- change is an 'altered' event (params only as "changed": the event log is readable by
+-- every reader, the params by the admin only). Returns what changed, {setting: {from, to}}.
+CREATE FUNCTION dataflow.alter_job(
+  name text,
+  pool text DEFAULT NULL,
+  max_concurrency integer DEFAULT NULL,
+  max_attempts integer DEFAULT NULL,
+  backoff_min interval DEFAULT NULL,
+  backoff_max interval DEFAULT NULL,
+  lease_for interval DEFAULT NULL,
+  priority integer DEFAULT NULL,
+  params jsonb DEFAULT NULL,
+  batch_max_rows bigint DEFAULT NULL,
+  secret_params jsonb DEFAULT NULL,
+  cancel_endpoint text DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET IntervalStyle = 'postgres' AS $$
+DECLARE
+  j dataflow.job; p integer; pname text; new_pool integer; new_limit integer;
+  new_min interval; new_max interval; changes jsonb := '{}'; shown jsonb; new_rows bigint; old_secret jsonb;
+  new_cancel text;
+BEGIN
+  SELECT * INTO j FROM dataflow.job jb WHERE jb.id = (dataflow._job(alter_job.name)).id FOR UPDATE;
+  IF (pool IS NOT NULL OR params IS NOT NULL OR cancel_endpoint IS NOT NULL)
+     AND NOT pg_has_role(dataflow._caller(), 'dataflow_admin', 'MEMBER') THEN
+    RAISE EXCEPTION 'changing the pool, the params or the cancel_endpoint of job "%" needs dataflow_admin', j.name
+      USING ERRCODE = '42501',
+            HINT = 'An operator may change max_concurrency, max_attempts, backoff_min, backoff_max, lease_for, priority and batch_max_rows.';
+  END IF;
+  IF secret_params IS NOT NULL AND NOT pg_has_role(dataflow._caller(), 'dataflow_admin', 'MEMBER') THEN
+    RAISE EXCEPTION 'setting the secret_params of job "%" needs dataflow_admin', j.name
+      USING ERRCODE = '42501',
+            HINT = 'Secret parameters are the admin''s: an admin calls dataflow.alter_job(job, secret_params => ...).';
+  END IF;
+  new_pool := j.pool_id;
+  IF pool = '' THEN
+    new_pool := NULL;
+  ELSIF pool IS NOT NULL THEN
+    SELECT pl.id INTO p FROM dataflow.pool pl WHERE pl.name = alter_job.pool;
+    IF NOT FOUND THEN
+      PERFORM dataflow._not_found('pool', pool,
+        'create it with dataflow.create_pool(name, slots), or pass pool => '''' to detach the job''s pool.');
+    END IF;
+    new_pool := p;
+  END IF;
+  IF max_concurrency < -1 THEN
+    RAISE EXCEPTION 'max_concurrency must be >= 0, or -1 to remove the job''s own limit (got %)', max_concurrency
+      USING ERRCODE = '22023';
+  END IF;
+  new_limit := CASE WHEN max_concurrency IS NULL THEN j.max_concurrency
+                    WHEN max_concurrency = -1 THEN NULL ELSE max_concurrency END;
+  IF max_attempts < 1 THEN
+    RAISE EXCEPTION 'max_attempts must be >= 1 (got %)', max_attempts USING ERRCODE = '22023';
+  END IF;
+  new_min := coalesce(backoff_min, j.backoff_min);
+  new_max := coalesce(backoff_max, j.backoff_max);
+  IF new_min < interval '0' OR new_max < new_min THEN
+    RAISE EXCEPTION 'backoff needs 0 <= backoff_min <= backoff_max (would be % and %)', new_min, new_max
+      USING ERRCODE = '22023';
+  END IF;
+  IF lease_for <= interval '0' THEN
+    RAISE EXCEPTION 'lease_for must be positive (got %)', lease_for USING ERRCODE = '22023';
+  END IF;
+  IF params IS NOT NULL AND jsonb_typeof(params) <> 'object' THEN
+    RAISE EXCEPTION 'params must be a JSON object' USING ERRCODE = '22023';
+  END IF;
+  IF batch_max_rows = 0 OR batch_max_rows < -1 THEN
+    RAISE EXCEPTION 'batch_max_rows must be positive, or -1 to remove the cap (got %)', batch_max_rows
+      USING ERRCODE = '22023', HINT = 'Give the most input rows one batch may take; -1 removes the cap, NULL keeps it.';
+  END IF;
+  new_rows := CASE WHEN batch_max_rows IS NULL THEN j.batch_max_rows
+                   WHEN batch_max_rows = -1 THEN NULL ELSE batch_max_rows END;
+  IF secret_params IS NOT NULL THEN
+    PERFORM dataflow._check_secret_params(secret_params);
+    SELECT s.params INTO old_secret FROM dataflow.job_secret s WHERE s.job_id = j.id;
+  END IF;
+  IF cancel_endpoint IS NOT NULL AND cancel_endpoint <> '' THEN
+    PERFORM dataflow._check_cancel_endpoint(j.dispatch, cancel_endpoint);
+  END IF;
+  new_cancel := CASE WHEN cancel_endpoint IS NULL THEN j.cancel_endpoint
+                     WHEN cancel_endpoint = '' THEN NULL ELSE cancel_endpoint END;
+
+  IF new_pool IS DISTINCT FROM j.pool_id THEN
+    changes := changes || jsonb_build_object('pool', jsonb_build_object(
+      'from', (SELECT pl.name FROM dataflow.pool pl WHERE pl.id = j.pool_id),
+      'to', (SELECT pl.name FROM dataflow.pool pl WHERE pl.id = new_pool)));
+  END IF;
+  IF new_limit IS DISTINCT FROM j.max_concurrency THEN
+    changes := changes || jsonb_build_object('max_concurrency', jsonb_build_object('from', j.max_concurrency, 'to', new_limit));
+  END IF;
+  IF coalesce(max_attempts, j.max_attempts) <> j.max_attempts THEN
+    changes := changes || jsonb_build_object('max_attempts', jsonb_build_object('from', j.max_attempts, 'to', max_attempts));
+  END IF;
+  IF new_min <> j.backoff_min THEN
+    changes := changes || jsonb_build_object('backoff_min', jsonb_build_object('from', j.backoff_min, 'to', new_min));
+  END IF;
+  IF new_max <> j.backoff_max THEN
+    changes := changes || jsonb_build_object('backoff_max', jsonb_build_object('from', j.backoff_max, 'to', new_max));
+  END IF;
+  IF coalesce(lease_for, j.lease_for) <> j.lease_for THEN
+    changes := changes || jsonb_build_object('lease_for', jsonb_build_object('from', j.lease_for, 'to', lease_for));
+  END IF;
+  IF coalesce(priority, j.priority) <> j.priority THEN
+    changes := changes || jsonb_build_object('priority', jsonb_build_object('from', j.priority, 'to', priority));
+  END IF;
+  IF params IS NOT NULL AND params <> j.params THEN
+    changes := changes || jsonb_build_object('params', 'changed');
+  END IF;
+  IF new_rows IS DISTINCT FROM j.batch_max_rows THEN
+    changes := changes || jsonb_build_object('batch_max_rows', jsonb_build_object('from', j.batch_max_rows, 'to', new_rows));
+  END IF;
+  IF secret_params IS NOT NULL AND secret_params <> coalesce(old_secret, '{}') THEN
+    changes := changes || jsonb_build_object('secret_params',
+                                             CASE WHEN secret_params = '{}' THEN 'cleared' ELSE 'changed' END);
+  END IF;
+  IF new_cancel IS DISTINCT FROM j.cancel_endpoint THEN
+    -- like params: a URL is the admin's to read, the event log every reader's
+    changes := changes || jsonb_build_object('cancel_endpoint',
+      CASE WHEN new_cancel IS NULL THEN 'removed' WHEN j.cancel_endpoint IS NULL THEN 'set' ELSE 'changed' END);
+  END IF;
+  IF changes = '{}' THEN
+    RETURN changes;
+  END IF;
+  UPDATE dataflow.job jb
+     SET pool_id = new_pool, max_concurrency = new_limit,
+         max_attempts = coalesce(alter_job.max_attempts, jb.max_attempts),
+         backoff_min = new_min, backoff_max = new_max,
+         lease_for = coalesce(alter_job.lease_for, jb.lease_for),
+         priority = coalesce(alter_job.priority, jb.priority),
+         params = coalesce(alter_job.params, jb.params),
+         batch_max_rows = new_rows, cancel_endpoint = new_cancel
+   WHERE jb.id = j.id;
+  IF changes ? 'secret_params' THEN
+    IF secret_params = '{}' THEN
+      DELETE FROM dataflow.job_secret s WHERE s.job_id = j.id;
+    ELSE
+      INSERT INTO dataflow.job_secret AS s (job_id, params) VALUES (j.id, secret_params)
+      ON CONFLICT (job_id) DO UPDATE SET params = excluded.params, updated_at = now();
+    END IF;
+  END IF;
+  INSERT INTO dataflow.event (to_status, actor, detail)
+  VALUES ('altered', dataflow._actor(), jsonb_build_object('job', j.name, 'changes', changes));
+  IF j.dispatch <> 'pull' THEN
+    PERFORM dataflow._wake();   -- a raised limit or a freer pool: the dispatcher claims at once
+  END IF;
+  RETURN changes;
+END $$;
+COMMENT ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb,
+                                       bigint, jsonb, text) IS
+  'Change a job''s pool, max_concurrency (-1: no limit), max_attempts, backoff_min/max, lease_for, priority, '
+  'params, batch_max_rows (-1: no cap), secret_params (admin only; replaced whole, ''{}'' clears) or '
+  'cancel_endpoint ('''': none) (NULL keeps a setting; pool => '''' detaches); effective from the next lease '
+  '(the next batch); returns the changes';
+ALTER FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint, jsonb, text) SECURITY DEFINER;
+REVOKE EXECUTE ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint, jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.alter_job(text, text, integer, integer, interval, interval, interval, integer, jsonb, bigint, jsonb, text) TO dataflow_operator;
+
+COMMENT ON COLUMN dataflow.events.to_status IS 'Status after (or late, paused, resumed, altered, duplicate, engine_stop)';
+
+-- ==== 40_work (issue 15 item 3): skip of a running chunk (skip(), UPDATE ... 'skipped')
+-- asks the engine to stop its cancelled run too, as cancel() does. A changed body.
+DROP FUNCTION dataflow._skipped(bigint, text, text);
+-- The effects of a chunk's status having been written to 'skipped'. A running run is
+-- cancelled and its engine asked to stop, as cancel() does (_request_stop, 75).
+CREATE FUNCTION dataflow._skipped(p_chunk bigint, p_old_status text, p_reason text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE c dataflow.chunk; actor text := dataflow._actor(); d text; runs bigint[];
+BEGIN
+  SELECT * INTO c FROM dataflow.chunk WHERE id = p_chunk;
+  IF p_old_status IN ('ready', 'validated') THEN
+    SELECT name INTO d FROM dataflow.dataset WHERE id = c.dataset_id;
+    RAISE EXCEPTION 'chunk %/% is %: it has data, it cannot be skipped', d, c.key, p_old_status
+      USING ERRCODE = '55000', HINT = 'Resubmit it instead, or let it be.';
+  END IF;
+  IF p_old_status = 'running' THEN
+    WITH u AS (
+      UPDATE dataflow.run SET status = 'cancelled', finished_at = now(), error = 'chunk skipped by ' || actor
+       WHERE chunk_id = c.id AND status = 'running'
+      RETURNING id
+    )
+    SELECT array_agg(u.id) INTO runs FROM u;
+  END IF;
+  UPDATE dataflow.chunk
+     SET info = info || jsonb_build_object('skip_reason', p_reason), row_count = coalesce(row_count, 0),
+         error = NULL, available_at = now(), updated_at = now()
+   WHERE id = c.id;
+  INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor, detail)
+  VALUES (c.dataset_id, c.id, c.key, c.run_id, c.version, p_old_status, 'skipped', actor,
+          jsonb_build_object('reason', p_reason));
+  IF runs IS NOT NULL THEN
+    PERFORM dataflow._request_stop(runs, actor, 'skip');
+  END IF;
+  PERFORM dataflow._propagate(ARRAY[c.id], c.dataset_id, dataflow._level(p_old_status), 2, actor);
+END $$;
+REVOKE ALL ON FUNCTION dataflow._skipped(bigint, text, text) FROM PUBLIC;

@@ -227,6 +227,8 @@ bool Engine::pass(bool woken) {
         locked_jobs_.clear();
         deployments_.clear();
         next_locked_retry_ = Clock::time_point::max();
+        stop_results_.clear();
+        next_stop_ = Clock::time_point::max();
         return false;
     }
     // Reaping first, each duty in its own transaction(s): one that waits for a lock
@@ -255,6 +257,8 @@ bool Engine::pass(bool woken) {
         airflow();
         prefect();
     }
+    // A cancel wakes the worker (woken): its engine is told at once.
+    if (timed || now >= next_stop_) stops();
     if (timed || more_deliveries_ || (refill && recorded_delivery_)) deliver();
     if (timed || refill) recorded_ = recorded_dispatch_ = recorded_delivery_ = false;
     if (timed) last_claim_ = now;
@@ -288,9 +292,14 @@ bool Engine::pass(bool woken) {
 }
 
 void Engine::record_bounded() {
-    // record() opens at most one transaction; the timer bounds it as a whole.
+    {
+        // record() opens at most one transaction; the timer bounds it as a whole.
+        settings::TransactionTimer timer(cfg_.worker_statement_timeout_ms);
+        record();
+    }
+    // The stop answers record() collected, in a transaction of their own.
     settings::TransactionTimer timer(cfg_.worker_statement_timeout_ms);
-    record();
+    record_stops();
 }
 
 void Engine::hold_ambiguous() {
@@ -399,7 +408,8 @@ long Engine::sleep_ms() const {
     if (present_) {
         Clock::time_point resend =
             resends_.empty() ? Clock::time_point::max() : resends_.begin()->first;
-        auto until = std::min({next_reap_, next_airflow_, next_due_, next_locked_retry_, resend}) -
+        auto until = std::min({next_reap_, next_airflow_, next_due_, next_locked_retry_, resend,
+                               next_stop_}) -
                      Clock::now();
         long due = static_cast<long>(std::chrono::ceil<std::chrono::milliseconds>(until).count());
         if (due < ms) ms = due < 0 ? 0 : due;
@@ -466,6 +476,8 @@ void Engine::start(HttpRequest request, Pending pending) {
         HttpResponse r;
         r.tag = tag;
         r.error = "request not sent: " + refused;
+        // The address policy or a malformed URL: the same on every attempt of a stop.
+        if (pending.kind == Pending::kEngineStop) r.refused = true;
         start_failures_.emplace_back(std::move(r), std::move(pending));
         return;
     }
@@ -705,6 +717,86 @@ void Engine::airflow() {
     }
     for (auto it = next_poll_.begin(); it != next_poll_.end();)
         it = live.count(it->first) ? std::next(it) : next_poll_.erase(it);
+}
+
+void Engine::stops() {
+    // A retry recorded in this pass is due later: keep it. One due now is claimed here.
+    if (next_stop_ <= Clock::now()) next_stop_ = Clock::time_point::max();
+    size_t room = budget();
+    if (room == 0) {
+        next_stop_ = Clock::now() + 1s;  // the window is full: once slots free up
+        return;
+    }
+    size_t limit = std::min<size_t>(room, 100);
+    std::vector<Row> rows;
+    try {
+        Duty x("pg_dataflow: claiming engine stops", cfg_.worker_statement_timeout_ms);
+        // The runs with a request in flight (a trigger, a poll, a stop) are left out: a
+        // stop never overtakes the trigger of its own DAG run.
+        rows = spi_exec(
+            "SELECT run_id, engine, token, job, dataset, key, version, reason, attempts, "
+            "external_id, target, url, auth, username, secret, api_version, connect_timeout_ms, "
+            "timeout_ms FROM dataflow._worker_stops($1::integer, $2::bigint[])",
+            {std::to_string(limit), pg_array(busy_runs_)});
+        x.commit();
+    } catch (const PgError& e) {
+        warn("claiming engine stops failed", e);
+        next_check_ = Clock::now();
+        return;
+    }
+    if (rows.size() >= limit) next_stop_ = Clock::now();
+    for (const Row& r : rows) {
+        int64_t run_id = col_long(r, 0, 0);
+        std::string engine = col(r, 1), url = col(r, 11);
+        Pending p{Pending::kEngineStop, run_id, col(r, 2), "", static_cast<int>(col_long(r, 8, 0))};
+        p.engine = engine;
+        p.secret = col(r, 14);
+        long connect_ms = col_long(r, 16, cfg_.http_connect_timeout_ms);
+        long timeout_ms = col_long(r, 17, cfg_.http_timeout_ms);
+        size_t max_body = 64 * 1024;  // only the status and an excerpt are kept
+        if (engine == "airflow" && !url.empty()) {
+            AirflowConnection c;
+            c.base_url = url;
+            c.auth = col(r, 12);
+            c.username = col(r, 13);
+            c.secret = p.secret;
+            c.api_version = static_cast<int>(col_long(r, 15, 1));
+            c.connect_timeout_ms = connect_ms;
+            c.timeout_ms = timeout_ms;
+            c.max_body = max_body;
+            std::string bearer = c.api_version >= 2 && c.auth == "bearer" ? c.secret : "";
+            // The dag_run_id the trigger used (dataflow-<run id>, the run's external_id).
+            send_airflow(c, airflow_stop_request(c, col(r, 10), col(r, 9), bearer), std::move(p));
+        } else if (engine == "http" && !url.empty()) {
+            StopNotice n;
+            n.run_id = run_id;
+            n.token = col(r, 2);
+            n.job = col(r, 3);
+            n.dataset = col(r, 4);
+            n.key = col(r, 5);
+            n.version = col_long(r, 6, 0);
+            n.reason = col(r, 7);
+            start(http_stop_request(url, n, connect_ms, timeout_ms, max_body), std::move(p));
+        } else if (engine == "prefect" && !url.empty() && !col(r, 9).empty()) {
+            PrefectConnection c;
+            c.base_url = url;
+            c.auth = col(r, 12);
+            c.secret = p.secret;
+            c.connect_timeout_ms = connect_ms;
+            c.timeout_ms = timeout_ms;
+            c.max_body = max_body;
+            start(prefect_stop_request(c, col(r, 9)), std::move(p));
+        } else {
+            // Nothing to send it to (the job was dropped or changed since the cancel).
+            HttpResponse none;
+            none.refused = true;
+            none.error = engine.empty() ? "the job no longer exists: no engine to tell"
+                                        : "no address to stop a " + engine + " run at";
+            busy_runs_.insert(run_id);
+            start_failures_.emplace_back(std::move(none), std::move(p));
+        }
+    }
+    if (!rows.empty()) http_.drive();
 }
 
 void Engine::deliver() {

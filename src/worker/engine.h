@@ -18,6 +18,7 @@
 
 #include "core/dispatch.h"
 #include "core/prefect.h"
+#include "core/engine_stop.h"
 #include "core/http_client.h"
 #include "pg/settings.h"
 
@@ -52,7 +53,8 @@ private:
             kPrefectCreate,
             kPrefectPoll,
             kPrefectResolve,
-            kDelivery
+            kDelivery,
+            kEngineStop
         } kind;
         int64_t id = 0;  // run id, or delivery id
         std::string token;
@@ -67,6 +69,9 @@ private:
         std::shared_ptr<const HttpRequest> request;
         int64_t deadline_ms = 0;
         int resends = 0;
+        // engine stops: the job's dispatch (airflow, http, ...) and the connection's
+        // secret, masked with the token in what is recorded of the answer.
+        std::string engine, secret;
     };
 
     bool check_extension();
@@ -81,6 +86,11 @@ private:
                              Pending pending);
     void record_prefect(const HttpResponse& response, const Pending& p);
     void deliver();
+    // Engine stops of cancelled runs (dataflow._worker_stops): claimed in a short
+    // transaction, sent, each answer recorded by record_stops() in another.
+    void stops();
+    void record_stop(const HttpResponse& response, const Pending& p);
+    void record_stops();
     void record();
     // record() under the worker's transaction timer.
     void record_bounded();
@@ -106,6 +116,13 @@ private:
         Outcome outcome;
     };
     std::vector<RunResult> run_results_;  // filled by worker_record() during record()
+    struct StopResult {
+        int64_t run_id;
+        StopOutcome outcome;
+    };
+    std::vector<StopResult> stop_results_;  // filled by record_stop(), written by record_stops()
+    // When stops() should claim again: a retry falls due, or a claim left work over.
+    Clock::time_point next_stop_ = Clock::time_point::max();
     size_t budget() const;
     // Most requests one subscription or job may have in flight: three quarters of
     // the window, so receivers that hang (until dataflow.http_timeout) can never

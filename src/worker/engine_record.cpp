@@ -202,6 +202,10 @@ void Engine::record_one(const HttpResponse& resp, const Pending& p) {
                     Outcome o;
                     o.error = error;
                     worker_record(w.second.id, w.second.token, o, "retry");
+                } else if (w.second.kind == Pending::kEngineStop) {
+                    HttpResponse none;
+                    none.error = error;
+                    record_stop(none, w.second);
                 }
             }
             break;
@@ -209,8 +213,65 @@ void Engine::record_one(const HttpResponse& resp, const Pending& p) {
         case Pending::kPrefectCreate:
         case Pending::kPrefectPoll:
         case Pending::kPrefectResolve: record_prefect(resp, p); break;
+        case Pending::kEngineStop: record_stop(resp, p); break;
         case Pending::kDelivery: break;  // record() collects them for one _delivery_results call
     }
+}
+
+void Engine::record_stop(const HttpResponse& resp, const Pending& p) {
+    StopOutcome o = interpret_stop(p.engine, resp, p.attempts, {p.token, p.secret});
+    if (resp.status == 401 && !p.conn.empty()) {
+        // A bearer token from /auth/token that expired: fetched again for the next attempt.
+        bearers_[p.conn].token.clear();
+        if (p.attempts + 1 < kStopMaxAttempts) {
+            o.kind = StopOutcome::kRetry;
+            o.retry_in_s = 1;
+        }
+    }
+    // The request is due retry_in_s after the recording transaction's now(), a little
+    // later than this: a claim made early would find nothing and wait for naptime.
+    if (o.kind == StopOutcome::kRetry)
+        next_stop_ = std::min(next_stop_, Clock::now() + std::chrono::seconds(o.retry_in_s) +
+                                              std::chrono::milliseconds(250));
+    stop_results_.push_back({p.id, std::move(o)});
+}
+
+void Engine::record_stops() {
+    if (stop_results_.empty()) return;
+    std::vector<StopResult> results;
+    results.swap(stop_results_);
+    ArrayLiteral run, outcome, status, answer, retry_in;
+    for (const StopResult& r : results) {
+        const StopOutcome& o = r.outcome;
+        run.add(std::to_string(r.run_id));
+        outcome.add(Param(stop_outcome_name(o.kind)));
+        status.add(o.status ? Param(std::to_string(o.status)) : Param());
+        answer.add(o.answer);
+        retry_in.add(o.kind == StopOutcome::kRetry ? Param(std::to_string(o.retry_in_s)) : Param());
+    }
+    try {
+        Xact x("pg_dataflow: recording engine stops");
+        require_matching_sql();
+        spi_exec(
+            "SELECT dataflow._worker_stop_results($1::bigint[], $2::text[], $3::integer[], "
+            "$4::text[], $5::integer[])",
+            {run.str(), outcome.str(), status.str(), answer.str(), retry_in.str()});
+        x.commit();
+    } catch (const PgError& e) {
+        // Not recorded: the requests stay due and are sent again (a stop is idempotent).
+        next_check_ = {};
+        next_stop_ = std::min(next_stop_, Clock::now() + std::chrono::seconds(1));
+        pg::log(pg::Level::kWarning, "pg_dataflow worker: recording engine stops failed: " +
+                                         std::string(e.what()) + " (SQLSTATE " +
+                                         sqlstate_text(e.sqlerrcode()) + "); they are sent again");
+        return;
+    }
+    for (const StopResult& r : results)
+        pg::log(pg::Level::kLog,
+                "pg_dataflow worker: run " + std::to_string(r.run_id) + ": engine stop " +
+                    stop_outcome_name(r.outcome.kind) +
+                    (r.outcome.status ? " (HTTP " + std::to_string(r.outcome.status) + ")"
+                                      : std::string(" (no answer)")));
 }
 
 void Engine::record() {

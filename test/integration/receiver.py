@@ -30,6 +30,13 @@ Paths:
                       timeout) and is 202; a key seen before answers 409 at once
   Airflow dag "hang": a new dag_run_id creates the DAG run, then the answer hangs 30 s
                       (the DAG run exists; 409 for it from then on)
+  PATCH /api/v{1,2}/dags/{dag}/dagRuns/{id}  {"state": "failed"}: 200 and the DAG run is
+                      failed from then on (polls answer failed); 404 for an unknown run
+  Airflow dags "long*": running until a PATCH stops them (then failed)
+  Airflow dag "slowpoll": a poll answers success after 1 s (a result in flight while the
+                      chunk is cancelled)
+  /cancel/ok          200 {"status":"cancelling"}   /cancel/error  500 "kaboom"
+  /cancel/missing     404 {"detail":"no such run"}
 """
 import base64
 import hashlib
@@ -46,6 +53,7 @@ SECRETFILE = sys.argv[3] if len(sys.argv) > 3 else None
 LOCK = threading.Lock()
 COUNTS = {}
 DAG_RUNS = {}  # (dag, id) -> polls so far
+STOPPED = set()  # (dag, id) set to failed by a PATCH
 KEYS = set()  # Idempotency-Keys /dispatch/once has started engine runs for
 for rid in filter(None, os.environ.get("RECEIVER_PRECREATE", "").split(",")):
     dag, _, run = rid.partition("/")
@@ -118,6 +126,12 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(202, {"status": "accepted"})
         if p == "/dispatch/error":
             return self.reply(500, "kaboom", "text/plain")
+        if p == "/cancel/ok":
+            return self.reply(200, {"status": "cancelling"})
+        if p == "/cancel/error":
+            return self.reply(500, "kaboom", "text/plain")
+        if p == "/cancel/missing":
+            return self.reply(404, {"detail": "no such run"})
         if p == "/dispatch/gated":
             gate = os.path.join(os.path.dirname(os.path.abspath(PORTFILE)), "gate")
             for _ in range(300):
@@ -151,6 +165,13 @@ class Handler(BaseHTTPRequestHandler):
                 if dag == "hang":
                     time.sleep(30)
                 return self.reply(200, {"dag_run_id": run, "state": "queued"})
+            if self.command == "PATCH" and len(parts) == 6:
+                run = parts[5]
+                with LOCK:
+                    if (dag, run) not in DAG_RUNS:
+                        return self.reply(404, {"detail": "DAGRun not found"})
+                    STOPPED.add((dag, run))
+                return self.reply(200, {"dag_run_id": run, "state": json.loads(body)["state"]})
             if self.command == "GET" and len(parts) == 6:
                 run = parts[5]
                 with LOCK:
@@ -158,13 +179,20 @@ class Handler(BaseHTTPRequestHandler):
                         return self.reply(404, {"detail": "not found"})
                     DAG_RUNS[(dag, run)] += 1
                     polls = DAG_RUNS[(dag, run)]
-                state = "queued" if polls == 1 else "running" if polls == 2 or dag == "waits" else \
+                    stopped = (dag, run) in STOPPED
+                if dag.startswith("long"):  # runs until stopped
+                    return self.reply(200, {"dag_run_id": run, "state": "failed" if stopped else "running"})
+                if dag == "slowpoll":
+                    time.sleep(1)
+                    return self.reply(200, {"dag_run_id": run, "state": "success"})
+                state = "failed" if stopped else "queued" if polls == 1 else "running" if polls == 2 or dag == "waits" else \
                     ("failed" if dag == "fails" else "success")
                 return self.reply(200, {"dag_run_id": run, "state": state})
         return self.reply(404, {"detail": "no route " + p})
 
     do_GET = handle_any
     do_POST = handle_any
+    do_PATCH = handle_any
 
 
 class Server(ThreadingHTTPServer):
