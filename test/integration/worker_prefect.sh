@@ -85,6 +85,7 @@ job nowhere pf 'etl/nope' 1
 job hang pf "$(dep 6)" 2
 job badkey pfbadkey "$(dep 1)" 1
 job stopme pf "$(dep 5)" 3        # held, then cancelled through set_state (as cancel() will)
+job killme pf "$(dep 5)" 3        # held, then dataflow.cancel(): the worker sends set_state
 wt_sql "SELECT dataflow.register('raw', '1')" >/dev/null
 
 # ---- the lock: running while the flow run is RUNNING, released by polling
@@ -204,6 +205,28 @@ wait_status stopme failed 20
 [ "$(run_sql stopme "r.info->'prefect'->>'state'")" = CANCELLED ] || wt_fail "stopme: $(run_sql stopme r.info)"
 echo "ok: a flow run set to CANCELLING ends CANCELLED, the chunk failed and not retried"
 
+# ---- dataflow.cancel() of a chunk whose flow run runs: the worker tells Prefect
+# (POST set_state CANCELLING), the event log records the answer, and the CANCELLED the
+# next poll finds changes nothing: the chunk stays cancelled, its run is not retried
+wt_wait "the killme flow run" 20 "SELECT external_id IS NOT NULL FROM dataflow.run r JOIN dataflow.job j
+                                  ON j.id = r.job_id WHERE j.name = 'killme'"
+kill_fr=$(run_sql killme r.external_id)
+wt_sql "SELECT dataflow.cancel('out_killme', '1')" >/dev/null
+wt_wait "the engine_stop event of killme" 20 "SELECT count(*) > 0 FROM dataflow.event e JOIN dataflow.dataset d ON d.id = e.dataset_id
+    WHERE d.name = 'out_killme' AND e.to_status = 'engine_stop' AND e.detail->'engine_stop'->>'outcome' = 'stopped'"
+python3 - "$WT_DIR/prefect.jsonl" "$kill_fr" <<'PY' || wt_fail "killme: no set_state CANCELLING reached the stub"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+hit = [r for r in rows if r["method"] == "POST" and r["path"].endswith("/flow_runs/%s/set_state" % sys.argv[2])
+       and json.loads(r["body"])["state"]["type"] == "CANCELLING"]
+assert hit, [r["path"] for r in rows if "set_state" in r["path"]]
+PY
+sleep 3   # polls come and go: the CANCELLED flow run must not change the chunk
+[ "$(status killme)" = cancelled ] || wt_fail "killme: the chunk is $(status killme) after the cancel"
+[ "$(run_sql killme "count(*) OVER ()" | head -1)" = 1 ] || wt_fail "killme: retried after the cancel"
+[ "$(run_sql killme r.status)" = cancelled ] || wt_fail "killme: run $(run_sql killme r.status)"
+echo "ok: dataflow.cancel() of a Prefect run sends set_state CANCELLING; the chunk stays cancelled"
+
 # ---- a create whose answer hangs past the timeout (2 s): sent again, adopted
 wait_status hang ready 40
 [ "$(run_sql hang "count(*) OVER ()" | head -1)" = 1 ] || wt_fail "hang: a second run"
@@ -218,6 +241,31 @@ assert sys.argv[3] in polled, (sys.argv[3], polled)
 PY
 grep -q "Prefect create_flow_run outcome unknown" "$WT_DIR/server.log" || wt_fail "hang: no ambiguous create logged"
 echo "ok: an ambiguous create_flow_run is sent again with its key and adopted"
+
+# ---- a job's secret params reach the flow run's parameters (top level and the task's
+# params), and nothing of the extension shows them
+wt_sql "SELECT dataflow.create_dataset('out_sec', 'int');
+        SELECT dataflow.create_job('sec', 'out_sec', dispatch => 'prefect', connection => 'pf', target => '$(dep 1)',
+                                   params => '{\"org\": \"acme\"}', secret_params => '{\"portal_api_key\": \"pk-SECRET-9\"}');
+        SELECT dataflow.add_input('sec', 'raw');
+        SELECT dataflow.expect('out_sec', '1')" >/dev/null
+wait_status sec ready 30
+python3 - "$WT_DIR/prefect.jsonl" "$(dep 1)" <<'PY' || wt_fail "sec: the secret param is not in the flow run's parameters"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+bodies = [json.loads(r["body"]) for r in rows
+          if r["method"] == "POST" and r["path"] == "/api/deployments/%s/create_flow_run" % sys.argv[2]]
+p = [b["parameters"] for b in bodies if b["parameters"].get("portal_api_key")]
+assert p and p[-1]["portal_api_key"] == "pk-SECRET-9" and p[-1]["org"] == "acme", bodies
+assert p[-1]["dataflow"]["params"]["portal_api_key"] == "pk-SECRET-9", p[-1]
+PY
+[ "$(wt_sql "SELECT count(*) FROM dataflow.jobs WHERE secret_params::text LIKE '%pk-SECRET%'")
+   $(wt_sql "SELECT count(*) FROM dataflow.event WHERE detail::text LIKE '%pk-SECRET%'")
+   $(wt_sql "SELECT count(*) FROM dataflow._dispatch WHERE task::text LIKE '%pk-SECRET%'")" = "0
+   0
+   0" ] || wt_fail "sec: the secret shows in the jobs view, an event or a kept task"
+! grep -q "pk-SECRET" "$WT_DIR/server.log" || wt_fail "sec: the secret is in the server log"
+echo "ok: a job's secret params reach the Prefect flow run's parameters, and no view, event, kept task or log line"
 
 grep -q "pnu_stub_key\|pnu_wrong_key" "$WT_DIR/server.log" && wt_fail "an API key is in the server log"
 [ "$(wt_sql "SELECT count(*) FROM dataflow.run WHERE error LIKE '%pnu_%' OR info::text LIKE '%pnu_%'")" = 0 ] \
