@@ -27,7 +27,10 @@ timeout 60 "$CLI" --job rollup --once --lease-for 3 --heartbeat 0.3 -- "$B/slow"
     >"$CLI_TMP/run.out" 2>"$CLI_TMP/run.err" &
 cli_pid=$!
 CLI_BG_PIDS+=("$cli_pid")
-check "the run is leased" wait_for 15 test "$(chunk_status 2024-01-01)" = running
+# (a function, so that the status is read again on every try: "$(...)" as an argument of
+# wait_for was read once, before the CLI had leased, and failed under load on PG 18)
+leased() { [ "$(chunk_status 2024-01-01)" = running ]; }
+check "the run is leased" wait_for 15 leased
 
 # The operator re-registers the source day: the daily chunk is reset, its run superseded.
 sql "SELECT dataflow.register('raw', '2024-01-01', '$CLI_TMP/raw/2024-01-01-v2')" >/dev/null
