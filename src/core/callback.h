@@ -45,9 +45,9 @@ struct Request {
     // complete with info: the body as sent, from which SQL takes info (jsonb keeps numbers
     // exactly as written; nlohmann would turn 123456789012345678901234567890 into a double)
     std::string body;
-    std::optional<std::string> error;     // fail (required)
-    bool retry = true;                    // fail
-    std::optional<int> retry_after;       // fail, seconds in [1, kMaxRetryAfter]
+    std::optional<std::string> error;  // fail (required)
+    bool retry = true;                 // fail
+    std::optional<int> retry_after;    // fail, seconds in [1, kMaxRetryAfter]
 };
 
 // An answer before any SQL ran: an HTTP status, the SQLSTATE the SQL function would

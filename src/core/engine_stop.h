@@ -53,8 +53,8 @@ struct StopOutcome {
     // timeout, 5xx, 429 or Prefect WAIT: sent again after retry_in_s. kGaveUp: kRetry
     // on the last attempt.
     enum Kind { kStopped, kRefused, kRetry, kGaveUp } kind = kRetry;
-    long status = 0;      // HTTP status, 0: no answer
-    std::string answer;   // excerpt of the answer (or why there was none), secrets masked
+    long status = 0;     // HTTP status, 0: no answer
+    std::string answer;  // excerpt of the answer (or why there was none), secrets masked
     int64_t retry_in_s = 0;
 };
 const char* stop_outcome_name(StopOutcome::Kind kind);  // stopped, refused, retry, gave_up

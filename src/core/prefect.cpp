@@ -83,7 +83,8 @@ bool prefect_is_uuid(const std::string& s) {
 std::optional<PrefectTarget> prefect_parse_target(const std::string& target, std::string* error) {
     PrefectTarget t;
     if (prefect_is_uuid(target)) {
-        for (char c : target) t.deployment_id += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        for (char c : target)
+            t.deployment_id += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         return t;
     }
     auto slash = target.find('/');
@@ -117,8 +118,8 @@ std::string prefect_interpret_deployment(const HttpResponse& r, const std::strin
     *not_found = false;
     if (r.status == 404 && r.error.empty()) {
         *not_found = true;
-        *error = "Prefect deployment \"" + body_excerpt(target, 200) + "\" not found (HTTP 404: " +
-                 detail(r) + ")";
+        *error = "Prefect deployment \"" + body_excerpt(target, 200) +
+                 "\" not found (HTTP 404: " + detail(r) + ")";
         return "";
     }
     if (r.status != 200 || !r.error.empty()) {
@@ -218,14 +219,15 @@ Outcome prefect_interpret_poll(const HttpResponse& r) {
     if (type.empty()) type = string_or_empty(j, "state_type");
     PrefectPhase phase = prefect_phase(type);
     if (phase == PrefectPhase::kUnknown)
-        return retry("Prefect poll: flow run " + body_excerpt(id, 40) + " has no known state type (\"" +
-                         body_excerpt(type, 40) + "\")",
+        return retry("Prefect poll: flow run " + body_excerpt(id, 40) +
+                         " has no known state type (\"" + body_excerpt(type, 40) + "\")",
                      r);
     std::string name = string_or_empty(state, "name");
     if (name.empty()) name = string_or_empty(j, "state_name");
     Outcome o;
     o.external_id = id;
-    o.info_json = dump(json{{"prefect", {{"flow_run_id", id}, {"state", type}, {"state_name", name}}}});
+    o.info_json =
+        dump(json{{"prefect", {{"flow_run_id", id}, {"state", type}, {"state_name", name}}}});
     std::string message = string_or_empty(state, "message");
     std::string what = "Prefect flow run " + id + " " + (name.empty() ? type : name);
     switch (phase) {

@@ -30,7 +30,7 @@ struct PrefectConnection {
 
 // A job's target: a deployment id (a UUID, kept lower-case) or "flow-name/deployment-name".
 struct PrefectTarget {
-    std::string deployment_id;    // set for the id form
+    std::string deployment_id;     // set for the id form
     std::string flow, deployment;  // set for the name form
     bool by_name() const { return deployment_id.empty(); }
 };

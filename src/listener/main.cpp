@@ -103,8 +103,9 @@ bool handle_interrupts() {
         pg_guarded([&] { CHECK_FOR_INTERRUPTS(); });
     } catch (const PgError& e) {
         if (e.sqlerrcode() != ERRCODE_QUERY_CANCELED) throw;
-        pg::log(pg::Level::kLog, "pg_dataflow listener: a cancel request between callbacks "
-                                 "is ignored (pg_terminate_backend stops the listener)");
+        pg::log(pg::Level::kLog,
+                "pg_dataflow listener: a cancel request between callbacks "
+                "is ignored (pg_terminate_backend stops the listener)");
     }
     pg_guarded([&] {
         if (ProcSignalBarrierPending) ProcessProcSignalBarrier();

@@ -131,7 +131,8 @@ bool Server::start(const std::string& host, int port, const std::string& cert_pe
         // callbacks (SO_REUSEADDR, which libmicrohttpd sets anyway, is enough for a restart).
         reinterpret_cast<sockaddr*>(&addr), MHD_OPTION_CONNECTION_LIMIT,
         static_cast<unsigned>(1024 + 16), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        static_cast<unsigned>(limits.max_connections_per_ip > 0 ? limits.max_connections_per_ip : 0),
+        static_cast<unsigned>(limits.max_connections_per_ip > 0 ? limits.max_connections_per_ip
+                                                                : 0),
         MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         static_cast<size_t>(64 * 1024), MHD_OPTION_NOTIFY_COMPLETED, completed_cb, this,
         MHD_OPTION_NOTIFY_CONNECTION, notify_cb, this, MHD_OPTION_EXTERNAL_LOGGER, logger_cb,

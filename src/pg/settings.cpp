@@ -193,8 +193,8 @@ void define(bool preloading) {
                             "Longest wait of a callback request's transaction for a lock.",
                             "Past it the request is answered 503. Requests are run one at a time: "
                             "keep it well under dataflow.callback_timeout.",
-                            &callback_lock_timeout_ms, 1000, 10, 600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
-                            nullptr, nullptr, nullptr);
+                            &callback_lock_timeout_ms, 1000, 10, 600 * 1000, PGC_SIGHUP,
+                            GUC_UNIT_MS, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("dataflow.callback_max_connections_per_ip",
                             "Most connections the callback listener keeps open from one client "
                             "address.",

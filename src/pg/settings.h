@@ -29,17 +29,18 @@ struct Snapshot {
 Snapshot current();
 
 // The callback listener's settings (dataflow.callback_*; docs/worker.md, "Callback
-// listener"). listen, role, the per-address limit and the TLS files are postmaster-level, the rest reload.
+// listener"). listen, role, the per-address limit and the TLS files are postmaster-level, the rest
+// reload.
 struct CallbackSnapshot {
     std::string listen;  // host:port; empty: no listener
     std::string url;     // base URL engines see; empty: tasks carry no callback
     std::string role;
-    int max_body;          // bytes
-    int max_connections;   // connections open at once
-    int timeout_ms;        // longest request, from its connection to its answer
-    int lock_timeout_ms;   // lock_timeout of each request's transaction
+    int max_body;                // bytes
+    int max_connections;         // connections open at once
+    int timeout_ms;              // longest request, from its connection to its answer
+    int lock_timeout_ms;         // lock_timeout of each request's transaction
     int max_connections_per_ip;  // 0: no per-address limit (postmaster-level)
-    std::string tls_cert;  // PEM files; both or neither
+    std::string tls_cert;        // PEM files; both or neither
     std::string tls_key;
 };
 CallbackSnapshot callback_current();

@@ -369,7 +369,7 @@ BEGIN
                                        FROM dataflow.job_input x JOIN dataflow.dataset ds ON ds.id = x.dataset_id
                                       WHERE x.job_id = j.id) || '.', 'It has no input.'));
   END IF;
-  IF NOT EXISTS (SELECT FROM dataflow.job_input x WHERE x.job_id = j.id AND x.dataset_id <> d.id)
+  IF NOT (EXISTS (SELECT FROM dataflow.job_input x WHERE x.job_id = j.id AND x.dataset_id <> d.id))
      AND EXISTS (SELECT FROM dataflow.chunk c WHERE c.dataset_id = j.output_id) THEN
     RAISE EXCEPTION '"%" is the last input of job "%", whose output has chunks', d.name, j.name
       USING ERRCODE = '55000',

@@ -318,7 +318,8 @@ void Engine::hold_ambiguous() {
                  return airflow_interpret_trigger(r, "").kind != Outcome::kPending &&
                         dispatch_ambiguous(r);
              if (p.kind == Pending::kPrefectCreate)
-                 return prefect_interpret_create(r).kind == Outcome::kRetry && dispatch_ambiguous(r);
+                 return prefect_interpret_create(r).kind == Outcome::kRetry &&
+                        dispatch_ambiguous(r);
              if (p.kind != Pending::kHttpDispatch || !p.request) return false;
              if (p.resends > 0 && r.status == 409) return true;  // the engine has it: adopt
              if (interpret_http_dispatch(r).kind != Outcome::kRetry || !dispatch_ambiguous(r))

@@ -17,9 +17,9 @@
 #include <vector>
 
 #include "core/dispatch.h"
-#include "core/prefect.h"
 #include "core/engine_stop.h"
 #include "core/http_client.h"
+#include "core/prefect.h"
 #include "pg/settings.h"
 
 namespace dataflow::worker {
