@@ -111,8 +111,14 @@ run_regress() {
 run_isolation() {
     [ -f test/isolation/schedule ] || return 0
     echo "== isolation (pg_isolation_regress: concurrent sessions)"
+    # DF_ISOLATION_TESTS="a b": only those specs (a developer aid; CI runs all)
+    local schedule=test/isolation/schedule
+    if [ -n "${DF_ISOLATION_TESTS:-}" ]; then
+        schedule=$(df_tmpdir)/schedule
+        for f in $DF_ISOLATION_TESTS; do echo "test: $f"; done >"$schedule"
+    fi
     pg_suite isolation isolation/pg_isolation_regress test/isolation/expected isolation.diffs \
-        isolation_regression test/isolation/specs test/isolation/expected test/isolation/schedule
+        isolation_regression test/isolation/specs test/isolation/expected "$schedule"
 }
 
 run_integration() {

@@ -94,16 +94,19 @@ void notify() {
     SetLatch(&ProcGlobal->allProcs[v - 1].procLatch);
 }
 
-}  // namespace dataflow::wake
-
-// dataflow._wake(): wake the background worker once this transaction commits.
-Datum df_wake(PG_FUNCTION_ARGS) {
-    using namespace dataflow::wake;
-    dataflow::version::require_matching_sql();
+void at_commit() {
     if (!callback_registered) {
         RegisterXactCallback(on_xact, nullptr);
         callback_registered = true;
     }
     wake_at_commit = true;
+}
+
+}  // namespace dataflow::wake
+
+// dataflow._wake(): wake the background worker once this transaction commits.
+Datum df_wake(PG_FUNCTION_ARGS) {
+    dataflow::version::require_matching_sql();
+    dataflow::wake::at_commit();
     PG_RETURN_VOID();
 }

@@ -8,5 +8,8 @@ namespace dataflow::wake {
 void init();    // from _PG_init while preloading: requests shared memory
 void attach();  // in the worker: publish our latch (cleared at exit)
 void notify();  // set the worker's latch now (no-op when none is attached)
+// Set the worker's latch when this transaction commits (what dataflow._wake() does);
+// from a Postgres frame only.
+void at_commit();
 
 }  // namespace dataflow::wake

@@ -284,12 +284,23 @@ BEGIN
   RETURN NULL;
 END $$;
 
+-- Whether the statement running now accounts for its own changes: true only inside the
+-- hot path's own statements (lease, complete: src/pg/hot_path.cpp), which write the
+-- counters, the queue and the wake-up themselves, in the same transaction. A
+-- backend-local flag that no SQL can set. The triggers here and event_fanout
+-- (70_worker.sql) do not fire for those statements (their WHEN).
+CREATE FUNCTION dataflow._accounted() RETURNS boolean
+AS 'MODULE_PATHNAME', 'df_accounted' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
 CREATE TRIGGER chunk_counted_update AFTER UPDATE ON dataflow.chunk
   REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
+  WHEN (NOT dataflow._accounted())
   EXECUTE FUNCTION dataflow._chunk_counted_update();
 CREATE TRIGGER chunk_counted_insert AFTER INSERT ON dataflow.chunk
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+  WHEN (NOT dataflow._accounted())
   EXECUTE FUNCTION dataflow._chunk_counted_insert();
 CREATE TRIGGER chunk_counted_delete AFTER DELETE ON dataflow.chunk
   REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
+  WHEN (NOT dataflow._accounted())
   EXECUTE FUNCTION dataflow._chunk_counted_delete();

@@ -324,6 +324,11 @@ BEGIN
                             'Pass true to cancel the job''s running chunks too, false (the default) to let them finish.');
   END IF;
   IF cancel_running THEN
+    -- Wait for the job's leases in flight (each holds 7408 shared on the job's name from
+    -- before it reads paused, src/pg/hot_path.cpp) and hold off new ones until commit: a
+    -- lease that read paused = false commits before the scan below, whose snapshot then
+    -- sees its run; one that starts later reads paused = true. (docs/internals.md, §4.)
+    PERFORM pg_advisory_xact_lock(7408, hashtext(j.name));
     FOR c IN SELECT ch.* FROM dataflow.chunk ch
               WHERE ch.id IN (SELECT r.chunk_id FROM dataflow.run r
                                WHERE r.job_id OPERATOR(pg_catalog.=) j.id AND r.status OPERATOR(pg_catalog.=) 'running')

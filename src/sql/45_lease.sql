@@ -2,39 +2,6 @@
 -- leases whose deadline passed. Every call that changes a run presents its
 -- token, and only the live lease (status running, deadline not passed) counts.
 
--- Claim up to p_n queued chunks of a dataset in queue order, locked. The queue
--- row leads to the chunk; the chunk is what gets locked (every other writer
--- locks chunks first), and its status is rechecked once locked. The only good
--- plan walks queue_order in order and stops after p_n: sorts and bitmap scans
--- are disabled here because the cached generic plan must not depend on how
--- large the queue was when the statistics were last taken.
-CREATE FUNCTION dataflow._claim(p_dataset integer, p_n integer) RETURNS bigint[]
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
-SET plan_cache_mode = force_generic_plan SET enable_sort = off SET enable_bitmapscan = off AS $$
-DECLARE ids bigint[]; v_now timestamptz := clock_timestamp();
-BEGIN
-  -- The clock, not the start of the caller's transaction (docs/internals.md "Time"); a
-  -- variable, so that it is an index bound of the generic plan.
-  SELECT array_agg(q.id) INTO ids FROM (
-    SELECT c.id
-      FROM dataflow.queue qu JOIN dataflow.chunk c ON c.id = qu.chunk_id
-     WHERE qu.dataset_id = p_dataset AND qu.not_before <= v_now AND c.status = 'queued'
-       -- Safe: never re-produce a chunk while runs still read it: a running run, or one a
-       -- cascading resubmit superseded whose process has not ended (finished_at NULL); a
-       -- reader whose lease expired holds until reap() ends it, as a running one always
-       -- did. Only a resubmitted chunk (version > 1) can have readers;
-       -- the check is a per-row subplan (a LIMIT 1, not NOT EXISTS, which becomes an
-       -- anti-join), so the scan stays an index probe in queue order.
-       AND (c.version = 1
-            OR (SELECT 1 FROM dataflow.run_input ri JOIN dataflow.run rr ON rr.id = ri.run_id
-                 WHERE ri.chunk_id = c.id AND rr.finished_at IS NULL
-                   AND rr.status IN ('running', 'superseded') LIMIT 1) IS NULL)
-     ORDER BY qu.not_before, qu.chunk_id
-     LIMIT p_n
-       FOR UPDATE OF c SKIP LOCKED) q;
-  RETURN ids;
-END $$;
-
 -- The params of an incremental job's run: {"batch": {number, keys, lowest_key,
 -- highest_key, rows}} over the incremental inputs the run reads (rows: the sum of
 -- their row_count, NULL counting 0, as the batch_max_rows cap counts them). A
@@ -53,162 +20,46 @@ BEGIN
            WHERE ri.run_id = p_run AND ids.name = ANY (p_from));
 END $$;
 
+-- The newest available chunk of each `latest` input of a job, share-locked until commit
+-- so that a resubmit or invalidation of it cannot commit between lease()'s choice and the
+-- lineage it records. Never waited for (NOWAIT): lease() already holds the limit locks
+-- (7401, 7402, and 7406 from the batch cut), which others take after a chunk lock, and
+-- an operator's open transaction on the input must not stall every job of the pool.
+-- NULL when that chunk is busy, or an input has no available chunk (its only one was
+-- resubmitted or invalidated after the consumers were queued): the job is held back for
+-- this call of lease().
+CREATE FUNCTION dataflow._lease_latest(p_job integer) RETURNS bigint[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE latest bigint[] := '{}'; li record; lid bigint;
+BEGIN
+  FOR li IN SELECT jl.dataset_id, jl.need FROM dataflow.job_input jl JOIN dataflow.dataset ld ON ld.id = jl.dataset_id
+             WHERE jl.job_id = p_job AND jl.mapping = 'latest' ORDER BY ld.rank, jl.dataset_id LOOP
+    lid := NULL;
+    BEGIN
+      SELECT x.id INTO lid FROM dataflow.chunk x
+       WHERE x.dataset_id = li.dataset_id AND dataflow._level(x.status) >= li.need
+       ORDER BY x.ord DESC NULLS LAST, x.available_at DESC
+       LIMIT 1
+         FOR SHARE NOWAIT;
+    EXCEPTION WHEN lock_not_available THEN
+      RETURN NULL;
+    END;
+    IF lid IS NULL THEN
+      RETURN NULL;
+    END IF;
+    latest := latest || lid;
+  END LOOP;
+  RETURN latest;
+END $$;
+
+-- lease, heartbeat and complete are C (src/pg/hot_path.cpp, docs/internals.md "The hot
+-- path"): prepared statements kept per backend, the queue, counters and wake-up written
+-- by the same code. The rare cases call the SQL helpers here (_lease_latest, _cut_batch,
+-- _complete_stale, _propagate, _not_live).
 CREATE FUNCTION dataflow.lease(job text, worker text, max_chunks integer DEFAULT 1,
                                lease_for interval DEFAULT NULL)
 RETURNS SETOF dataflow.task
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
--- index probes whatever the statistics said when this session made its plans (docs/internals.md, "Planner settings")
-SET enable_seqscan = off SET enable_bitmapscan = off SET enable_mergejoin = off SET enable_hashjoin = off
--- every statement below has a cheap index-probe generic plan; custom plans cost
--- ~1 ms of planning per statement per call (measured), more than executing them
-SET plan_cache_mode = force_generic_plan AS $$
-DECLARE
-  ids bigint[];
-  run_ids bigint[];
-  has_latest boolean;
-  j dataflow.job := dataflow._job(job);
-  n integer := max_chunks;
-  lf interval;
-  ds dataflow.dataset;
-  slots integer;
-  incremental boolean;
-  batch_from text[];
-  latest bigint[];
-  li record;
-  lid bigint;
-BEGIN
-  IF current_setting('transaction_isolation') <> 'read committed' THEN
-    PERFORM dataflow._read_committed();   -- raises (00_schema.sql)
-  END IF;
-  IF worker IS NULL OR max_chunks IS NULL THEN
-    RAISE EXCEPTION '% must not be NULL', CASE WHEN worker IS NULL THEN 'worker' ELSE 'max_chunks' END
-      USING ERRCODE = '22004', HINT = 'lease(job, worker, max_chunks): worker names who takes the chunks, max_chunks how many (1-1000).';
-  END IF;
-  IF worker = '' OR length(worker) > 200 OR worker ~ '[[:cntrl:]]' THEN
-    RAISE EXCEPTION 'worker must be a printable name of 1-200 characters' USING ERRCODE = '22023';
-  END IF;
-  IF max_chunks < 1 OR max_chunks > 1000 THEN
-    RAISE EXCEPTION 'max_chunks must be between 1 and 1000, not %', max_chunks USING ERRCODE = '22023';
-  END IF;
-  lf := coalesce(lease_for, j.lease_for);
-  IF lf <= interval '0' THEN
-    RAISE EXCEPTION 'lease_for must be positive' USING ERRCODE = '22023';
-  END IF;
-  IF j.paused THEN
-    RETURN;
-  END IF;
-  -- The output dataset, and the shape of the inputs (any incremental, any latest) as
-  -- index probes: no aggregate to set up on every call.
-  SELECT * INTO ds FROM dataflow.dataset WHERE id = j.output_id;
-  SELECT EXISTS (SELECT FROM dataflow.job_input ji WHERE ji.job_id = j.id AND ji.mapping = 'incremental'),
-         EXISTS (SELECT FROM dataflow.job_input ji WHERE ji.job_id = j.id AND ji.mapping = 'latest')
-    INTO incremental, has_latest;
-  IF incremental THEN
-    SELECT array_agg(ids.name) INTO batch_from
-      FROM dataflow.job_input ji JOIN dataflow.dataset ids ON ids.id = ji.dataset_id
-     WHERE ji.job_id = j.id AND ji.mapping = 'incremental';
-    PERFORM dataflow._cut_batch(j.id);
-  END IF;
-  -- Limits are counted from live leases. The advisory lock serializes the
-  -- count-then-lease of limited jobs and pools; unlimited jobs take none.
-  IF j.max_concurrency IS NOT NULL THEN
-    PERFORM pg_advisory_xact_lock(7401, j.id);
-    n := least(n, j.max_concurrency -
-                  (SELECT count(*) FROM dataflow.run r WHERE r.job_id = j.id AND r.status = 'running')::integer);
-  END IF;
-  IF j.pool_id IS NOT NULL AND n > 0 THEN
-    PERFORM pg_advisory_xact_lock(7402, j.pool_id);
-    SELECT p.slots INTO slots FROM dataflow.pool p WHERE p.id = j.pool_id;
-    n := least(n, slots -
-                  (SELECT count(*) FROM dataflow.run r WHERE r.pool_id = j.pool_id AND r.status = 'running')::integer);
-  END IF;
-  IF n <= 0 THEN
-    RETURN;
-  END IF;
-  -- Ready: the newest available chunk of each `latest` input, share-locked until commit
-  -- so that a resubmit or invalidation of it cannot commit between this choice and the
-  -- lineage below. Never waited for (NOWAIT): this call already holds the limit locks
-  -- (7401, 7402, and 7406 from the batch cut), which others take after a chunk lock, and
-  -- an operator's open transaction on the input must not stall every job of the pool.
-  -- When that chunk is busy, or an input has no available chunk (its only one was
-  -- resubmitted or invalidated after the consumers were queued), the job is held back
-  -- for this call.
-  IF has_latest THEN
-    FOR li IN SELECT jl.dataset_id, jl.need FROM dataflow.job_input jl JOIN dataflow.dataset ld ON ld.id = jl.dataset_id
-               WHERE jl.job_id = j.id AND jl.mapping = 'latest' ORDER BY ld.rank, jl.dataset_id LOOP
-      lid := NULL;
-      BEGIN
-        SELECT x.id INTO lid FROM dataflow.chunk x
-         WHERE x.dataset_id = li.dataset_id AND dataflow._level(x.status) >= li.need
-         ORDER BY x.ord DESC NULLS LAST, x.available_at DESC
-         LIMIT 1
-           FOR SHARE NOWAIT;
-      EXCEPTION WHEN lock_not_available THEN
-        RETURN;
-      END;
-      IF lid IS NULL THEN
-        RETURN;
-      END IF;
-      latest := latest || lid;
-    END LOOP;
-  END IF;
-
-  -- Claim, then one small statement per table: each keeps a cheap generic plan
-  -- (the single 6-CTE statement was re-planned on every call).
-  ids := dataflow._claim(j.output_id, n);
-  IF ids IS NULL THEN
-    RETURN;
-  END IF;
-  -- run ids follow the claim (queue) order, whatever the rows' physical order
-  WITH u AS (
-    UPDATE dataflow.chunk c
-       SET status = 'running', attempts = c.attempts + 1, run_id = r.run_id, updated_at = now()
-      FROM (SELECT u.id, nextval('dataflow.run_id_seq') AS run_id
-              FROM unnest(ids) WITH ORDINALITY AS u(id, o) ORDER BY u.o) r
-     WHERE c.id = r.id
-    RETURNING c.run_id)
-  SELECT array_agg(u.run_id) INTO run_ids FROM u;
-  -- The definition version read now, after the claim: a change of the job's inputs holds
-  -- every chunk of the output while it rebuilds their edges, so it committed before the
-  -- claim (and this statement sees its version) or it waits for this transaction (and the
-  -- run keeps the version it was leased with, as the edges read below).
-  INSERT INTO dataflow.run (id, job_id, pool_id, chunk_id, version, attempt, worker, status, deadline,
-                            output_location, definition_version)
-  SELECT c.run_id, j.id, j.pool_id, c.id, c.version, c.attempts, worker, 'running', clock_timestamp() + lf,
-         dataflow._location(ds.location, ds.name, c.key, c.version),
-         (SELECT jb.definition_version FROM dataflow.job jb WHERE jb.id = j.id)
-    FROM dataflow.chunk c WHERE c.id = ANY (ids);
-  INSERT INTO dataflow.run_input (run_id, chunk_id, version)
-  SELECT c.run_id, dp.input, ic.version
-    FROM dataflow.chunk c JOIN dataflow.dep dp ON dp.consumer = c.id JOIN dataflow.chunk ic ON ic.id = dp.input
-   WHERE c.id = ANY (ids);
-  IF has_latest THEN
-    INSERT INTO dataflow.run_input (run_id, chunk_id, version)
-    SELECT c.run_id, lc.id, lc.version
-      FROM dataflow.chunk c CROSS JOIN dataflow.chunk lc
-     WHERE c.id = ANY (ids) AND lc.id = ANY (latest);
-  END IF;
-  INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor)
-  SELECT j.output_id, c.id, c.key, c.run_id, c.version, 'queued', 'running', worker
-    FROM dataflow.chunk c WHERE c.id = ANY (ids);
-  RETURN QUERY
-  SELECT r.id, r.token, j.name, ds.name, c.key, c.version, c.attempts, r.output_location,
-         coalesce((SELECT jsonb_agg(jsonb_build_object('dataset', ids2.name, 'key', ic.key, 'version', ri.version,
-                                                       'location', ic.location, 'row_count', ic.row_count,
-                                                       'checksum', ic.checksum)
-                                    ORDER BY ids2.name, ic.ord, ic.key)
-                     FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
-                     JOIN dataflow.dataset ids2 ON ids2.id = ic.dataset_id
-                    WHERE ri.run_id = r.id), '[]'::jsonb),
-         dataflow._with_secrets(CASE WHEN incremental THEN j.params || dataflow._batch_params(r.id, c.key, batch_from)
-              ELSE j.params END, (SELECT s.params FROM dataflow.job_secret s WHERE s.job_id = j.id)),
-         r.deadline
-    FROM dataflow.chunk c JOIN dataflow.run r ON r.id = c.run_id
-   -- both sides restricted by key arrays, so any join order probes an index: the
-   -- generic plan made while run was empty must not walk all of run_pkey
-   WHERE c.id = ANY (ids) AND r.id = ANY (run_ids)
-   ORDER BY r.id;
-END $$;
+AS 'MODULE_PATHNAME', 'df_lease' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION dataflow.lease(text, text, integer, interval) IS
   'Lease up to max_chunks runnable chunks of a job for a worker: returns one task per chunk with its '
   'token, inputs (exact versions and locations), params (the job''s secret params merged in), output location '
@@ -324,112 +175,49 @@ BEGIN
 END $$;
 
 CREATE FUNCTION dataflow.heartbeat(token uuid, extend_by interval DEFAULT NULL)
-RETURNS timestamptz LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
--- index probes whatever the statistics said when this session made its plans (docs/internals.md, "Planner settings")
-SET enable_seqscan = off SET enable_bitmapscan = off SET enable_mergejoin = off SET enable_hashjoin = off
-SET plan_cache_mode = force_generic_plan AS $$
-DECLARE r dataflow.run := dataflow._live_run(token, true); dl timestamptz;
-BEGIN
-  IF extend_by <= interval '0' THEN
-    RAISE EXCEPTION 'extend_by must be positive' USING ERRCODE = '22023';
-  END IF;
-  UPDATE dataflow.run
-     SET heartbeat_at = clock_timestamp(),
-         deadline = clock_timestamp()
-                    + coalesce(extend_by, (SELECT j.lease_for FROM dataflow.job j WHERE j.id = r.job_id))
-   WHERE id = r.id
-  RETURNING deadline INTO dl;
-  IF r.status = 'superseded' THEN
-    -- Still reading: it keeps holding its inputs while it heartbeats, but its result will
-    -- not be used. SQLSTATE 01DF1 is what a worker looks for to stop early.
-    IF r.error IS NULL THEN
-      RAISE WARNING 'run % was superseded: its result will not be used', r.id
-        USING ERRCODE = '01DF1', HINT = 'Stop early: fail() or complete() releases the inputs this run still holds.';
-    ELSE
-      RAISE WARNING 'run % was superseded: its result will not be used', r.id
-        USING ERRCODE = '01DF1', DETAIL = left(r.error, 500),
-              HINT = 'Stop early: fail() or complete() releases the inputs this run still holds.';
-    END IF;
-  END IF;
-  RETURN dl;
-END $$;
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'df_heartbeat' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION dataflow.heartbeat(uuid, interval) IS
   'Keep a lease alive: moves its deadline to now + extend_by (default the job''s lease_for); returns it. '
   'A run superseded by a resubmit meanwhile keeps holding its inputs and gets a WARNING (SQLSTATE 01DF1): stop early';
 
+-- complete() of a live run whose chunk moved on or one of whose inputs is no longer the
+-- version it read (re-produced, resubmitted, invalidated): the run is recorded as
+-- superseded, and a chunk still in its lease goes back to queued or waiting. complete()
+-- (C) checked the run under its chunk's lock; this runs under the same lock.
+CREATE FUNCTION dataflow._complete_stale(p_run bigint, p_row_count bigint, p_checksum text, p_info jsonb)
+RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE r dataflow.run; c dataflow.chunk; stale jsonb;
+BEGIN
+  SELECT * INTO r FROM dataflow.run WHERE id = p_run;
+  SELECT * INTO c FROM dataflow.chunk WHERE id = r.chunk_id;   -- locked by complete()
+  SELECT jsonb_agg(jsonb_build_object('chunk', ri.chunk_id, 'read_version', ri.version,
+                                        'version', ic.version, 'status', ic.status))
+    INTO stale
+    FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
+   WHERE ri.run_id = r.id AND (ic.version <> ri.version OR dataflow._level(ic.status) = 0);
+  UPDATE dataflow.run
+     SET status = 'superseded', finished_at = now(), row_count = p_row_count,
+         checksum = p_checksum, info = p_info,
+         error = 'superseded: an input was re-produced while the run worked'
+   WHERE id = r.id;
+  IF c.run_id = r.id AND c.status = 'running' THEN
+    UPDATE dataflow.chunk
+       SET status = CASE WHEN unmet = 0 THEN 'queued' ELSE 'waiting' END,
+           attempts = greatest(attempts - 1, 0), not_before = now(), updated_at = now()
+     WHERE id = c.id;
+    INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor, detail)
+    VALUES (c.dataset_id, c.id, c.key, r.id, c.version, 'running',
+            CASE WHEN c.unmet = 0 THEN 'queued' ELSE 'waiting' END, r.worker,
+            jsonb_build_object('reason', 'superseded', 'stale_inputs', stale));
+  END IF;
+  RETURN 'superseded';
+END $$;
+
 CREATE FUNCTION dataflow.complete(token uuid, row_count bigint DEFAULT NULL, checksum text DEFAULT NULL,
                                   info jsonb DEFAULT NULL, location text DEFAULT NULL)
-RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off
--- index probes whatever the statistics said when this session made its plans (docs/internals.md, "Planner settings")
-SET enable_seqscan = off SET enable_bitmapscan = off SET enable_mergejoin = off SET enable_hashjoin = off
-SET plan_cache_mode = force_generic_plan AS $$
-DECLARE
-  r dataflow.run := dataflow._live_run(token, true);
-  c dataflow.chunk;
-  stale jsonb;
-BEGIN
-  IF row_count < 0 THEN
-    RAISE EXCEPTION 'row_count must be >= 0' USING ERRCODE = '22023';
-  END IF;
-  IF info IS NOT NULL AND jsonb_typeof(info) <> 'object' THEN
-    RAISE EXCEPTION 'info must be a JSON object' USING ERRCODE = '22023';
-  END IF;
-  IF r.status = 'superseded' THEN
-    -- Superseded by a resubmit while it worked: the result is recorded, the run ends and
-    -- with it its hold on its inputs; its chunk was already reset by the resubmit.
-    UPDATE dataflow.run
-       SET finished_at = clock_timestamp(), row_count = complete.row_count, checksum = complete.checksum,
-           info = complete.info
-     WHERE id = r.id AND finished_at IS NULL;
-    RETURN 'superseded';
-  END IF;
-  SELECT * INTO c FROM dataflow.chunk WHERE id = r.chunk_id;   -- locked by _live_run
-
-  -- Correct: every input must still be the version this run read (probed first; the
-  -- details are gathered only for a stale run).
-  IF EXISTS (SELECT FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
-              WHERE ri.run_id = r.id AND (ic.version <> ri.version OR dataflow._level(ic.status) = 0)) THEN
-    SELECT jsonb_agg(jsonb_build_object('chunk', ri.chunk_id, 'read_version', ri.version,
-                                          'version', ic.version, 'status', ic.status))
-      INTO stale
-      FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
-     WHERE ri.run_id = r.id AND (ic.version <> ri.version OR dataflow._level(ic.status) = 0);
-  END IF;
-
-  IF stale IS NOT NULL OR c.run_id <> r.id OR c.status <> 'running' THEN
-    UPDATE dataflow.run
-       SET status = 'superseded', finished_at = now(), row_count = complete.row_count,
-           checksum = complete.checksum, info = complete.info,
-           error = 'superseded: an input was re-produced while the run worked'
-     WHERE id = r.id;
-    IF c.run_id = r.id AND c.status = 'running' THEN
-      UPDATE dataflow.chunk
-         SET status = CASE WHEN unmet = 0 THEN 'queued' ELSE 'waiting' END,
-             attempts = greatest(attempts - 1, 0), not_before = now(), updated_at = now()
-       WHERE id = c.id;
-      INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor, detail)
-      VALUES (c.dataset_id, c.id, c.key, r.id, c.version, 'running',
-              CASE WHEN c.unmet = 0 THEN 'queued' ELSE 'waiting' END, r.worker,
-              jsonb_build_object('reason', 'superseded', 'stale_inputs', stale));
-    END IF;
-    RETURN 'superseded';
-  END IF;
-
-  UPDATE dataflow.run
-     SET status = 'succeeded', finished_at = now(), row_count = complete.row_count,
-         checksum = complete.checksum, info = complete.info,
-         output_location = coalesce(complete.location, output_location)
-   WHERE id = r.id;
-  UPDATE dataflow.chunk
-     SET status = 'ready', row_count = complete.row_count, checksum = complete.checksum,
-         info = coalesce(complete.info, '{}'), location = coalesce(complete.location, r.output_location),
-         error = NULL, available_at = now(), updated_at = now()
-   WHERE id = c.id;
-  INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor)
-  VALUES (c.dataset_id, c.id, c.key, r.id, c.version, 'running', 'ready', r.worker);
-  PERFORM dataflow._propagate(ARRAY[c.id], c.dataset_id, 0, 1, r.worker);
-  RETURN 'succeeded';
-END $$;
+RETURNS text
+AS 'MODULE_PATHNAME', 'df_complete' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION dataflow.complete(uuid, bigint, text, jsonb, text) IS
   'Finish a live lease successfully: the chunk becomes ready at its version and its consumers may start; '
   'returns succeeded, or superseded when an input was re-produced meanwhile (the chunk is re-queued)';

@@ -108,7 +108,7 @@ BEGIN
 END $$;
 CREATE TRIGGER event_fanout AFTER INSERT ON dataflow.event
   REFERENCING NEW TABLE AS new_events
-  FOR EACH STATEMENT EXECUTE FUNCTION dataflow._event_fanout();
+  FOR EACH STATEMENT WHEN (NOT dataflow._accounted()) EXECUTE FUNCTION dataflow._event_fanout();
 
 CREATE FUNCTION dataflow._new_webhook_secret() RETURNS text
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp

@@ -66,6 +66,9 @@ GRANT EXECUTE ON FUNCTION dataflow._level(text), dataflow._key_text(text, bigint
   dataflow._key_ord(text, text), dataflow._period_end(text, bigint), dataflow._location(text, text, text, integer)
   TO dataflow_reader;
 GRANT EXECUTE ON FUNCTION dataflow.library_version() TO dataflow_reader;
+-- The WHEN of the counting triggers (12_counts.sql) runs as whoever writes dataflow.chunk
+-- or dataflow.event; it only reads a backend-local flag.
+GRANT EXECUTE ON FUNCTION dataflow._accounted() TO PUBLIC;
 
 -- Reader: views and read-only questions.
 GRANT SELECT ON dataflow.datasets, dataflow.jobs, dataflow.chunks, dataflow.runs, dataflow.progress,

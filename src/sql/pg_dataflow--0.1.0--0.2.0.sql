@@ -5785,6 +5785,11 @@ BEGIN
                             'Pass true to cancel the job''s running chunks too, false (the default) to let them finish.');
   END IF;
   IF cancel_running THEN
+    -- Wait for the job's leases in flight (each holds 7408 shared on the job's name from
+    -- before it reads paused, src/pg/hot_path.cpp) and hold off new ones until commit: a
+    -- lease that read paused = false commits before the scan below, whose snapshot then
+    -- sees its run; one that starts later reads paused = true. (docs/internals.md, §4.)
+    PERFORM pg_advisory_xact_lock(7408, hashtext(j.name));
     FOR c IN SELECT ch.* FROM dataflow.chunk ch
               WHERE ch.id IN (SELECT r.chunk_id FROM dataflow.run r
                                WHERE r.job_id OPERATOR(pg_catalog.=) j.id AND r.status OPERATOR(pg_catalog.=) 'running')
@@ -6007,3 +6012,120 @@ BEGIN
   PERFORM dataflow._propagate(ARRAY[c.id], c.dataset_id, dataflow._level(p_old_status), 2, actor);
 END $$;
 REVOKE ALL ON FUNCTION dataflow._skipped(bigint, text, text) FROM PUBLIC;
+
+-- The hot path in C (src/pg/hot_path.cpp; docs/internals.md, "The hot path"): lease,
+-- heartbeat and complete become C functions over kept prepared statements that write the
+-- queue, the counters and the wake-up themselves; the counting triggers and event_fanout
+-- skip those statements (WHEN NOT dataflow._accounted()). _claim's walk is lease()'s own.
+CREATE FUNCTION dataflow._accounted() RETURNS boolean
+AS 'MODULE_PATHNAME', 'df_accounted' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+REVOKE ALL ON FUNCTION dataflow._accounted() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow._accounted() TO PUBLIC;
+DROP TRIGGER chunk_counted_update ON dataflow.chunk;
+DROP TRIGGER chunk_counted_insert ON dataflow.chunk;
+DROP TRIGGER chunk_counted_delete ON dataflow.chunk;
+DROP TRIGGER event_fanout ON dataflow.event;
+CREATE TRIGGER chunk_counted_update AFTER UPDATE ON dataflow.chunk
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
+  WHEN (NOT dataflow._accounted())
+  EXECUTE FUNCTION dataflow._chunk_counted_update();
+CREATE TRIGGER chunk_counted_insert AFTER INSERT ON dataflow.chunk
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+  WHEN (NOT dataflow._accounted())
+  EXECUTE FUNCTION dataflow._chunk_counted_insert();
+CREATE TRIGGER chunk_counted_delete AFTER DELETE ON dataflow.chunk
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
+  WHEN (NOT dataflow._accounted())
+  EXECUTE FUNCTION dataflow._chunk_counted_delete();
+CREATE TRIGGER event_fanout AFTER INSERT ON dataflow.event
+  REFERENCING NEW TABLE AS new_events
+  FOR EACH STATEMENT WHEN (NOT dataflow._accounted()) EXECUTE FUNCTION dataflow._event_fanout();
+DROP FUNCTION dataflow.lease(text, text, integer, interval);
+DROP FUNCTION dataflow.heartbeat(uuid, interval);
+DROP FUNCTION dataflow.complete(uuid, bigint, text, jsonb, text);
+DROP FUNCTION dataflow._claim(integer, integer);
+CREATE FUNCTION dataflow._lease_latest(p_job integer) RETURNS bigint[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE latest bigint[] := '{}'; li record; lid bigint;
+BEGIN
+  FOR li IN SELECT jl.dataset_id, jl.need FROM dataflow.job_input jl JOIN dataflow.dataset ld ON ld.id = jl.dataset_id
+             WHERE jl.job_id = p_job AND jl.mapping = 'latest' ORDER BY ld.rank, jl.dataset_id LOOP
+    lid := NULL;
+    BEGIN
+      SELECT x.id INTO lid FROM dataflow.chunk x
+       WHERE x.dataset_id = li.dataset_id AND dataflow._level(x.status) >= li.need
+       ORDER BY x.ord DESC NULLS LAST, x.available_at DESC
+       LIMIT 1
+         FOR SHARE NOWAIT;
+    EXCEPTION WHEN lock_not_available THEN
+      RETURN NULL;
+    END;
+    IF lid IS NULL THEN
+      RETURN NULL;
+    END IF;
+    latest := latest || lid;
+  END LOOP;
+  RETURN latest;
+END $$;
+
+CREATE FUNCTION dataflow.lease(job text, worker text, max_chunks integer DEFAULT 1,
+                               lease_for interval DEFAULT NULL)
+RETURNS SETOF dataflow.task
+AS 'MODULE_PATHNAME', 'df_lease' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION dataflow.lease(text, text, integer, interval) IS
+  'Lease up to max_chunks runnable chunks of a job for a worker: returns one task per chunk with its '
+  'token, inputs (exact versions and locations), params (the job''s secret params merged in), output location '
+  'and deadline; empty when nothing is runnable';
+
+CREATE FUNCTION dataflow.heartbeat(token uuid, extend_by interval DEFAULT NULL)
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'df_heartbeat' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION dataflow.heartbeat(uuid, interval) IS
+  'Keep a lease alive: moves its deadline to now + extend_by (default the job''s lease_for); returns it. '
+  'A run superseded by a resubmit meanwhile keeps holding its inputs and gets a WARNING (SQLSTATE 01DF1): stop early';
+
+CREATE FUNCTION dataflow._complete_stale(p_run bigint, p_row_count bigint, p_checksum text, p_info jsonb)
+RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE r dataflow.run; c dataflow.chunk; stale jsonb;
+BEGIN
+  SELECT * INTO r FROM dataflow.run WHERE id = p_run;
+  SELECT * INTO c FROM dataflow.chunk WHERE id = r.chunk_id;   -- locked by complete()
+  SELECT jsonb_agg(jsonb_build_object('chunk', ri.chunk_id, 'read_version', ri.version,
+                                        'version', ic.version, 'status', ic.status))
+    INTO stale
+    FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id
+   WHERE ri.run_id = r.id AND (ic.version <> ri.version OR dataflow._level(ic.status) = 0);
+  UPDATE dataflow.run
+     SET status = 'superseded', finished_at = now(), row_count = p_row_count,
+         checksum = p_checksum, info = p_info,
+         error = 'superseded: an input was re-produced while the run worked'
+   WHERE id = r.id;
+  IF c.run_id = r.id AND c.status = 'running' THEN
+    UPDATE dataflow.chunk
+       SET status = CASE WHEN unmet = 0 THEN 'queued' ELSE 'waiting' END,
+           attempts = greatest(attempts - 1, 0), not_before = now(), updated_at = now()
+     WHERE id = c.id;
+    INSERT INTO dataflow.event (dataset_id, chunk_id, key, run_id, version, from_status, to_status, actor, detail)
+    VALUES (c.dataset_id, c.id, c.key, r.id, c.version, 'running',
+            CASE WHEN c.unmet = 0 THEN 'queued' ELSE 'waiting' END, r.worker,
+            jsonb_build_object('reason', 'superseded', 'stale_inputs', stale));
+  END IF;
+  RETURN 'superseded';
+END $$;
+
+CREATE FUNCTION dataflow.complete(token uuid, row_count bigint DEFAULT NULL, checksum text DEFAULT NULL,
+                                  info jsonb DEFAULT NULL, location text DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'df_complete' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION dataflow.complete(uuid, bigint, text, jsonb, text) IS
+  'Finish a live lease successfully: the chunk becomes ready at its version and its consumers may start; '
+  'returns succeeded, or superseded when an input was re-produced meanwhile (the chunk is re-queued)';
+
+REVOKE ALL ON FUNCTION dataflow._lease_latest(integer), dataflow.lease(text, text, integer, interval),
+  dataflow.heartbeat(uuid, interval), dataflow._complete_stale(bigint, bigint, text, jsonb),
+  dataflow.complete(uuid, bigint, text, jsonb, text) FROM PUBLIC;
+ALTER FUNCTION dataflow.lease(text, text, integer, interval) SECURITY DEFINER;
+ALTER FUNCTION dataflow.heartbeat(uuid, interval) SECURITY DEFINER;
+ALTER FUNCTION dataflow.complete(uuid, bigint, text, jsonb, text) SECURITY DEFINER;
+GRANT EXECUTE ON FUNCTION dataflow.lease(text, text, integer, interval), dataflow.heartbeat(uuid, interval),
+  dataflow.complete(uuid, bigint, text, jsonb, text) TO dataflow_worker;
