@@ -57,7 +57,7 @@ SELECT run_id IS NOT NULL AS claimed FROM dataflow._worker_claim('by_id', 5);
 SELECT r.external_id, x.triggered FROM dataflow.run r JOIN dataflow._dispatch x ON x.run_id = r.id;
 SELECT count(*) AS airflow_runs FROM dataflow._worker_airflow_runs();
 SELECT triggered, target, base_url, auth, install_id = (SELECT id FROM dataflow.install) AS our_install,
-       chunk_id = (SELECT c.id FROM dataflow.chunks c WHERE c.dataset = 'o_id' AND c.key = '1') AS chunk, version,
+       chunk_id = (SELECT c.id FROM dataflow.chunk c JOIN dataflow.dataset d ON d.id = c.dataset_id WHERE d.name = 'o_id' AND c.key = '1') AS chunk, version,
        job, (task::jsonb ->> 'job') AS task_job, task::jsonb -> 'params' AS params, secret_params
   FROM dataflow._worker_prefect_runs();
 SELECT count(*) AS install_rows, bool_and(id IS NOT NULL) AS has_id FROM dataflow.install;
