@@ -12,13 +12,30 @@ std::string dump(const json& j) {
     return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-std::string redact(std::string text, const std::vector<std::string>& secrets) {
-    for (const std::string& s : secrets) {
-        if (s.empty()) continue;
-        for (size_t at = text.find(s); at != std::string::npos; at = text.find(s, at + 10))
-            text.replace(at, s.size(), "[redacted]");
+// What is kept of a stop's answer: the HTTP status and the fields that say what the
+// engine made of it (Prefect's orchestration status and state, Airflow's DAG run
+// state, an error's title and detail), never the raw body: an Airflow PATCH answer
+// carries the DAG run's conf, a 400 quotes parameter values.
+std::string stop_answer(const HttpResponse& r) {
+    if (r.status == 0) return response_error(r);
+    std::string a = "HTTP " + std::to_string(r.status);
+    json j = json::parse(r.body, nullptr, false);
+    if (!j.is_object()) return a;
+    std::vector<std::string> parts;
+    auto text = [&](const char* name, const json& v) {
+        if (v.is_string())
+            parts.push_back(std::string(name) + " " + body_excerpt(v.get<std::string>(), 120));
+    };
+    for (const char* f : {"status", "state", "title", "detail"}) {
+        auto it = j.find(f);
+        if (it == j.end()) continue;
+        if (it->is_object() && it->contains("type"))
+            text(f, (*it)["type"]);  // Prefect: {"state": {"type": "CANCELLING", ...}}
+        else
+            text(f, *it);
     }
-    return text;
+    for (size_t i = 0; i < parts.size(); ++i) a += (i ? ", " : ": ") + parts[i];
+    return a;
 }
 
 std::string trimmed_base(std::string base) {
@@ -86,11 +103,10 @@ const char* stop_outcome_name(StopOutcome::Kind kind) {
     return "retry";
 }
 
-StopOutcome interpret_stop(const std::string& engine, const HttpResponse& r, int attempts_done,
-                           const std::vector<std::string>& secrets) {
+StopOutcome interpret_stop(const std::string& engine, const HttpResponse& r, int attempts_done) {
     StopOutcome o;
     o.status = r.status;
-    o.answer = redact(r.status ? body_excerpt(r.body, 200) : response_error(r), secrets);
+    o.answer = body_excerpt(stop_answer(r), 300);
     auto retry = [&](int64_t delay) {
         o.kind = attempts_done + 1 >= kStopMaxAttempts ? StopOutcome::kGaveUp : StopOutcome::kRetry;
         o.retry_in_s = o.kind == StopOutcome::kRetry ? delay : 0;

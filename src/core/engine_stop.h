@@ -53,16 +53,16 @@ struct StopOutcome {
     // timeout, 5xx, 429 or Prefect WAIT: sent again after retry_in_s. kGaveUp: kRetry
     // on the last attempt.
     enum Kind { kStopped, kRefused, kRetry, kGaveUp } kind = kRetry;
-    long status = 0;     // HTTP status, 0: no answer
-    std::string answer;  // excerpt of the answer (or why there was none), secrets masked
+    long status = 0;  // HTTP status, 0: no answer
+    // "HTTP <status>" and the answer's status, state, title and detail fields (or why
+    // there was no answer); never the raw body.
+    std::string answer;
     int64_t retry_in_s = 0;
 };
 const char* stop_outcome_name(StopOutcome::Kind kind);  // stopped, refused, retry, gave_up
 
 // `engine` is the job's dispatch (airflow, http, prefect); `attempts_done` the
-// attempts before this one; every non-empty string of `secrets` (the run's token,
-// the connection's secret) is replaced by "[redacted]" in the answer.
-StopOutcome interpret_stop(const std::string& engine, const HttpResponse& r, int attempts_done,
-                           const std::vector<std::string>& secrets);
+// attempts before this one. The worker masks the secrets in `r` (core/redact.h) first.
+StopOutcome interpret_stop(const std::string& engine, const HttpResponse& r, int attempts_done);
 
 }  // namespace dataflow

@@ -62,6 +62,11 @@ std::string string_or_empty(const json& j, const char* name) {
     return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+std::string lower(std::string s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
 bool name_ok(const std::string& s) {
     if (s.empty() || s.size() > 200) return false;
     for (unsigned char c : s)
@@ -99,10 +104,10 @@ std::optional<PrefectTarget> prefect_parse_target(const std::string& target, std
     return std::nullopt;
 }
 
-std::string prefect_idempotency_key(int64_t chunk_id, int64_t version, int64_t earlier_final) {
-    std::string key = "dataflow-" + std::to_string(chunk_id) + "-v" + std::to_string(version);
-    if (earlier_final > 0) key += "-" + std::to_string(earlier_final + 1);
-    return key;
+std::string prefect_idempotency_key(const std::string& install_id, int64_t chunk_id,
+                                    int64_t version, int64_t run_id) {
+    return "dataflow-" + install_id + "-" + std::to_string(chunk_id) + "-v" +
+           std::to_string(version) + "-r" + std::to_string(run_id);
 }
 
 HttpRequest prefect_deployment_request(const PrefectConnection& c, const PrefectTarget& t) {
@@ -162,7 +167,7 @@ HttpRequest prefect_create_request(const PrefectConnection& c, const std::string
     return r;
 }
 
-Outcome prefect_interpret_create(const HttpResponse& r) {
+Outcome prefect_interpret_create(const HttpResponse& r, int64_t run_id, const std::string& job) {
     if ((r.status == 200 || r.status == 201) && r.error.empty()) {
         json j = object_answer(r);
         std::string id = j.is_discarded() ? "" : string_or_empty(j, "id");
@@ -170,6 +175,32 @@ Outcome prefect_interpret_create(const HttpResponse& r) {
             return retry("Prefect create_flow_run: HTTP " + std::to_string(r.status) +
                              " without a flow run id: " + body_excerpt(r.body),
                          r);
+        // Ours only if its parameters name this very run (the key is per run): a flow
+        // run another install made under the same key is never adopted.
+        int64_t their_run = -1;
+        std::string their_job;
+        auto params = j.find("parameters");
+        if (params != j.end() && params->is_object()) {
+            auto df = params->find("dataflow");
+            if (df != params->end() && df->is_object()) {
+                auto rid = df->find("run_id");
+                if (rid != df->end() && rid->is_number_integer()) their_run = rid->get<int64_t>();
+                their_job = string_or_empty(*df, "job");
+            }
+        }
+        if (their_run != run_id || their_job != job) {
+            Outcome o;
+            o.kind = Outcome::kFailed;
+            o.retry = true;  // the next attempt has a key of its own
+            o.error = "Prefect create_flow_run: the idempotency key is taken by flow run " + id +
+                      ", whose parameters are not this run's (" +
+                      (their_run < 0 ? std::string("no dataflow run in them")
+                                     : "dataflow run " + std::to_string(their_run) + " of job \"" +
+                                           body_excerpt(their_job, 80) + "\"") +
+                      "): not adopted (another install of pg_dataflow, or a restored copy of "
+                      "this database, uses this Prefect)";
+            return o;
+        }
         Outcome o;
         o.kind = Outcome::kPending;
         o.external_id = id;
@@ -206,7 +237,7 @@ PrefectPhase prefect_phase(const std::string& t) {
     return PrefectPhase::kUnknown;
 }
 
-Outcome prefect_interpret_poll(const HttpResponse& r) {
+Outcome prefect_interpret_poll(const HttpResponse& r, const std::string& polled_id) {
     if (r.status != 200 || !r.error.empty()) return retry("Prefect poll: " + response_error(r), r);
     json j = object_answer(r);
     if (j.is_discarded())
@@ -214,6 +245,10 @@ Outcome prefect_interpret_poll(const HttpResponse& r) {
                          body_excerpt(r.body),
                      r);
     std::string id = string_or_empty(j, "id");
+    if (!prefect_is_uuid(id) || lower(id) != lower(polled_id))
+        return retry("Prefect poll: the answer names flow run \"" + body_excerpt(id, 40) +
+                         "\", not the polled " + body_excerpt(polled_id, 40) + ": not acted on",
+                     r);
     json state = j.contains("state") && j["state"].is_object() ? j["state"] : json::object();
     std::string type = string_or_empty(state, "type");
     if (type.empty()) type = string_or_empty(j, "state_type");

@@ -42,12 +42,15 @@ bool prefect_is_uuid(const std::string& s);
 // refuses those in names), or a UUID.
 std::optional<PrefectTarget> prefect_parse_target(const std::string& target, std::string* error);
 
-// The idempotency key of a chunk version's flow run: "dataflow-<chunk id>-v<version>",
-// then "-2", "-3"... for the n-th flow run of that version (`earlier_final` flow runs of
-// it reached a final state, so the next attempt needs a new one). The same for every
-// attempt until then: a retry after an ambiguous create, even by a later attempt,
-// gets the flow run Prefect already made for it.
-std::string prefect_idempotency_key(int64_t chunk_id, int64_t version, int64_t earlier_final);
+// The idempotency key of a run's flow run:
+// "dataflow-<install id>-<chunk id>-v<version>-r<run id>". Prefect keeps keys unique
+// per deployment, whoever sends them: the install id (dataflow.install, a UUID made by
+// CREATE EXTENSION) keeps two installs sharing a Prefect apart, and the run id gives
+// every attempt a flow run of its own (a resend after an ambiguous create adopts the
+// one Prefect made; a later attempt never adopts an earlier attempt's, which may have
+// failed already).
+std::string prefect_idempotency_key(const std::string& install_id, int64_t chunk_id,
+                                    int64_t version, int64_t run_id);
 
 // GET {base}/deployments/name/{flow}/{deployment} (segments url-escaped).
 HttpRequest prefect_deployment_request(const PrefectConnection& c, const PrefectTarget& t);
@@ -65,11 +68,14 @@ std::string prefect_parameters(const std::string& task_doc_json);
 HttpRequest prefect_create_request(const PrefectConnection& c, const std::string& deployment_id,
                                    const std::string& task_doc_json,
                                    const std::string& idempotency_key);
-// 200/201 with a flow run id → kPending, external_id = the flow run id, info
+// 200/201 with a flow run id whose parameters name run `run_id` of job `job`
+// (parameters.dataflow.run_id, .job) → kPending, external_id = the flow run id, info
 // {"prefect": {"flow_run_id": id}} (200 is Prefect's answer for a key it has seen: the
-// flow run is adopted); 404 (deployment gone) and 409/422 (parameters refused) →
+// flow run is adopted); a flow run whose parameters name another run (another install
+// used the same key) → kFailed, not adopted, retried while attempts remain (the next
+// attempt has its own key); 404 (deployment gone) and 409/422 (parameters refused) →
 // kFailed, retried while attempts remain; anything else → kRetry.
-Outcome prefect_interpret_create(const HttpResponse& r);
+Outcome prefect_interpret_create(const HttpResponse& r, int64_t run_id, const std::string& job);
 
 // GET {base}/flow_runs/{id}.
 HttpRequest prefect_poll_request(const PrefectConnection& c, const std::string& flow_run_id);
@@ -87,7 +93,8 @@ PrefectPhase prefect_phase(const std::string& state_type);
 // A flow run as GET /flow_runs/{id} returns it: kPending / kSucceeded / kFailed by
 // prefect_phase (CANCELLED: retry = false), info {"prefect": {"flow_run_id", "state"
 // (the type), "state_name"}}, the error from the state's message; kRetry for an
-// answer without a known state type, or an HTTP error.
-Outcome prefect_interpret_poll(const HttpResponse& r);
+// answer without a known state type, whose id is not `polled_id` (or no UUID), or an
+// HTTP error.
+Outcome prefect_interpret_poll(const HttpResponse& r, const std::string& polled_id);
 
 }  // namespace dataflow

@@ -284,6 +284,33 @@ COMMENT ON COLUMN dataflow.deliveries.finished_at IS 'When it was delivered or g
 
 -- ---- calls made by the background worker ----------------------------------
 
+-- This install's identity: one row, a random UUID made by CREATE EXTENSION (and by the
+-- update to 0.2.0), kept by pg_dump (95_dump.sql). It is part of every Prefect
+-- idempotency key (_worker_prefect_runs, docs/engines.md "Prefect"): Prefect keeps keys
+-- unique per deployment, whoever sends them, so two installs sharing a Prefect (two
+-- databases, DROP/CREATE EXTENSION) never adopt each other's flow runs. A restored copy
+-- keeps the id of its source; docs/engines.md says how to give it its own.
+CREATE TABLE dataflow.install (
+  one        boolean PRIMARY KEY DEFAULT true CHECK (one),
+  id         uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid(),
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+REVOKE ALL ON dataflow.install FROM PUBLIC;
+COMMENT ON TABLE dataflow.install IS
+  'This install''s id (one row, a random UUID made by CREATE EXTENSION): part of every Prefect idempotency key';
+-- A restore loads the dumped row after CREATE EXTENSION made one: the loaded row
+-- replaces it (COPY fires this trigger), so the restored database keeps its id.
+CREATE FUNCTION dataflow._install_one() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  DELETE FROM dataflow.install;
+  RETURN NEW;
+END $$;
+REVOKE ALL ON FUNCTION dataflow._install_one() FROM PUBLIC;
+CREATE TRIGGER install_one BEFORE INSERT ON dataflow.install
+  FOR EACH ROW EXECUTE FUNCTION dataflow._install_one();
+INSERT INTO dataflow.install DEFAULT VALUES;
+
 -- What the worker sends for an airflow or prefect run, so an interrupted Airflow
 -- trigger or Prefect create_flow_run can be sent again (and adopted: 409 from Airflow,
 -- the same flow run for the same idempotency key from Prefect) after a restart. Kept
@@ -299,10 +326,11 @@ CREATE TABLE dataflow._dispatch (
 REVOKE ALL ON dataflow._dispatch FROM PUBLIC;
 
 -- Jobs the worker dispatches that have due queued chunks (or an incremental batch to
--- cut), best first.
+-- cut), best first; secret_params only for masking them in what the engine answers
+-- (core/redact.h).
 CREATE FUNCTION dataflow._worker_jobs()
 RETURNS TABLE (job text, dispatch text, url text, target text, auth text, username text, secret text,
-               api_version integer, connect_timeout_ms integer, timeout_ms integer)
+               api_version integer, connect_timeout_ms integer, timeout_ms integer, secret_params text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off
 AS $$
 BEGIN
@@ -314,7 +342,8 @@ BEGIN
          j.target, coalesce(c.auth, 'none'), c.username, c.secret, coalesce(c.api_version, 1),
          -- NULL (the worker's GUC) for a value out of the table's bounds, never an overflow
          CASE WHEN c.connect_timeout <= interval '1 hour' THEN (extract(epoch FROM c.connect_timeout) * 1000)::integer END,
-         CASE WHEN c.timeout <= interval '24 hours' THEN (extract(epoch FROM c.timeout) * 1000)::integer END
+         CASE WHEN c.timeout <= interval '24 hours' THEN (extract(epoch FROM c.timeout) * 1000)::integer END,
+         (SELECT s.params::text FROM dataflow.job_secret s WHERE s.job_id = j.id)
     FROM dataflow.job j LEFT JOIN dataflow.connection c ON c.id = j.connection_id
    WHERE j.dispatch IN ('http', 'airflow', 'prefect') AND NOT j.paused
      AND (j.endpoint IS NOT NULL OR c.id IS NOT NULL)
@@ -334,17 +363,19 @@ END $$;
 -- (the job's or pool's concurrency lock, an incremental cut, a row), nothing of
 -- it is kept and one row with run_id NULL and job p_job says so, so the worker
 -- skips the job for a while instead of aborting its whole claim.
--- The job's secret params are share-locked first, so the ones lease() merges are the
--- ones taken out again for _dispatch (an alter_job in between waits for this commit).
+-- The job row is share-locked first (FOR KEY SHARE: alter_job takes it FOR UPDATE
+-- before it writes job_secret), so the secret params lease() merges are the ones taken
+-- out again for _dispatch: an alter_job in between waits for this commit, whether or not
+-- the job had a job_secret row yet (a lock on that row would lock nothing without one).
 CREATE FUNCTION dataflow._worker_claim(p_job text, p_n integer) RETURNS SETOF dataflow.task
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE ts dataflow.task[]; kind text; skipped dataflow.task; secret jsonb; job_params jsonb;
+DECLARE ts dataflow.task[]; kind text; skipped dataflow.task; secret jsonb; job_params jsonb; jid bigint;
 BEGIN
-  SELECT j.dispatch, j.params INTO kind, job_params FROM dataflow.job j WHERE j.name = p_job;
   BEGIN
+    SELECT j.id, j.dispatch, j.params INTO jid, kind, job_params FROM dataflow.job j
+     WHERE j.name OPERATOR(pg_catalog.=) p_job FOR KEY SHARE;
     IF kind IN ('airflow', 'prefect') THEN
-      SELECT s.params INTO secret FROM dataflow.job_secret s JOIN dataflow.job j ON j.id = s.job_id
-       WHERE j.name = p_job FOR SHARE OF s;
+      SELECT s.params INTO secret FROM dataflow.job_secret s WHERE s.job_id OPERATOR(pg_catalog.=) jid;
     END IF;
     SELECT array_agg(l ORDER BY l.run_id) INTO ts FROM dataflow.lease(p_job, 'bgworker', p_n) l;
     IF ts IS NULL THEN
@@ -369,11 +400,12 @@ BEGIN
   RETURN QUERY SELECT * FROM unnest(ts) ORDER BY run_id;
 END $$;
 
--- Live Airflow runs of the worker: to trigger (not yet acknowledged) or poll.
+-- Live Airflow runs of the worker: to trigger (not yet acknowledged) or poll
+-- (secret_params: for masking them in Airflow's answers).
 CREATE FUNCTION dataflow._worker_airflow_runs()
 RETURNS TABLE (run_id bigint, token uuid, external_id text, triggered boolean, task text, dag_id text,
                base_url text, auth text, username text, secret text, api_version integer,
-               connect_timeout_ms integer, timeout_ms integer)
+               connect_timeout_ms integer, timeout_ms integer, secret_params text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off
 AS $$
 BEGIN
@@ -385,7 +417,8 @@ BEGIN
          j.target, c.base_url, c.auth, c.username,
          c.secret, coalesce(c.api_version, 1),
          CASE WHEN c.connect_timeout <= interval '1 hour' THEN (extract(epoch FROM c.connect_timeout) * 1000)::integer END,
-         CASE WHEN c.timeout <= interval '24 hours' THEN (extract(epoch FROM c.timeout) * 1000)::integer END
+         CASE WHEN c.timeout <= interval '24 hours' THEN (extract(epoch FROM c.timeout) * 1000)::integer END,
+         s.params::text
     FROM dataflow._dispatch x
     JOIN dataflow.run r ON r.id = x.run_id
     JOIN dataflow.job j ON j.id = r.job_id
@@ -395,15 +428,17 @@ BEGIN
    ORDER BY r.id;
 END $$;
 
--- Live Prefect runs of the worker: to create (not yet acknowledged) or poll, with the
--- idempotency key of their flow run (docs/engines.md, "Prefect"): dataflow-<chunk
--- id>-v<version>, then -2, -3... once an earlier run of that chunk version recorded a
--- final flow run state, so every attempt until then adopts the flow run an ambiguous
--- create may have left, and an attempt after a finished flow run gets a new one.
+-- Live Prefect runs of the worker: to create (not yet acknowledged) or poll, with what
+-- the idempotency key of their flow run is made of (docs/engines.md, "Prefect";
+-- core/prefect.h builds it): dataflow-<install id>-<chunk id>-v<version>-r<run id>, so
+-- a resend after an ambiguous create adopts the flow run Prefect made for this run, and
+-- neither a later attempt nor another install ever adopts it. job: the create's answer
+-- is adopted only if its parameters name this run of this job; secret_params: for
+-- masking them in Prefect's answers.
 CREATE FUNCTION dataflow._worker_prefect_runs()
 RETURNS TABLE (run_id bigint, token uuid, external_id text, triggered boolean, task text, target text,
                base_url text, auth text, secret text, connect_timeout_ms integer, timeout_ms integer,
-               idempotency_key text)
+               install_id uuid, chunk_id bigint, version integer, job text, secret_params text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off
 AS $$
 BEGIN
@@ -415,11 +450,7 @@ BEGIN
          j.target, c.base_url, c.auth, c.secret,
          CASE WHEN c.connect_timeout <= interval '1 hour' THEN (extract(epoch FROM c.connect_timeout) * 1000)::integer END,
          CASE WHEN c.timeout <= interval '24 hours' THEN (extract(epoch FROM c.timeout) * 1000)::integer END,
-         'dataflow-' || r.chunk_id || '-v' || r.version ||
-           coalesce('-' || (nullif((SELECT count(*) FROM dataflow.run o
-                                     WHERE o.chunk_id = r.chunk_id AND o.version = r.version AND o.id < r.id
-                                       AND o.info -> 'prefect' ->> 'state' IN ('COMPLETED', 'FAILED', 'CRASHED', 'CANCELLED')),
-                                   0) + 1), '')
+         (SELECT i.id FROM dataflow.install i), r.chunk_id, r.version, j.name, s.params::text
     FROM dataflow._dispatch x
     JOIN dataflow.run r ON r.id = x.run_id
     JOIN dataflow.job j ON j.id = r.job_id
@@ -438,11 +469,18 @@ END $$;
 -- chunk's next attempt waits exactly that long instead of the job's backoff.
 -- 'gone' (the endpoint answered 410 Gone): the run fails without retry and the
 -- job is paused, so its other chunks are not sent to a vanished endpoint.
+-- 'pending' with a Prefect flow run id for a run that has none yet (create_flow_run's
+-- answer): the id is stored first, under the chunk's lock, even when the run is no
+-- longer live: a cancel that committed while the create was in flight owes Prefect a
+-- stop, which is made due again here (a later cancel finds the id in the run).
+-- 'pending' with a flow run CANCELLING or PAUSED for longer than the job's lease_for
+-- (counted from the first poll that found it so, info.prefect.since): the run fails,
+-- not retried, instead of holding its concurrency slot for ever.
 CREATE FUNCTION dataflow._worker_record(p_token uuid, p_kind text, p_row_count bigint, p_checksum text,
                                         p_info text, p_location text, p_error text, p_retry boolean,
                                         p_retry_after integer)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off AS $$
-DECLARE rid bigint; jname text;
+DECLARE rid bigint; jname text; rn dataflow.run; pinfo jsonb; st text; since timestamptz; bound interval;
 BEGIN
   SELECT r.id INTO rid FROM dataflow.run r WHERE r.token = p_token;
   CASE p_kind
@@ -468,14 +506,51 @@ BEGIN
           USING HINT = 'Fix the endpoint, then dataflow.resume_job(''' || jname || ''') and resubmit the failed chunk.';
       END IF;
     WHEN 'pending' THEN
+      pinfo := p_info::jsonb;
+      IF pinfo ? 'prefect' THEN
+        SELECT * INTO rn FROM dataflow.run x WHERE x.id = rid;
+        IF rn.external_id IS NULL AND pinfo -> 'prefect' ->> 'flow_run_id' IS NOT NULL THEN
+          -- The chunk's lock first (the order of _live_run): a cancel either committed
+          -- before (seen below) or waits, and then finds the flow run id.
+          PERFORM FROM dataflow.chunk c WHERE c.id = rn.chunk_id FOR UPDATE;
+          UPDATE dataflow.run x SET external_id = pinfo -> 'prefect' ->> 'flow_run_id',
+                                    info = coalesce(x.info, '{}') || pinfo
+           WHERE x.id = rid
+          RETURNING x.status INTO st;
+          UPDATE dataflow._dispatch SET triggered = true WHERE run_id = rid;
+          IF st IS DISTINCT FROM 'running' THEN
+            UPDATE dataflow.engine_stop e SET next_attempt_at = now() WHERE e.run_id = rid AND e.done_at IS NULL;
+            IF FOUND THEN
+              PERFORM dataflow._wake();
+            END IF;
+            RETURN;  -- no lease to extend; the stop tells Prefect
+          END IF;
+        ELSIF pinfo -> 'prefect' ->> 'state' IN ('CANCELLING', 'PAUSED') THEN
+          SELECT j.lease_for INTO bound FROM dataflow.job j WHERE j.id = rn.job_id;
+          since := CASE WHEN rn.info -> 'prefect' ->> 'state' = pinfo -> 'prefect' ->> 'state'
+                        THEN (rn.info -> 'prefect' ->> 'since')::timestamptz END;
+          since := coalesce(since, now());
+          pinfo := jsonb_set(pinfo, '{prefect,since}', to_jsonb(since));
+          IF now() - since > bound THEN
+            PERFORM dataflow.fail(p_token, format('Prefect flow run %s has been %s since %s, longer than the job''s '
+                                                   'lease_for (%s): failed, not retried (resubmit the chunk once the '
+                                                   'flow run is dealt with in Prefect)',
+                                                   pinfo -> 'prefect' ->> 'flow_run_id', pinfo -> 'prefect' ->> 'state',
+                                                   since, bound), false);
+            UPDATE dataflow.run x SET info = coalesce(x.info, '{}') || pinfo WHERE x.id = rid;
+            DELETE FROM dataflow._dispatch WHERE run_id = rid;
+            RETURN;
+          END IF;
+        END IF;
+      END IF;
       UPDATE dataflow._dispatch SET triggered = true WHERE run_id = rid;
       PERFORM dataflow.heartbeat(p_token);
       -- A Prefect flow run: its id is the run's external_id, its latest state in info.
-      IF p_info IS NOT NULL AND p_info::jsonb ? 'prefect' THEN
-        UPDATE dataflow.run r
-           SET external_id = coalesce(p_info::jsonb -> 'prefect' ->> 'flow_run_id', r.external_id),
-               info = coalesce(r.info, '{}') || p_info::jsonb
-         WHERE r.id = rid;
+      IF pinfo ? 'prefect' THEN
+        UPDATE dataflow.run x
+           SET external_id = coalesce(pinfo -> 'prefect' ->> 'flow_run_id', x.external_id),
+               info = coalesce(x.info, '{}') || pinfo
+         WHERE x.id = rid;
       END IF;
       RETURN;
     ELSE

@@ -65,11 +65,15 @@ END $$;
 -- (a read only, like _worker_deliveries: a request in flight is in p_exclude, a
 -- worker that restarts sends the due ones again, and a stop is idempotent). engine is
 -- the job's dispatch, NULL when the job was dropped meanwhile; url the http job's
--- cancel_endpoint, or the connection's base URL.
+-- cancel_endpoint, or the connection's base URL; secret_params for masking them in the
+-- engine's answer; create_unanswered: a Prefect run whose create_flow_run has not been
+-- answered (no flow run id yet; the worker retries the stop, and recording the
+-- create's answer makes it due again, _worker_record).
 CREATE FUNCTION dataflow._worker_stops(p_limit integer, p_exclude bigint[])
 RETURNS TABLE (run_id bigint, engine text, token uuid, job text, dataset text, key text, version integer,
                reason text, attempts integer, external_id text, target text, url text, auth text,
-               username text, secret text, api_version integer, connect_timeout_ms integer, timeout_ms integer)
+               username text, secret text, api_version integer, connect_timeout_ms integer, timeout_ms integer,
+               secret_params text, create_unanswered boolean)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off AS $$
 BEGIN
   RETURN QUERY
@@ -77,7 +81,9 @@ BEGIN
          j.target, CASE WHEN j.dispatch = 'http' THEN j.cancel_endpoint ELSE cn.base_url END,
          coalesce(cn.auth, 'none'), cn.username, cn.secret, coalesce(cn.api_version, 1),
          CASE WHEN cn.connect_timeout <= interval '1 hour' THEN (extract(epoch FROM cn.connect_timeout) * 1000)::integer END,
-         CASE WHEN cn.timeout <= interval '24 hours' THEN (extract(epoch FROM cn.timeout) * 1000)::integer END
+         CASE WHEN cn.timeout <= interval '24 hours' THEN (extract(epoch FROM cn.timeout) * 1000)::integer END,
+         (SELECT js.params::text FROM dataflow.job_secret js WHERE js.job_id = j.id),
+         r.external_id IS NULL AND EXISTS (SELECT FROM dataflow._dispatch x WHERE x.run_id = r.id AND NOT x.triggered)
     FROM dataflow.engine_stop s
     JOIN dataflow.run r ON r.id = s.run_id
     JOIN dataflow.chunk c ON c.id = r.chunk_id
@@ -91,8 +97,9 @@ END $$;
 
 -- Records the stop attempts of one recording pass; element i is one attempt: the run,
 -- its outcome (stopped, refused, gave_up: final; retry: due again after p_retry_in
--- seconds), the engine's HTTP status (NULL: no answer) and an excerpt of its answer
--- (the worker masks the token and the connection's secret in it). Each attempt is an
+-- seconds), the engine's HTTP status (NULL: no answer) and what the worker kept of its
+-- answer: the status and the parsed state/detail fields, never the raw body, with the
+-- token, the connection's secret and the job's secret params masked (core/redact.h). Each attempt is an
 -- engine_stop event of the run's chunk, actor bgworker, with who asked for the stop.
 -- Attempts of requests already done are ignored. Returns the attempts recorded.
 CREATE FUNCTION dataflow._worker_stop_results(p_run bigint[], p_outcome text[], p_http_status integer[],

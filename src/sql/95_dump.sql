@@ -4,8 +4,11 @@
 -- and a restore runs CREATE EXTENSION (the schema, functions, triggers and the four
 -- roles, as in a fresh install) and loads the rows into the tables it made.
 --
--- The extension script inserts no rows into any table, so no filter is needed: a
--- restore cannot duplicate a row the script itself made.
+-- The extension script inserts one row, into dataflow.install (this install's id, 70_worker):
+-- a restore loads the dumped row after CREATE EXTENSION made a new one, and that table's
+-- BEFORE INSERT trigger (install_one) deletes the one there, so the restored database
+-- keeps its source's id. Every other table gets rows only from calls, so no filter is
+-- needed: a restore cannot duplicate a row the script itself made.
 --
 -- A restore loads the rows with COPY, which fires INSERT triggers (row and statement
 -- level), in whatever order pg_restore picks (-j, -L). So each table is either
@@ -26,6 +29,7 @@ SELECT pg_catalog.pg_extension_config_dump('dataflow.job_input', '');
 SELECT pg_catalog.pg_extension_config_dump('dataflow.job_secret', '');     -- secrets: see docs/security.md
 SELECT pg_catalog.pg_extension_config_dump('dataflow.job_definition', '');   -- history of each job's definition
 SELECT pg_catalog.pg_extension_config_dump('dataflow.subscription', '');   -- secrets: see docs/security.md
+SELECT pg_catalog.pg_extension_config_dump('dataflow.install', '');        -- this install's id (Prefect keys)
 
 -- State. Chunks (status, version, location, unmet, attempts, backoff), their
 -- dependency edges and latest-waits, the inputs pending for incremental jobs,

@@ -5239,7 +5239,7 @@ DROP FUNCTION dataflow._worker_record(uuid, text, bigint, text, text, text, text
 DROP FUNCTION dataflow._worker_next_due();
 CREATE FUNCTION dataflow._worker_jobs()
 RETURNS TABLE (job text, dispatch text, url text, target text, auth text, username text, secret text,
-               api_version integer, connect_timeout_ms integer, timeout_ms integer)
+               api_version integer, connect_timeout_ms integer, timeout_ms integer, secret_params text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off
 AS $$
 BEGIN
@@ -5251,7 +5251,8 @@ BEGIN
          j.target, coalesce(c.auth, 'none'), c.username, c.secret, coalesce(c.api_version, 1),
          -- NULL (the worker's GUC) for a value out of the table's bounds, never an overflow
          CASE WHEN c.connect_timeout <= interval '1 hour' THEN (extract(epoch FROM c.connect_timeout) * 1000)::integer END,
-         CASE WHEN c.timeout <= interval '24 hours' THEN (extract(epoch FROM c.timeout) * 1000)::integer END
+         CASE WHEN c.timeout <= interval '24 hours' THEN (extract(epoch FROM c.timeout) * 1000)::integer END,
+         (SELECT s.params::text FROM dataflow.job_secret s WHERE s.job_id = j.id)
     FROM dataflow.job j LEFT JOIN dataflow.connection c ON c.id = j.connection_id
    WHERE j.dispatch IN ('http', 'airflow', 'prefect') AND NOT j.paused
      AND (j.endpoint IS NOT NULL OR c.id IS NOT NULL)
@@ -5262,13 +5263,13 @@ BEGIN
 END $$;
 CREATE FUNCTION dataflow._worker_claim(p_job text, p_n integer) RETURNS SETOF dataflow.task
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE ts dataflow.task[]; kind text; skipped dataflow.task; secret jsonb; job_params jsonb;
+DECLARE ts dataflow.task[]; kind text; skipped dataflow.task; secret jsonb; job_params jsonb; jid bigint;
 BEGIN
-  SELECT j.dispatch, j.params INTO kind, job_params FROM dataflow.job j WHERE j.name = p_job;
   BEGIN
+    SELECT j.id, j.dispatch, j.params INTO jid, kind, job_params FROM dataflow.job j
+     WHERE j.name OPERATOR(pg_catalog.=) p_job FOR KEY SHARE;
     IF kind IN ('airflow', 'prefect') THEN
-      SELECT s.params INTO secret FROM dataflow.job_secret s JOIN dataflow.job j ON j.id = s.job_id
-       WHERE j.name = p_job FOR SHARE OF s;
+      SELECT s.params INTO secret FROM dataflow.job_secret s WHERE s.job_id OPERATOR(pg_catalog.=) jid;
     END IF;
     SELECT array_agg(l ORDER BY l.run_id) INTO ts FROM dataflow.lease(p_job, 'bgworker', p_n) l;
     IF ts IS NULL THEN
@@ -5295,7 +5296,7 @@ END $$;
 CREATE FUNCTION dataflow._worker_airflow_runs()
 RETURNS TABLE (run_id bigint, token uuid, external_id text, triggered boolean, task text, dag_id text,
                base_url text, auth text, username text, secret text, api_version integer,
-               connect_timeout_ms integer, timeout_ms integer)
+               connect_timeout_ms integer, timeout_ms integer, secret_params text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off
 AS $$
 BEGIN
@@ -5307,7 +5308,8 @@ BEGIN
          j.target, c.base_url, c.auth, c.username,
          c.secret, coalesce(c.api_version, 1),
          CASE WHEN c.connect_timeout <= interval '1 hour' THEN (extract(epoch FROM c.connect_timeout) * 1000)::integer END,
-         CASE WHEN c.timeout <= interval '24 hours' THEN (extract(epoch FROM c.timeout) * 1000)::integer END
+         CASE WHEN c.timeout <= interval '24 hours' THEN (extract(epoch FROM c.timeout) * 1000)::integer END,
+         s.params::text
     FROM dataflow._dispatch x
     JOIN dataflow.run r ON r.id = x.run_id
     JOIN dataflow.job j ON j.id = r.job_id
@@ -5319,7 +5321,7 @@ END $$;
 CREATE FUNCTION dataflow._worker_prefect_runs()
 RETURNS TABLE (run_id bigint, token uuid, external_id text, triggered boolean, task text, target text,
                base_url text, auth text, secret text, connect_timeout_ms integer, timeout_ms integer,
-               idempotency_key text)
+               install_id uuid, chunk_id bigint, version integer, job text, secret_params text)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off
 AS $$
 BEGIN
@@ -5331,11 +5333,7 @@ BEGIN
          j.target, c.base_url, c.auth, c.secret,
          CASE WHEN c.connect_timeout <= interval '1 hour' THEN (extract(epoch FROM c.connect_timeout) * 1000)::integer END,
          CASE WHEN c.timeout <= interval '24 hours' THEN (extract(epoch FROM c.timeout) * 1000)::integer END,
-         'dataflow-' || r.chunk_id || '-v' || r.version ||
-           coalesce('-' || (nullif((SELECT count(*) FROM dataflow.run o
-                                     WHERE o.chunk_id = r.chunk_id AND o.version = r.version AND o.id < r.id
-                                       AND o.info -> 'prefect' ->> 'state' IN ('COMPLETED', 'FAILED', 'CRASHED', 'CANCELLED')),
-                                   0) + 1), '')
+         (SELECT i.id FROM dataflow.install i), r.chunk_id, r.version, j.name, s.params::text
     FROM dataflow._dispatch x
     JOIN dataflow.run r ON r.id = x.run_id
     JOIN dataflow.job j ON j.id = r.job_id
@@ -5348,7 +5346,7 @@ CREATE FUNCTION dataflow._worker_record(p_token uuid, p_kind text, p_row_count b
                                         p_info text, p_location text, p_error text, p_retry boolean,
                                         p_retry_after integer)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off AS $$
-DECLARE rid bigint; jname text;
+DECLARE rid bigint; jname text; rn dataflow.run; pinfo jsonb; st text; since timestamptz; bound interval;
 BEGIN
   SELECT r.id INTO rid FROM dataflow.run r WHERE r.token = p_token;
   CASE p_kind
@@ -5374,14 +5372,51 @@ BEGIN
           USING HINT = 'Fix the endpoint, then dataflow.resume_job(''' || jname || ''') and resubmit the failed chunk.';
       END IF;
     WHEN 'pending' THEN
+      pinfo := p_info::jsonb;
+      IF pinfo ? 'prefect' THEN
+        SELECT * INTO rn FROM dataflow.run x WHERE x.id = rid;
+        IF rn.external_id IS NULL AND pinfo -> 'prefect' ->> 'flow_run_id' IS NOT NULL THEN
+          -- The chunk's lock first (the order of _live_run): a cancel either committed
+          -- before (seen below) or waits, and then finds the flow run id.
+          PERFORM FROM dataflow.chunk c WHERE c.id = rn.chunk_id FOR UPDATE;
+          UPDATE dataflow.run x SET external_id = pinfo -> 'prefect' ->> 'flow_run_id',
+                                    info = coalesce(x.info, '{}') || pinfo
+           WHERE x.id = rid
+          RETURNING x.status INTO st;
+          UPDATE dataflow._dispatch SET triggered = true WHERE run_id = rid;
+          IF st IS DISTINCT FROM 'running' THEN
+            UPDATE dataflow.engine_stop e SET next_attempt_at = now() WHERE e.run_id = rid AND e.done_at IS NULL;
+            IF FOUND THEN
+              PERFORM dataflow._wake();
+            END IF;
+            RETURN;  -- no lease to extend; the stop tells Prefect
+          END IF;
+        ELSIF pinfo -> 'prefect' ->> 'state' IN ('CANCELLING', 'PAUSED') THEN
+          SELECT j.lease_for INTO bound FROM dataflow.job j WHERE j.id = rn.job_id;
+          since := CASE WHEN rn.info -> 'prefect' ->> 'state' = pinfo -> 'prefect' ->> 'state'
+                        THEN (rn.info -> 'prefect' ->> 'since')::timestamptz END;
+          since := coalesce(since, now());
+          pinfo := jsonb_set(pinfo, '{prefect,since}', to_jsonb(since));
+          IF now() - since > bound THEN
+            PERFORM dataflow.fail(p_token, format('Prefect flow run %s has been %s since %s, longer than the job''s '
+                                                   'lease_for (%s): failed, not retried (resubmit the chunk once the '
+                                                   'flow run is dealt with in Prefect)',
+                                                   pinfo -> 'prefect' ->> 'flow_run_id', pinfo -> 'prefect' ->> 'state',
+                                                   since, bound), false);
+            UPDATE dataflow.run x SET info = coalesce(x.info, '{}') || pinfo WHERE x.id = rid;
+            DELETE FROM dataflow._dispatch WHERE run_id = rid;
+            RETURN;
+          END IF;
+        END IF;
+      END IF;
       UPDATE dataflow._dispatch SET triggered = true WHERE run_id = rid;
       PERFORM dataflow.heartbeat(p_token);
       -- A Prefect flow run: its id is the run's external_id, its latest state in info.
-      IF p_info IS NOT NULL AND p_info::jsonb ? 'prefect' THEN
-        UPDATE dataflow.run r
-           SET external_id = coalesce(p_info::jsonb -> 'prefect' ->> 'flow_run_id', r.external_id),
-               info = coalesce(r.info, '{}') || p_info::jsonb
-         WHERE r.id = rid;
+      IF pinfo ? 'prefect' THEN
+        UPDATE dataflow.run x
+           SET external_id = coalesce(pinfo -> 'prefect' ->> 'flow_run_id', x.external_id),
+               info = coalesce(x.info, '{}') || pinfo
+         WHERE x.id = rid;
       END IF;
       RETURN;
     ELSE
@@ -5480,7 +5515,8 @@ END $$;
 CREATE FUNCTION dataflow._worker_stops(p_limit integer, p_exclude bigint[])
 RETURNS TABLE (run_id bigint, engine text, token uuid, job text, dataset text, key text, version integer,
                reason text, attempts integer, external_id text, target text, url text, auth text,
-               username text, secret text, api_version integer, connect_timeout_ms integer, timeout_ms integer)
+               username text, secret text, api_version integer, connect_timeout_ms integer, timeout_ms integer,
+               secret_params text, create_unanswered boolean)
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp SET enable_seqscan = off SET jit = off AS $$
 BEGIN
   RETURN QUERY
@@ -5488,7 +5524,9 @@ BEGIN
          j.target, CASE WHEN j.dispatch = 'http' THEN j.cancel_endpoint ELSE cn.base_url END,
          coalesce(cn.auth, 'none'), cn.username, cn.secret, coalesce(cn.api_version, 1),
          CASE WHEN cn.connect_timeout <= interval '1 hour' THEN (extract(epoch FROM cn.connect_timeout) * 1000)::integer END,
-         CASE WHEN cn.timeout <= interval '24 hours' THEN (extract(epoch FROM cn.timeout) * 1000)::integer END
+         CASE WHEN cn.timeout <= interval '24 hours' THEN (extract(epoch FROM cn.timeout) * 1000)::integer END,
+         (SELECT js.params::text FROM dataflow.job_secret js WHERE js.job_id = j.id),
+         r.external_id IS NULL AND EXISTS (SELECT FROM dataflow._dispatch x WHERE x.run_id = r.id AND NOT x.triggered)
     FROM dataflow.engine_stop s
     JOIN dataflow.run r ON r.id = s.run_id
     JOIN dataflow.chunk c ON c.id = r.chunk_id
@@ -6129,3 +6167,30 @@ ALTER FUNCTION dataflow.heartbeat(uuid, interval) SECURITY DEFINER;
 ALTER FUNCTION dataflow.complete(uuid, bigint, text, jsonb, text) SECURITY DEFINER;
 GRANT EXECUTE ON FUNCTION dataflow.lease(text, text, integer, interval), dataflow.heartbeat(uuid, interval),
   dataflow.complete(uuid, bigint, text, jsonb, text) TO dataflow_worker;
+
+-- ==== 70_worker, 95_dump (issue 15 review): this install's id. dataflow.install holds
+-- one random UUID, made here for an updated install as CREATE EXTENSION makes it for a
+-- fresh one, kept by pg_dump (a restore's loaded row replaces the one CREATE EXTENSION
+-- made: install_one); it is part of every Prefect idempotency key, so two installs
+-- sharing a Prefect never adopt each other's flow runs (_worker_prefect_runs, synced
+-- above with the worker's other functions).
+CREATE TABLE dataflow.install (
+  one        boolean PRIMARY KEY DEFAULT true CHECK (one),
+  id         uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid(),
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+REVOKE ALL ON dataflow.install FROM PUBLIC;
+COMMENT ON TABLE dataflow.install IS
+  'This install''s id (one row, a random UUID made by CREATE EXTENSION): part of every Prefect idempotency key';
+CREATE FUNCTION dataflow._install_one() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  DELETE FROM dataflow.install;
+  RETURN NEW;
+END $$;
+REVOKE ALL ON FUNCTION dataflow._install_one() FROM PUBLIC;
+CREATE TRIGGER install_one BEFORE INSERT ON dataflow.install
+  FOR EACH ROW EXECUTE FUNCTION dataflow._install_one();
+INSERT INTO dataflow.install DEFAULT VALUES;
+SELECT pg_catalog.pg_extension_config_dump('dataflow.install', '');
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON dataflow.install TO dataflow_admin;

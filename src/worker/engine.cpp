@@ -318,7 +318,7 @@ void Engine::hold_ambiguous() {
                  return airflow_interpret_trigger(r, "").kind != Outcome::kPending &&
                         dispatch_ambiguous(r);
              if (p.kind == Pending::kPrefectCreate)
-                 return prefect_interpret_create(r).kind == Outcome::kRetry &&
+                 return prefect_interpret_create(r, p.id, p.job).kind == Outcome::kRetry &&
                         dispatch_ambiguous(r);
              if (p.kind != Pending::kHttpDispatch || !p.request) return false;
              if (p.resends > 0 && r.status == 409) return true;  // the engine has it: adopt
@@ -337,6 +337,7 @@ void Engine::hold_ambiguous() {
     for (Held& h : held) {
         Pending& p = h.pending;
         group_done(p.group);
+        redact(h.response, p);
         std::string why = response_error(h.response);
         if (p.kind == Pending::kAirflowTrigger) {
             // Unacknowledged in _dispatch: the follower triggers it again with the same
@@ -376,6 +377,22 @@ void Engine::hold_ambiguous() {
         resends_.emplace(now + wait, std::make_pair(std::move(again), std::move(p)));
     }
     if (!held.empty()) recorded_ = recorded_dispatch_ = true;  // slots were freed
+}
+
+void Engine::redact(HttpResponse& response, const Pending& p) {
+    if (!p.redactor || p.redactor->empty()) return;
+    response.body = p.redactor->apply(response.body);
+    response.error = p.redactor->apply(response.error);
+}
+
+std::shared_ptr<const Redactor> Engine::redactor_for(const std::string& token,
+                                                     const std::string& secret,
+                                                     const std::string& secret_params) {
+    auto r = std::make_shared<Redactor>();
+    r->add(token);
+    r->add(secret);
+    r->add_json_leaves(secret_params);
+    return r;
 }
 
 void Engine::start_resends() {
@@ -587,6 +604,7 @@ void Engine::dispatch() {
                 Send s{HttpRequest(),
                        Pending{Pending::kHttpDispatch, task.run_id, task.token, "", 0, group}, c,
                        airflow};
+                s.pending.redactor = redactor_for(task.token, c.secret, col(j, 10));
                 if (airflow) {
                     s.pending.kind = Pending::kAirflowTrigger;
                     std::string bearer = c.api_version >= 2 && c.auth == "bearer" ? c.secret : "";
@@ -670,7 +688,9 @@ void Engine::send_airflow(const AirflowConnection& c, HttpRequest request, Pendi
     b.waiting.emplace_back(std::move(request), std::move(pending));
     if (!b.fetching) {
         b.fetching = true;
-        start(airflow_token_request(c), Pending{Pending::kAirflowToken, 0, "", key, 0});
+        Pending token{Pending::kAirflowToken, 0, "", key, 0};
+        token.redactor = redactor_for("", c.secret, "");
+        start(airflow_token_request(c), std::move(token));
     }
 }
 
@@ -704,6 +724,7 @@ void Engine::airflow() {
         c.max_body = static_cast<size_t>(cfg_.http_max_body);
         std::string bearer = c.api_version >= 2 && c.auth == "bearer" ? c.secret : "";
         Pending p{Pending::kAirflowPoll, run_id, col(r, 1), "", 0};
+        p.redactor = redactor_for(p.token, c.secret, col(r, 13));
         HttpRequest req;
         if (col(r, 3) != "t") {  // trigger never acknowledged (e.g. a restart): again; 409 adopts
             p.kind = Pending::kAirflowTrigger;
@@ -752,6 +773,7 @@ void Engine::stops() {
         Pending p{Pending::kEngineStop, run_id, col(r, 2), "", static_cast<int>(col_long(r, 8, 0))};
         p.engine = engine;
         p.secret = col(r, 14);
+        p.redactor = redactor_for(p.token, p.secret, col(r, 18));
         long connect_ms = col_long(r, 16, cfg_.http_connect_timeout_ms);
         long timeout_ms = col_long(r, 17, cfg_.http_timeout_ms);
         size_t max_body = 64 * 1024;  // only the status and an excerpt are kept
@@ -787,6 +809,13 @@ void Engine::stops() {
             c.timeout_ms = timeout_ms;
             c.max_body = max_body;
             start(prefect_stop_request(c, col(r, 9)), std::move(p));
+        } else if (engine == "prefect" && !url.empty() && col(r, 19) == "t") {
+            // Its create_flow_run is unanswered (sent, or about to be): no flow run id
+            // to stop yet. Retried; recording the create's answer makes it due again.
+            HttpResponse none;
+            none.error = "no flow run id yet: the run's create_flow_run is unanswered";
+            busy_runs_.insert(run_id);
+            start_failures_.emplace_back(std::move(none), std::move(p));
         } else {
             // Nothing to send it to (the job was dropped or changed since the cancel).
             HttpResponse none;

@@ -20,6 +20,7 @@
 #include "core/engine_stop.h"
 #include "core/http_client.h"
 #include "core/prefect.h"
+#include "core/redact.h"
 #include "pg/settings.h"
 
 namespace dataflow::worker {
@@ -70,9 +71,21 @@ private:
         int64_t deadline_ms = 0;
         int resends = 0;
         // engine stops: the job's dispatch (airflow, http, ...) and the connection's
-        // secret, masked with the token in what is recorded of the answer.
+        // secret.
         std::string engine, secret;
+        // Prefect: the run's job (a create answer is adopted only if its parameters
+        // name this run of this job) and the flow run a poll asked for.
+        std::string job, external_id;
+        // The secrets masked in the answer (core/redact.h) before anything of it is
+        // kept: the run's token, the connection's secret, the job's secret params.
+        std::shared_ptr<const Redactor> redactor;
     };
+    // The answer with the request's secrets masked: the one redaction step every
+    // engine answer goes through before it is interpreted, logged or recorded.
+    static void redact(HttpResponse& response, const Pending& p);
+    static std::shared_ptr<const Redactor> redactor_for(const std::string& token,
+                                                        const std::string& secret,
+                                                        const std::string& secret_params);
 
     bool check_extension();
     void periodic();

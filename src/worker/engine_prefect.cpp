@@ -74,12 +74,18 @@ void Engine::prefect() {
         c.max_body = static_cast<size_t>(cfg_.http_max_body);
         next_prefect_poll_[run_id] = now + std::chrono::milliseconds(cfg_.poll_interval_ms);
         Pending p{Pending::kPrefectPoll, run_id, col(r, 1), "", 0};
+        p.job = col(r, 14);
+        p.external_id = col(r, 2);
+        p.redactor = redactor_for(p.token, c.secret, col(r, 15));
         if (col(r, 3) != "t" || col(r, 2).empty()) {
             // Not acknowledged (new, or the answer was lost): create it; Prefect answers
             // a repeated idempotency key with the flow run it made the first time.
             p.kind = Pending::kPrefectCreate;
-            send_prefect_create(c, col(r, 5), with_callback(col(r, 4), cfg_.callback_url, col(r, 1)),
-                                col(r, 11), std::move(p));
+            std::string key =
+                prefect_idempotency_key(col(r, 11), col_long(r, 12, 0), col_long(r, 13, 0), run_id);
+            send_prefect_create(c, col(r, 5),
+                                with_callback(col(r, 4), cfg_.callback_url, col(r, 1)), key,
+                                std::move(p));
             continue;
         }
         start(prefect_poll_request(c, col(r, 2)), std::move(p));
@@ -116,22 +122,25 @@ void Engine::send_prefect_create(const PrefectConnection& c, const std::string& 
     d.waiting.push_back(PrefectWaiting{c, task_doc, idempotency_key, std::move(pending)});
     if (!d.fetching) {
         d.fetching = true;
-        start(prefect_deployment_request(c, *parsed), Pending{Pending::kPrefectResolve, 0, "", key, 0});
+        Pending resolve{Pending::kPrefectResolve, 0, "", key, 0};
+        resolve.redactor = redactor_for("", c.secret, "");
+        start(prefect_deployment_request(c, *parsed), std::move(resolve));
     }
 }
 
 void Engine::record_prefect(const HttpResponse& resp, const Pending& p) {
     switch (p.kind) {
         case Pending::kPrefectCreate: {
-            Outcome o = prefect_interpret_create(resp);
-            if (resp.status == 404 && !p.conn.empty()) deployments_.erase(p.conn);  // look it up again
+            Outcome o = prefect_interpret_create(resp, p.id, p.job);
+            if (resp.status == 404 && !p.conn.empty())
+                deployments_.erase(p.conn);  // look it up again
             if (o.kind == Outcome::kPending) worker_record(p.id, p.token, o, "pending");
             if (o.kind == Outcome::kFailed) worker_record(p.id, p.token, o, "failed");
             if (o.kind == Outcome::kRetry) worker_record(p.id, p.token, o, "retry");
             break;
         }
         case Pending::kPrefectPoll: {
-            Outcome o = prefect_interpret_poll(resp);
+            Outcome o = prefect_interpret_poll(resp, p.external_id);
             if (o.kind == Outcome::kSucceeded) worker_record(p.id, p.token, o, "succeeded");
             if (o.kind == Outcome::kFailed) worker_record(p.id, p.token, o, "failed");
             if (o.kind == Outcome::kPending) worker_record(p.id, p.token, o, "pending");
@@ -160,9 +169,9 @@ void Engine::record_prefect(const HttpResponse& resp, const Pending& p) {
             for (PrefectWaiting& w : waiting) {
                 busy_runs_.erase(w.pending.id);
                 if (!d.id.empty()) {
-                    backlog_.emplace_back(prefect_create_request(w.conn, d.id, w.task_doc,
-                                                                 w.idempotency_key),
-                                          std::move(w.pending));
+                    backlog_.emplace_back(
+                        prefect_create_request(w.conn, d.id, w.task_doc, w.idempotency_key),
+                        std::move(w.pending));
                     busy_runs_.insert(backlog_.back().second.id);
                     continue;
                 }

@@ -219,7 +219,7 @@ void Engine::record_one(const HttpResponse& resp, const Pending& p) {
 }
 
 void Engine::record_stop(const HttpResponse& resp, const Pending& p) {
-    StopOutcome o = interpret_stop(p.engine, resp, p.attempts, {p.token, p.secret});
+    StopOutcome o = interpret_stop(p.engine, resp, p.attempts);
     if (resp.status == 401 && !p.conn.empty()) {
         // A bearer token from /auth/token that expired: fetched again for the next attempt.
         bearers_[p.conn].token.clear();
@@ -261,9 +261,9 @@ void Engine::record_stops() {
         // Not recorded: the requests stay due and are sent again (a stop is idempotent).
         next_check_ = {};
         next_stop_ = std::min(next_stop_, Clock::now() + std::chrono::seconds(1));
-        pg::log(pg::Level::kWarning, "pg_dataflow worker: recording engine stops failed: " +
-                                         std::string(e.what()) + " (SQLSTATE " +
-                                         sqlstate_text(e.sqlerrcode()) + "); they are sent again");
+        pg::log(pg::Level::kWarning,
+                "pg_dataflow worker: recording engine stops failed: " + std::string(e.what()) +
+                    " (SQLSTATE " + sqlstate_text(e.sqlerrcode()) + "); they are sent again");
         return;
     }
     for (const StopResult& r : results)
@@ -291,7 +291,8 @@ void Engine::record() {
             busy_deliveries_.erase(d.second.id);
             recorded_delivery_ = true;
         } else {
-            if (d.second.kind != Pending::kAirflowToken && d.second.kind != Pending::kPrefectResolve)
+            if (d.second.kind != Pending::kAirflowToken &&
+                d.second.kind != Pending::kPrefectResolve)
                 busy_runs_.erase(d.second.id);
             recorded_dispatch_ = true;
         }
@@ -302,6 +303,7 @@ void Engine::record() {
     DeliveryResults deliveries;
     for (auto& d : done) {
         if (d.second.kind != Pending::kDelivery) {
+            redact(d.first, d.second);  // before anything of the answer is kept or logged
             record_one(d.first, d.second);
             continue;
         }

@@ -24,6 +24,13 @@ Deployments of flow "etl" (id 00000000-0000-4000-8000-00000000000N, N as listed)
                first as a line {"method": "DELAYED", "path", "state"})
   6 hang-once  the first create_flow_run of an idempotency key makes the flow run, then
                its answer hangs 30 s (past the worker's timeout); then like "ok"
+  7 slow       create_flow_run makes the flow run, then holds its answer until a file
+               "answer-slow" exists next to PORTFILE (at most 25 s); then like "held"
+  8 echo       create_flow_run answers 409 quoting every string parameter, as Prefect's
+               validation errors quote parameter values ("Failure reason: 'v' is not one
+               of [...]"), the longest last, padded so that it straddles a 300-byte cut
+  9 squatted   create_flow_run answers 200 with a COMPLETED flow run another install
+               made under that key: its parameters name run 999999 of job "elsewhere"
 
   GET  .../deployments/name/{flow}/{deployment}   the deployment, 404 if unknown
   POST .../deployments/{id}/create_flow_run       201 with a new flow run; 200 with the
@@ -44,11 +51,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 PORTFILE, LOGFILE = sys.argv[1], sys.argv[2]
 DIR = os.path.dirname(os.path.abspath(PORTFILE))
 ROOTS = {"/api": None, "/api/accounts/acc/workspaces/ws": "Bearer pnu_stub_key"}
-NAMES = ["ok", "fails", "crashes", "cancelled", "held", "hang-once"]
+NAMES = ["ok", "fails", "crashes", "cancelled", "held", "hang-once", "slow", "echo", "squatted"]
 DEPLOYMENTS = {"00000000-0000-4000-8000-%012d" % (i + 1): n for i, n in enumerate(NAMES)}
 FINAL = {"ok": ("COMPLETED", "Completed", None), "fails": ("FAILED", "Failed", "boom"),
          "crashes": ("CRASHED", "Crashed", "worker lost"), "cancelled": ("CANCELLED", "Cancelled", None),
-         "held": ("COMPLETED", "Completed", None), "hang-once": ("COMPLETED", "Completed", None)}
+         "held": ("COMPLETED", "Completed", None), "hang-once": ("COMPLETED", "Completed", None),
+         "slow": ("COMPLETED", "Completed", None), "echo": ("COMPLETED", "Completed", None),
+         "squatted": ("COMPLETED", "Completed", None)}
 STEPS = [("SCHEDULED", "Scheduled"), ("PENDING", "Pending"), ("RUNNING", "Running")]
 LOCK = threading.Lock()
 LOG_FD = os.open(LOGFILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -79,7 +88,7 @@ def advance(fid, run):
     run["step"] += 1
     if run["step"] < len(STEPS):
         run["state"] = STEPS[run["step"]] + (None,)
-    elif name == "held" and not os.path.exists(os.path.join(DIR, "release-" + fid)):
+    elif name in ("held", "slow") and not os.path.exists(os.path.join(DIR, "release-" + fid)):
         run["state"] = ("RUNNING", "Running", None)
     else:
         run["state"] = FINAL[name]
@@ -144,6 +153,33 @@ class Handler(BaseHTTPRequestHandler):
             except ValueError:
                 return self.reply(422, {"detail": "malformed body"})
             key = req.get("idempotency_key")
+            params = req.get("parameters") or {}
+            if DEPLOYMENTS[did] == "echo":
+                leaves = []
+                def walk(v):
+                    if isinstance(v, str):
+                        leaves.append(v)
+                    elif isinstance(v, dict):
+                        for x in v.values():
+                            walk(x)
+                    elif isinstance(v, list):
+                        for x in v:
+                            walk(x)
+                walk({k: v for k, v in params.items() if k != "dataflow"})
+                leaves.sort(key=len)
+                quoted = ", ".join("'%s'" % v for v in leaves)
+                detail = "Error creating flow run: Validation failed. Failure reason: %s is not one of ['a', 'b']" % quoted
+                # the longest value starts 290 bytes into the detail: the worker's 300-byte
+                # excerpt of it cuts that value in two
+                pad = max(0, 290 - detail.rindex("'" + leaves[-1]) - 1) if leaves else 0
+                return self.reply(409, {"detail": "x" * pad + detail})
+            if DEPLOYMENTS[did] == "squatted":
+                fid = str(uuid.uuid4())
+                with LOCK:
+                    RUNS[fid] = {"deployment": did, "step": 3, "key": key, "state": FINAL["squatted"],
+                                 "parameters": {"dataflow": {"run_id": 999999, "job": "elsewhere"}}}
+                    doc = flow_run_doc(fid, RUNS[fid])
+                return self.reply(200, doc)
             with LOCK:
                 fid = KEYS.get((did, key)) if key else None
                 if fid is not None:
@@ -156,6 +192,11 @@ class Handler(BaseHTTPRequestHandler):
                 doc = flow_run_doc(fid, RUNS[fid])
             if DEPLOYMENTS[did] == "hang-once":
                 time.sleep(30)
+            if DEPLOYMENTS[did] == "slow":
+                for _ in range(250):
+                    if os.path.exists(os.path.join(DIR, "answer-slow")):
+                        break
+                    time.sleep(0.1)
             return self.reply(201, doc)
         if len(parts) >= 2 and parts[0] == "flow_runs":
             fid = parts[1]

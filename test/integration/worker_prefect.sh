@@ -12,6 +12,14 @@
 # - a flow run set to CANCELLING through set_state (as cancel() does) ends CANCELLED;
 # - a create_flow_run whose answer hangs past the timeout is sent again with the same
 #   idempotency key and adopted: one flow run, one run.
+# Issue 15 review:
+# - the idempotency key is dataflow-<install id>-<chunk>-v<version>-r<run id>, and a flow
+#   run whose parameters name another run (another install sharing the Prefect) is not
+#   adopted: the run fails, the chunk is not completed by someone else's flow run;
+# - a cancel while create_flow_run is in flight still reaches Prefect: set_state
+#   CANCELLING once the create answers, engine_stop 'stopped';
+# - a secret param that Prefect's 409 quotes (a straddling one too) shows in no run,
+#   event, delivery or log line a reader or the server log sees.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -40,6 +48,7 @@ wt_sql "SELECT dataflow.create_connection('pfcloud', 'prefect', '$API/accounts/a
                                           auth => 'bearer', secret => 'pnu_stub_key')" >/dev/null
 wt_sql "SELECT dataflow.create_connection('pfbadkey', 'prefect', '$API/accounts/acc/workspaces/ws',
                                           auth => 'bearer', secret => 'pnu_wrong_key')" >/dev/null
+wt_sql "SELECT dataflow.create_connection('pfslow', 'prefect', '$API', timeout => '30 seconds')" >/dev/null
 job() { # job NAME CONNECTION TARGET MAX_ATTEMPTS
     wt_sql "SELECT dataflow.create_dataset('out_$1', 'int')" >/dev/null
     wt_sql "SELECT dataflow.create_job('$1', 'out_$1', dispatch => 'prefect', connection => '$2', target => '$3',
@@ -86,6 +95,7 @@ job hang pf "$(dep 6)" 2
 job badkey pfbadkey "$(dep 1)" 1
 job stopme pf "$(dep 5)" 3        # held, then cancelled through set_state (as cancel() will)
 job killme pf "$(dep 5)" 3        # held, then dataflow.cancel(): the worker sends set_state
+job squat pf "$(dep 9)" 1         # the key is taken by another install's flow run
 wt_sql "SELECT dataflow.register('raw', '1')" >/dev/null
 
 # ---- the lock: running while the flow run is RUNNING, released by polling
@@ -110,9 +120,11 @@ out=$(callback /v1/runs/complete "$lock_token" '{"row_count": 5}')
 echo "ok: a callback after polling completed the run gets 409"
 
 # what create_flow_run carried: job params at the top level, the task as "dataflow"
-python3 - "$WT_DIR/prefect.jsonl" "$(dep 5)" "$LPORT" "$lock_token" <<'PY' || wt_fail "create_flow_run request"
+python3 - "$WT_DIR/prefect.jsonl" "$(dep 5)" "$LPORT" "$lock_token" "$(wt_sql "SELECT id FROM dataflow.install")" \
+    "$(run_sql lock r.chunk_id)" "$(run_sql lock r.id)" <<'PY' || wt_fail "create_flow_run request"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
+install, chunk, run = sys.argv[5:8]
 mine = [r for r in rows if r["method"] == "POST" and r["path"] == "/api/deployments/%s/create_flow_run" % sys.argv[2]
         and json.loads(r["body"])["parameters"]["dataflow"]["job"] == "lock"]
 assert len(mine) == 1, mine
@@ -121,7 +133,7 @@ p = b["parameters"]
 assert p["org"] == "acme" and p["full"] is True, p
 assert p["dataflow"]["job"] == "lock" and p["dataflow"]["key"] == "1" and p["dataflow"]["token"] == sys.argv[4], p
 assert p["dataflow"]["callback"] == {"url": "http://127.0.0.1:" + sys.argv[3], "token": sys.argv[4]}, p
-assert b["idempotency_key"].startswith("dataflow-") and b["idempotency_key"].endswith("-v1"), b
+assert b["idempotency_key"] == "dataflow-%s-%s-v1-r%s" % (install, chunk, run), (b["idempotency_key"], install, chunk, run)
 assert "authorization" not in mine[0]["headers"], mine[0]["headers"]
 PY
 
@@ -181,7 +193,8 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 keys = [json.loads(r["body"])["idempotency_key"] for r in rows
         if r["method"] == "POST" and r["path"] == "/api/deployments/%s/create_flow_run" % sys.argv[2]]
-assert len(keys) == 2 and keys[1] == keys[0] + "-2", keys
+# each attempt its own key: the chunk and version, then the run
+assert len(keys) == 2 and keys[0] != keys[1] and keys[0].rsplit("-r", 1)[0] == keys[1].rsplit("-r", 1)[0], keys
 PY
 wait_status cancelled failed 20
 [ "$(run_sql cancelled "count(*) OVER ()" | head -1)" = 1 ] || wt_fail "cancelled: retried"
@@ -266,6 +279,86 @@ PY
    0" ] || wt_fail "sec: the secret shows in the jobs view, an event or a kept task"
 ! grep -q "pk-SECRET" "$WT_DIR/server.log" || wt_fail "sec: the secret is in the server log"
 echo "ok: a job's secret params reach the Prefect flow run's parameters, and no view, event, kept task or log line"
+
+# ---- a key another install's flow run holds: not adopted, the chunk fails (before, the
+# squatter's COMPLETED flow run completed it with no work done)
+wait_status squat failed 20
+run_sql squat r.error | grep -q 'not adopted' || wt_fail "squat: $(run_sql squat r.error)"
+[ -z "$(run_sql squat r.external_id)" ] || wt_fail "squat: the foreign flow run became the run's external_id"
+[ "$(run_sql squat r.status)" = failed ] || wt_fail "squat: run $(run_sql squat r.status)"
+echo "ok: a flow run whose parameters name another install's run is not adopted"
+
+# ---- a cancel while create_flow_run is in flight: the create's answer, recorded after
+# the cancel, stores the flow run id, and the stop reaches Prefect (before: the answer
+# was refused as a dead lease, the stop found no flow run id and was 'refused')
+slow_creates() {
+    python3 - "$WT_DIR/prefect.jsonl" "$(dep 7)" <<'PY'
+import json, sys
+n = 0
+for line in open(sys.argv[1]):
+    try:
+        r = json.loads(line)
+    except ValueError:
+        continue
+    n += r["method"] == "POST" and r["path"] == "/api/deployments/%s/create_flow_run" % sys.argv[2]
+print(n)
+PY
+}
+job slowcancel pfslow "$(dep 7)" 3  # its create_flow_run's answer waits for answer-slow
+for ((i = 0; i < 200; i++)); do [ "$(slow_creates)" -ge 1 ] && break; sleep 0.1; done
+[ "$(slow_creates)" -ge 1 ] || wt_fail "slowcancel: no create_flow_run reached the stub"
+wt_sql "SELECT dataflow.cancel('out_slowcancel', '1')" >/dev/null
+sleep 1   # the stop is due while the create is unanswered
+touch "$WT_DIR/answer-slow"
+wt_wait "the engine_stop of slowcancel" 30 "SELECT count(*) > 0 FROM dataflow.event e JOIN dataflow.dataset d ON d.id = e.dataset_id
+    WHERE d.name = 'out_slowcancel' AND e.to_status = 'engine_stop' AND e.detail->'engine_stop'->>'outcome' IN ('stopped', 'refused', 'gave_up')"
+outcome=$(wt_sql "SELECT outcome FROM dataflow.engine_stop s JOIN dataflow.run r ON r.id = s.run_id JOIN dataflow.job j ON j.id = r.job_id
+                  WHERE j.name = 'slowcancel'")
+[ "$outcome" = stopped ] || wt_fail "slowcancel: engine_stop $outcome: $(wt_sql "SELECT detail FROM dataflow.event WHERE to_status = 'engine_stop' ORDER BY id")"
+slow_fr=$(run_sql slowcancel r.external_id)
+[ -n "$slow_fr" ] || wt_fail "slowcancel: no flow run id stored"
+python3 - "$WT_DIR/prefect.jsonl" "$slow_fr" <<'PY' || wt_fail "slowcancel: no set_state CANCELLING reached the stub"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert [r for r in rows if r["method"] == "POST" and r["path"].endswith("/flow_runs/%s/set_state" % sys.argv[2])
+        and json.loads(r["body"])["state"]["type"] == "CANCELLING"], sys.argv[2]
+PY
+[ "$(status slowcancel)" = cancelled ] || wt_fail "slowcancel: the chunk is $(status slowcancel)"
+echo "ok: a cancel while create_flow_run is in flight reaches Prefect once the create answers"
+
+# ---- secret params quoted back by Prefect (a 409 naming parameter values, the longest
+# straddling the error excerpt's cut; a short one quoted): masked before anything is kept
+DEADPORT=$(df_free_port $((30000 + RANDOM % 20000)))
+wt_sql "SELECT dataflow.create_dataset('out_echo', 'int');
+        SELECT dataflow.create_job('echo', 'out_echo', dispatch => 'prefect', connection => 'pf', target => '$(dep 8)',
+                                   params => '{\"org\": \"acme\"}', max_attempts => 1,
+                                   secret_params => '{\"portal_api_key\": \"pk-ECHO-SECRET-0123456789abcdefghij\",
+                                                      \"nested\": {\"pw\": [\"hunter2hunter2\"]}, \"pin\": \"q7z\"}');
+        SELECT dataflow.subscribe('echo_hook', 'http://127.0.0.1:$DEADPORT/hook', datasets => '{out_echo}');
+        SELECT dataflow.add_input('echo', 'raw');
+        SELECT dataflow.expect('out_echo', '1')" >/dev/null
+wait_status echo failed 20
+run_sql echo r.error | grep -q "HTTP 409 (flow run refused).*Failure reason: .\[redacted\]" \
+    || wt_fail "echo: the 409 is not recorded (masked): $(run_sql echo r.error)"
+wt_wait "the echo deliveries" 20 "SELECT count(*) > 0 FROM dataflow.delivery d JOIN dataflow.event e ON e.id = d.event_id
+                                  JOIN dataflow.dataset s ON s.id = e.dataset_id WHERE s.name = 'out_echo' AND e.to_status = 'failed'"
+seen=$(wt_sql "SET ROLE dataflow_reader;
+               SELECT concat_ws(' ', (SELECT string_agg(x::text, ' ') FROM dataflow.runs x),
+                                     (SELECT string_agg(x::text, ' ') FROM dataflow.events x),
+                                     (SELECT string_agg(x::text, ' ') FROM dataflow.deliveries x),
+                                     (SELECT string_agg(x::text, ' ') FROM dataflow.chunks x),
+                                     (SELECT string_agg(x::text, ' ') FROM dataflow.jobs x))")
+kept=$(wt_sql "SELECT concat_ws(' ', (SELECT string_agg(x::text, ' ') FROM dataflow.run x),
+                                     (SELECT string_agg(x::text, ' ') FROM dataflow.event x),
+                                     (SELECT string_agg(x::text, ' ') FROM dataflow.delivery x),
+                                     (SELECT string_agg(x::text, ' ') FROM dataflow.engine_stop x))")
+echo "$seen" | grep -q "\[redacted\]" || wt_fail "echo: the reader does not see the masked error"
+for needle in "pk-E" "SECRET-0123" "hunter2" "'q7z'" '"q7z"'; do
+    ! echo "$seen" | grep -qF -- "$needle" || wt_fail "echo: a reader sees $needle"
+    ! echo "$kept" | grep -qF -- "$needle" || wt_fail "echo: a run, event, delivery payload or stop keeps $needle"
+    ! grep -qF -- "$needle" "$WT_DIR/server.log" || wt_fail "echo: the server log has $needle"
+done
+echo "ok: secret params quoted in Prefect's errors are masked in runs, events, deliveries and the log"
 
 grep -q "pnu_stub_key\|pnu_wrong_key" "$WT_DIR/server.log" && wt_fail "an API key is in the server log"
 [ "$(wt_sql "SELECT count(*) FROM dataflow.run WHERE error LIKE '%pnu_%' OR info::text LIKE '%pnu_%'")" = 0 ] \
