@@ -84,7 +84,8 @@ Stmt q_job = {
     "       EXISTS (SELECT FROM dataflow.job_input ji WHERE ji.job_id = j.id AND ji.mapping = "
     "'incremental'),"
     "       EXISTS (SELECT FROM dataflow.job_input ji WHERE ji.job_id = j.id AND ji.mapping = "
-    "'latest')"
+    "'latest'),"
+    "       EXISTS (SELECT FROM dataflow.subscription s WHERE s.enabled)"
     "  FROM dataflow.job j JOIN dataflow.dataset d ON d.id = j.output_id WHERE j.name = $1",
     1,
     {TEXTOID},
@@ -187,8 +188,6 @@ Stmt q_lease_events = {
     3,
     {INT8ARRAYOID, INT4OID, TEXTOID},
     nullptr};
-Stmt q_subscribed_probe = {
-    "SELECT EXISTS (SELECT FROM dataflow.subscription s WHERE s.enabled)", 0, {}, nullptr};
 Stmt q_tasks = {
     "SELECT r.id, r.token, $2::text, $3::text, c.key, c.version, c.attempts, r.output_location,"
     "       coalesce((SELECT jsonb_agg(jsonb_build_object('dataset', ids2.name, 'key', ic.key, "
@@ -771,6 +770,7 @@ Datum df_lease(PG_FUNCTION_ARGS) {
     const Datum ds_location = col(0, 9, &no_location);
     const bool incremental = DatumGetBool(col(0, 10));
     const bool has_latest = DatumGetBool(col(0, 11));
+    const bool subscribed = DatumGetBool(col(0, 12));
 
     require_read_committed();
     if (PG_ARGISNULL(1) || PG_ARGISNULL(2)) {
@@ -875,8 +875,7 @@ Datum df_lease(PG_FUNCTION_ARGS) {
         Datum v[3] = {id_array, Int32GetDatum(output_id), PG_GETARG_DATUM(1)};
         // lease events are never 'queued' (no wake-up); with webhook subscriptions the
         // event trigger fans them out
-        exec(q_subscribed_probe, nullptr, nullptr);
-        if (DatumGetBool(col(0, 1)))
+        if (subscribed)
             exec(q_lease_events, v, nullptr);
         else
             exec_accounted(q_lease_events, v, nullptr);

@@ -176,7 +176,7 @@ BEGIN
   IF NOT p_dry_run THEN
     -- finished_at stays NULL: the run's process may still be reading its inputs, and it
     -- holds them against re-production until it ends (complete, fail) or reap() expires
-    -- its lease (_claim, docs/internals.md "Safe").
+    -- its lease (lease()'s claim, docs/internals.md "Safe").
     UPDATE dataflow.run r
        SET status = 'superseded',
            error = 'superseded: ' || p_reason

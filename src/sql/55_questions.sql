@@ -11,8 +11,8 @@ RETURN (SELECT d.name || '/' || c.key FROM dataflow.chunk c JOIN dataflow.datase
 -- a latest input has no available chunk, a retry backoff, readers of the previous version
 -- hold it; else where it is in its job's queue and what the live runs of the job fill.
 -- The position is what a lease of the job would take before it: the queue rows of its
--- dataset in lease order (not_before, chunk id: _claim's walk of queue_order), less the
--- chunks _claim passes over (held by readers of a previous version). A count by index,
+-- dataset in lease order (not_before, chunk id: lease()'s walk of queue_order), less the
+-- chunks lease() passes over (held by readers of a previous version). A count by index,
 -- bounded: it stops after 10,000 chunks ahead ("more than 10000 chunks ahead"), so that
 -- blockers() stays cheap with a million queued. The limits are counted from live leases
 -- (run_live_job, run_live_pool), as lease() counts them; the one that binds comes first,
@@ -225,7 +225,7 @@ BEGIN
 
   -- Safe: no writer holds it, and readers hold it against re-production.
   -- Readers: live runs that read it, and runs a resubmit superseded whose process has not
-  -- ended (they hold it until they end, or reap() expires them, as _claim counts them).
+  -- ended (they hold it until they end, or reap() expires them, as lease() counts them).
   SELECT count(*), string_agg('run ' || rr.id || ' (' || rr.worker
                               || CASE WHEN rr.status = 'superseded' THEN ', superseded, still reading' ELSE '' END
                               || ')', ', ' ORDER BY rr.id)

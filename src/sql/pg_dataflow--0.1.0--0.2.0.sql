@@ -332,7 +332,7 @@ BEGIN
   IF NOT p_dry_run THEN
     -- finished_at stays NULL: the run's process may still be reading its inputs, and it
     -- holds them against re-production until it ends (complete, fail) or reap() expires
-    -- its lease (_claim, docs/internals.md "Safe").
+    -- its lease (lease()'s claim, docs/internals.md "Safe").
     UPDATE dataflow.run r
        SET status = 'superseded',
            error = 'superseded: ' || p_reason
@@ -911,7 +911,7 @@ BEGIN
 
   -- Safe: no writer holds it, and readers hold it against re-production.
   -- Readers: live runs that read it, and runs a resubmit superseded whose process has not
-  -- ended (they hold it until they end, or reap() expires them, as _claim counts them).
+  -- ended (they hold it until they end, or reap() expires them, as lease() counts them).
   SELECT count(*), string_agg('run ' || rr.id || ' (' || rr.worker
                               || CASE WHEN rr.status = 'superseded' THEN ', superseded, still reading' ELSE '' END
                               || ')', ', ' ORDER BY rr.id)
@@ -4962,7 +4962,7 @@ BEGIN
 
   -- Safe: no writer holds it, and readers hold it against re-production.
   -- Readers: live runs that read it, and runs a resubmit superseded whose process has not
-  -- ended (they hold it until they end, or reap() expires them, as _claim counts them).
+  -- ended (they hold it until they end, or reap() expires them, as lease() counts them).
   SELECT count(*), string_agg('run ' || rr.id || ' (' || rr.worker
                               || CASE WHEN rr.status = 'superseded' THEN ', superseded, still reading' ELSE '' END
                               || ')', ', ' ORDER BY rr.id)
