@@ -529,7 +529,7 @@ q broken "REVOKE EXECUTE ON FUNCTION dataflow.explain(text, text) FROM dataflow_
 q broken "COMMENT ON COLUMN dataflow.chunk.status IS 'changed'" >/dev/null
 describe broken "$UP/broken.catalog"
 diff -u "$UP/fresh.catalog" "$UP/broken.catalog" > "$UP/broken.diff" && fail "self-test: a broken update shows no difference"
-for want in "+function | dataflow.lease(text,text,integer,interval) | kind=f language=plpgsql volatility=v strict=f security_definer=f" \
+for want in "+function | dataflow.lease(text,text,integer,interval) | kind=f language=c volatility=v strict=f security_definer=f" \
             "-acl | function dataflow.explain(text,text) | dataflow_reader EXECUTE" \
             "+comment | column status of table dataflow.chunk | changed"; do
     grep -qF -- "$want" "$UP/broken.diff" || { cat "$UP/broken.diff" >&2; fail "self-test: the diff misses $want"; }
