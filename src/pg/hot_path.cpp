@@ -52,11 +52,17 @@ extern "C" {
 PGDLLEXPORT Datum df_lease(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum df_heartbeat(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum df_complete(PG_FUNCTION_ARGS);
+PGDLLEXPORT Datum df_count(PG_FUNCTION_ARGS);
+PGDLLEXPORT Datum df_count_done(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(df_lease);
 PG_FUNCTION_INFO_V1(df_heartbeat);
 PG_FUNCTION_INFO_V1(df_complete);
+PG_FUNCTION_INFO_V1(df_count);
+PG_FUNCTION_INFO_V1(df_count_done);
 }
 #pragma GCC diagnostic pop
+
+#include <cmath>
 
 #include "../core/hot_path_c.h"
 #include "pg/spi_plan.h"
@@ -373,13 +379,15 @@ Stmt q_count_row = {
     nullptr};
 Stmt q_done = {
     "UPDATE dataflow.done_minute"
-    "   SET succeeded = succeeded + $5, failed = failed + $6,"
+    "   SET succeeded = succeeded + $5, failed = failed + $6, superseded = superseded + $8,"
     "       first_at = CASE WHEN $5 > 0 THEN least(first_at, clock_timestamp()) ELSE first_at END,"
-    "       first_started_at = CASE WHEN $5 > 0 THEN least(first_started_at, $7) ELSE "
-    "first_started_at END"
+    "       first_started_at = CASE WHEN $5 > 0 THEN least(first_started_at, $7)"
+    "                               ELSE first_started_at END,"
+    "       superseded_at = CASE WHEN $8 > 0 THEN greatest(superseded_at, clock_timestamp())"
+    "                            ELSE superseded_at END"
     " WHERE dataset_id = $1 AND minute = $3 AND backfill_id = $2 AND shard = $4",
-    7,
-    {INT4OID, INT4OID, TIMESTAMPTZOID, INT2OID, INT4OID, INT4OID, TIMESTAMPTZOID},
+    8,
+    {INT4OID, INT4OID, TIMESTAMPTZOID, INT2OID, INT8OID, INT8OID, TIMESTAMPTZOID, INT8OID},
     nullptr};
 Stmt q_done_row = {
     "INSERT INTO dataflow.done_minute (dataset_id, minute, backfill_id, shard) VALUES ($1, $3, $2, "
@@ -454,17 +462,26 @@ void count_move(int32 dataset, int32 backfill, const char* old_st, const char* n
 }
 
 // Completions (succeeded) and failures in this minute's throughput bucket: _count_done in C.
-void count_done(int32 dataset, int32 backfill, int32 succeeded, int32 failed, Datum started,
-                bool started_null) {
-    const Datum minute = DirectFunctionCall2(timestamptz_trunc, CStringGetTextDatum("minute"),
-                                             TimestampTzGetDatum(GetCurrentTimestamp()));
-    const int64 epoch_minute = (DatumGetTimestampTz(minute) / USECS_PER_SEC +
-                                (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY) /
-                               60;
+// This minute of the clock, as date_trunc('minute', clock_timestamp()).
+Datum this_minute() {
+    return DirectFunctionCall2(timestamptz_trunc, CStringGetTextDatum("minute"),
+                               TimestampTzGetDatum(GetCurrentTimestamp()));
+}
+
+// Completions (succeeded), failures and superseded completions in a minute's throughput
+// bucket: _count_done in C. The shard key's minute is (extract(epoch FROM minute) /
+// 60)::bigint, rounded as the SQL rounds it.
+void count_done(int32 dataset, int32 backfill, Datum minute, int64 succeeded, int64 failed,
+                int64 superseded, Datum started, bool started_null) {
+    const double epoch_seconds =
+        static_cast<double>(DatumGetTimestampTz(minute)) / USECS_PER_SEC +
+        static_cast<double>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
+    const int64 epoch_minute = static_cast<int64>(std::llround(epoch_seconds / 60.0));
     const int16 s = shard(7411, dataset, epoch_minute);
-    Datum v[7] = {Int32GetDatum(dataset),   Int32GetDatum(backfill), minute, Int16GetDatum(s),
-                  Int32GetDatum(succeeded), Int32GetDatum(failed),   started};
-    const char nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', started_null ? 'n' : ' ', '\0'};
+    Datum v[8] = {Int32GetDatum(dataset),   Int32GetDatum(backfill), minute,
+                  Int16GetDatum(s),         Int64GetDatum(succeeded), Int64GetDatum(failed),
+                  started,                  Int64GetDatum(superseded)};
+    const char nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', started_null ? 'n' : ' ', ' ', '\0'};
     for (int attempt = 1; attempt <= 2; attempt++) {
         if (exec(q_done, v, nulls) > 0) return;
         if (attempt == 2) break;
@@ -700,7 +717,7 @@ Datum df_complete(PG_FUNCTION_ARGS) {
         const Datum ord = col(0, 1, &ord_null);
         const Datum at = col(0, 2);
         count_move(dataset, backfill, "running", "ready", 1, ord, ord_null, at, false);
-        count_done(dataset, backfill, 1, 0, started, false);
+        count_done(dataset, backfill, this_minute(), 1, 0, 0, started, false);
     }
     {
         Datum v[6] = {Int32GetDatum(dataset), Int64GetDatum(r.chunk_id), key,
@@ -900,4 +917,37 @@ Datum df_lease(PG_FUNCTION_ARGS) {
     }
     SPI_finish();
     return (Datum)0;
+}
+
+// dataflow._count(p_dataset integer, p_backfill integer, p_old text, p_new text, p_n bigint,
+// p_ord bigint, p_at timestamptz) RETURNS void: the counting triggers' (12_counts.sql)
+// way into count_move, the hot path's: one implementation of the counter rows' shards and
+// upserts. p_old NULL: p_n chunks were inserted; p_new NULL: deleted.
+Datum df_count(PG_FUNCTION_ARGS) {
+    dataflow::version::require_matching_sql();
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(4))
+        elog(ERROR, "pg_dataflow: dataflow._count needs a dataset, a backfill and a count");
+    char* old_st = PG_ARGISNULL(2) ? nullptr : TextDatumGetCString(PG_GETARG_DATUM(2));
+    char* new_st = PG_ARGISNULL(3) ? nullptr : TextDatumGetCString(PG_GETARG_DATUM(3));
+    SPI_connect();
+    count_move(PG_GETARG_INT32(0), PG_GETARG_INT32(1), old_st, new_st, PG_GETARG_INT64(4),
+               PG_ARGISNULL(5) ? (Datum)0 : PG_GETARG_DATUM(5), PG_ARGISNULL(5),
+               PG_ARGISNULL(6) ? (Datum)0 : PG_GETARG_DATUM(6), PG_ARGISNULL(6));
+    SPI_finish();
+    PG_RETURN_VOID();
+}
+
+// dataflow._count_done(p_dataset integer, p_backfill integer, p_minute timestamptz,
+// p_succeeded bigint, p_failed bigint, p_superseded bigint, p_started timestamptz)
+// RETURNS void: the triggers' way into count_done.
+Datum df_count_done(PG_FUNCTION_ARGS) {
+    dataflow::version::require_matching_sql();
+    for (int i = 0; i < 6; i++)
+        if (PG_ARGISNULL(i)) elog(ERROR, "pg_dataflow: dataflow._count_done needs arguments 1-6");
+    SPI_connect();
+    count_done(PG_GETARG_INT32(0), PG_GETARG_INT32(1), PG_GETARG_DATUM(2), PG_GETARG_INT64(3),
+               PG_GETARG_INT64(4), PG_GETARG_INT64(5), PG_ARGISNULL(6) ? (Datum)0 : PG_GETARG_DATUM(6),
+               PG_ARGISNULL(6));
+    SPI_finish();
+    PG_RETURN_VOID();
 }

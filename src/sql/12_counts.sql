@@ -71,92 +71,27 @@ CREATE TABLE dataflow.done_minute (
 -- UPDATE SKIP LOCKED writes a lock record per claim. Every writer of a counter
 -- row holds its lock, so its upsert never waits. The lock key mixes dataset,
 -- backfill (or minute) and shard; two rows sharing a key only make a writer
--- move to the next shard. Returns the shard this transaction now holds: the
--- backend's own (pid mod 64) first, the next ones when another holds it.
-CREATE FUNCTION dataflow._count_shard(p_space integer, p_a bigint, p_b bigint) RETURNS integer
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE s integer := pg_backend_pid() % 64;
-BEGIN
-  FOR i IN 1..64 LOOP
-    IF pg_try_advisory_xact_lock(p_space, ((p_a * 8191 + p_b * 64 + s) % 2147483647)::integer) THEN
-      RETURN s;
-    END IF;
-    s := (s + 1) % 64;
-  END LOOP;
-  RAISE EXCEPTION 'all 64 counter shards of (%, %) are held by other transactions', p_a, p_b
-    USING ERRCODE = '55P03', HINT = 'More than 64 transactions change chunks of one dataset at once.';
-END $$;
-
--- Move p_n chunks from status p_old to p_new in a counter row nobody else holds.
--- An UPDATE, and the row added first when missing (an upsert would also write a
--- row-lock record per call). By primary key even when the plan was made while the
--- table had one page: dead counter rows can make it thousands of pages. (JIT is off
--- wherever sequential scans are: a scan with no alternative then costs 10^10, and the
--- statement would be JIT-compiled on every call.) Under repeatable read, a row another
--- transaction added after the snapshot is a serialization failure.
+-- move to the next shard. A writer takes the backend's own shard (pid mod 64)
+-- first, the next ones when another holds it; all 64 held: 55P03.
+--
+-- _count moves p_n chunks of (dataset, backfill) from status p_old to p_new (NULL:
+-- inserted, or deleted) in a counter row nobody else holds: an UPDATE, and the row added
+-- first when missing (an upsert would also write a row-lock record per call); a row
+-- another transaction added after this one's snapshot (repeatable read) is 40001.
+-- _count_done adds completions, failures and superseded completions to a minute's
+-- throughput bucket the same way (p_minute: this minute for completions and failures,
+-- the minute a completion was recorded in when a resubmit supersedes it; the shard's lock
+-- covers every backfill's row of that (dataset, minute, shard)). Both are C
+-- (src/pg/hot_path.cpp: count_move, count_done), the code lease() and complete() account
+-- with: one implementation for the triggers and the hot path.
 CREATE FUNCTION dataflow._count(p_dataset integer, p_backfill integer, p_old text, p_new text,
                                 p_n bigint, p_ord bigint, p_at timestamptz)
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$
-DECLARE s integer := dataflow._count_shard(7410, p_dataset, p_backfill);
-BEGIN
-  FOR attempt IN 1..2 LOOP
-    UPDATE dataflow.chunk_count
-       SET waiting = waiting + CASE p_new WHEN 'waiting' THEN p_n ELSE 0 END - CASE p_old WHEN 'waiting' THEN p_n ELSE 0 END,
-           queued = queued + CASE p_new WHEN 'queued' THEN p_n ELSE 0 END - CASE p_old WHEN 'queued' THEN p_n ELSE 0 END,
-           running = running + CASE p_new WHEN 'running' THEN p_n ELSE 0 END - CASE p_old WHEN 'running' THEN p_n ELSE 0 END,
-           ready = ready + CASE p_new WHEN 'ready' THEN p_n ELSE 0 END - CASE p_old WHEN 'ready' THEN p_n ELSE 0 END,
-           validated = validated + CASE p_new WHEN 'validated' THEN p_n ELSE 0 END - CASE p_old WHEN 'validated' THEN p_n ELSE 0 END,
-           invalid = invalid + CASE p_new WHEN 'invalid' THEN p_n ELSE 0 END - CASE p_old WHEN 'invalid' THEN p_n ELSE 0 END,
-           failed = failed + CASE p_new WHEN 'failed' THEN p_n ELSE 0 END - CASE p_old WHEN 'failed' THEN p_n ELSE 0 END,
-           skipped = skipped + CASE p_new WHEN 'skipped' THEN p_n ELSE 0 END - CASE p_old WHEN 'skipped' THEN p_n ELSE 0 END,
-           cancelled = cancelled + CASE p_new WHEN 'cancelled' THEN p_n ELSE 0 END - CASE p_old WHEN 'cancelled' THEN p_n ELSE 0 END,
-           resubmit = resubmit + CASE p_new WHEN 'resubmit' THEN p_n ELSE 0 END - CASE p_old WHEN 'resubmit' THEN p_n ELSE 0 END,
-           newest_ord = greatest(newest_ord, p_ord),
-           newest_at = greatest(newest_at, p_at)
-     WHERE dataset_id = p_dataset AND backfill_id = p_backfill AND shard = s;
-    EXIT WHEN FOUND OR attempt = 2;
-    INSERT INTO dataflow.chunk_count (dataset_id, backfill_id, shard) VALUES (p_dataset, p_backfill, s)
-    ON CONFLICT DO NOTHING;
-  END LOOP;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'counter row of dataset % changed after this transaction''s snapshot', p_dataset
-      USING ERRCODE = '40001';
-  END IF;
-END $$;
+RETURNS void AS 'MODULE_PATHNAME', 'df_count' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
 
--- Completions and failures in a minute's throughput bucket of one (dataset, backfill), the
--- same way: p_minute is this minute for completions and failures, and the minute a
--- completion was recorded in when a resubmit supersedes it (p_superseded). The shard's
--- advisory lock covers every backfill's row of that (dataset, minute, shard).
 CREATE FUNCTION dataflow._count_done(p_dataset integer, p_backfill integer, p_minute timestamptz,
                                      p_succeeded bigint, p_failed bigint, p_superseded bigint,
                                      p_started timestamptz)
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-SET plan_cache_mode = force_generic_plan SET enable_seqscan = off SET jit = off AS $$
-DECLARE
-  s integer := dataflow._count_shard(7411, p_dataset, (extract(epoch FROM p_minute) / 60)::bigint);
-BEGIN
-  FOR attempt IN 1..2 LOOP
-    UPDATE dataflow.done_minute
-       SET succeeded = succeeded + p_succeeded, failed = failed + p_failed,
-           superseded = superseded + p_superseded,
-           first_at = CASE WHEN p_succeeded > 0 THEN least(first_at, clock_timestamp()) ELSE first_at END,
-           first_started_at = CASE WHEN p_succeeded > 0 THEN least(first_started_at, p_started)
-                                   ELSE first_started_at END,
-           superseded_at = CASE WHEN p_superseded > 0 THEN greatest(superseded_at, clock_timestamp())
-                                ELSE superseded_at END
-     WHERE dataset_id = p_dataset AND minute = p_minute AND backfill_id = p_backfill AND shard = s;
-    EXIT WHEN FOUND OR attempt = 2;
-    INSERT INTO dataflow.done_minute (dataset_id, minute, backfill_id, shard)
-    VALUES (p_dataset, p_minute, p_backfill, s)
-    ON CONFLICT DO NOTHING;
-  END LOOP;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'throughput row of dataset % changed after this transaction''s snapshot', p_dataset
-      USING ERRCODE = '40001';
-  END IF;
-END $$;
+RETURNS void AS 'MODULE_PATHNAME', 'df_count_done' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
 
 -- The trigger behind every status change: counters, the throughput bucket and
 -- queue membership (dataflow.queue) move with the chunks, in their transaction.

@@ -6194,3 +6194,20 @@ CREATE TRIGGER install_one BEFORE INSERT ON dataflow.install
 INSERT INTO dataflow.install DEFAULT VALUES;
 SELECT pg_catalog.pg_extension_config_dump('dataflow.install', '');
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON dataflow.install TO dataflow_admin;
+
+-- _count and _count_done are C (src/pg/hot_path.cpp), the code the hot path accounts with;
+-- _count_shard is its C helper now.
+DROP FUNCTION dataflow._count(integer, integer, text, text, bigint, bigint, timestamptz);
+DROP FUNCTION dataflow._count_done(integer, integer, timestamptz, bigint, bigint, bigint, timestamptz);
+DROP FUNCTION dataflow._count_shard(integer, bigint, bigint);
+CREATE FUNCTION dataflow._count(p_dataset integer, p_backfill integer, p_old text, p_new text,
+                                p_n bigint, p_ord bigint, p_at timestamptz)
+RETURNS void AS 'MODULE_PATHNAME', 'df_count' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION dataflow._count_done(p_dataset integer, p_backfill integer, p_minute timestamptz,
+                                     p_succeeded bigint, p_failed bigint, p_superseded bigint,
+                                     p_started timestamptz)
+RETURNS void AS 'MODULE_PATHNAME', 'df_count_done' LANGUAGE C VOLATILE SET search_path = pg_catalog, pg_temp;
+
+REVOKE ALL ON FUNCTION dataflow._count(integer, integer, text, text, bigint, bigint, timestamptz),
+  dataflow._count_done(integer, integer, timestamptz, bigint, bigint, bigint, timestamptz) FROM PUBLIC;
