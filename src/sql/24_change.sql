@@ -186,19 +186,23 @@ BEGIN
   ) ON COMMIT DROP;
   IF ji.mapping IN ('same', 'window', 'rollup') THEN
     BEGIN
+      -- the input chunk of each edge found as the row is made (one write of the work
+      -- table; only the keys expected below are looked up again)
       IF NOT diff THEN
-        INSERT INTO pg_temp._df_change (consumer, i_key, i_ord, need)
-        SELECT c.id, x.key, x.ord, ji.need
+        INSERT INTO pg_temp._df_change (consumer, i_key, i_ord, need, input)
+        SELECT c.id, x.key, x.ord, ji.need, i.id
           FROM dataflow.chunk c
          CROSS JOIN LATERAL dataflow._input_keys(ji.mapping, ind.key_kind, ji.lo, ji.hi, c.key, c.ord) x
+          LEFT JOIN dataflow.chunk i ON i.dataset_id = p_dataset AND i.key = x.key
          WHERE c.dataset_id = j.output_id;
       ELSIF ent_lo IS NOT NULL THEN
         -- only the edges of the offsets that enter the window
-        INSERT INTO pg_temp._df_change (consumer, i_key, i_ord, need)
-        SELECT c.id, x.key, x.ord, ji.need
+        INSERT INTO pg_temp._df_change (consumer, i_key, i_ord, need, input)
+        SELECT c.id, x.key, x.ord, ji.need, i.id
           FROM dataflow.chunk c
          CROSS JOIN unnest(ent_lo, ent_hi) r(lo, hi)
          CROSS JOIN LATERAL dataflow._input_keys('window', ind.key_kind, r.lo::integer, r.hi::integer, c.key, c.ord) x
+          LEFT JOIN dataflow.chunk i ON i.dataset_id = p_dataset AND i.key = x.key
          WHERE c.dataset_id = j.output_id;
       END IF;
     EXCEPTION WHEN numeric_value_out_of_range THEN
@@ -224,8 +228,7 @@ BEGIN
       c_ds integer NOT NULL, c_key text NOT NULL, i_ds integer NOT NULL, i_key text NOT NULL, need smallint NOT NULL
     ) ON COMMIT DROP;
     INSERT INTO pg_temp._df_want (dataset_id, key, ord)
-    SELECT DISTINCT p_dataset, n.i_key, n.i_ord FROM pg_temp._df_change n
-     WHERE NOT EXISTS (SELECT FROM dataflow.chunk i WHERE i.dataset_id = p_dataset AND i.key = n.i_key);
+    SELECT DISTINCT p_dataset, n.i_key, n.i_ord FROM pg_temp._df_change n WHERE n.input IS NULL;
     IF FOUND THEN
       SELECT (array_agg(w.key ORDER BY w.ord, w.key))[1], (array_agg(w.key ORDER BY w.ord DESC, w.key DESC))[1]
         INTO k1, k2 FROM pg_temp._df_want w;
@@ -235,9 +238,9 @@ BEGIN
           USING ERRCODE = '55000', HINT = 'Map a batch dataset with latest, or wait until its batches exist.';
       END IF;
       PERFORM dataflow._expect_wanted(ind, k1, k2, actor);
+      UPDATE pg_temp._df_change n SET input = i.id
+        FROM dataflow.chunk i WHERE n.input IS NULL AND i.dataset_id = p_dataset AND i.key = n.i_key;
     END IF;
-    UPDATE pg_temp._df_change n SET input = i.id
-      FROM dataflow.chunk i WHERE i.dataset_id = p_dataset AND i.key = n.i_key;
   END IF;
   IF ji.mapping = 'latest' OR p_old_mapping = 'latest' THEN
     PERFORM pg_advisory_xact_lock(7406, p_dataset);   -- as expect(), before any chunk lock
