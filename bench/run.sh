@@ -290,7 +290,7 @@ log "change of a live flow of $CF_N output chunks (bench/change_flow.sh, $lim s 
 if [ "$lim" -ge 30 ]; then
     cout=$(CHANGE_FLOW_DB=cf CHANGE_FLOW_CHUNKS=$CF_N timeout "$lim" bash bench/change_flow.sh 2>&1); crc=$?
 else cout=""; crc=124; fi
-cf() { sed -n "s/^$1 *\([0-9.]*\) s\{0,1\}\$/\1/p" <<<"$cout" | head -1; }
+cf() { sed -n "s/^$1 *\([0-9.]*\)\( s\)\{0,1\}\$/\1/p" <<<"$cout" | head -1; }
 R[cf_chunks]=$(sed -n 's/^change of a flow of \([0-9]*\) output chunks.*/\1/p' <<<"$cout")
 R[cf_add]=$(cf 'add_input (new input, placeholders + edges)')
 R[cf_widen]=$(cf 'alter_input same -> window -6..0 (+6 edges each)')
