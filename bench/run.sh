@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # pg_dataflow against its baselines and peers, in ONE throwaway cluster and one run,
 # so every ratio compares figures measured minutes apart on the same machine.
-#   bench/run.sh            (make bench runs it)   env: BENCH_JOBS (default 50000), BENCH_OUT (table file)
+#   bench/run.sh            (make bench runs it)   env: BENCH_JOBS (default 50000), BENCH_OUT (table file),
+#                           BENCH_CHANGE_CHUNKS (output chunks of the change scenario, default 100000)
 # Each scenario is bounded in count and in time; the cluster is stopped on exit.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || b == 0) prin
 tps() { sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -1 | awk '{printf "%.0f", $1}'; }
 log() { printf '[%4ds] %s\n' $(( $(date +%s) - T_START )) "$*" >&2; }
 declare -A R   # results by name
+# seconds a scenario may take: what is left of the budget after reserving $1, at most $2
+left() { local l=$(( BUDGET - ($(date +%s) - T_START) - $1 )); [ $l -gt $2 ] && l=$2; echo $l; }
 # settle: before a latency measurement, flush what the previous scenario left dirty and
 # let autovacuum and the disk go quiet, the same for every system measured
 settle() { q -c "CHECKPOINT" >/dev/null; sleep 2; }
@@ -276,10 +279,31 @@ R[chunks_big]=$(DB=prop q -c "SELECT count(*) FROM dataflow.chunk")
 read -r R[p1_1m] R[p1_1m_p90] <<<"$(prop_ms jup1)"
 read -r R[p24_1m] R[p24_1m_p90] <<<"$(prop_ms jup24)"
 q -c "DROP DATABASE prop WITH (FORCE)" >/dev/null
+
+# ---------------------------------------------------------------- change of a live flow
+# bench/change_flow.sh in this cluster (database cf): alter_input of a flow of
+# BENCH_CHANGE_CHUNKS output chunks, against a plain set-based INSERT ... SELECT (and
+# DELETE) of the same edge rows into a table shaped like dataflow.dep, in the same database.
+CF_N=${BENCH_CHANGE_CHUNKS:-100000}
+lim=$(left 300 180)
+log "change of a live flow of $CF_N output chunks (bench/change_flow.sh, $lim s limit)"
+if [ "$lim" -ge 30 ]; then
+    cout=$(CHANGE_FLOW_DB=cf CHANGE_FLOW_CHUNKS=$CF_N timeout "$lim" bash bench/change_flow.sh 2>&1); crc=$?
+else cout=""; crc=124; fi
+cf() { sed -n "s/^$1 *\([0-9.]*\)\( s\)\{0,1\}\$/\1/p" <<<"$cout" | head -1; }
+R[cf_chunks]=$(sed -n 's/^change of a flow of \([0-9]*\) output chunks.*/\1/p' <<<"$cout")
+R[cf_add]=$(cf 'add_input (new input, placeholders + edges)')
+R[cf_widen]=$(cf 'alter_input same -> window -6..0 (+6 edges each)')
+R[cf_narrow]=$(cf 'alter_input window -6..0 -> -2..0 (-4 edges each)')
+R[cf_drop]=$(cf 'drop_input')
+R[cf_unmet]=$(cf 'unmet mismatches after (0 expected)')
+R[cf_rows]=$(cf 'baseline edge rows (6 per output chunk)')
+R[cf_base_ins]=$(cf 'baseline: plain INSERT ... SELECT of those edge rows')
+R[cf_base_del]=$(cf 'baseline: plain DELETE of 4 edge rows per output chunk')
+[ $crc -eq 0 ] || R[cf_note]="change_flow.sh exit $crc (124: stopped at its $lim s limit or skipped by the ${BUDGET} s budget): $(tail -1 <<<"$cout" | cut -c1-150)"
 df_cluster_stop "$tmp"
 
 # ---------------------------------------------------------------- 2c: 1M expect + views
-left() { local l=$(( BUDGET - ($(date +%s) - T_START) - $1 )); [ $l -gt $2 ] && l=$2; echo $l; }
 lim=$(left 40 240)
 log "1M-chunk expect and views (bench/views_1m.sh, $lim s limit)"
 if [ "$lim" -ge 60 ]; then vout=$(timeout "$lim" bash bench/views_1m.sh 2>&1); vrc=$?; else vout=""; vrc=124; fi
@@ -339,6 +363,10 @@ echo "| **cost** index entries written per heartbeat (pg_waldump Btree inserts, 
 echo "| **2a** (info) max_chunks 10, each chunk completed by its own complete() call | $(v dfc) chunks/s | $(ratio "${R[dfc]:-}" "${R[gwb]:-}") of graphile batched | |"
 echo "| **2b** complete() with fan-out 1, $(v chunks_small) vs $(v chunks_big) chunks (median) | $(v p1_10k) ms vs $(v p1_1m) ms | $r_p1 | <=1.3x: $(target "${r_p1%x}" '<=' 1.3) |"
 echo "| **2b** complete() with fan-out 24, $(v chunks_small) vs $(v chunks_big) chunks (median) | $(v p24_10k) ms vs $(v p24_1m) ms | $r_p24 | <=1.3x: $(target "${r_p24%x}" '<=' 1.3) |"
+echo "| **change** alter_input of a $(v cf_chunks)-chunk flow, same -> window -6..0 ($(v cf_rows) edges inserted, one transaction) | $(v cf_widen) s | $(ratio "${R[cf_widen]:-}" "${R[cf_base_ins]:-}") of a plain INSERT ... SELECT of those edge rows ($(v cf_base_ins) s) | <60 s: $(target "${R[cf_widen]:-}" '<=' 60) |"
+echo "| **change** alter_input, window -6..0 -> -2..0 (4 edges per chunk deleted) | $(v cf_narrow) s | $(ratio "${R[cf_narrow]:-}" "${R[cf_base_del]:-}") of a plain DELETE of those edge rows ($(v cf_base_del) s) | <60 s: $(target "${R[cf_narrow]:-}" '<=' 60) |"
+echo "| **change** (info) add_input of an input with no chunks (placeholders + edges) / drop_input; unmet mismatches after | $(v cf_add) s / $(v cf_drop) s; $(v cf_unmet) | | 0 mismatches: $(target "${R[cf_unmet]:-}" '<=' 0) |"
+[ -n "${R[cf_note]:-}" ] && echo "| **change** note | ${R[cf_note]} | | |"
 echo "| **2c** expect() of a $(v chunks_1m)-chunk 3-stage backfill | $(v expect_1m) s | | <60 s: $(target "${R[expect_1m]:-}" '<=' 60) |"
 for vw in datasets jobs progress; do
 echo "| **2c** view dataflow.$vw at that size | $(v view_$vw) ms | | <50 ms: $(target "${R[view_$vw]:-}" '<=' 50) |"

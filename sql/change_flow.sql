@@ -219,3 +219,47 @@ RESET ROLE;
 SET ROLE dataflow_operator;
 SELECT pg_temp.err($$SELECT dataflow.alter_input('j_out', 'src', lo => -3)$$) AS operator;
 RESET ROLE;
+
+-- 9. a window change rewrites only the difference: the edges of the offsets that stay are
+-- kept as they are (the same row versions), those of the offsets leaving the window are
+-- deleted, those entering it inserted; unmet and waiting/queued follow as before
+CREATE TEMP TABLE edges_before (input bigint, consumer bigint, x text);
+CREATE FUNCTION pg_temp.note_edges() RETURNS void LANGUAGE sql AS $$
+  DELETE FROM edges_before;
+  INSERT INTO edges_before
+  SELECT dp.input, dp.consumer, dp.xmin::text FROM dataflow.dep dp JOIN dataflow.chunk c ON c.id = dp.consumer
+    JOIN dataflow.dataset d ON d.id = c.dataset_id WHERE d.name = 'out' $$;
+CREATE FUNCTION pg_temp.edge_diff() RETURNS TABLE(kept bigint, rewritten bigint, deleted bigint, inserted bigint)
+LANGUAGE sql AS $$
+  WITH now_ AS (SELECT dp.input, dp.consumer, dp.xmin::text AS x FROM dataflow.dep dp
+                  JOIN dataflow.chunk c ON c.id = dp.consumer JOIN dataflow.dataset d ON d.id = c.dataset_id
+                 WHERE d.name = 'out')
+  SELECT count(*) FILTER (WHERE b.x = n.x), count(*) FILTER (WHERE b.x <> n.x),
+         count(*) FILTER (WHERE n.input IS NULL), count(*) FILTER (WHERE b.input IS NULL)
+    FROM edges_before b FULL JOIN now_ n ON n.input = b.input AND n.consumer = b.consumer $$;
+SELECT version, change FROM dataflow.job_definition jd JOIN dataflow.job j ON j.id = jd.job_id
+ WHERE j.name = 'j_out' ORDER BY version DESC LIMIT 1;
+SELECT pg_temp.note_edges();
+-- -2..0 -> -1..1: offsets -1 and 0 stay (24 edges), -2 leaves (12), +1 enters (12; src 11..13 expected)
+SELECT dataflow.alter_input('j_out', 'src', lo => -1, hi => 1) -> 'change' AS change;
+SELECT * FROM pg_temp.edge_diff();
+SELECT * FROM pg_temp.outs();
+SELECT * FROM pg_temp.check();
+-- narrowing with a new require: -1..1 -> 0..1, the kept edges get the new need
+SELECT pg_temp.note_edges();
+SELECT dataflow.alter_input('j_out', 'src', lo => 0, require => 'validated') -> 'change' AS change;
+SELECT * FROM pg_temp.edge_diff();
+SELECT need, count(*) FROM dataflow.dep dp JOIN dataflow.chunk c ON c.id = dp.consumer
+  JOIN dataflow.dataset d ON d.id = c.dataset_id WHERE d.name = 'out' GROUP BY need ORDER BY need;
+SELECT * FROM pg_temp.check();
+-- a disjoint window (0..1 -> 3..4): every edge goes, every new one comes; then back to same
+-- (the window 0..0): only offset 0 is inserted again
+SELECT pg_temp.note_edges();
+SELECT dataflow.alter_input('j_out', 'src', lo => 3, hi => 4, require => 'ready') -> 'change' AS change;
+SELECT * FROM pg_temp.edge_diff();
+SELECT * FROM pg_temp.check();
+SELECT pg_temp.note_edges();
+SELECT dataflow.alter_input('j_out', 'src', mapping => 'same') -> 'change' AS change;
+SELECT * FROM pg_temp.edge_diff();
+SELECT * FROM pg_temp.outs();
+SELECT * FROM pg_temp.check();

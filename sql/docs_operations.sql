@@ -227,9 +227,8 @@ SELECT count(*) AS pending_chunks
  WHERE j.name = 'load_changes';
 
 SELECT dataflow.alter_job('load_changes', batch_max_rows => 200000);
-UPDATE dataflow.job_input SET max_chunks = 600
- WHERE job_id = (SELECT id FROM dataflow.job WHERE name = 'load_changes')
-   AND dataset_id = (SELECT id FROM dataflow.dataset WHERE name = 'changes');
+SELECT dataflow.alter_input('load_changes', 'changes', max_chunks => 600);
+SELECT job, batch_max_rows, inputs FROM dataflow.jobs WHERE job = 'load_changes';
 SELECT dataflow.complete(r.token, row_count => 50000)
   FROM dataflow.run r JOIN dataflow.job j ON j.id = r.job_id
  WHERE j.name = 'load_changes' AND r.status = 'running';

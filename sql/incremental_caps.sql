@@ -116,3 +116,39 @@ SELECT batch_no, keys, rows FROM got WHERE job = 'load_feed' AND n > (SELECT max
 SELECT key, version, attempts FROM dataflow.chunks WHERE dataset = 'feed_loaded' AND key = '5';
 SELECT batch_max_rows FROM dataflow.job WHERE name = 'load_feed';
 SELECT detail -> 'changes' AS changes FROM dataflow.event WHERE to_status = 'altered' ORDER BY id;
+
+-- alter_input changes an incremental input's max_chunks (issue 16 leftovers): NULL keeps it,
+-- -1 removes the cap; from the next batch (a batch running meanwhile keeps its inputs); no
+-- definition version (nothing is rebuilt), an 'altered' event. Refusals are 22023 (22004
+-- for a NULL wait or rerun) and change nothing.
+SELECT pg_temp.fails($$SELECT dataflow.alter_input('load_feed', 'feed', max_chunks => 0)$$) AS zero;
+SELECT pg_temp.fails($$SELECT dataflow.alter_input('load_feed', 'feed', max_chunks => -2)$$) AS below_minus_one;
+SELECT pg_temp.fails($$SELECT dataflow.alter_input('copy', 'changes', max_chunks => 5)$$) AS not_incremental;
+SELECT pg_temp.fails($$SELECT dataflow.alter_input('copy', 'changes', max_chunks => -1)$$) AS not_incremental_clear;
+SELECT pg_temp.fails($$SELECT dataflow.alter_input('load_feed', 'feed', max_chunks => 2, wait => NULL)$$) AS null_wait;
+SELECT dataflow.alter_input('load_feed', 'feed') AS nothing_given;
+SELECT dataflow.alter_input('load_feed', 'feed', max_chunks => 8) AS same_cap;
+SELECT count(dataflow.register('feed', k::text, row_count => 1)) FROM generate_series(31, 40) k;
+SELECT dataflow.alter_input('load_feed', 'feed', max_chunks => 3) AS capped;
+SELECT key, params #> '{batch,keys}' AS keys FROM dataflow.lease('load_feed', 'w');   -- 31..33, left running
+SELECT dataflow.alter_input('load_feed', 'feed', max_chunks => -1) AS cap_removed;    -- no wait needed
+SELECT count(*) AS inputs_of_the_running_batch FROM dataflow.dep d JOIN dataflow.chunk b ON b.id = d.consumer
+  JOIN dataflow.dataset bd ON bd.id = b.dataset_id AND bd.name = 'feed_loaded' WHERE b.status = 'running';
+SELECT dataflow.complete(pg_temp.tok('feed_loaded', '9'));
+SELECT pg_temp.next_batch('load_feed') AS leased;                                      -- 34..40: no cap
+SELECT batch_no, keys, rows FROM got WHERE job = 'load_feed' ORDER BY n DESC LIMIT 1;
+SELECT max_chunks FROM dataflow.job_input WHERE dataset_id = (SELECT id FROM dataflow.dataset WHERE name = 'feed');
+SELECT definition_version FROM dataflow.job WHERE name = 'load_feed';
+SELECT detail FROM dataflow.event WHERE to_status = 'altered' AND detail ? 'input' ORDER BY id;
+-- with a definition change at once (require): both are applied and reported
+SELECT dataflow.alter_input('load_feed', 'feed', require => 'ready', max_chunks => 4) - 'definition_version' AS both;
+
+-- The caps are shown: the jobs view has batch_max_rows and the inputs with their max_chunks,
+-- graph_dot labels them; readers see them (no secret among them)
+SELECT dataflow.alter_job('load_feed', batch_max_rows => 50) AS rows_cap;
+SELECT job, batch_max_rows, inputs FROM dataflow.jobs WHERE job IN ('ingest', 'load_feed', 'copy') ORDER BY job;
+SELECT line FROM regexp_split_to_table(dataflow.graph_dot(), E'\n') line
+ WHERE line ~ 'max_chunks|batch_max_rows' ORDER BY line;
+SET ROLE dataflow_reader;
+SELECT job, batch_max_rows, inputs -> 0 ->> 'max_chunks' AS max_chunks FROM dataflow.jobs WHERE job = 'load_feed';
+RESET ROLE;

@@ -254,7 +254,7 @@ END $$;
 COMMENT ON FUNCTION dataflow.add_input(text, text, text, integer, integer, text, integer, boolean, boolean) IS
   'Make a dataset an input of a job: mapping same, window (lo, hi), rollup, latest or incremental; '
   'require ready or validated (NULL: the input dataset decides); max_chunks caps the chunks an '
-  'incremental input gives one batch. On an output with chunks their edges are built (definition '
+  'incremental input gives one batch (alter_input changes it). On an output with chunks their edges are built (definition '
   'version + 1); rerun resubmits the chunks an older definition built; wait allows running leases';
 
 -- Recompute every dataset's rank (10_model.sql) after the job graph changed: a
@@ -278,18 +278,27 @@ BEGIN
   END LOOP;
 END $$;
 
+-- A change of the job graph, so it takes the locks of a change in their order
+-- (docs/internals.md §3): 7407 exclusive and the job row (_change_begin, 24_change.sql),
+-- 7403 for an incremental job, then its output's chunks (one dataset: chunk id order is
+-- the (rank, id) order); running leases are counted once those are held. A change or an
+-- expect() of the graph runs wholly before or after it: ranks recomputed from a graph
+-- that a concurrent add_input changed left an edge from a higher rank to a lower one.
 CREATE FUNCTION dataflow.drop_job(name text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE j dataflow.job := dataflow._job(name);
+DECLARE j dataflow.job := dataflow._change_begin(name);
 BEGIN
-  IF EXISTS (SELECT FROM dataflow.run r WHERE r.job_id = j.id AND r.status = 'running') THEN
-    RAISE EXCEPTION 'job "%" has running leases', name
-      USING ERRCODE = '55006', HINT = 'Pause it with dataflow.pause_job and wait for its runs to end.';
+  IF EXISTS (SELECT FROM dataflow.job_input x WHERE x.job_id = j.id AND x.mapping = 'incremental') THEN
+    PERFORM pg_advisory_xact_lock(7403, j.id);   -- no batch is cut meanwhile (47_incremental.sql)
   END IF;
   -- Its output becomes a source: its chunks no longer wait for the job's inputs. The
   -- edges into them go too, or they would run from a higher rank to a lower one once
   -- the ranks are recomputed, and the lock order (docs/internals.md) would not hold.
   PERFORM 1 FROM dataflow.chunk c WHERE c.dataset_id = j.output_id ORDER BY c.id FOR UPDATE;
+  IF EXISTS (SELECT FROM dataflow.run r WHERE r.job_id = j.id AND r.status = 'running') THEN
+    RAISE EXCEPTION 'job "%" has running leases', j.name
+      USING ERRCODE = '55006', HINT = 'Pause it with dataflow.pause_job and wait for its runs to end.';
+  END IF;
   DELETE FROM dataflow.dep d USING dataflow.chunk c WHERE c.dataset_id = j.output_id AND d.consumer = c.id;
   DELETE FROM dataflow.latest_wait w USING dataflow.chunk c WHERE c.dataset_id = j.output_id AND w.consumer = c.id;
   DELETE FROM dataflow.incremental_pending p WHERE p.job_id = j.id;
@@ -440,6 +449,11 @@ BEGIN
   END IF;
   new_rows := CASE WHEN batch_max_rows IS NULL THEN j.batch_max_rows
                    WHEN batch_max_rows = -1 THEN NULL ELSE batch_max_rows END;
+  IF new_rows IS DISTINCT FROM j.batch_max_rows THEN
+    -- after the job row, as a change of the flow: a batch being cut meanwhile is cut wholly
+    -- with the old cap, the next one with the new (_cut_batch holds 7403)
+    PERFORM pg_advisory_xact_lock(7403, j.id);
+  END IF;
   IF secret_params IS NOT NULL THEN
     PERFORM dataflow._check_secret_params(secret_params);
     SELECT s.params INTO old_secret FROM dataflow.job_secret s WHERE s.job_id = j.id;

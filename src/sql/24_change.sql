@@ -113,15 +113,18 @@ BEGIN
 END $$;
 
 -- Apply a change of job p_job's input p_dataset (already written to job_input: added,
--- altered, or deleted) to the chunks its output already has; p_dataset NULL: the job was
--- just created on a dataset that had chunks. Set-based: one statement per table, whatever
--- the number of chunks. Refuses (55006) while the job has running leases unless p_wait:
+-- altered, or deleted) to the chunks its output already has; p_old is the input's row
+-- before the change (NULL: added); p_dataset NULL: the job was just created on a dataset
+-- that had chunks. Set-based: one statement per table, whatever the number of chunks. A
+-- change between key-offset mappings (same, window lo..hi; same is the window 0..0) only
+-- rewrites the difference: the edges of the offsets that leave the window are deleted,
+-- those of the offsets that enter it inserted, the others kept (their need follows). Refuses (55006) while the job has running leases unless p_wait:
 -- those runs keep the version they were leased with. Bumps the definition version
 -- (recording p_change) unless the output has no chunk, and with p_rerun resubmits the
 -- available chunks an older definition built, in this transaction. Returns
 -- {"definition_version", "rebuilt", "requeued", "rerun"} (rebuilt: output chunks).
-CREATE FUNCTION dataflow._change_apply(p_job integer, p_dataset integer, p_old_mapping text, p_change jsonb,
-                                       p_wait boolean, p_rerun boolean)
+CREATE FUNCTION dataflow._change_apply(p_job integer, p_dataset integer, p_old dataflow.job_input,
+                                       p_change jsonb, p_wait boolean, p_rerun boolean)
 RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
   j dataflow.job;
@@ -135,6 +138,11 @@ DECLARE
   k1 text; k2 text;
   new_version bigint;
   roots bigint[];
+  p_old_mapping text := p_old.mapping;
+  diff boolean := false;       -- window difference only (same/window -> same/window)
+  o_lo bigint; o_hi bigint; n_lo bigint; n_hi bigint;
+  ent_lo bigint[]; ent_hi bigint[];   -- offset ranges entering the window
+  lv_lo bigint[]; lv_hi bigint[];     -- offset ranges leaving it
 BEGIN
   IF p_wait IS NULL OR p_rerun IS NULL THEN
     RAISE EXCEPTION '% must not be NULL', CASE WHEN p_wait IS NULL THEN 'wait' ELSE 'rerun' END
@@ -151,6 +159,19 @@ BEGIN
     SELECT * INTO ind FROM dataflow.dataset ds WHERE ds.id = p_dataset;
     SELECT * INTO ji FROM dataflow.job_input x WHERE x.job_id = p_job AND x.dataset_id = p_dataset;
   END IF;
+  IF p_old_mapping IN ('same', 'window') AND ji.mapping IN ('same', 'window') THEN
+    -- The window as offsets from the output key (same: 0..0); what enters is the new
+    -- window minus the old one, what leaves the old minus the new: at most two ranges each.
+    diff := true;
+    o_lo := CASE WHEN p_old_mapping = 'window' THEN p_old.lo ELSE 0 END;
+    o_hi := CASE WHEN p_old_mapping = 'window' THEN p_old.hi ELSE 0 END;
+    n_lo := CASE WHEN ji.mapping = 'window' THEN ji.lo ELSE 0 END;
+    n_hi := CASE WHEN ji.mapping = 'window' THEN ji.hi ELSE 0 END;
+    SELECT array_agg(r.lo ORDER BY r.lo), array_agg(r.hi ORDER BY r.lo) INTO ent_lo, ent_hi
+      FROM (VALUES (n_lo, least(n_hi, o_lo - 1)), (greatest(n_lo, o_hi + 1), n_hi)) r(lo, hi) WHERE r.lo <= r.hi;
+    SELECT array_agg(r.lo ORDER BY r.lo), array_agg(r.hi ORDER BY r.lo) INTO lv_lo, lv_hi
+      FROM (VALUES (o_lo, least(o_hi, n_lo - 1)), (greatest(o_lo, n_hi + 1), o_hi)) r(lo, hi) WHERE r.lo <= r.hi;
+  END IF;
   IF EXISTS (SELECT FROM dataflow.job_input x WHERE x.job_id = p_job AND x.mapping = 'incremental')
      OR p_old_mapping = 'incremental' THEN
     PERFORM pg_advisory_xact_lock(7403, p_job);   -- no batch is cut meanwhile (47_incremental.sql)
@@ -165,11 +186,25 @@ BEGIN
   ) ON COMMIT DROP;
   IF ji.mapping IN ('same', 'window', 'rollup') THEN
     BEGIN
-      INSERT INTO pg_temp._df_change (consumer, i_key, i_ord, need)
-      SELECT c.id, x.key, x.ord, ji.need
-        FROM dataflow.chunk c
-       CROSS JOIN LATERAL dataflow._input_keys(ji.mapping, ind.key_kind, ji.lo, ji.hi, c.key, c.ord) x
-       WHERE c.dataset_id = j.output_id;
+      -- the input chunk of each edge found as the row is made (one write of the work
+      -- table; only the keys expected below are looked up again)
+      IF NOT diff THEN
+        INSERT INTO pg_temp._df_change (consumer, i_key, i_ord, need, input)
+        SELECT c.id, x.key, x.ord, ji.need, i.id
+          FROM dataflow.chunk c
+         CROSS JOIN LATERAL dataflow._input_keys(ji.mapping, ind.key_kind, ji.lo, ji.hi, c.key, c.ord) x
+          LEFT JOIN dataflow.chunk i ON i.dataset_id = p_dataset AND i.key = x.key
+         WHERE c.dataset_id = j.output_id;
+      ELSIF ent_lo IS NOT NULL THEN
+        -- only the edges of the offsets that enter the window
+        INSERT INTO pg_temp._df_change (consumer, i_key, i_ord, need, input)
+        SELECT c.id, x.key, x.ord, ji.need, i.id
+          FROM dataflow.chunk c
+         CROSS JOIN unnest(ent_lo, ent_hi) r(lo, hi)
+         CROSS JOIN LATERAL dataflow._input_keys('window', ind.key_kind, r.lo::integer, r.hi::integer, c.key, c.ord) x
+          LEFT JOIN dataflow.chunk i ON i.dataset_id = p_dataset AND i.key = x.key
+         WHERE c.dataset_id = j.output_id;
+      END IF;
     EXCEPTION WHEN numeric_value_out_of_range THEN
       RAISE EXCEPTION 'the % input "%" of job "%" needs keys outside the range of % keys', ji.mapping, ind.name,
                       j.name, ind.key_kind
@@ -193,8 +228,7 @@ BEGIN
       c_ds integer NOT NULL, c_key text NOT NULL, i_ds integer NOT NULL, i_key text NOT NULL, need smallint NOT NULL
     ) ON COMMIT DROP;
     INSERT INTO pg_temp._df_want (dataset_id, key, ord)
-    SELECT DISTINCT p_dataset, n.i_key, n.i_ord FROM pg_temp._df_change n
-     WHERE NOT EXISTS (SELECT FROM dataflow.chunk i WHERE i.dataset_id = p_dataset AND i.key = n.i_key);
+    SELECT DISTINCT p_dataset, n.i_key, n.i_ord FROM pg_temp._df_change n WHERE n.input IS NULL;
     IF FOUND THEN
       SELECT (array_agg(w.key ORDER BY w.ord, w.key))[1], (array_agg(w.key ORDER BY w.ord DESC, w.key DESC))[1]
         INTO k1, k2 FROM pg_temp._df_want w;
@@ -204,9 +238,9 @@ BEGIN
           USING ERRCODE = '55000', HINT = 'Map a batch dataset with latest, or wait until its batches exist.';
       END IF;
       PERFORM dataflow._expect_wanted(ind, k1, k2, actor);
+      UPDATE pg_temp._df_change n SET input = i.id
+        FROM dataflow.chunk i WHERE n.input IS NULL AND i.dataset_id = p_dataset AND i.key = n.i_key;
     END IF;
-    UPDATE pg_temp._df_change n SET input = i.id
-      FROM dataflow.chunk i WHERE i.dataset_id = p_dataset AND i.key = n.i_key;
   END IF;
   IF ji.mapping = 'latest' OR p_old_mapping = 'latest' THEN
     PERFORM pg_advisory_xact_lock(7406, p_dataset);   -- as expect(), before any chunk lock
@@ -244,6 +278,23 @@ BEGIN
        AND dp.need <> ji.need;
     UPDATE dataflow.incremental_pending p SET need = ji.need
      WHERE p.job_id = p_job AND p.dataset_id = p_dataset AND p.need <> ji.need;
+  ELSIF diff THEN
+    -- A window moved or resized: only the edges of the offsets that leave it go; the kept
+    -- ones get the new need (require changed), the entering ones are inserted below.
+    IF lv_lo IS NOT NULL THEN
+      DELETE FROM dataflow.dep dp
+       USING dataflow.chunk c
+       CROSS JOIN unnest(lv_lo, lv_hi) r(lo, hi)
+       CROSS JOIN LATERAL dataflow._input_keys('window', ind.key_kind, r.lo::integer, r.hi::integer, c.key, c.ord) x
+        JOIN dataflow.chunk i ON i.dataset_id = p_dataset AND i.key = x.key
+       WHERE c.dataset_id = j.output_id AND dp.input = i.id AND dp.consumer = c.id;
+    END IF;
+    IF p_old.need IS DISTINCT FROM ji.need THEN
+      UPDATE dataflow.dep dp SET need = ji.need
+        FROM dataflow.chunk c, dataflow.chunk i
+       WHERE c.dataset_id = j.output_id AND dp.consumer = c.id AND i.id = dp.input AND i.dataset_id = p_dataset
+         AND dp.need <> ji.need;
+    END IF;
   ELSIF p_dataset IS NOT NULL THEN
     DELETE FROM dataflow.dep dp USING dataflow.chunk c, dataflow.chunk i
      WHERE c.dataset_id = j.output_id AND dp.consumer = c.id AND i.id = dp.input AND i.dataset_id = p_dataset;
@@ -376,15 +427,21 @@ BEGIN
             HINT = 'Add the input that replaces it first, or drop the job (its output becomes a source).';
   END IF;
   DELETE FROM dataflow.job_input x WHERE x.job_id = j.id AND x.dataset_id = d.id;
-  res := dataflow._change_apply(j.id, d.id, ji.mapping, jsonb_build_object('input_dropped', d.name), wait, rerun);
+  res := dataflow._change_apply(j.id, d.id, ji, jsonb_build_object('input_dropped', d.name), wait, rerun);
   RETURN res;
 END $$;
 COMMENT ON FUNCTION dataflow.drop_input(text, text, boolean, boolean) IS
   'Remove an input of a job: the edges of every chunk of its output from that input go, unmet and '
   'waiting/queued follow; rerun resubmits the chunks an older definition built; wait allows running leases';
 
+-- max_chunks (an incremental input's cap on the chunks one batch takes) is not part of the
+-- definition: changing it alone rebuilds nothing and bumps no version. It takes 7403 after
+-- the job row (as a change does), so a batch being cut meanwhile is cut wholly with the old
+-- caps and the next one with the new; the batches already cut keep their inputs.
+-- max_chunks => -1 removes the cap; NULL keeps it.
 CREATE FUNCTION dataflow.alter_input(job text, dataset text, mapping text DEFAULT NULL, lo integer DEFAULT NULL,
                                      hi integer DEFAULT NULL, require text DEFAULT NULL,
+                                     max_chunks integer DEFAULT NULL,
                                      rerun boolean DEFAULT false, wait boolean DEFAULT false)
 RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -392,10 +449,15 @@ DECLARE
   d dataflow.dataset := dataflow._dataset_row(dataset);
   o dataflow.dataset;
   ji dataflow.job_input;
-  new_mapping text; new_lo integer; new_hi integer; new_require text; new_need smallint;
+  new_mapping text; new_lo integer; new_hi integer; new_require text; new_need smallint; new_max integer;
   change jsonb;
+  cap jsonb;
   res jsonb;
 BEGIN
+  IF rerun IS NULL OR wait IS NULL THEN
+    PERFORM dataflow._raise('22004', format('%s must not be NULL', CASE WHEN wait IS NULL THEN 'wait' ELSE 'rerun' END),
+                            NULL, 'Leave wait and rerun out for their defaults (false).');
+  END IF;
   SELECT * INTO ji FROM dataflow.job_input x WHERE x.job_id = j.id AND x.dataset_id = d.id;
   IF NOT FOUND THEN
     PERFORM dataflow._raise('42704', format('job "%s" has no input "%s"', j.name, d.name), NULL,
@@ -414,7 +476,16 @@ BEGIN
     RAISE EXCEPTION 'an input cannot change to or from the incremental mapping'
       USING ERRCODE = '0A000', HINT = 'Drop the input and add it again with the new mapping (drop_input, add_input).';
   END IF;
-  PERFORM dataflow._check_input(j, d, o, new_mapping, new_lo, new_hi, new_require, ji.max_chunks, true);
+  IF max_chunks = 0 OR max_chunks < -1 THEN
+    RAISE EXCEPTION 'max_chunks must be positive, or -1 to remove the cap (got %)', max_chunks
+      USING ERRCODE = '22023', HINT = 'Give the most chunks of this input one batch may take; -1 removes the cap, NULL keeps it.';
+  END IF;
+  IF max_chunks IS NOT NULL AND new_mapping <> 'incremental' THEN
+    RAISE EXCEPTION 'max_chunks applies to the incremental mapping only, not %', new_mapping
+      USING ERRCODE = '22023', HINT = 'Leave max_chunks NULL, or cap the batches of an incremental input.';
+  END IF;
+  new_max := CASE WHEN max_chunks IS NULL THEN ji.max_chunks WHEN max_chunks = -1 THEN NULL ELSE max_chunks END;
+  PERFORM dataflow._check_input(j, d, o, new_mapping, new_lo, new_hi, new_require, new_max, true);
   new_need := CASE coalesce(new_require, CASE WHEN d.requires_validation THEN 'validated' ELSE 'ready' END)
                 WHEN 'validated' THEN 2 ELSE 1 END;
   change := jsonb_build_object('input', d.name);
@@ -429,19 +500,33 @@ BEGIN
   IF new_require IS DISTINCT FROM ji.require THEN
     change := change || jsonb_build_object('require', jsonb_build_object('from', ji.require, 'to', new_require));
   END IF;
-  IF change = jsonb_build_object('input', d.name) THEN
+  IF new_max IS DISTINCT FROM ji.max_chunks THEN
+    cap := jsonb_build_object('max_chunks', jsonb_build_object('from', ji.max_chunks, 'to', new_max));
+  END IF;
+  IF change = jsonb_build_object('input', d.name) AND cap IS NULL THEN
     RETURN jsonb_build_object('definition_version', j.definition_version, 'unchanged', true);
   END IF;
+  IF cap IS NOT NULL THEN
+    -- no batch is being cut meanwhile: the next batch is the first under the new cap
+    PERFORM pg_advisory_xact_lock(7403, j.id);
+    INSERT INTO dataflow.event (to_status, actor, detail)
+    VALUES ('altered', dataflow._actor(), jsonb_build_object('job', j.name, 'input', d.name, 'changes', cap));
+  END IF;
   UPDATE dataflow.job_input x
-     SET mapping = new_mapping, lo = new_lo, hi = new_hi, require = new_require, need = new_need
+     SET mapping = new_mapping, lo = new_lo, hi = new_hi, require = new_require, need = new_need, max_chunks = new_max
    WHERE x.job_id = j.id AND x.dataset_id = d.id;
-  res := dataflow._change_apply(j.id, d.id, ji.mapping, change, wait, rerun);
-  RETURN res || jsonb_build_object('change', change);
+  IF change = jsonb_build_object('input', d.name) THEN
+    RETURN jsonb_build_object('definition_version', j.definition_version) || cap;
+  END IF;
+  res := dataflow._change_apply(j.id, d.id, ji, change, wait, rerun);
+  RETURN res || jsonb_build_object('change', change) || coalesce(cap, '{}');
 END $$;
-COMMENT ON FUNCTION dataflow.alter_input(text, text, text, integer, integer, text, boolean, boolean) IS
-  'Change the mapping (window lo/hi) or require of a job''s input (NULL keeps a setting): the edges of '
-  'every chunk of the output are rebuilt; rerun resubmits the chunks an older definition built; wait '
-  'allows running leases (they finish with their definition version)';
+COMMENT ON FUNCTION dataflow.alter_input(text, text, text, integer, integer, text, integer, boolean, boolean) IS
+  'Change the mapping (window lo/hi), require or max_chunks of a job''s input (NULL keeps a setting; '
+  'max_chunks => -1 removes the cap): the edges of every chunk of the output follow (a window change '
+  'rewrites only the edges that leave or enter it); rerun resubmits the chunks an older definition built; '
+  'wait allows running leases (they finish with their definition version); a max_chunks change alone '
+  'applies from the next batch and bumps no version';
 
 -- Available chunks built by an older definition of their job (a chunk registered before
 -- its dataset had a job counts as version 0).

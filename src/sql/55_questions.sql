@@ -424,8 +424,9 @@ BEGIN
            1 AS grp, d.name AS sort
       FROM dataflow.dataset d LEFT JOIN counts k ON k.dataset_id = d.id
     UNION ALL
-    SELECT format('  "job:%s" [shape=ellipse, label="%s\n(%s%s)"%s];', j.name, j.name, j.dispatch,
+    SELECT format('  "job:%s" [shape=ellipse, label="%s\n(%s%s%s)"%s];', j.name, j.name, j.dispatch,
                   CASE WHEN j.max_concurrency IS NOT NULL THEN ', max ' || j.max_concurrency ELSE '' END,
+                  CASE WHEN j.batch_max_rows IS NOT NULL THEN ', batch_max_rows ' || j.batch_max_rows ELSE '' END,
                   CASE WHEN j.paused THEN ', style=dashed, color=gray' ELSE '' END),
            2, j.name
       FROM dataflow.job j
@@ -435,7 +436,8 @@ BEGIN
     UNION ALL
     SELECT format('  "ds:%s" -> "job:%s" [label="%s"];', d.name, j.name,
                   ji.mapping || CASE WHEN ji.mapping = 'window' THEN '(' || ji.lo || ',' || ji.hi || ')' ELSE '' END
-                  || CASE WHEN ji.need = 2 THEN ', validated' ELSE '' END),
+                  || CASE WHEN ji.need = 2 THEN ', validated' ELSE '' END
+                  || CASE WHEN ji.max_chunks IS NOT NULL THEN ', max_chunks ' || ji.max_chunks ELSE '' END),
            4, j.name || d.name
       FROM dataflow.job_input ji JOIN dataflow.job j ON j.id = ji.job_id JOIN dataflow.dataset d ON d.id = ji.dataset_id
   )

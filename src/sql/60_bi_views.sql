@@ -85,7 +85,13 @@ SELECT j.name AS job, d.name AS output, j.dispatch, j.paused, j.priority,
        j.max_attempts, j.lease_for, j.backoff_min, j.backoff_max,
        coalesce((SELECT jsonb_object_agg(k.name, '********'::text)
                    FROM dataflow.job_secret s, jsonb_object_keys(s.params) k(name)
-                  WHERE s.job_id = j.id), '{}') AS secret_params
+                  WHERE s.job_id = j.id), '{}') AS secret_params,
+       j.batch_max_rows,
+       coalesce((SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                          'dataset', ids.name, 'mapping', ji.mapping, 'lo', ji.lo, 'hi', ji.hi,
+                          'require', ji.require, 'max_chunks', ji.max_chunks)) ORDER BY ids.name)
+                   FROM dataflow.job_input ji JOIN dataflow.dataset ids ON ids.id = ji.dataset_id
+                  WHERE ji.job_id = j.id), '[]') AS inputs
   FROM dataflow.job j
   JOIN dataflow.dataset d ON d.id = j.output_id
   LEFT JOIN dataflow.dataset_counts k ON k.dataset_id = d.id
@@ -121,6 +127,11 @@ COMMENT ON COLUMN dataflow.jobs.backoff_min IS 'First retry delay';
 COMMENT ON COLUMN dataflow.jobs.backoff_max IS 'Longest retry delay';
 COMMENT ON COLUMN dataflow.jobs.secret_params IS
   'The job''s secret task parameters, names only: every value shows as "********" ({} when none)';
+COMMENT ON COLUMN dataflow.jobs.batch_max_rows IS
+  'Incremental job: the most input rows (row_count) one batch takes; NULL: no cap';
+COMMENT ON COLUMN dataflow.jobs.inputs IS
+  'The job''s inputs by dataset name: [{dataset, mapping, lo, hi (window), require (if set), max_chunks '
+  '(incremental, if capped)}]';
 
 -- The rate (dataset_rate, progress): the completions still current (done_minute's
 -- succeeded - superseded: a completion a resubmit reset since is not progress) over the

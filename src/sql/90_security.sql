@@ -109,7 +109,7 @@ GRANT EXECUTE ON FUNCTION
                       interval, integer, bigint, jsonb, text),
   dataflow.add_input(text, text, text, integer, integer, text, integer, boolean, boolean), dataflow.drop_job(text),
   dataflow.drop_input(text, text, boolean, boolean),
-  dataflow.alter_input(text, text, text, integer, integer, text, boolean, boolean)
+  dataflow.alter_input(text, text, text, integer, integer, text, integer, boolean, boolean)
   TO dataflow_admin;
 -- Not ALL: TRIGGER would let the admin attach a function of its own to dataflow.chunk
 -- (or any table), which the definer functions then fire as the extension owner, a
@@ -128,7 +128,7 @@ ALTER FUNCTION dataflow.create_job(text, text, text, text, text, text, jsonb, te
                                    interval, interval, integer, bigint, jsonb, text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.add_input(text, text, text, integer, integer, text, integer, boolean, boolean) SECURITY DEFINER;
 ALTER FUNCTION dataflow.drop_input(text, text, boolean, boolean) SECURITY DEFINER;
-ALTER FUNCTION dataflow.alter_input(text, text, text, integer, integer, text, boolean, boolean) SECURITY DEFINER;
+ALTER FUNCTION dataflow.alter_input(text, text, text, integer, integer, text, integer, boolean, boolean) SECURITY DEFINER;
 ALTER FUNCTION dataflow.drop_job(text) SECURITY DEFINER;
 ALTER FUNCTION dataflow.pause_job(text, boolean) SECURITY DEFINER;
 ALTER FUNCTION dataflow.resume_job(text) SECURITY DEFINER;

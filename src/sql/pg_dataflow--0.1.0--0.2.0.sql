@@ -3658,7 +3658,13 @@ SELECT j.name AS job, d.name AS output, j.dispatch, j.paused, j.priority,
        j.max_attempts, j.lease_for, j.backoff_min, j.backoff_max,
        coalesce((SELECT jsonb_object_agg(k.name, '********'::text)
                    FROM dataflow.job_secret s, jsonb_object_keys(s.params) k(name)
-                  WHERE s.job_id = j.id), '{}') AS secret_params
+                  WHERE s.job_id = j.id), '{}') AS secret_params,
+       j.batch_max_rows,
+       coalesce((SELECT jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                          'dataset', ids.name, 'mapping', ji.mapping, 'lo', ji.lo, 'hi', ji.hi,
+                          'require', ji.require, 'max_chunks', ji.max_chunks)) ORDER BY ids.name)
+                   FROM dataflow.job_input ji JOIN dataflow.dataset ids ON ids.id = ji.dataset_id
+                  WHERE ji.job_id = j.id), '[]') AS inputs
   FROM dataflow.job j
   JOIN dataflow.dataset d ON d.id = j.output_id
   LEFT JOIN dataflow.dataset_counts k ON k.dataset_id = d.id
@@ -3694,6 +3700,11 @@ COMMENT ON COLUMN dataflow.jobs.backoff_min IS 'First retry delay';
 COMMENT ON COLUMN dataflow.jobs.backoff_max IS 'Longest retry delay';
 COMMENT ON COLUMN dataflow.jobs.secret_params IS
   'The job''s secret task parameters, names only: every value shows as "********" ({} when none)';
+COMMENT ON COLUMN dataflow.jobs.batch_max_rows IS
+  'Incremental job: the most input rows (row_count) one batch takes; NULL: no cap';
+COMMENT ON COLUMN dataflow.jobs.inputs IS
+  'The job''s inputs by dataset name: [{dataset, mapping, lo, hi (window), require (if set), max_chunks '
+  '(incremental, if capped)}]';
 GRANT SELECT ON dataflow.jobs TO dataflow_reader;
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON dataflow.jobs TO dataflow_admin;
 
@@ -3831,8 +3842,8 @@ END $$;
 -- (recording p_change) unless the output has no chunk, and with p_rerun resubmits the
 -- available chunks an older definition built, in this transaction. Returns
 -- {"definition_version", "rebuilt", "requeued", "rerun"} (rebuilt: output chunks).
-CREATE FUNCTION dataflow._change_apply(p_job integer, p_dataset integer, p_old_mapping text, p_change jsonb,
-                                       p_wait boolean, p_rerun boolean)
+CREATE FUNCTION dataflow._change_apply(p_job integer, p_dataset integer, p_old dataflow.job_input,
+                                       p_change jsonb, p_wait boolean, p_rerun boolean)
 RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
   j dataflow.job;
@@ -3846,6 +3857,11 @@ DECLARE
   k1 text; k2 text;
   new_version bigint;
   roots bigint[];
+  p_old_mapping text := p_old.mapping;
+  diff boolean := false;       -- window difference only (same/window -> same/window)
+  o_lo bigint; o_hi bigint; n_lo bigint; n_hi bigint;
+  ent_lo bigint[]; ent_hi bigint[];   -- offset ranges entering the window
+  lv_lo bigint[]; lv_hi bigint[];     -- offset ranges leaving it
 BEGIN
   IF p_wait IS NULL OR p_rerun IS NULL THEN
     RAISE EXCEPTION '% must not be NULL', CASE WHEN p_wait IS NULL THEN 'wait' ELSE 'rerun' END
@@ -3862,6 +3878,19 @@ BEGIN
     SELECT * INTO ind FROM dataflow.dataset ds WHERE ds.id = p_dataset;
     SELECT * INTO ji FROM dataflow.job_input x WHERE x.job_id = p_job AND x.dataset_id = p_dataset;
   END IF;
+  IF p_old_mapping IN ('same', 'window') AND ji.mapping IN ('same', 'window') THEN
+    -- The window as offsets from the output key (same: 0..0); what enters is the new
+    -- window minus the old one, what leaves the old minus the new: at most two ranges each.
+    diff := true;
+    o_lo := CASE WHEN p_old_mapping = 'window' THEN p_old.lo ELSE 0 END;
+    o_hi := CASE WHEN p_old_mapping = 'window' THEN p_old.hi ELSE 0 END;
+    n_lo := CASE WHEN ji.mapping = 'window' THEN ji.lo ELSE 0 END;
+    n_hi := CASE WHEN ji.mapping = 'window' THEN ji.hi ELSE 0 END;
+    SELECT array_agg(r.lo ORDER BY r.lo), array_agg(r.hi ORDER BY r.lo) INTO ent_lo, ent_hi
+      FROM (VALUES (n_lo, least(n_hi, o_lo - 1)), (greatest(n_lo, o_hi + 1), n_hi)) r(lo, hi) WHERE r.lo <= r.hi;
+    SELECT array_agg(r.lo ORDER BY r.lo), array_agg(r.hi ORDER BY r.lo) INTO lv_lo, lv_hi
+      FROM (VALUES (o_lo, least(o_hi, n_lo - 1)), (greatest(o_lo, n_hi + 1), o_hi)) r(lo, hi) WHERE r.lo <= r.hi;
+  END IF;
   IF EXISTS (SELECT FROM dataflow.job_input x WHERE x.job_id = p_job AND x.mapping = 'incremental')
      OR p_old_mapping = 'incremental' THEN
     PERFORM pg_advisory_xact_lock(7403, p_job);   -- no batch is cut meanwhile (47_incremental.sql)
@@ -3876,11 +3905,25 @@ BEGIN
   ) ON COMMIT DROP;
   IF ji.mapping IN ('same', 'window', 'rollup') THEN
     BEGIN
-      INSERT INTO pg_temp._df_change (consumer, i_key, i_ord, need)
-      SELECT c.id, x.key, x.ord, ji.need
-        FROM dataflow.chunk c
-       CROSS JOIN LATERAL dataflow._input_keys(ji.mapping, ind.key_kind, ji.lo, ji.hi, c.key, c.ord) x
-       WHERE c.dataset_id = j.output_id;
+      -- the input chunk of each edge found as the row is made (one write of the work
+      -- table; only the keys expected below are looked up again)
+      IF NOT diff THEN
+        INSERT INTO pg_temp._df_change (consumer, i_key, i_ord, need, input)
+        SELECT c.id, x.key, x.ord, ji.need, i.id
+          FROM dataflow.chunk c
+         CROSS JOIN LATERAL dataflow._input_keys(ji.mapping, ind.key_kind, ji.lo, ji.hi, c.key, c.ord) x
+          LEFT JOIN dataflow.chunk i ON i.dataset_id = p_dataset AND i.key = x.key
+         WHERE c.dataset_id = j.output_id;
+      ELSIF ent_lo IS NOT NULL THEN
+        -- only the edges of the offsets that enter the window
+        INSERT INTO pg_temp._df_change (consumer, i_key, i_ord, need, input)
+        SELECT c.id, x.key, x.ord, ji.need, i.id
+          FROM dataflow.chunk c
+         CROSS JOIN unnest(ent_lo, ent_hi) r(lo, hi)
+         CROSS JOIN LATERAL dataflow._input_keys('window', ind.key_kind, r.lo::integer, r.hi::integer, c.key, c.ord) x
+          LEFT JOIN dataflow.chunk i ON i.dataset_id = p_dataset AND i.key = x.key
+         WHERE c.dataset_id = j.output_id;
+      END IF;
     EXCEPTION WHEN numeric_value_out_of_range THEN
       RAISE EXCEPTION 'the % input "%" of job "%" needs keys outside the range of % keys', ji.mapping, ind.name,
                       j.name, ind.key_kind
@@ -3904,8 +3947,7 @@ BEGIN
       c_ds integer NOT NULL, c_key text NOT NULL, i_ds integer NOT NULL, i_key text NOT NULL, need smallint NOT NULL
     ) ON COMMIT DROP;
     INSERT INTO pg_temp._df_want (dataset_id, key, ord)
-    SELECT DISTINCT p_dataset, n.i_key, n.i_ord FROM pg_temp._df_change n
-     WHERE NOT EXISTS (SELECT FROM dataflow.chunk i WHERE i.dataset_id = p_dataset AND i.key = n.i_key);
+    SELECT DISTINCT p_dataset, n.i_key, n.i_ord FROM pg_temp._df_change n WHERE n.input IS NULL;
     IF FOUND THEN
       SELECT (array_agg(w.key ORDER BY w.ord, w.key))[1], (array_agg(w.key ORDER BY w.ord DESC, w.key DESC))[1]
         INTO k1, k2 FROM pg_temp._df_want w;
@@ -3915,9 +3957,9 @@ BEGIN
           USING ERRCODE = '55000', HINT = 'Map a batch dataset with latest, or wait until its batches exist.';
       END IF;
       PERFORM dataflow._expect_wanted(ind, k1, k2, actor);
+      UPDATE pg_temp._df_change n SET input = i.id
+        FROM dataflow.chunk i WHERE n.input IS NULL AND i.dataset_id = p_dataset AND i.key = n.i_key;
     END IF;
-    UPDATE pg_temp._df_change n SET input = i.id
-      FROM dataflow.chunk i WHERE i.dataset_id = p_dataset AND i.key = n.i_key;
   END IF;
   IF ji.mapping = 'latest' OR p_old_mapping = 'latest' THEN
     PERFORM pg_advisory_xact_lock(7406, p_dataset);   -- as expect(), before any chunk lock
@@ -3955,6 +3997,23 @@ BEGIN
        AND dp.need <> ji.need;
     UPDATE dataflow.incremental_pending p SET need = ji.need
      WHERE p.job_id = p_job AND p.dataset_id = p_dataset AND p.need <> ji.need;
+  ELSIF diff THEN
+    -- A window moved or resized: only the edges of the offsets that leave it go; the kept
+    -- ones get the new need (require changed), the entering ones are inserted below.
+    IF lv_lo IS NOT NULL THEN
+      DELETE FROM dataflow.dep dp
+       USING dataflow.chunk c
+       CROSS JOIN unnest(lv_lo, lv_hi) r(lo, hi)
+       CROSS JOIN LATERAL dataflow._input_keys('window', ind.key_kind, r.lo::integer, r.hi::integer, c.key, c.ord) x
+        JOIN dataflow.chunk i ON i.dataset_id = p_dataset AND i.key = x.key
+       WHERE c.dataset_id = j.output_id AND dp.input = i.id AND dp.consumer = c.id;
+    END IF;
+    IF p_old.need IS DISTINCT FROM ji.need THEN
+      UPDATE dataflow.dep dp SET need = ji.need
+        FROM dataflow.chunk c, dataflow.chunk i
+       WHERE c.dataset_id = j.output_id AND dp.consumer = c.id AND i.id = dp.input AND i.dataset_id = p_dataset
+         AND dp.need <> ji.need;
+    END IF;
   ELSIF p_dataset IS NOT NULL THEN
     DELETE FROM dataflow.dep dp USING dataflow.chunk c, dataflow.chunk i
      WHERE c.dataset_id = j.output_id AND dp.consumer = c.id AND i.id = dp.input AND i.dataset_id = p_dataset;
@@ -4087,7 +4146,7 @@ BEGIN
             HINT = 'Add the input that replaces it first, or drop the job (its output becomes a source).';
   END IF;
   DELETE FROM dataflow.job_input x WHERE x.job_id = j.id AND x.dataset_id = d.id;
-  res := dataflow._change_apply(j.id, d.id, ji.mapping, jsonb_build_object('input_dropped', d.name), wait, rerun);
+  res := dataflow._change_apply(j.id, d.id, ji, jsonb_build_object('input_dropped', d.name), wait, rerun);
   RETURN res;
 END $$;
 COMMENT ON FUNCTION dataflow.drop_input(text, text, boolean, boolean) IS
@@ -4096,6 +4155,7 @@ COMMENT ON FUNCTION dataflow.drop_input(text, text, boolean, boolean) IS
 
 CREATE FUNCTION dataflow.alter_input(job text, dataset text, mapping text DEFAULT NULL, lo integer DEFAULT NULL,
                                      hi integer DEFAULT NULL, require text DEFAULT NULL,
+                                     max_chunks integer DEFAULT NULL,
                                      rerun boolean DEFAULT false, wait boolean DEFAULT false)
 RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -4103,10 +4163,15 @@ DECLARE
   d dataflow.dataset := dataflow._dataset_row(dataset);
   o dataflow.dataset;
   ji dataflow.job_input;
-  new_mapping text; new_lo integer; new_hi integer; new_require text; new_need smallint;
+  new_mapping text; new_lo integer; new_hi integer; new_require text; new_need smallint; new_max integer;
   change jsonb;
+  cap jsonb;
   res jsonb;
 BEGIN
+  IF rerun IS NULL OR wait IS NULL THEN
+    PERFORM dataflow._raise('22004', format('%s must not be NULL', CASE WHEN wait IS NULL THEN 'wait' ELSE 'rerun' END),
+                            NULL, 'Leave wait and rerun out for their defaults (false).');
+  END IF;
   SELECT * INTO ji FROM dataflow.job_input x WHERE x.job_id = j.id AND x.dataset_id = d.id;
   IF NOT FOUND THEN
     PERFORM dataflow._raise('42704', format('job "%s" has no input "%s"', j.name, d.name), NULL,
@@ -4125,7 +4190,16 @@ BEGIN
     RAISE EXCEPTION 'an input cannot change to or from the incremental mapping'
       USING ERRCODE = '0A000', HINT = 'Drop the input and add it again with the new mapping (drop_input, add_input).';
   END IF;
-  PERFORM dataflow._check_input(j, d, o, new_mapping, new_lo, new_hi, new_require, ji.max_chunks, true);
+  IF max_chunks = 0 OR max_chunks < -1 THEN
+    RAISE EXCEPTION 'max_chunks must be positive, or -1 to remove the cap (got %)', max_chunks
+      USING ERRCODE = '22023', HINT = 'Give the most chunks of this input one batch may take; -1 removes the cap, NULL keeps it.';
+  END IF;
+  IF max_chunks IS NOT NULL AND new_mapping <> 'incremental' THEN
+    RAISE EXCEPTION 'max_chunks applies to the incremental mapping only, not %', new_mapping
+      USING ERRCODE = '22023', HINT = 'Leave max_chunks NULL, or cap the batches of an incremental input.';
+  END IF;
+  new_max := CASE WHEN max_chunks IS NULL THEN ji.max_chunks WHEN max_chunks = -1 THEN NULL ELSE max_chunks END;
+  PERFORM dataflow._check_input(j, d, o, new_mapping, new_lo, new_hi, new_require, new_max, true);
   new_need := CASE coalesce(new_require, CASE WHEN d.requires_validation THEN 'validated' ELSE 'ready' END)
                 WHEN 'validated' THEN 2 ELSE 1 END;
   change := jsonb_build_object('input', d.name);
@@ -4140,19 +4214,33 @@ BEGIN
   IF new_require IS DISTINCT FROM ji.require THEN
     change := change || jsonb_build_object('require', jsonb_build_object('from', ji.require, 'to', new_require));
   END IF;
-  IF change = jsonb_build_object('input', d.name) THEN
+  IF new_max IS DISTINCT FROM ji.max_chunks THEN
+    cap := jsonb_build_object('max_chunks', jsonb_build_object('from', ji.max_chunks, 'to', new_max));
+  END IF;
+  IF change = jsonb_build_object('input', d.name) AND cap IS NULL THEN
     RETURN jsonb_build_object('definition_version', j.definition_version, 'unchanged', true);
   END IF;
+  IF cap IS NOT NULL THEN
+    -- no batch is being cut meanwhile: the next batch is the first under the new cap
+    PERFORM pg_advisory_xact_lock(7403, j.id);
+    INSERT INTO dataflow.event (to_status, actor, detail)
+    VALUES ('altered', dataflow._actor(), jsonb_build_object('job', j.name, 'input', d.name, 'changes', cap));
+  END IF;
   UPDATE dataflow.job_input x
-     SET mapping = new_mapping, lo = new_lo, hi = new_hi, require = new_require, need = new_need
+     SET mapping = new_mapping, lo = new_lo, hi = new_hi, require = new_require, need = new_need, max_chunks = new_max
    WHERE x.job_id = j.id AND x.dataset_id = d.id;
-  res := dataflow._change_apply(j.id, d.id, ji.mapping, change, wait, rerun);
-  RETURN res || jsonb_build_object('change', change);
+  IF change = jsonb_build_object('input', d.name) THEN
+    RETURN jsonb_build_object('definition_version', j.definition_version) || cap;
+  END IF;
+  res := dataflow._change_apply(j.id, d.id, ji, change, wait, rerun);
+  RETURN res || jsonb_build_object('change', change) || coalesce(cap, '{}');
 END $$;
-COMMENT ON FUNCTION dataflow.alter_input(text, text, text, integer, integer, text, boolean, boolean) IS
-  'Change the mapping (window lo/hi) or require of a job''s input (NULL keeps a setting): the edges of '
-  'every chunk of the output are rebuilt; rerun resubmits the chunks an older definition built; wait '
-  'allows running leases (they finish with their definition version)';
+COMMENT ON FUNCTION dataflow.alter_input(text, text, text, integer, integer, text, integer, boolean, boolean) IS
+  'Change the mapping (window lo/hi), require or max_chunks of a job''s input (NULL keeps a setting; '
+  'max_chunks => -1 removes the cap): the edges of every chunk of the output follow (a window change '
+  'rewrites only the edges that leave or enter it); rerun resubmits the chunks an older definition built; '
+  'wait allows running leases (they finish with their definition version); a max_chunks change alone '
+  'applies from the next batch and bumps no version';
 
 -- Available chunks built by an older definition of their job (a chunk registered before
 -- its dataset had a job counts as version 0).
@@ -4182,14 +4270,14 @@ COMMENT ON COLUMN dataflow.outdated.current_version IS 'The job''s definition ve
 COMMENT ON COLUMN dataflow.outdated.changes IS 'What changed since, oldest first (dataflow.job_definition)';
 REVOKE EXECUTE ON FUNCTION dataflow._built_version(bigint),
   dataflow._check_input(dataflow.job, dataflow.dataset, dataflow.dataset, text, integer, integer, text, integer, boolean),
-  dataflow._change_begin(text), dataflow._change_apply(integer, integer, text, jsonb, boolean, boolean),
+  dataflow._change_begin(text), dataflow._change_apply(integer, integer, dataflow.job_input, jsonb, boolean, boolean),
   dataflow._job_created(integer),
   dataflow.drop_input(text, text, boolean, boolean),
-  dataflow.alter_input(text, text, text, integer, integer, text, boolean, boolean) FROM PUBLIC;
+  dataflow.alter_input(text, text, text, integer, integer, text, integer, boolean, boolean) FROM PUBLIC;
 ALTER FUNCTION dataflow.drop_input(text, text, boolean, boolean) SECURITY DEFINER;
-ALTER FUNCTION dataflow.alter_input(text, text, text, integer, integer, text, boolean, boolean) SECURITY DEFINER;
+ALTER FUNCTION dataflow.alter_input(text, text, text, integer, integer, text, integer, boolean, boolean) SECURITY DEFINER;
 GRANT EXECUTE ON FUNCTION dataflow.drop_input(text, text, boolean, boolean),
-  dataflow.alter_input(text, text, text, integer, integer, text, boolean, boolean) TO dataflow_admin;
+  dataflow.alter_input(text, text, text, integer, integer, text, integer, boolean, boolean) TO dataflow_admin;
 GRANT SELECT ON dataflow.outdated, dataflow.job_definition TO dataflow_reader;
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON dataflow.job_definition, dataflow.outdated TO dataflow_admin;
 SELECT pg_catalog.pg_extension_config_dump('dataflow.job_definition', '');
@@ -4501,7 +4589,7 @@ END $$;
 COMMENT ON FUNCTION dataflow.add_input(text, text, text, integer, integer, text, integer, boolean, boolean) IS
   'Make a dataset an input of a job: mapping same, window (lo, hi), rollup, latest or incremental; '
   'require ready or validated (NULL: the input dataset decides); max_chunks caps the chunks an '
-  'incremental input gives one batch. On an output with chunks their edges are built (definition '
+  'incremental input gives one batch (alter_input changes it). On an output with chunks their edges are built (definition '
   'version + 1); rerun resubmits the chunks an older definition built; wait allows running leases';
 ALTER FUNCTION dataflow.add_input(text, text, text, integer, integer, text, integer, boolean, boolean) SECURITY DEFINER;
 REVOKE EXECUTE ON FUNCTION dataflow.add_input(text, text, text, integer, integer, text, integer, boolean, boolean) FROM PUBLIC;
@@ -5927,6 +6015,11 @@ BEGIN
   END IF;
   new_rows := CASE WHEN batch_max_rows IS NULL THEN j.batch_max_rows
                    WHEN batch_max_rows = -1 THEN NULL ELSE batch_max_rows END;
+  IF new_rows IS DISTINCT FROM j.batch_max_rows THEN
+    -- after the job row, as a change of the flow: a batch being cut meanwhile is cut wholly
+    -- with the old cap, the next one with the new (_cut_batch holds 7403)
+    PERFORM pg_advisory_xact_lock(7403, j.id);
+  END IF;
   IF secret_params IS NOT NULL THEN
     PERFORM dataflow._check_secret_params(secret_params);
     SELECT s.params INTO old_secret FROM dataflow.job_secret s WHERE s.job_id = j.id;
@@ -6211,3 +6304,114 @@ RETURNS void AS 'MODULE_PATHNAME', 'df_count_done' LANGUAGE C VOLATILE SET searc
 
 REVOKE ALL ON FUNCTION dataflow._count(integer, integer, text, text, bigint, bigint, timestamptz),
   dataflow._count_done(integer, integer, timestamptz, bigint, bigint, bigint, timestamptz) FROM PUBLIC;
+
+-- ==== 22_jobs, 55_questions (issue 16 leftovers): drop_job takes the locks of a change in
+-- their order (7407, the job row, 7403, its output's chunks) and counts running leases after
+-- them; graph_dot shows batch_max_rows on a job and max_chunks on an incremental input.
+-- Changed bodies.
+DROP FUNCTION dataflow.drop_job(text);
+-- A change of the job graph, so it takes the locks of a change in their order
+-- (docs/internals.md §3): 7407 exclusive and the job row (_change_begin, 24_change.sql),
+-- 7403 for an incremental job, then its output's chunks (one dataset: chunk id order is
+-- the (rank, id) order); running leases are counted once those are held. A change or an
+-- expect() of the graph runs wholly before or after it: ranks recomputed from a graph
+-- that a concurrent add_input changed left an edge from a higher rank to a lower one.
+CREATE FUNCTION dataflow.drop_job(name text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE j dataflow.job := dataflow._change_begin(name);
+BEGIN
+  IF EXISTS (SELECT FROM dataflow.job_input x WHERE x.job_id = j.id AND x.mapping = 'incremental') THEN
+    PERFORM pg_advisory_xact_lock(7403, j.id);   -- no batch is cut meanwhile (47_incremental.sql)
+  END IF;
+  -- Its output becomes a source: its chunks no longer wait for the job's inputs. The
+  -- edges into them go too, or they would run from a higher rank to a lower one once
+  -- the ranks are recomputed, and the lock order (docs/internals.md) would not hold.
+  PERFORM 1 FROM dataflow.chunk c WHERE c.dataset_id = j.output_id ORDER BY c.id FOR UPDATE;
+  IF EXISTS (SELECT FROM dataflow.run r WHERE r.job_id = j.id AND r.status = 'running') THEN
+    RAISE EXCEPTION 'job "%" has running leases', j.name
+      USING ERRCODE = '55006', HINT = 'Pause it with dataflow.pause_job and wait for its runs to end.';
+  END IF;
+  DELETE FROM dataflow.dep d USING dataflow.chunk c WHERE c.dataset_id = j.output_id AND d.consumer = c.id;
+  DELETE FROM dataflow.latest_wait w USING dataflow.chunk c WHERE c.dataset_id = j.output_id AND w.consumer = c.id;
+  DELETE FROM dataflow.incremental_pending p WHERE p.job_id = j.id;
+  WITH moved AS (
+    UPDATE dataflow.chunk c SET unmet = 0, status = 'waiting', updated_at = now()
+      FROM dataflow.chunk o
+     WHERE o.id = c.id AND c.dataset_id = j.output_id AND c.status IN ('waiting', 'queued')
+       AND (c.unmet <> 0 OR c.status <> 'waiting')
+    RETURNING c.id, c.dataset_id, c.key, c.version, c.status AS new_status, o.status AS old_status
+  )
+  INSERT INTO dataflow.event (dataset_id, chunk_id, key, version, from_status, to_status, actor, detail)
+  SELECT m.dataset_id, m.id, m.key, m.version, m.old_status, m.new_status, dataflow._actor(),
+         jsonb_build_object('reason', 'job ' || j.name || ' dropped: a source now')
+    FROM moved m WHERE m.old_status <> m.new_status;
+  UPDATE dataflow.chunk c SET unmet = 0 WHERE c.dataset_id = j.output_id AND c.unmet <> 0;
+  DELETE FROM dataflow.job_input WHERE job_id = j.id;
+  DELETE FROM dataflow.job WHERE id = j.id;
+  PERFORM dataflow._rerank();
+END $$;
+COMMENT ON FUNCTION dataflow.drop_job(text) IS
+  'Drop a job with no running lease; its output chunks and run history stay';
+ALTER FUNCTION dataflow.drop_job(text) SECURITY DEFINER;
+REVOKE ALL ON FUNCTION dataflow.drop_job(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.drop_job(text) TO dataflow_admin;
+DROP FUNCTION dataflow.graph_dot();
+CREATE FUNCTION dataflow.graph_dot() RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE out text;
+BEGIN
+  WITH counts AS (
+    SELECT cc.dataset_id,
+           sum(cc.waiting) AS waiting, sum(cc.queued) AS queued, sum(cc.running) AS running,
+           sum(cc.ready) AS ready, sum(cc.validated) AS validated, sum(cc.invalid) AS invalid,
+           sum(cc.failed) AS failed, sum(cc.skipped) AS skipped, sum(cc.cancelled) AS cancelled
+      FROM dataflow.chunk_count cc GROUP BY cc.dataset_id
+  ), nodes AS (
+    SELECT format('  "ds:%s" [shape=box, style="rounded,filled", fillcolor="%s", label="%s\n%s"];',
+                  d.name,
+                  CASE WHEN coalesce(k.failed, 0) + coalesce(k.invalid, 0) > 0 THEN '#f4a6a6'
+                       WHEN coalesce(k.running, 0) > 0 THEN '#a6c8f4'
+                       WHEN coalesce(k.waiting, 0) + coalesce(k.queued, 0) > 0 THEN '#f4e3a6'
+                       WHEN coalesce(k.ready, 0) + coalesce(k.validated, 0) + coalesce(k.skipped, 0) > 0 THEN '#b5e6b5'
+                       ELSE '#eeeeee' END,
+                  d.name,
+                  coalesce(nullif(concat_ws(' ',
+                    CASE WHEN k.validated > 0 THEN k.validated || ' validated' END,
+                    CASE WHEN k.ready > 0 THEN k.ready || ' ready' END,
+                    CASE WHEN k.skipped > 0 THEN k.skipped || ' skipped' END,
+                    CASE WHEN k.running > 0 THEN k.running || ' running' END,
+                    CASE WHEN k.queued > 0 THEN k.queued || ' queued' END,
+                    CASE WHEN k.waiting > 0 THEN k.waiting || ' waiting' END,
+                    CASE WHEN k.failed > 0 THEN k.failed || ' failed' END,
+                    CASE WHEN k.invalid > 0 THEN k.invalid || ' invalid' END,
+                    CASE WHEN k.cancelled > 0 THEN k.cancelled || ' cancelled' END), ''), 'no chunks')) AS line,
+           1 AS grp, d.name AS sort
+      FROM dataflow.dataset d LEFT JOIN counts k ON k.dataset_id = d.id
+    UNION ALL
+    SELECT format('  "job:%s" [shape=ellipse, label="%s\n(%s%s%s)"%s];', j.name, j.name, j.dispatch,
+                  CASE WHEN j.max_concurrency IS NOT NULL THEN ', max ' || j.max_concurrency ELSE '' END,
+                  CASE WHEN j.batch_max_rows IS NOT NULL THEN ', batch_max_rows ' || j.batch_max_rows ELSE '' END,
+                  CASE WHEN j.paused THEN ', style=dashed, color=gray' ELSE '' END),
+           2, j.name
+      FROM dataflow.job j
+    UNION ALL
+    SELECT format('  "job:%s" -> "ds:%s";', j.name, d.name), 3, j.name
+      FROM dataflow.job j JOIN dataflow.dataset d ON d.id = j.output_id
+    UNION ALL
+    SELECT format('  "ds:%s" -> "job:%s" [label="%s"];', d.name, j.name,
+                  ji.mapping || CASE WHEN ji.mapping = 'window' THEN '(' || ji.lo || ',' || ji.hi || ')' ELSE '' END
+                  || CASE WHEN ji.need = 2 THEN ', validated' ELSE '' END
+                  || CASE WHEN ji.max_chunks IS NOT NULL THEN ', max_chunks ' || ji.max_chunks ELSE '' END),
+           4, j.name || d.name
+      FROM dataflow.job_input ji JOIN dataflow.job j ON j.id = ji.job_id JOIN dataflow.dataset d ON d.id = ji.dataset_id
+  )
+  SELECT 'digraph dataflow {' || E'\n' || '  rankdir=LR;' || E'\n' || '  node [fontname="Helvetica"];' || E'\n'
+         || coalesce(string_agg(line, E'\n' ORDER BY grp, sort), '') || E'\n}' || E'\n'
+    INTO out FROM nodes;
+  RETURN out;
+END $$;
+COMMENT ON FUNCTION dataflow.graph_dot() IS
+  'The dataset/job graph as Graphviz DOT, datasets coloured by status with chunk counts (dot -Tsvg)';
+ALTER FUNCTION dataflow.graph_dot() SECURITY DEFINER;
+REVOKE ALL ON FUNCTION dataflow.graph_dot() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dataflow.graph_dot() TO dataflow_reader;

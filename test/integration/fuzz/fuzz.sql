@@ -142,7 +142,7 @@ INSERT INTO fz.spec VALUES
  ('create_job(http)', 'SELECT dataflow.create_job(({NEWNAME})::text, ({DS})::text, ''http'', NULL, NULL, ({URL})::text, ''{}'', NULL, ({OINT})::integer, 3, ''1 second'', ''1 minute'', ({IVL})::interval, 0, NULL, ''{}'', ({OURL})::text)'),
  ('add_input', 'SELECT dataflow.add_input(({JOB})::text, ({DS})::text, ({MAPPING})::text, ({OINT})::integer, ({OINT})::integer, ({OREQUIRE})::text, ({OINT})::integer)'),
  ('drop_input', 'SELECT dataflow.drop_input(({JOB})::text, ({DS})::text, ({BOOL})::boolean, ({BOOL})::boolean)'),
- ('alter_input', 'SELECT dataflow.alter_input(({JOB})::text, ({DS})::text, ({MAPPING})::text, ({OINT})::integer, ({OINT})::integer, ({OREQUIRE})::text, ({BOOL})::boolean, ({BOOL})::boolean)'),
+ ('alter_input', 'SELECT dataflow.alter_input(({JOB})::text, ({DS})::text, ({MAPPING})::text, ({OINT})::integer, ({OINT})::integer, ({OREQUIRE})::text, ({OINT})::integer, ({BOOL})::boolean, ({BOOL})::boolean)'),
  ('drop_job', 'SELECT dataflow.drop_job(({JOB})::text)'),
  ('pause_job', 'SELECT dataflow.pause_job(({JOB})::text, ({BOOL})::boolean)'),
  ('alter_job', 'SELECT dataflow.alter_job(({JOB})::text, ({OPOOLNAME})::text, ({OINT})::integer, ({OINT})::integer, ({OIVL})::interval, ({OIVL})::interval, ({OIVL})::interval, ({OINT})::integer, ({OJSON})::jsonb, ({OINT})::bigint, ({OJSON})::jsonb, ({OURL})::text)'),
