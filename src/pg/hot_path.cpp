@@ -152,22 +152,42 @@ Stmt q_lease_chunks = {
     "   SET status = 'running', attempts = c.attempts + 1, run_id = r.run_id, updated_at = now()"
     "  FROM (SELECT u.id, nextval('dataflow.run_id_seq') AS run_id"
     "          FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, o) ORDER BY u.o) r"
-    " WHERE c.id = r.id"
-    " RETURNING c.run_id",
+    " WHERE c.id = r.id",
     1,
     {INT8ARRAYOID},
     nullptr};
 // The definition version read now, after the claim (see lease's comment in 45_lease.sql).
+// The runs, returned as the tasks lease() hands out (in run id order, the claim's): the
+// lineage rows are written first (q_run_input), so the task's inputs read them here.
 Stmt q_run_insert = {
-    "INSERT INTO dataflow.run (id, job_id, pool_id, chunk_id, version, attempt, worker, status, "
-    "deadline,"
-    "                          output_location, definition_version)"
+    "INSERT INTO dataflow.run (id, job_id, pool_id, chunk_id, version, attempt, worker, status,"
+    "                          deadline, output_location, definition_version)"
     "SELECT c.run_id, $2, $3, c.id, c.version, c.attempts, $4, 'running', clock_timestamp() + $5,"
     "       dataflow._location($6, $7, c.key, c.version),"
     "       (SELECT jb.definition_version FROM dataflow.job jb WHERE jb.id = $2)"
-    "  FROM dataflow.chunk c WHERE c.id = ANY ($1)",
-    7,
-    {INT8ARRAYOID, INT4OID, INT4OID, TEXTOID, INTERVALOID, TEXTOID, TEXTOID},
+    "  FROM dataflow.chunk c WHERE c.id = ANY ($1)"
+    " ORDER BY c.run_id"
+    " RETURNING id, token, $8::text, $7::text,"
+    "   (SELECT c.key FROM dataflow.chunk c WHERE c.id = run.chunk_id), version, attempt, "
+    "output_location,"
+    "   coalesce((SELECT jsonb_agg(jsonb_build_object('dataset', ids.name, 'key', ic.key,"
+    "                                                 'version', ri.version, 'location', "
+    "ic.location,"
+    "                                                 'row_count', ic.row_count, 'checksum', "
+    "ic.checksum)"
+    "                              ORDER BY ids.name, ic.ord, ic.key)"
+    "               FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id"
+    "               JOIN dataflow.dataset ids ON ids.id = ic.dataset_id"
+    "              WHERE ri.run_id = run.id), '[]'::jsonb),"
+    "   dataflow._with_secrets("
+    "     CASE WHEN $9 THEN $10 || dataflow._batch_params(run.id,"
+    "                        (SELECT c.key FROM dataflow.chunk c WHERE c.id = run.chunk_id), $11)"
+    "          ELSE $10 END,"
+    "     (SELECT s.params FROM dataflow.job_secret s WHERE s.job_id = $2)),"
+    "   deadline",
+    11,
+    {INT8ARRAYOID, INT4OID, INT4OID, TEXTOID, INTERVALOID, TEXTOID, TEXTOID, TEXTOID, BOOLOID,
+     JSONBOID, TEXTARRAYOID},
     nullptr};
 Stmt q_run_input = {
     "INSERT INTO dataflow.run_input (run_id, chunk_id, version)"
@@ -194,29 +214,6 @@ Stmt q_lease_events = {
     3,
     {INT8ARRAYOID, INT4OID, TEXTOID},
     nullptr};
-Stmt q_tasks = {
-    "SELECT r.id, r.token, $2::text, $3::text, c.key, c.version, c.attempts, r.output_location,"
-    "       coalesce((SELECT jsonb_agg(jsonb_build_object('dataset', ids2.name, 'key', ic.key, "
-    "'version', ri.version,"
-    "                                                     'location', ic.location, 'row_count', "
-    "ic.row_count,"
-    "                                                     'checksum', ic.checksum)"
-    "                                  ORDER BY ids2.name, ic.ord, ic.key)"
-    "                   FROM dataflow.run_input ri JOIN dataflow.chunk ic ON ic.id = ri.chunk_id"
-    "                   JOIN dataflow.dataset ids2 ON ids2.id = ic.dataset_id"
-    "                  WHERE ri.run_id = r.id), '[]'::jsonb),"
-    "       dataflow._with_secrets(CASE WHEN $4 THEN $5 || dataflow._batch_params(r.id, c.key, $6) "
-    "ELSE $5 END,"
-    "                              (SELECT s.params FROM dataflow.job_secret s WHERE s.job_id = "
-    "$7)),"
-    "       r.deadline"
-    "  FROM dataflow.chunk c JOIN dataflow.run r ON r.id = c.run_id"
-    " WHERE c.id = ANY ($1) AND r.id = ANY ($8)"
-    " ORDER BY r.id",
-    8,
-    {INT8ARRAYOID, TEXTOID, TEXTOID, BOOLOID, JSONBOID, TEXTARRAYOID, INT4OID, INT8ARRAYOID},
-    nullptr};
-
 // The live run behind a token (live_run).
 Stmt q_lock_by_token = {
     "SELECT c.id FROM dataflow.run rr JOIN dataflow.chunk c ON c.id = rr.chunk_id"
@@ -441,15 +438,18 @@ int16 shard(int32 space, int64 a, int64 b) {
 void count_move(int32 dataset, int32 backfill, const char* old_st, const char* new_st, int64 n,
                 Datum ord, bool ord_null, Datum at, bool at_null) {
     const int16 s = shard(7410, dataset, backfill);
-    Datum v[8] = {Int32GetDatum(dataset),
-                  Int32GetDatum(backfill),
-                  Int16GetDatum(s),
-                  CStringGetTextDatum(old_st),
-                  CStringGetTextDatum(new_st),
-                  Int64GetDatum(n),
-                  ord,
-                  at};
-    const char nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ord_null ? 'n' : ' ', at_null ? 'n' : ' ',
+    Datum v[8] = {Int32GetDatum(dataset), Int32GetDatum(backfill), Int16GetDatum(s),
+                  // a NULL status: chunks inserted (old) or deleted (new)
+                  old_st ? CStringGetTextDatum(old_st) : (Datum)0,
+                  new_st ? CStringGetTextDatum(new_st) : (Datum)0, Int64GetDatum(n), ord, at};
+    const char nulls[9] = {' ',
+                           ' ',
+                           ' ',
+                           old_st ? ' ' : 'n',
+                           new_st ? ' ' : 'n',
+                           ' ',
+                           ord_null ? 'n' : ' ',
+                           at_null ? 'n' : ' ',
                            '\0'};
     for (int attempt = 1; attempt <= 2; attempt++) {
         if (exec(q_count, v, nulls) > 0) return;
@@ -478,9 +478,9 @@ void count_done(int32 dataset, int32 backfill, Datum minute, int64 succeeded, in
         static_cast<double>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
     const int64 epoch_minute = static_cast<int64>(std::llround(epoch_seconds / 60.0));
     const int16 s = shard(7411, dataset, epoch_minute);
-    Datum v[8] = {Int32GetDatum(dataset),   Int32GetDatum(backfill), minute,
-                  Int16GetDatum(s),         Int64GetDatum(succeeded), Int64GetDatum(failed),
-                  started,                  Int64GetDatum(superseded)};
+    Datum v[8] = {
+        Int32GetDatum(dataset),   Int32GetDatum(backfill), minute,  Int16GetDatum(s),
+        Int64GetDatum(succeeded), Int64GetDatum(failed),   started, Int64GetDatum(superseded)};
     const char nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', started_null ? 'n' : ' ', ' ', '\0'};
     for (int attempt = 1; attempt <= 2; attempt++) {
         if (exec(q_done, v, nulls) > 0) return;
@@ -864,9 +864,6 @@ Datum df_lease(PG_FUNCTION_ARGS) {
     }
     const Datum id_array = int8_array(ids, got);
     exec_accounted(q_lease_chunks, const_cast<Datum*>(&id_array), nullptr);
-    Datum* run_ids = static_cast<Datum*>(palloc(sizeof(Datum) * got));
-    for (uint64 i = 0; i < SPI_processed; i++) run_ids[i] = col(i, 1);
-    const Datum run_array = int8_array(run_ids, static_cast<int>(got));
     // counters: queued -> running, one call per backfill among the claimed chunks
     for (int i = 0; i < got; i++) {
         bool seen = false;
@@ -876,17 +873,33 @@ Datum df_lease(PG_FUNCTION_ARGS) {
         for (int m = i; m < got; m++) k += backfills[m] == backfills[i];
         count_move(output_id, backfills[i], "queued", "running", k, (Datum)0, true, (Datum)0, true);
     }
-    {
-        Datum v[7] = {id_array,  Int32GetDatum(job_id), pool_id, PG_GETARG_DATUM(1),
-                      lease_for, ds_location,           ds_name};
-        const char nulls[8] = {' ', ' ', no_pool ? 'n' : ' ', ' ', ' ', no_location ? 'n' : ' ',
-                               ' ', '\0'};
-        exec(q_run_insert, v, nulls);
-    }
     exec(q_run_input, const_cast<Datum*>(&id_array), nullptr);
     if (has_latest) {
         Datum v[2] = {id_array, latest};
         exec(q_run_input_latest, v, nullptr);
+    }
+    {
+        Datum v[11] = {id_array,
+                       Int32GetDatum(job_id),
+                       pool_id,
+                       PG_GETARG_DATUM(1),
+                       lease_for,
+                       ds_location,
+                       ds_name,
+                       name,
+                       BoolGetDatum(incremental),
+                       params,
+                       batch_from};
+        const char nulls[12] = {
+            ' ', ' ', no_pool ? 'n' : ' ',       ' ', ' ', no_location ? 'n' : ' ', ' ', ' ',
+            ' ', ' ', no_batch_from ? 'n' : ' ', '\0'};
+        const uint64 rows = exec(q_run_insert, v, nulls);
+        for (uint64 i = 0; i < rows; i++) {
+            Datum values[11];
+            bool isnulls[11];
+            for (int c = 0; c < 11; c++) values[c] = col(i, c + 1, &isnulls[c]);
+            tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, isnulls);
+        }
     }
     {
         Datum v[3] = {id_array, Int32GetDatum(output_id), PG_GETARG_DATUM(1)};
@@ -896,24 +909,6 @@ Datum df_lease(PG_FUNCTION_ARGS) {
             exec(q_lease_events, v, nullptr);
         else
             exec_accounted(q_lease_events, v, nullptr);
-    }
-    {
-        Datum v[8] = {id_array,
-                      name,
-                      ds_name,
-                      BoolGetDatum(incremental),
-                      params,
-                      batch_from,
-                      Int32GetDatum(job_id),
-                      run_array};
-        const char nulls[9] = {' ', ' ', ' ', ' ', ' ', no_batch_from ? 'n' : ' ', ' ', ' ', '\0'};
-        const uint64 rows = exec(q_tasks, v, nulls);
-        for (uint64 i = 0; i < rows; i++) {
-            Datum values[11];
-            bool isnulls[11];
-            for (int c = 0; c < 11; c++) values[c] = col(i, c + 1, &isnulls[c]);
-            tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, isnulls);
-        }
     }
     SPI_finish();
     return (Datum)0;
@@ -946,8 +941,8 @@ Datum df_count_done(PG_FUNCTION_ARGS) {
         if (PG_ARGISNULL(i)) elog(ERROR, "pg_dataflow: dataflow._count_done needs arguments 1-6");
     SPI_connect();
     count_done(PG_GETARG_INT32(0), PG_GETARG_INT32(1), PG_GETARG_DATUM(2), PG_GETARG_INT64(3),
-               PG_GETARG_INT64(4), PG_GETARG_INT64(5), PG_ARGISNULL(6) ? (Datum)0 : PG_GETARG_DATUM(6),
-               PG_ARGISNULL(6));
+               PG_GETARG_INT64(4), PG_GETARG_INT64(5),
+               PG_ARGISNULL(6) ? (Datum)0 : PG_GETARG_DATUM(6), PG_ARGISNULL(6));
     SPI_finish();
     PG_RETURN_VOID();
 }
