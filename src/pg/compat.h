@@ -11,6 +11,8 @@
 //                              (15: allocated in a memory context; 17: tracked by a
 //                              ResourceOwner, none here: freed by the caller as before)
 //   VARDATA_ANY and friends    postgres.h until 15; 16 moved them to varatt.h
+//   df_index_beginscan(...)    index_beginscan without instrumentation (18 added an
+//                              IndexScanInstrumentation* argument)
 // Not version-guarded, because one spelling works everywhere: [[noreturn]] instead of
 // pg_attribute_noreturn() (18 removed it for pg_noreturn).
 #pragma once
@@ -22,6 +24,7 @@
 // 16 takes the 15 branches (its APIs here are 15's) but is not tested: no suite reachable
 // here ships it. The SQL refuses servers older than 15.4 (src/sql/90_security.sql).
 
+#include "access/genam.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "utils/memutils.h"
@@ -55,5 +58,14 @@ static inline WaitEventSet* df_create_wait_event_set(int nevents) {
     return CreateWaitEventSet(NULL, nevents);
 #else
     return CreateWaitEventSet(CurrentMemoryContext, nevents);
+#endif
+}
+
+static inline IndexScanDesc df_index_beginscan(Relation heap, Relation index, Snapshot snapshot,
+                                               int nkeys, int norderbys) {
+#if PG_VERSION_NUM >= 180000
+    return index_beginscan(heap, index, snapshot, NULL, nkeys, norderbys);
+#else
+    return index_beginscan(heap, index, snapshot, nkeys, norderbys);
 #endif
 }

@@ -561,7 +561,7 @@ int claim(int32 dataset, int32 want, Datum* ids, int32* backfills) {
     ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum(dataset));
     ScanKeyInit(&keys[1], 2, BTLessEqualStrategyNumber, F_TIMESTAMPTZ_LE,
                 TimestampTzGetDatum(GetCurrentTimestamp()));
-    IndexScanDesc scan = index_beginscan(heap, index, snap, 2, 0);
+    IndexScanDesc scan = df_index_beginscan(heap, index, snap, 2, 0);
     index_rescan(scan, keys, 2, nullptr, 0);
     TupleTableSlot* slot = table_slot_create(heap, nullptr);
     int got = 0;
